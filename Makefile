@@ -1,0 +1,169 @@
+# itl-sign: one static archive per layer, two binaries, Check unit tests, shell integration tests.
+#
+#   make            build everything into $(BUILD)/
+#   make demo       the whole job on a throwaway SoftHSM2 token (installs dependencies as root)
+#   make check      every test: unit + integration + fuzz regression corpus, then the same under
+#                   AddressSanitizer + UndefinedBehaviorSanitizer (installs dependencies as root)
+#   make test       the tests once, in this build only (no sanitizer pass)
+#   make asan       the tests under ASan + UBSan only
+#   make valgrind   the unit tests under valgrind
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300)
+#   make bench      the benchmark (see bench/README.md)
+#   make stress     the long crash-safety and load runs
+
+BUILD ?= build
+CC ?= cc
+OPT ?= -O2 -g
+SAN ?=
+PKGS := p11-kit-1 yaml-0.1 openssl
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+# Messages are truncated on purpose (snprintf into fixed buffers); gcc's truncation warning
+# would flag every one. clang has no such warning.
+NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 \
+	&& echo -Wno-format-truncation)
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 $(NO_TRUNC_WARN) \
+	-fstack-protector-strong \
+	-I. $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SAN) -pthread $(LDFLAGS)
+
+LAYERS := format pkcs11 policy signer
+# The binaries' main files are not part of their layer's archive.
+DAEMON_MAIN := signer/itl-signd.c
+
+layer_srcs = $(filter-out $(DAEMON_MAIN),$(wildcard $(1)/*.c))
+layer_objs = $(patsubst %.c,$(BUILD)/%.o,$(call layer_srcs,$(1)))
+
+LIB_format := $(BUILD)/libformat.a
+LIB_pkcs11 := $(BUILD)/libpkcs11tok.a
+LIB_policy := $(BUILD)/libpolicy.a
+LIB_signer := $(BUILD)/libsigner.a
+# Link order: users before what they use.
+LIBS := $(LIB_signer) $(LIB_policy) $(LIB_pkcs11) $(LIB_format)
+
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TOOL_SRCS))
+# tools/ objects other than main are shared with tests (command implementations).
+TOOL_LIB_OBJS := $(filter-out $(BUILD)/tools/main.o,$(TOOL_OBJS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_HELPER_SRCS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+UNIT_HELPER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(UNIT_HELPER_SRCS))
+
+FAULT_SRCS := $(wildcard tests/faultp11/*.c)
+FAULT_LIB := $(BUILD)/tests/libfaultp11.so
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(FUZZ_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+BINS := $(BUILD)/itl-sign $(BUILD)/itl-signd
+
+.SECONDARY:
+
+.PHONY: all deps demo check test unit integration asan valgrind fuzz fuzz-smoke fuzz-regress \
+	bench stress format-check clean
+
+all: $(BINS) $(UNIT_BINS) $(FAULT_LIB) $(BENCH_BINS) $(FUZZ_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(foreach l,$(LAYERS),$(eval $(LIB_$(l)): $(call layer_objs,$(l)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
+
+$(BUILD)/itl-sign: $(TOOL_OBJS) $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJS) $(LIBS) $(PKG_LIBS)
+
+$(BUILD)/itl-signd: $(BUILD)/$(DAEMON_MAIN:.c=.o) $(LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+# A unit test links only the layer its name starts with (test_format_*.c: libformat), so each
+# layer's tests build while other layers are being changed; test_tools_* link everything.
+define unit_test_rule
+$(BUILD)/tests/test_$(1)%: $(BUILD)/tests/unit/test_$(1)%.o $(UNIT_HELPER_OBJS) $(2)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$< $(UNIT_HELPER_OBJS) $(2) $$(PKG_LIBS) $$(CHECK_LIBS)
+endef
+$(eval $(call unit_test_rule,format,$(LIB_format)))
+$(eval $(call unit_test_rule,pkcs11,$(LIB_pkcs11)))
+$(eval $(call unit_test_rule,policy,$(LIB_policy)))
+$(eval $(call unit_test_rule,signer,$(LIBS)))
+$(eval $(call unit_test_rule,tools,$(TOOL_LIB_OBJS) $(LIBS)))
+
+$(BUILD)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+# The fault-injecting module is a PKCS#11 module: position independent, no sanitizer runtime
+# of its own (it is loaded into sanitized and unsanitized processes alike).
+$(FAULT_LIB): $(FAULT_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -shared -I. $(PKG_CFLAGS) \
+		-o $@ $(FAULT_SRCS) -ldl -pthread
+
+# Fuzz targets also build without libFuzzer, to replay the corpora in every test run.
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+deps:
+	@tools/install-deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tools/demo.sh
+
+# The README's test command: everything, then everything again under the sanitizers.
+check: deps
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory asan
+
+test: all
+	@BUILD=$(BUILD) tests/run-all.sh
+
+unit: all
+	@BUILD=$(BUILD) tests/run-all.sh unit
+
+integration: all
+	@BUILD=$(BUILD) tests/run-all.sh integration
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+valgrind: all
+	@BUILD=$(BUILD) tests/run-all.sh valgrind
+
+fuzz:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} tests/fuzz/run.sh
+
+fuzz-smoke:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-20} tests/fuzz/run.sh
+
+# Only what the benchmark runs: a test that does not compile must not block it.
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=build-bench OPT="-O2 -g" \
+		build-bench/itl-sign build-bench/itl-signd $(patsubst $(BUILD)/%,build-bench/%,$(BENCH_BINS))
+	@BUILD=build-bench bench/run.sh $(BENCH_ARGS)
+
+stress: all
+	@BUILD=$(BUILD) STRESS=1 tests/run-all.sh integration
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-bench build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

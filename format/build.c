@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format: writing signed files. Every builder writes the header without the SIGNATURE TLV,
+ * then finish_signed() pads, patches HEADERLENGTH, signs, splices the signature in and checks
+ * the result with the signer certificate (format.md section 4, build procedure).
+ */
+#include "format/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 2048
+
+X509 *signer_x509(const struct itl_signer *signer, struct itl_err *err)
+{
+    X509 *x = (X509 *)signer->cert_x509;
+
+    if (x && X509_up_ref(x) == 1)
+        return x;
+    return cert_parse(signer->cert_der, signer->cert_len, "the signer certificate", err);
+}
+
+int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
+                   struct itl_err *err)
+{
+    EVP_PKEY *pk;
+
+    *x = NULL;
+    if (!signer || !signer->sign || !signer->cert_der) {
+        itl_seterr(err, "no signer (certificate and signing callback) given");
+        return -1;
+    }
+    if (!digest_md(signer->digest, err))
+        return -1;
+    *x = signer_x509(signer, err);
+    if (!*x)
+        return -1;
+    pk = X509_get0_pubkey(*x);
+    if (!pk || !EVP_PKEY_is_a(pk, "RSA")) {
+        itl_seterr(err, "the signer certificate's key is not RSA: trust files are signed with "
+                        "RSA PKCS#1 v1.5");
+        goto fail;
+    }
+    *sig_bytes = (size_t)EVP_PKEY_get_size(pk);
+    *modcode = modulus_code(*sig_bytes);
+    if (*modcode < 0) {
+        itl_seterr(err,
+                   "the signer's RSA key is %d bits: SIGNATUREMODULUS can only say 512, 1024, "
+                   "2048 or 4096",
+                   EVP_PKEY_get_bits(pk));
+        goto fail;
+    }
+    return 0;
+fail:
+    X509_free(*x);
+    *x = NULL;
+    return -1;
+}
+
+static int write_signer_info(struct wbuf *b, X509 *signer, enum itl_signer_order order,
+                             enum itl_name_style names, struct itl_err *err)
+{
+    char name[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
+    uint8_t serial[128];
+    size_t serial_len, at;
+
+    if (cert_name_str(signer, 0, names, name, sizeof name, err) != 0 ||
+        cert_name_str(signer, 1, names, issuer, sizeof issuer, err) != 0 ||
+        cert_serial_bytes(signer, serial, sizeof serial, &serial_len, err) != 0)
+        return -1;
+    at = wb_open(b, HDR_SIGNER_INFO);
+    wb_tlv_str(b, HDR_SIGNER_NAME, name);
+    if (order == ITL_ORDER_NAME_ISSUER_SERIAL) {
+        wb_tlv_str(b, HDR_CA_NAME, issuer);
+        wb_tlv(b, HDR_SERIAL, serial, serial_len);
+    } else {
+        wb_tlv(b, HDR_SERIAL, serial, serial_len);
+        wb_tlv_str(b, HDR_CA_NAME, issuer);
+    }
+    wb_close(b, at);
+    return 0;
+}
+
+static void write_signature_info(struct wbuf *b, int digest, uint8_t sig_algorithm, int modulus)
+{
+    size_t info = wb_open(b, HDR_SIGNATURE_INFO), algo;
+
+    wb_tlv_u8(b, HDR_DIGEST, (uint8_t)digest);
+    algo = wb_open(b, HDR_ALGO_INFO);
+    wb_tlv_u8(b, HDR_SIG_ALGORITHM, sig_algorithm);
+    wb_tlv_u8(b, HDR_SIG_MODULUS, (uint8_t)modulus);
+    wb_close(b, algo);
+    wb_close(b, info);
+}
+
+static void write_version(struct wbuf *b, uint8_t major, uint8_t minor)
+{
+    uint8_t v[2] = {major, minor};
+
+    wb_tlv(b, HDR_VERSION, v, 2);
+    wb_tlv_u16(b, HDR_LENGTH, 0); /* patched by finish_signed */
+}
+
+static void write_timestamp(struct wbuf *b, uint32_t t)
+{
+    uint8_t be[4] = {(uint8_t)(t >> 24), (uint8_t)(t >> 16), (uint8_t)(t >> 8), (uint8_t)t};
+
+    wb_tlv(b, HDR_TIMESTAMP, be, 4);
+}
+
+static int call_signer(const struct itl_signer *signer, const uint8_t *msg, size_t msg_len,
+                       uint8_t *sig, size_t *sig_len, struct itl_err *err)
+{
+    const EVP_MD *md = digest_md(signer->digest, err);
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    size_t digest_len;
+    struct itl_err cb_err = {{0}};
+
+    if (!md || digest_two(md, msg, msg_len, NULL, 0, digest, &digest_len) != 0) {
+        itl_seterr(err, "cannot compute the digest of the %zu bytes to sign", msg_len);
+        return -1;
+    }
+    if (signer->sign(signer->ctx, signer->digest, msg, msg_len, digest, digest_len, sig, sig_len,
+                     &cb_err) != 0) {
+        itl_seterr(err, "%s", cb_err.msg[0] ? cb_err.msg : "the signer failed");
+        return -1;
+    }
+    return 0;
+}
+
+int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
+                  const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
+                  size_t *out_len, struct itl_err *err)
+{
+    uint8_t sig[1024];
+    size_t sig_len = sizeof sig, want, header_len, total;
+    uint8_t *file;
+    struct itl_file check;
+    struct itl_err verr;
+    X509 *sx = signer_x509(signer, err);
+    int rc = -1;
+
+    if (!sx)
+        return -1;
+    want = (size_t)EVP_PKEY_get_size(X509_get0_pubkey(sx));
+    while ((b->len + 3 + want) % 4 != 0)
+        wb_u8(b, PADDING_BYTE);
+    header_len = b->len + 3 + want;
+    if (header_len > TLV_MAX) {
+        itl_seterr(err, "the header would be %zu bytes: HEADERLENGTH is a u16 (at most 65535)",
+                   header_len);
+        goto out;
+    }
+    wb_patch_u16(b, 8, (uint16_t)header_len);
+    wb_put(b, tail, tail_len);
+    if (b->too_long) {
+        itl_seterr(err, "a header field is longer than 65535 bytes, the most a TLV length says");
+        goto out;
+    }
+    if (b->oom) {
+        itl_seterr(err, "out of memory building a %zu-byte file", b->len + 3 + want);
+        goto out;
+    }
+    if (call_signer(signer, b->p, b->len, sig, &sig_len, err) != 0)
+        goto out;
+    if (sig_len != want) {
+        itl_seterr(err, "the signer returned a %zu-byte signature; its key makes %zu-byte ones",
+                   sig_len, want);
+        goto out;
+    }
+    total = b->len + 3 + sig_len;
+    file = malloc(total);
+    if (!file) {
+        itl_seterr(err, "out of memory building a %zu-byte file", total);
+        goto out;
+    }
+    memcpy(file, b->p, sig_at);
+    file[sig_at] = HDR_SIGNATURE;
+    file[sig_at + 1] = (uint8_t)(sig_len >> 8);
+    file[sig_at + 2] = (uint8_t)sig_len;
+    memcpy(file + sig_at + 3, sig, sig_len);
+    memcpy(file + sig_at + 3 + sig_len, b->p + sig_at, b->len - sig_at);
+
+    if (itl_parse(file, total, kind, &check, &verr) != 0 || verify_with_x509(&check, sx, &verr)) {
+        itl_seterr(err, "the file just built does not verify with the signer certificate: %s",
+                   verr.msg);
+        itl_file_free(&check);
+        free(file);
+        goto out;
+    }
+    itl_file_free(&check);
+    *out = file;
+    *out_len = total;
+    rc = 0;
+out:
+    X509_free(sx);
+    return rc;
+}
+
+/* ---- ITL / CTL ---- */
+
+static int signer_is_sast_entry(const struct itl_entry *entries, size_t n,
+                                const struct itl_signer *signer)
+{
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].function == ITL_ROLE_SAST && entries[i].cert_len == signer->cert_len &&
+            memcmp(entries[i].cert_der, signer->cert_der, signer->cert_len) == 0)
+            return 1;
+    return 0;
+}
+
+static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
+                        enum itl_layout layout, enum itl_name_style names, struct itl_err *err)
+{
+    char what[64], subject[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
+    uint8_t serial[128], *pub = NULL;
+    size_t serial_len, pub_len = 0, at = r->len, sig_len, rec_len;
+    const uint8_t *sig;
+    X509 *x;
+    int rc = -1;
+
+    snprintf(what, sizeof what, "the certificate of entry #%zu", index);
+    x = cert_parse(e->cert_der, e->cert_len, what, err);
+    if (!x)
+        return -1;
+    if (e->function > 0xffff) {
+        itl_seterr(err, "entry #%zu: FUNCTION %u does not fit in 16 bits", index, e->function);
+        goto out;
+    }
+    if (cert_name_str(x, 0, names, subject, sizeof subject, err) != 0 ||
+        cert_name_str(x, 1, names, issuer, sizeof issuer, err) != 0 ||
+        cert_serial_bytes(x, serial, sizeof serial, &serial_len, err) != 0)
+        goto out;
+    if (cert_public_key_der(x, &pub, &pub_len) != 0) {
+        itl_seterr(err, "%s has a public key that cannot be encoded", what);
+        goto out;
+    }
+    cert_signature_value(x, &sig, &sig_len);
+
+    wb_u8(r, 1); /* RECORDLENGTH: patched below, counts its own 5 bytes */
+    wb_u16(r, 2);
+    wb_u16(r, 0);
+    if (layout == ITL_LAYOUT_CUCM) {
+        wb_tlv_str(r, REC_DNSNAME, "");
+        wb_tlv_str(r, REC_SUBJECT, subject);
+        wb_tlv_u16(r, REC_FUNCTION, (uint16_t)e->function);
+        wb_tlv_str(r, REC_ISSUER, issuer);
+        wb_tlv(r, REC_SERIAL, serial, serial_len);
+    } else {
+        wb_tlv_str(r, REC_SUBJECT, subject);
+        wb_tlv_str(r, REC_ISSUER, issuer);
+        wb_tlv(r, REC_SERIAL, serial, serial_len);
+        wb_tlv_u16(r, REC_FUNCTION, (uint16_t)e->function);
+    }
+    wb_tlv(r, REC_PUBLIC_KEY, pub, pub_len);
+    wb_tlv(r, REC_SIGNATURE, sig, sig_len);
+    wb_tlv(r, REC_CERTIFICATE, e->cert_der, e->cert_len);
+    rec_len = r->len - at;
+    if (r->too_long || rec_len > TLV_MAX) {
+        itl_seterr(err,
+                   "entry #%zu (%s): its record would be %zu bytes, more than RECORDLENGTH (u16) "
+                   "can say",
+                   index, subject, rec_len);
+        goto out;
+    }
+    wb_patch_u16(r, at + 3, (uint16_t)rec_len);
+    rc = 0;
+out:
+    OPENSSL_free(pub);
+    X509_free(x);
+    return rc;
+}
+
+int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,
+                  const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                  struct itl_err *err)
+{
+    struct wbuf b = {0}, r = {0};
+    X509 *sx = NULL;
+    size_t sig_bytes, sig_at;
+    int modcode, rc = -1;
+    uint8_t sv[2];
+
+    if (!entries || n == 0 || !opts) {
+        itl_seterr(err, "an ITL/CTL needs at least one certificate");
+        return -1;
+    }
+    if (signer_prepare(signer, &sx, &sig_bytes, &modcode, err) != 0)
+        return -1;
+    if (!signer_is_sast_entry(entries, n, signer)) {
+        itl_seterr(err, "the signer certificate is not one of the SAST entries: phones could not "
+                        "verify the file with a certificate it contains");
+        goto out;
+    }
+    write_version(&b, 1, 2);
+    if (opts->signer_version) {
+        sv[0] = (uint8_t)(opts->signer_version >> 8);
+        sv[1] = (uint8_t)opts->signer_version;
+        wb_tlv(&b, HDR_SIGNER_VERSION, sv, 2);
+    }
+    if (write_signer_info(&b, sx, opts->signer_order, opts->names, err) != 0)
+        goto out;
+    write_signature_info(&b, signer->digest, 0, modcode);
+    sig_at = b.len;
+    wb_tlv_str(&b, HDR_FILENAME, opts->filename ? opts->filename : "ITLFile.tlv");
+    write_timestamp(&b, opts->timestamp);
+    for (size_t i = 0; i < n; i++)
+        if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, err) != 0)
+            goto out;
+    if (r.oom) {
+        itl_seterr(err, "out of memory building the records");
+        goto out;
+    }
+    rc = finish_signed(&b, sig_at, r.p, r.len, signer, ITL_KIND_TLV, out, out_len, err);
+out:
+    X509_free(sx);
+    wb_free(&b);
+    wb_free(&r);
+    return rc;
+}
+
+/* ---- re-sign (reset) ---- */
+
+/* The raw value of a record's field, NUL included, as the phones already hold it. */
+static const struct itl_tlv *record_tlv(const struct itl_record *r, uint8_t tag)
+{
+    for (size_t i = 0; i < r->n_tlvs; i++)
+        if (r->tlvs[i].tag == tag)
+            return &r->tlvs[i];
+    return NULL;
+}
+
+struct resign {
+    const struct itl_record *rec;
+    size_t index;
+    int digest, modcode;
+    uint32_t timestamp;
+    int wrote_timestamp;
+    size_t sig_at;
+};
+
+/* The replacement of a header field, or copy when the field stays as it is. */
+static int resign_field(struct wbuf *b, const struct itl_tlv *t, struct resign *rs,
+                        struct itl_err *err)
+{
+    static const struct {
+        uint8_t header_tag, record_tag;
+        const char *name;
+    } signer_fields[] = {
+        {HDR_SIGNER_NAME, REC_SUBJECT, "SUBJECTNAME"},
+        {HDR_SERIAL, REC_SERIAL, "SERIALNUMBER"},
+        {HDR_CA_NAME, REC_ISSUER, "ISSUERNAME"},
+    };
+
+    for (size_t i = 0; i < 3; i++) {
+        const struct itl_tlv *src;
+        if (t->tag != signer_fields[i].header_tag)
+            continue;
+        src = record_tlv(rs->rec, signer_fields[i].record_tag);
+        if (!src) {
+            itl_seterr(err, "record #%zu has no %s to name the signer with", rs->index,
+                       signer_fields[i].name);
+            return -1;
+        }
+        wb_tlv(b, t->tag, src->value.ptr, src->value.len);
+        return 0;
+    }
+    switch (t->tag) {
+    case HDR_LENGTH:
+        wb_tlv_u16(b, HDR_LENGTH, 0);
+        return 0;
+    case HDR_DIGEST:
+        wb_tlv_u8(b, HDR_DIGEST, (uint8_t)rs->digest);
+        return 0;
+    case HDR_SIG_MODULUS:
+        wb_tlv_u8(b, HDR_SIG_MODULUS, (uint8_t)rs->modcode);
+        return 0;
+    case HDR_SIG_ALGORITHM:
+        wb_tlv_u8(b, HDR_SIG_ALGORITHM, 0);
+        return 0;
+    case HDR_SIGNATURE:
+        rs->sig_at = b->len;
+        return 0;
+    case HDR_TIMESTAMP:
+        write_timestamp(b, rs->timestamp);
+        rs->wrote_timestamp = 1;
+        return 0;
+    default:
+        wb_tlv(b, t->tag, t->value.ptr, t->value.len);
+        return 0;
+    }
+}
+
+static int is_container_tag(uint8_t tag)
+{
+    return tag == HDR_SIGNER_INFO || tag == HDR_SIGNATURE_INFO || tag == HDR_ALGO_INFO ||
+           tag == HDR_ENC_INFO || tag == HDR_ENC_IV_INFO || tag == HDR_ENC_KEY_INFO;
+}
+
+/* The input's header TLVs in their order and nesting, with the signer's fields replaced. */
+static int resign_header(struct wbuf *b, const struct itl_header *h, struct resign *rs,
+                         struct itl_err *err)
+{
+    struct {
+        size_t out_at, in_end;
+    } open[8];
+    int depth = 0;
+
+    for (size_t i = 0; i < h->n_tlvs; i++) {
+        const struct itl_tlv *t = &h->tlvs[i];
+        while (depth > 0 && t->offset >= open[depth - 1].in_end)
+            wb_close(b, open[--depth].out_at);
+        if (is_container_tag(t->tag)) {
+            if (depth == 8) {
+                itl_seterr(err, "containers nested too deep to re-sign");
+                return -1;
+            }
+            open[depth].out_at = wb_open(b, t->tag);
+            open[depth++].in_end = t->offset + 3 + t->value.len;
+            continue;
+        }
+        if (resign_field(b, t, rs, err) != 0)
+            return -1;
+    }
+    while (depth > 0)
+        wb_close(b, open[--depth].out_at);
+    if (!rs->wrote_timestamp)
+        write_timestamp(b, rs->timestamp);
+    return 0;
+}
+
+static int resign_signer_matches(const struct itl_record *r, size_t index, X509 *sx,
+                                 const struct itl_signer *signer, struct itl_err *err)
+{
+    uint8_t serial[128];
+    size_t serial_len;
+
+    if (r->certificate.ptr) {
+        if (r->certificate.len == signer->cert_len &&
+            memcmp(r->certificate.ptr, signer->cert_der, signer->cert_len) == 0)
+            return 0;
+        itl_seterr(err, "the signer certificate is not the certificate of record #%zu", index);
+        return -1;
+    }
+    if (cert_serial_bytes(sx, serial, sizeof serial, &serial_len, err) != 0)
+        return -1;
+    if (r->serial.ptr && serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
+        return 0;
+    itl_seterr(err, "the signer certificate's serial number is not that of record #%zu", index);
+    return -1;
+}
+
+int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t timestamp,
+                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                   struct itl_err *err)
+{
+    struct wbuf b = {0};
+    X509 *sx = NULL;
+    size_t sig_bytes;
+    struct resign rs = {0};
+    const struct itl_record *r;
+    int rc = -1;
+
+    if (!f || f->kind != ITL_KIND_TLV) {
+        itl_seterr(err, "only an ITL/CTL (.tlv) can be re-signed this way");
+        return -1;
+    }
+    if (signer_record >= f->n_records) {
+        itl_seterr(err, "there is no signer record: the file has %zu records and none is it",
+                   f->n_records);
+        return -1;
+    }
+    r = &f->records[signer_record];
+    if (!r->has_function || r->function != ITL_ROLE_SAST) {
+        itl_seterr(err, "record #%zu is %s, not a SAST record: phones accept only a SAST signer",
+                   signer_record + 1, itl_role_name(r->function));
+        return -1;
+    }
+    if (signer_prepare(signer, &sx, &sig_bytes, &rs.modcode, err) != 0)
+        return -1;
+    if (resign_signer_matches(r, signer_record + 1, sx, signer, err) != 0)
+        goto out;
+    rs.rec = r;
+    rs.index = signer_record + 1;
+    rs.digest = signer->digest;
+    rs.timestamp = timestamp;
+    rs.sig_at = 0;
+    if (resign_header(&b, &f->hdr, &rs, err) != 0)
+        goto out;
+    rc = finish_signed(&b, rs.sig_at, f->data + f->hdr.header_length, f->len - f->hdr.header_length,
+                       signer, ITL_KIND_TLV, out, out_len, err);
+out:
+    X509_free(sx);
+    wb_free(&b);
+    return rc;
+}
+
+/* ---- .sgn ---- */
+
+int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
+                     const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
+                     struct itl_err *err)
+{
+    write_version(b, major, minor);
+    if (write_signer_info(b, sx, opts->signer_order, opts->names, err) != 0)
+        return -1;
+    write_signature_info(b, digest, 0, modcode);
+    *sig_at = b->len;
+    wb_tlv_str(b, HDR_FILENAME, opts->filename);
+    write_timestamp(b, opts->timestamp);
+    return 0;
+}
+
+int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_sgn_opts *opts,
+                  const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                  struct itl_err *err)
+{
+    struct wbuf b = {0};
+    X509 *sx = NULL;
+    size_t sig_bytes, sig_at;
+    int modcode, rc = -1;
+
+    if (!opts || !opts->filename || !opts->filename[0]) {
+        itl_seterr(err, "a .sgn needs its FILENAME (the logical name, e.g. SEP0011.cnf.xml.sgn)");
+        return -1;
+    }
+    if (!payload && payload_len > 0) {
+        itl_seterr(err, "no payload");
+        return -1;
+    }
+    if (signer_prepare(signer, &sx, &sig_bytes, &modcode, err) != 0)
+        return -1;
+    if (write_sgn_header(&b, 1, 0, sx, opts, signer->digest, modcode, &sig_at, err) == 0)
+        rc = finish_signed(&b, sig_at, payload, payload_len, signer, ITL_KIND_SGN, out, out_len,
+                           err);
+    X509_free(sx);
+    wb_free(&b);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* format: helpers shared by the codec's sources. Not part of the public API. */
+#ifndef ITL_FORMAT_INTERNAL_H
+#define ITL_FORMAT_INTERNAL_H
+
+#include "format/itl.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* Tag numbers (format.md sections 2, 3 and 9). */
+enum {
+    HDR_VERSION = 1,
+    HDR_LENGTH = 2,
+    HDR_SIGNER_INFO = 3,
+    HDR_SIGNER_NAME = 4,
+    HDR_SERIAL = 5,
+    HDR_CA_NAME = 6,
+    HDR_SIGNATURE_INFO = 7,
+    HDR_DIGEST = 8,
+    HDR_ALGO_INFO = 9,
+    HDR_SIG_ALGORITHM = 10,
+    HDR_SIG_MODULUS = 11,
+    HDR_SIGNATURE = 12,
+    HDR_PADDING = 13,
+    HDR_FILENAME = 14,
+    HDR_TIMESTAMP = 15,
+    HDR_ENC_INFO = 16,
+    HDR_ENC_IV_INFO = 17,
+    HDR_ENC_UNKNOWN1 = 18,
+    HDR_ENC_IV = 19,
+    HDR_ENC_PADDING = 20,
+    HDR_ENC_KEY_INFO = 21,
+    HDR_ENC_UNKNOWN2 = 22,
+    HDR_ENC_KEY_SIZE = 23,
+    HDR_ENC_KEY_ALGORITHM = 24,
+    HDR_ENC_KEY = 25,
+    HDR_ENC_HASH_ALGORITHM = 26,
+    HDR_ENC_HASH = 27,
+    HDR_SIGNER_VERSION = 28,
+};
+
+enum {
+    REC_LENGTH = 1,
+    REC_DNSNAME = 2,
+    REC_SUBJECT = 3,
+    REC_FUNCTION = 4,
+    REC_ISSUER = 5,
+    REC_SERIAL = 6,
+    REC_PUBLIC_KEY = 7,
+    REC_SIGNATURE = 8,
+    REC_CERTIFICATE = 9,
+    REC_IPADDRESS = 10,
+    REC_CERTHASH = 11,
+    REC_HASH_ALGORITHM = 12,
+};
+
+#define PADDING_BYTE 0x0D
+#define TLV_MAX 65535u
+
+/* Fills err (which may be NULL) with one sentence. */
+void itl_seterr(struct itl_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A growing output buffer. Allocation failure is sticky and reported once at the end. */
+struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+    int too_long; /* a TLV value did not fit its u16 length */
+};
+
+void wb_put(struct wbuf *b, const void *data, size_t n);
+void wb_u8(struct wbuf *b, uint8_t v);
+void wb_u16(struct wbuf *b, uint16_t v);
+/* tag | u16 length | value */
+void wb_tlv(struct wbuf *b, uint8_t tag, const void *value, size_t n);
+void wb_tlv_u8(struct wbuf *b, uint8_t tag, uint8_t v);
+void wb_tlv_u16(struct wbuf *b, uint8_t tag, uint16_t v);
+/* A string with its NUL terminator counted in the length. */
+void wb_tlv_str(struct wbuf *b, uint8_t tag, const char *s);
+/* Opens a container or RECORDLENGTH-style field whose length is patched later. */
+size_t wb_open(struct wbuf *b, uint8_t tag);
+/* Patches the u16 length at `at` (the tag offset) to the bytes written after its 3-byte header. */
+void wb_close(struct wbuf *b, size_t at);
+void wb_patch_u16(struct wbuf *b, size_t at, uint16_t v);
+void wb_free(struct wbuf *b);
+
+uint16_t get_u16(const uint8_t *p);
+uint32_t get_u32(const uint8_t *p);
+
+/* The certificate, parsed; the whole input must be one DER certificate. NULL with err set. */
+X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_err *err);
+/* The signer's certificate, parsed: the caller's (signer->cert_x509) with a new reference, or
+ * parsed from signer->cert_der. Free with X509_free. */
+X509 *signer_x509(const struct itl_signer *signer, struct itl_err *err);
+/* itl_verify_with_cert for a parsed certificate. */
+int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_err *err);
+/* PKCS#1 RSAPublicKey DER (RSA) or X9.62 point (EC). *out malloc'd. */
+int cert_public_key_der(X509 *x, uint8_t **out, size_t *out_len);
+/* The certificate's signatureValue bytes (a view into x). */
+void cert_signature_value(X509 *x, const uint8_t **p, size_t *n);
+/* Name of the certificate's subject (issuer != 0: issuer) in the given style. */
+int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, size_t out_size,
+                  struct itl_err *err);
+int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len, struct itl_err *err);
+
+/* Equal as unsigned integers (leading zero bytes ignored). */
+int serial_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+
+/* The EVP_MD of a digest code, or NULL with err set. */
+const EVP_MD *digest_md(int digest, struct itl_err *err);
+/* Digest of msg[0:a) || msg[b:len) in one pass (the signed bytes without copying). */
+int digest_two(const EVP_MD *md, const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2,
+               uint8_t *out, size_t *out_len);
+
+/* SIGNATUREMODULUS code for a modulus of this many bytes, or -1. */
+int modulus_code(size_t bytes);
+
+/*
+ * Finishes a signed file: `b` holds the header without the SIGNATURE TLV (which belongs at
+ * `sig_at`), with HEADERLENGTH at offset 5, but no padding yet; `tail` (records or payload) is
+ * appended after padding. Signs, splices and verifies the result with the signer certificate.
+ */
+int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
+                  const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
+                  size_t *out_len, struct itl_err *err);
+
+/* Checks the signer (RSA certificate, known digest, callback) and returns its parsed
+ * certificate, signature length and SIGNATUREMODULUS code. */
+int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
+                   struct itl_err *err);
+/* The header of a .sgn / .enc.sgn up to TIMESTAMP; *sig_at is where the SIGNATURE goes. */
+int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
+                     const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
+                     struct itl_err *err);
+
+#endif

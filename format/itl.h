@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format: Cisco phone trust files (ITL/CTL .tlv, .sgn, .enc.sgn). See docs/format.md.
+ *
+ * Pure functions: bytes in, bytes out. No file I/O, no clock, no globals, no PKCS#11.
+ * Signing is a callback (struct itl_signer). Every parser bound-checks every length and
+ * reports the offset and the field that is wrong.
+ *
+ * Parsed structures hold views (struct itl_bytes) into the caller's buffer: keep the
+ * buffer alive as long as the parsed file.
+ */
+#ifndef ITL_FORMAT_ITL_H
+#define ITL_FORMAT_ITL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ITL_ERR_LEN 512
+
+/* Every failing call fills msg with one sentence that names the field and the offset. */
+struct itl_err {
+    char msg[ITL_ERR_LEN];
+};
+
+/* A view into a caller-owned buffer. Strings are stored without their NUL terminator. */
+struct itl_bytes {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+enum itl_kind {
+    ITL_KIND_AUTO = 0, /* as an input hint: detect */
+    ITL_KIND_TLV,      /* ITL / CTL trust list */
+    ITL_KIND_SGN,      /* signed file: header + original bytes */
+    ITL_KIND_ENC_SGN,  /* encrypted config: header with tags 16..27 + ciphertext */
+};
+
+/* Digest codes as written in tag 8 (format.md section 2). */
+enum itl_digest {
+    ITL_DIGEST_SHA1 = 1,
+    ITL_DIGEST_SHA256 = 2,
+    ITL_DIGEST_SHA512 = 3,
+};
+
+/* FUNCTION codes of ITL/CTL records. Unknown codes are kept as they are. */
+enum itl_role {
+    ITL_ROLE_SAST = 0,
+    ITL_ROLE_CCM = 1,
+    ITL_ROLE_CCM_TFTP = 2,
+    ITL_ROLE_TFTP = 3,
+    ITL_ROLE_CAPF = 4,
+    ITL_ROLE_SRST = 5,
+    ITL_ROLE_APP_SERVER = 7,
+    ITL_ROLE_TVS = 21,
+};
+
+/* Order of the fields inside the signer-info container (tag 3). */
+enum itl_signer_order {
+    ITL_ORDER_NAME_SERIAL_ISSUER = 0, /* 4,5,6: CUCM and certutils <= 4.12 */
+    ITL_ORDER_NAME_ISSUER_SERIAL = 1, /* 4,6,5: certutils 4.13 */
+};
+
+/* How a certificate's distinguished name is written into SIGNERNAME/SUBJECTNAME/ISSUERNAME. */
+enum itl_name_style {
+    ITL_NAMES_CUCM = 0,     /* "CN=a;OU=b;C=US": most specific first (RFC 4514, the reverse of
+                               the DER order), ';' separated, as CUCM (Java) writes them */
+    ITL_NAMES_CERTUTILS = 1 /* "CN=a,OU=b,O=c" : attributes in DER order, ',' separated */
+};
+
+/* Record layouts the builder can write. */
+enum itl_layout {
+    ITL_LAYOUT_CUCM = 0,     /* tags 1,2,3,4,5,6,7,8,9 in numeric order, DNSNAME "\0" */
+    ITL_LAYOUT_CERTUTILS = 1 /* tags 1,3,5,6,4,7,8,9 (certutils 4.13), no DNSNAME */
+};
+
+/* An unknown or uninterpreted TLV, kept so nothing is lost when printing or re-signing. */
+struct itl_tlv {
+    uint8_t tag;
+    uint8_t depth;          /* 0 at the top level, 1 inside one container, ... */
+    size_t offset;          /* offset of the tag byte in the file */
+    struct itl_bytes value; /* a container's value is its nested TLVs */
+};
+
+#define ITL_MAX_EXTRA_TLVS 16
+#define ITL_MAX_HEADER_TLVS 64
+
+struct itl_enc_info {
+    int present;
+    uint8_t unknown1;             /* tag 18 */
+    struct itl_bytes iv;          /* tag 19, 16 bytes */
+    uint16_t padding;             /* tag 20 */
+    uint8_t unknown2;             /* tag 22 */
+    uint16_t key_size_bits;       /* tag 23 */
+    uint8_t key_algorithm;        /* tag 24 */
+    struct itl_bytes wrapped_key; /* tag 25 */
+    int hash_algorithm;           /* tag 26, digest code, 0 when absent */
+    struct itl_bytes hash;        /* tag 27 */
+};
+
+struct itl_header {
+    uint8_t version_major, version_minor; /* tag 1 */
+    uint16_t header_length;               /* tag 2: offset of the first record / payload */
+    int has_signer_version;               /* tag 28 present */
+    uint8_t signer_version[2];
+    enum itl_signer_order signer_order;
+    struct itl_bytes signer_name;   /* tag 4, without NUL */
+    struct itl_bytes signer_serial; /* tag 5 */
+    struct itl_bytes signer_issuer; /* tag 6, without NUL */
+    int digest;                     /* tag 8, raw code (may be unknown) */
+    uint8_t sig_algorithm;          /* tag 10 */
+    uint8_t sig_modulus;            /* tag 11 */
+    size_t sig_offset;              /* offset of the tag-12 byte */
+    struct itl_bytes signature;     /* tag 12 value */
+    struct itl_bytes filename;      /* tag 14, without NUL */
+    int has_timestamp;
+    uint32_t timestamp; /* tag 15 */
+    size_t padding;     /* number of single-byte padding tags at the end of the header */
+    struct itl_enc_info enc;
+    size_t n_extra; /* header TLVs this codec does not interpret, in file order */
+    struct itl_tlv extra[ITL_MAX_EXTRA_TLVS];
+    size_t n_tlvs; /* every header TLV in file order (containers too, padding not) */
+    struct itl_tlv tlvs[ITL_MAX_HEADER_TLVS];
+};
+
+#define ITL_MAX_RECORD_TLVS 16
+
+struct itl_record {
+    size_t offset;    /* offset of the RECORDLENGTH tag in the file */
+    uint16_t length;  /* RECORDLENGTH: whole record including its own 5 bytes */
+    int has_function; /* tag 4 present */
+    uint16_t function;
+    struct itl_bytes dnsname;     /* tag 2 (ptr NULL when absent), without NUL */
+    struct itl_bytes subject;     /* tag 3, without NUL */
+    struct itl_bytes issuer;      /* tag 5, without NUL */
+    struct itl_bytes serial;      /* tag 6 */
+    struct itl_bytes public_key;  /* tag 7: PKCS#1 RSAPublicKey DER */
+    struct itl_bytes signature;   /* tag 8: the certificate's signatureValue */
+    struct itl_bytes certificate; /* tag 9: DER X.509 */
+    struct itl_bytes ipaddress;   /* tag 10 */
+    struct itl_bytes certhash;    /* tag 11 */
+    int has_hash_algorithm;       /* tag 12 present */
+    uint8_t hash_algorithm;
+    size_t n_tlvs; /* every TLV of the record in file order (tag 1 included) */
+    struct itl_tlv tlvs[ITL_MAX_RECORD_TLVS];
+};
+
+struct itl_file {
+    enum itl_kind kind;
+    const uint8_t *data; /* the caller's buffer */
+    size_t len;
+    struct itl_header hdr;
+    struct itl_record *records; /* .tlv only; owned, freed by itl_file_free */
+    size_t n_records;
+    struct itl_bytes payload; /* .sgn: original bytes; .enc.sgn: ciphertext */
+};
+
+/* Parse any trust file. `hint` ITL_KIND_AUTO detects the kind: encryption tags mean .enc.sgn,
+ * a FILENAME ending in ".tlv" means ITL/CTL, anything else is a .sgn. */
+int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_file *out,
+              struct itl_err *err);
+void itl_file_free(struct itl_file *f);
+
+/* Names for printing. */
+const char *itl_kind_name(enum itl_kind kind);
+const char *itl_role_name(unsigned function);  /* CUCM's words; "UNKNOWN" otherwise */
+const char *itl_digest_name(int digest);       /* "SHA-1", ...; NULL if unknown */
+int itl_digest_from_name(const char *name);    /* "sha1"|"sha256"|"sha512" -> code, -1 */
+int itl_digest_nid(int digest);                /* OpenSSL NID, or 0 if unknown */
+const char *itl_header_tag_name(unsigned tag); /* "SIGNERNAME", ...; "UNKNOWN" */
+const char *itl_record_tag_name(unsigned tag); /* "SUBJECTNAME", ...; "UNKNOWN" */
+
+/* The bytes the signature covers: the file without the SIGNATURE TLV (format.md section 4). */
+int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, struct itl_err *err);
+/* The digest of the signed bytes with the header's digest algorithm. */
+int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len,
+                      struct itl_err *err);
+
+/* Index of the SAST record whose serial (and issuer, when the header has one) name the header's
+ * signer, or -1. */
+long itl_find_signer_record(const struct itl_file *f);
+
+/* Verify the file's signature with a given certificate (DER). 0 when valid. */
+int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size_t cert_len,
+                         struct itl_err *err);
+/* Verify an ITL/CTL with its own signer record's certificate. 0 when valid; *signer_index is
+ * set to the record used (or -1). */
+int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_err *err);
+
+/* Record consistency with its certificate: PUBLICKEY == RSAPublicKey DER of the certificate and
+ * SIGNATURE == its signatureValue. 0 when consistent (or when the record has no certificate). */
+int itl_record_check(const struct itl_record *r, struct itl_err *err);
+
+/* Certificate helpers (DER in, strings out). */
+int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_style style, char *out,
+                  size_t out_size, struct itl_err *err);
+int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
+                    struct itl_err *err);
+/* Modulus length in bytes of the certificate's RSA key (the signature length). */
+int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_err *err);
+/* Is this certificate (DER) present as a record with this role in the ITL? Compares DER
+ * certificates, or serial + issuer for records that carry no certificate. */
+int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
+                           unsigned function);
+
+/* DigestInfo (DER prefix + digest) for RSA PKCS#1 v1.5 with CKM_RSA_PKCS. */
+int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, size_t out_size,
+                    size_t *out_len, struct itl_err *err);
+
+/*
+ * Signing callback: sign `md` (the digest of `msg` with `digest`) with the signer's key, writing
+ * at most *sig_len bytes to sig and setting *sig_len. `msg` is given for signers that hash
+ * themselves (CKM_SHAx_RSA_PKCS). Returns 0 or -1 with err filled.
+ */
+typedef int (*itl_sign_fn)(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
+                           const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
+                           struct itl_err *err);
+
+struct itl_signer {
+    const uint8_t *cert_der; /* the signer certificate: names, serial, modulus size */
+    size_t cert_len;
+    /* Optional: the same certificate already parsed (an OpenSSL X509 *). Parsing costs as
+     * much CPU as a signature in OpenSSL 3, so a signer of many files parses it once. */
+    const void *cert_x509;
+    int digest;
+    itl_sign_fn sign;
+    void *ctx;
+};
+
+/* One certificate to put in an ITL/CTL. */
+struct itl_entry {
+    const uint8_t *cert_der;
+    size_t cert_len;
+    unsigned function;
+};
+
+struct itl_build_opts {
+    const char *filename; /* "ITLFile.tlv" when NULL */
+    uint32_t timestamp;   /* an input: the codec never reads the clock */
+    enum itl_layout layout;
+    enum itl_signer_order signer_order;
+    enum itl_name_style names;
+    int signer_version; /* 0: no tag 28; 0x0100 = 1.0, 0x0101 = 1.1 */
+};
+
+/* Build an ITL/CTL: header, 0x0D padding to 4 bytes, lengths patched, signed, verified with
+ * the signer certificate before returning. *out is malloc'd. */
+int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,
+                  const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                  struct itl_err *err);
+
+/* Re-sign an ITL/CTL with a new signer (reset): every record byte-identical, the input's
+ * conventions kept (VERSION, tag 28, signer-info order, unknown header tags, FILENAME); signer
+ * name, issuer and serial copied from the record `signer_record` of that file; new TIMESTAMP,
+ * digest from signer->digest. The result is verified before returning. *out is malloc'd. */
+int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t timestamp,
+                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                   struct itl_err *err);
+
+struct itl_sgn_opts {
+    const char *filename; /* logical name written in FILENAME, e.g. "SEP0011.cnf.xml.sgn" */
+    uint32_t timestamp;
+    enum itl_signer_order signer_order;
+    enum itl_name_style names;
+};
+
+/* Build a .sgn around payload. Verified before returning. *out is malloc'd. */
+int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_sgn_opts *opts,
+                  const struct itl_signer *signer, uint8_t **out, size_t *out_len,
+                  struct itl_err *err);
+
+/* Inputs of an encryption that the caller chooses (random in production, fixed in tests). */
+struct itl_enc_keys {
+    uint8_t aes_key[16];
+    uint8_t iv[16];
+};
+
+/* Build a .enc.sgn: AES-128-CBC with 0x0D padding, key wrapped (RSAES-PKCS1-v1_5) to the phone
+ * certificate, plaintext hash with signer->digest, signed. *out is malloc'd. */
+int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
+                      size_t phone_cert_len, const struct itl_enc_keys *keys,
+                      const struct itl_sgn_opts *opts, const struct itl_signer *signer,
+                      uint8_t **out, size_t *out_len, struct itl_err *err);
+
+/* Decrypt a parsed .enc.sgn with the phone's private key (DER, PKCS#1 or PKCS#8). Checks the
+ * plaintext hash. *out is malloc'd. */
+int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
+                        size_t phone_key_len, uint8_t **out, size_t *out_len, struct itl_err *err);
+
+/* The short companion config (format.md section 9): fullConfig=false, copies of
+ * loadInformation, ipAddressMode, capfAuthMode, capfList, certHash (MD5 of the phone certificate),
+ * encrConfig=true. *out is malloc'd, NUL-terminated, out_len excludes the NUL. */
+int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
+                     size_t phone_cert_len, char **out, size_t *out_len, struct itl_err *err);
+
+#endif

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format: signature checks. The signed message is the file without its SIGNATURE TLV
+ * (format.md section 4); it is hashed in two pieces so the file is never copied.
+ */
+#include "format/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The file before and after the SIGNATURE TLV. */
+static void signed_parts(const struct itl_file *f, const uint8_t **p1, size_t *n1,
+                         const uint8_t **p2, size_t *n2)
+{
+    size_t after = f->hdr.sig_offset + 3 + f->hdr.signature.len;
+
+    *p1 = f->data;
+    *n1 = f->hdr.sig_offset;
+    *p2 = f->data + after;
+    *n2 = f->len - after;
+}
+
+static size_t digest_offset(const struct itl_file *f)
+{
+    for (size_t i = 0; i < f->hdr.n_tlvs; i++)
+        if (f->hdr.tlvs[i].tag == HDR_DIGEST)
+            return f->hdr.tlvs[i].offset;
+    return 0;
+}
+
+static const EVP_MD *header_md(const struct itl_file *f, struct itl_err *err)
+{
+    const EVP_MD *md = digest_md(f->hdr.digest, NULL);
+
+    if (!md)
+        itl_seterr(err,
+                   "offset 0x%zx: DIGESTALGORITHM code %d is unknown (1 = SHA-1, 2 = SHA-256, "
+                   "3 = SHA-512)",
+                   digest_offset(f), f->hdr.digest);
+    return md;
+}
+
+int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, struct itl_err *err)
+{
+    const uint8_t *p1, *p2;
+    size_t n1, n2;
+    uint8_t *buf;
+
+    signed_parts(f, &p1, &n1, &p2, &n2);
+    buf = malloc(n1 + n2 ? n1 + n2 : 1);
+    if (!buf) {
+        itl_seterr(err, "out of memory copying %zu signed bytes", n1 + n2);
+        return -1;
+    }
+    memcpy(buf, p1, n1);
+    if (n2)
+        memcpy(buf + n1, p2, n2);
+    *out = buf;
+    *out_len = n1 + n2;
+    return 0;
+}
+
+int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len, struct itl_err *err)
+{
+    const EVP_MD *evp = header_md(f, err);
+    const uint8_t *p1, *p2;
+    size_t n1, n2;
+
+    if (!evp)
+        return -1;
+    signed_parts(f, &p1, &n1, &p2, &n2);
+    if (digest_two(evp, p1, n1, p2, n2, md, md_len) != 0) {
+        itl_seterr(err, "the %s digest of the signed bytes failed", itl_digest_name(f->hdr.digest));
+        return -1;
+    }
+    return 0;
+}
+
+static int same_string(struct itl_bytes a, struct itl_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+long itl_find_signer_record(const struct itl_file *f)
+{
+    const struct itl_header *h = &f->hdr;
+
+    if (!h->signer_serial.ptr)
+        return -1;
+    for (size_t i = 0; i < f->n_records; i++) {
+        const struct itl_record *r = &f->records[i];
+        if (!r->has_function || r->function != ITL_ROLE_SAST || !r->serial.ptr)
+            continue;
+        if (!serial_equal(r->serial.ptr, r->serial.len, h->signer_serial.ptr, h->signer_serial.len))
+            continue;
+        if (h->signer_issuer.len > 0 && r->issuer.len > 0 &&
+            !same_string(h->signer_issuer, r->issuer))
+            continue;
+        return (long)i;
+    }
+    return -1;
+}
+
+int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_err *err)
+{
+    const EVP_MD *md = header_md(f, err);
+    const uint8_t *p1, *p2;
+    size_t n1, n2;
+    EVP_PKEY *pk;
+    EVP_MD_CTX *ctx = NULL;
+    char subject[512];
+    int rc = -1;
+
+    if (!md)
+        return -1;
+    if (f->hdr.sig_algorithm != 0) {
+        itl_seterr(err,
+                   "SIGNATUREALGORITHM %u is not RSA PKCS#1 v1.5 (0), the only algorithm known",
+                   f->hdr.sig_algorithm);
+        return -1;
+    }
+    if (cert_name_str(x, 0, ITL_NAMES_CUCM, subject, sizeof subject, NULL) != 0)
+        strcpy(subject, "(unreadable name)");
+    pk = X509_get0_pubkey(x);
+    if (!pk || !EVP_PKEY_is_a(pk, "RSA")) {
+        itl_seterr(err, "the signer certificate %s has no RSA key", subject);
+        goto out;
+    }
+    if ((size_t)EVP_PKEY_get_size(pk) != f->hdr.signature.len) {
+        itl_seterr(err,
+                   "offset 0x%zx: the SIGNATURE is %zu bytes but the key of %s is %d-bit RSA "
+                   "(%d-byte signatures)",
+                   f->hdr.sig_offset, f->hdr.signature.len, subject, EVP_PKEY_get_bits(pk),
+                   EVP_PKEY_get_size(pk));
+        goto out;
+    }
+    signed_parts(f, &p1, &n1, &p2, &n2);
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestVerifyInit(ctx, NULL, md, NULL, pk) != 1 ||
+        EVP_DigestVerifyUpdate(ctx, p1, n1) != 1 || EVP_DigestVerifyUpdate(ctx, p2, n2) != 1) {
+        itl_seterr(err, "cannot set up %s verification with %s", itl_digest_name(f->hdr.digest),
+                   subject);
+        goto out;
+    }
+    if (EVP_DigestVerifyFinal(ctx, f->hdr.signature.ptr, f->hdr.signature.len) != 1) {
+        itl_seterr(err, "the %s signature does not verify with the key of %s",
+                   itl_digest_name(f->hdr.digest), subject);
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size_t cert_len,
+                         struct itl_err *err)
+{
+    X509 *x = cert_parse(cert_der, cert_len, "the signer certificate", err);
+    int rc;
+
+    if (!x)
+        return -1;
+    rc = verify_with_x509(f, x, err);
+    X509_free(x);
+    return rc;
+}
+
+int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_err *err)
+{
+    long i = itl_find_signer_record(f);
+    const struct itl_record *r;
+
+    if (signer_index)
+        *signer_index = i;
+    if (f->kind != ITL_KIND_TLV) {
+        itl_seterr(err, "a %s file carries no certificates: verify it with a given certificate",
+                   itl_kind_name(f->kind));
+        return -1;
+    }
+    if (i < 0) {
+        itl_seterr(err, "no SAST record matches the signer named in the header (serial number and "
+                        "issuer)");
+        return -1;
+    }
+    r = &f->records[i];
+    if (!r->certificate.ptr) {
+        itl_seterr(err, "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE",
+                   i + 1, r->offset);
+        return -1;
+    }
+    return itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, err);
+}
+
+int itl_record_check(const struct itl_record *r, struct itl_err *err)
+{
+    X509 *x;
+    uint8_t *pub = NULL, serial[128];
+    size_t pub_len = 0, serial_len = 0;
+    const uint8_t *sig;
+    size_t sig_len;
+    char what[96];
+    int rc = -1;
+
+    if (!r->certificate.ptr)
+        return 0;
+    snprintf(what, sizeof what, "the CERTIFICATE of the record at offset 0x%zx", r->offset);
+    x = cert_parse(r->certificate.ptr, r->certificate.len, what, err);
+    if (!x)
+        return -1;
+    if (r->public_key.ptr) {
+        if (cert_public_key_der(x, &pub, &pub_len) != 0) {
+            itl_seterr(err, "%s has a public key that cannot be encoded", what);
+            goto out;
+        }
+        if (pub_len != r->public_key.len || memcmp(pub, r->public_key.ptr, pub_len) != 0) {
+            itl_seterr(err,
+                       "record at offset 0x%zx: PUBLICKEY (%zu bytes) is not the certificate's "
+                       "public key (%zu bytes)",
+                       r->offset, r->public_key.len, pub_len);
+            goto out;
+        }
+    }
+    cert_signature_value(x, &sig, &sig_len);
+    if (r->signature.ptr &&
+        (sig_len != r->signature.len || memcmp(sig, r->signature.ptr, sig_len) != 0)) {
+        itl_seterr(err,
+                   "record at offset 0x%zx: SIGNATURE (%zu bytes) is not the certificate's "
+                   "signatureValue (%zu bytes)",
+                   r->offset, r->signature.len, sig_len);
+        goto out;
+    }
+    if (r->serial.ptr) {
+        if (cert_serial_bytes(x, serial, sizeof serial, &serial_len, err) != 0)
+            goto out;
+        if (!serial_equal(serial, serial_len, r->serial.ptr, r->serial.len)) {
+            itl_seterr(err,
+                       "record at offset 0x%zx: SERIALNUMBER is not the certificate's serial "
+                       "number",
+                       r->offset);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    OPENSSL_free(pub);
+    X509_free(x);
+    return rc;
+}
+
+/* A record without a certificate is matched by serial number and issuer name. */
+static int record_names_cert(const struct itl_record *r, X509 *x)
+{
+    uint8_t serial[128];
+    size_t serial_len;
+    char issuer[1024];
+
+    if (!r->serial.ptr || cert_serial_bytes(x, serial, sizeof serial, &serial_len, NULL) != 0)
+        return 0;
+    if (!serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
+        return 0;
+    if (r->issuer.len == 0)
+        return 1;
+    for (int style = ITL_NAMES_CUCM; style <= ITL_NAMES_CERTUTILS; style++)
+        if (cert_name_str(x, 1, (enum itl_name_style)style, issuer, sizeof issuer, NULL) == 0 &&
+            strlen(issuer) == r->issuer.len && memcmp(issuer, r->issuer.ptr, r->issuer.len) == 0)
+            return 1;
+    return 0;
+}
+
+int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
+                           unsigned function)
+{
+    X509 *x = cert_parse(der, len, "the certificate", NULL);
+    int found = 0;
+
+    if (!x)
+        return 0;
+    for (size_t i = 0; i < f->n_records && !found; i++) {
+        const struct itl_record *r = &f->records[i];
+        if (!r->has_function || r->function != function)
+            continue;
+        if (r->certificate.ptr)
+            found = r->certificate.len == len && memcmp(r->certificate.ptr, der, len) == 0;
+        else
+            found = record_names_cert(r, x);
+    }
+    X509_free(x);
+    return found;
+}

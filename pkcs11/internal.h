@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the pkcs11/ sources and their unit tests; not part of the public API. */
+#ifndef ITL_PKCS11_INTERNAL_H
+#define ITL_PKCS11_INTERNAL_H
+
+#include "pkcs11/token.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+#include <openssl/evp.h>
+
+/* ---- Errors (error.c) ---- */
+
+/* Formats err (may be NULL) and returns -1, so failures read `return tok_errf(...)`. */
+int tok_errf(struct tok_err *err, enum tok_errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "<what>: CKR_X (0x..: p11-kit text); <what to do>". The kind follows from rv. */
+int tok_ckr_err(struct tok_err *err, CK_RV rv, const char *what);
+/* The class of failure a CK_RV belongs to. */
+enum tok_errkind tok_kind_for_rv(CK_RV rv);
+/* What to do about rv, one short sentence. */
+const char *tok_ckr_hint(CK_RV rv);
+/* 1 when rv means the session, the login or the token went away: rebuild, then retry. */
+int tok_rv_needs_rebuild(CK_RV rv);
+/* "CKM_SHA256_RSA_PKCS" or "mechanism 0x..." (static buffer only for unknown ones: not for
+ * threads; callers print immediately). */
+const char *tok_mech_name(CK_MECHANISM_TYPE mech, char *buf, size_t size);
+
+/* Blank-padded CK_UTF8CHAR fields to a C string (trailing blanks dropped). */
+void tok_padded_to_str(const CK_UTF8CHAR *in, size_t n, char *out, size_t size);
+
+/* ---- PINs (pin.c) ---- */
+
+/* Guards before C_Login: refuses USER_PIN_LOCKED, USER_PIN_FINAL_TRY, USER_PIN_TO_BE_CHANGED. */
+int tok_login_guard(const CK_TOKEN_INFO *info, struct tok_err *err);
+/* A copy in locked memory. */
+int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct tok_err *err);
+
+/* ---- The token ---- */
+
+enum tok_mech_state { MECH_UNCHECKED = 0, MECH_OK, MECH_MISSING };
+
+struct pool_session {
+    CK_SESSION_HANDLE h;
+    int open;
+    int busy;
+    unsigned long generation; /* the rebuild generation it was opened in */
+};
+
+struct tok {
+    struct tok_options opts;
+    char *module_name;          /* for messages: path, p11-kit name or "p11-kit proxy" */
+    CK_FUNCTION_LIST **modules; /* proxy: every registered module (we hold them all) */
+    CK_FUNCTION_LIST *mod;      /* the module of our token */
+    P11KitUri *uri;
+    char uri_text[512];
+
+    /* Identity of the token, to find it again after slots were renumbered. */
+    CK_SLOT_ID slot;
+    CK_UTF8CHAR label[32];
+    CK_CHAR serial[16];
+    char label_str[33], serial_str[17];
+
+    pthread_mutex_t lock;         /* everything below */
+    pthread_cond_t free_session;  /* a pool session was put back, or draining ended */
+    pthread_cond_t drained;       /* pool_in_use reached 0 */
+    int draining;                 /* a rebuild waits for the pool to empty: no new takers */
+    pthread_mutex_t rebuild_lock; /* one rebuild at a time; taken before lock */
+    pthread_mutex_t mgmt_lock;    /* the login session, used by key management */
+    pthread_mutex_t pin_lock;     /* pin, pin_rejected, login_calls */
+
+    CK_SESSION_HANDLE login_session;
+    int have_login_session;
+    int present;
+    int logged_in;
+    int want_login;     /* tok_login succeeded once: rebuilds log in again */
+    int login_needed;   /* 0: CKF_LOGIN_REQUIRED clear, nothing to do */
+    int protected_path; /* PIN pad: C_Login with a NULL PIN */
+    int pin_rejected;   /* the token said CKR_PIN_INCORRECT: never send it again */
+    struct tok_pin pin; /* kept for one re-login after a rebuild */
+
+    struct pool_session *pool;
+    size_t pool_size, pool_in_use;
+    unsigned long generation;
+    unsigned long rebuilds;
+    unsigned long login_calls; /* C_Login calls made, for tests */
+
+    enum tok_mech_state mech[5];
+};
+
+/* Key handle and certificate; the handle is re-found by CKA_ID + label after a rebuild. */
+#define TOK_VCTX_CACHE 8
+struct tok_key {
+    struct tok *t;
+    char label[128];
+    uint8_t id[64];
+    size_t id_len;
+    uint8_t *cert;
+    size_t cert_len;
+    X509 *x509; /* the certificate parsed, kept: callers need it on every signature */
+    EVP_PKEY *pub;
+    size_t sig_len;
+    int always_authenticate;
+
+    pthread_mutex_t lock;
+    CK_OBJECT_HANDLE handle;
+    unsigned long generation;
+    EVP_PKEY_CTX *vctx[TOK_VCTX_CACHE]; /* verify contexts, reused */
+    size_t n_vctx;
+};
+
+/* ---- Sessions (token.c) ---- */
+
+/* A pool session for one operation. Blocks while all are busy; opens lazily; backs off on
+ * CKR_SESSION_COUNT. *index identifies it for tok_session_put. */
+int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned long *generation,
+                    struct tok_err *err);
+/* broken: the handle failed (it is closed and reopened next time). */
+void tok_session_put(struct tok *t, size_t index, int broken);
+/* Re-find the token by label + serial, new login session, re-login once with the held PIN.
+ * Does nothing when another thread rebuilt since `seen_generation`. */
+int tok_rebuild(struct tok *t, unsigned long seen_generation, struct tok_err *err);
+/* C_Login with the held PIN (or NULL for a PIN pad); wipes the PIN when the token rejects it. */
+int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct tok_err *err);
+/* 1 when we logged in but session h does not see it (the login was lost). */
+int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h);
+/* A token that was found absent is looked for again (once, cheaply): fail fast while away. */
+int tok_ensure_present(struct tok *t, struct tok_err *err);
+/* The current rebuild generation. */
+unsigned long tok_generation(struct tok *t);
+/* The token's CK_TOKEN_INFO now; TOK_E_NO_TOKEN when it is gone. */
+int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err);
+
+/* Runs fn in a session (a pool session, or the login session when `mgmt`), rebuilding and
+ * retrying within the retry budget when the session, login or token was lost. */
+typedef int (*tok_session_fn)(struct tok *t, CK_SESSION_HANDLE h, void *ctx, struct tok_err *err);
+int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_err *err);
+unsigned tok_budget(const struct tok *t);
+
+/* Test hook: C_CloseAllSessions on our slot between two operations, as a token reset would.
+ * (Closing a session while another thread is inside C_Sign on it crashes SoftHSM2.) */
+CK_RV tok_test_close_all_sessions(struct tok *t);
+unsigned long tok_test_login_calls(struct tok *t);
+
+/* ---- Mechanisms and signing (sign.c) ---- */
+
+/* C_GetMechanismInfo: the mechanism is offered with `flag` (CKF_SIGN, CKF_GENERATE_KEY_PAIR).
+ * The answers for the signing mechanisms we use are cached. */
+int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS flag,
+                             struct tok_err *err);
+int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct tok_err *err);
+/* The DER DigestInfo prefix for nid (NULL when unsupported). */
+const uint8_t *tok_digestinfo_prefix(int nid, size_t *len, size_t *md_len);
+/* C_SignInit + C_Sign in one session (context-specific login when asked). */
+CK_RV tok_sign_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key,
+                          CK_MECHANISM_TYPE mech, int always_authenticate, const uint8_t *in,
+                          size_t in_len, uint8_t *sig, size_t *sig_len);
+/* PKCS#1 v1.5: the decrypted signature must equal DigestInfo(nid, md) byte for byte. */
+int tok_verify_digestinfo(EVP_PKEY_CTX *vctx, int nid, const uint8_t *md, size_t md_len,
+                          const uint8_t *sig, size_t sig_len);
+EVP_PKEY_CTX *tok_new_verify_ctx(EVP_PKEY *pub);
+
+/* ---- Objects (objects.c) ---- */
+
+/* Every object in session h matching the template; *out malloc'd (NULL when none). */
+int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                     CK_OBJECT_HANDLE **out, size_t *count, struct tok_err *err);
+/* One attribute's value, malloc'd (NUL appended, not counted). CKR_ATTRIBUTE_* -> 1 (absent). */
+int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+                 uint8_t **value, size_t *len, struct tok_err *err);
+/* A CK_BBOOL attribute: 1/0, or -1 when the token does not have it. */
+int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type);
+/* The private key labelled `label` (exactly one), by class. */
+int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
+                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct tok_err *err);
+
+#endif

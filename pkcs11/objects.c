@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/* Finding objects and reading their attributes. */
+#include "pkcs11/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                     CK_OBJECT_HANDLE **out, size_t *count, struct tok_err *err)
+{
+    CK_OBJECT_HANDLE *found = NULL;
+    size_t used = 0, cap = 0;
+    CK_RV rv;
+
+    *out = NULL;
+    *count = 0;
+    rv = t->mod->C_FindObjectsInit(h, tmpl, n);
+    if (rv != CKR_OK)
+        return tok_ckr_err(err, rv, "searching objects (C_FindObjectsInit)");
+    for (;;) {
+        CK_ULONG got = 0;
+        if (used == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            CK_OBJECT_HANDLE *grown = realloc(found, ncap * sizeof *found);
+            if (!grown) {
+                (void)t->mod->C_FindObjectsFinal(h);
+                free(found);
+                return tok_errf(err, TOK_E_DEVICE, "out of memory");
+            }
+            found = grown;
+            cap = ncap;
+        }
+        rv = t->mod->C_FindObjects(h, found + used, (CK_ULONG)(cap - used), &got);
+        if (rv != CKR_OK) {
+            (void)t->mod->C_FindObjectsFinal(h);
+            free(found);
+            return tok_ckr_err(err, rv, "searching objects (C_FindObjects)");
+        }
+        if (got == 0)
+            break;
+        used += got;
+    }
+    rv = t->mod->C_FindObjectsFinal(h);
+    if (rv != CKR_OK) {
+        free(found);
+        return tok_ckr_err(err, rv, "searching objects (C_FindObjectsFinal)");
+    }
+    if (used == 0) {
+        free(found);
+        found = NULL;
+    }
+    *out = found;
+    *count = used;
+    return 0;
+}
+
+int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+                 uint8_t **value, size_t *len, struct tok_err *err)
+{
+    CK_ATTRIBUTE a = {type, NULL, 0};
+    CK_RV rv;
+
+    *value = NULL;
+    *len = 0;
+    rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
+    if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
+        a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        return 1;
+    if (rv != CKR_OK)
+        return tok_ckr_err(err, rv, "reading an attribute (C_GetAttributeValue)");
+    a.pValue = malloc(a.ulValueLen + 1);
+    if (!a.pValue)
+        return tok_errf(err, TOK_E_DEVICE, "out of memory");
+    rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
+    if (rv != CKR_OK) {
+        free(a.pValue);
+        return tok_ckr_err(err, rv, "reading an attribute (C_GetAttributeValue)");
+    }
+    ((uint8_t *)a.pValue)[a.ulValueLen] = 0;
+    *value = a.pValue;
+    *len = a.ulValueLen;
+    return 0;
+}
+
+int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type)
+{
+    CK_BBOOL b = CK_FALSE;
+    CK_ATTRIBUTE a = {type, &b, sizeof b};
+
+    if (t->mod->C_GetAttributeValue(h, o, &a, 1) != CKR_OK || a.ulValueLen != sizeof b)
+        return -1;
+    return b ? 1 : 0;
+}
+
+static const char *class_name(CK_OBJECT_CLASS cls)
+{
+    switch (cls) {
+    case CKO_PRIVATE_KEY:
+        return "private key";
+    case CKO_PUBLIC_KEY:
+        return "public key";
+    case CKO_CERTIFICATE:
+        return "certificate";
+    default:
+        return "object";
+    }
+}
+
+int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
+                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct tok_err *err)
+{
+    CK_ATTRIBUTE tmpl[3];
+    CK_ULONG n = 0;
+    CK_OBJECT_HANDLE *found;
+    size_t count;
+
+    tmpl[n++] = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof cls};
+    if (label)
+        tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
+    if (id)
+        tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, id_len};
+    if (tok_find_objects(t, h, tmpl, n, &found, &count, err) != 0)
+        return -1;
+    if (count == 1) {
+        *o = found[0];
+        free(found);
+        return 0;
+    }
+    free(found);
+    if (count == 0)
+        return tok_errf(err, TOK_E_NO_KEY, "no %s %s%s%s on token '%s'%s", class_name(cls),
+                        label ? "labelled '" : "with the key's CKA_ID", label ? label : "",
+                        label ? "'" : "", t->label_str,
+                        t->logged_in ? "" : " (not logged in: private objects are hidden)");
+    return tok_errf(err, TOK_E_AMBIGUOUS,
+                    "%zu %ss %s%s%s on token '%s': refusing to guess; give them distinct labels",
+                    count, class_name(cls), label ? "labelled '" : "with the same CKA_ID",
+                    label ? label : "", label ? "'" : "", t->label_str);
+}

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PINs: byte strings with a length (they may contain ':' or even NUL), held in one locked page
+ * that is excluded from core dumps and wiped on release. Read from a private file, a file
+ * descriptor, or the terminal without echo; never from argv.
+ */
+#include "pkcs11/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#define PIN_PAGE 4096
+
+static int pin_alloc(struct tok_pin *pin, struct tok_err *err)
+{
+    void *page = NULL;
+
+    pin->bytes = NULL;
+    pin->len = 0;
+    if (posix_memalign(&page, PIN_PAGE, PIN_PAGE) != 0)
+        return tok_errf(err, TOK_E_USAGE, "out of memory for the PIN");
+    memset(page, 0, PIN_PAGE); /* bytes[len] is always a NUL: PKCS12_parse wants a C string */
+    /* Best effort: without CAP_IPC_LOCK the RLIMIT_MEMLOCK default still allows one page. */
+    (void)mlock(page, PIN_PAGE);
+#ifdef MADV_DONTDUMP
+    (void)madvise(page, PIN_PAGE, MADV_DONTDUMP);
+#endif
+    pin->bytes = page;
+    return 0;
+}
+
+void tok_pin_wipe(struct tok_pin *pin)
+{
+    if (!pin || !pin->bytes)
+        return;
+    OPENSSL_cleanse(pin->bytes, PIN_PAGE);
+    (void)munlock(pin->bytes, PIN_PAGE);
+    free(pin->bytes);
+    pin->bytes = NULL;
+    pin->len = 0;
+}
+
+/* Drops trailing CR/LF and checks the length; `what` names the source for messages. */
+static int pin_finish(struct tok_pin *pin, const char *what, struct tok_err *err)
+{
+    while (pin->len > 0 && (pin->bytes[pin->len - 1] == '\n' || pin->bytes[pin->len - 1] == '\r'))
+        pin->len--;
+    if (pin->len == 0) {
+        tok_pin_wipe(pin);
+        return tok_errf(err, TOK_E_USAGE, "%s is empty: it should hold the PIN", what);
+    }
+    if (pin->len >= TOK_PIN_MAX) {
+        tok_pin_wipe(pin);
+        return tok_errf(err, TOK_E_USAGE, "%s holds more than %d bytes: that is not a PIN", what,
+                        TOK_PIN_MAX - 1);
+    }
+    OPENSSL_cleanse(pin->bytes + pin->len, PIN_PAGE - pin->len);
+    return 0;
+}
+
+/* Reads fd to EOF into a fresh PIN (no stdio: nothing stays in a library buffer). */
+static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct tok_err *err)
+{
+    if (pin_alloc(pin, err) != 0)
+        return -1;
+    for (;;) {
+        ssize_t n = read(fd, pin->bytes + pin->len, PIN_PAGE - pin->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            tok_pin_wipe(pin);
+            return tok_errf(err, TOK_E_USAGE, "cannot read %s: %s", what, strerror(e));
+        }
+        if (n == 0)
+            break;
+        pin->len += (size_t)n;
+        if (pin->len == PIN_PAGE) {
+            tok_pin_wipe(pin);
+            return tok_errf(err, TOK_E_USAGE, "%s holds more than %d bytes: that is not a PIN",
+                            what, TOK_PIN_MAX - 1);
+        }
+    }
+    return pin_finish(pin, what, err);
+}
+
+int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err)
+{
+    char what[600];
+    struct stat st;
+    int fd, rc;
+
+    snprintf(what, sizeof what, "PIN file %s", path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return tok_errf(err, TOK_E_USAGE, "cannot open %s: %s", what, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tok_errf(err, TOK_E_USAGE, "%s is not a regular file", what);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        close(fd);
+        return tok_errf(err, TOK_E_USAGE,
+                        "%s has mode %04o: other users could read or change it; "
+                        "run chmod 600 %s",
+                        what, (unsigned)(st.st_mode & 07777), path);
+    }
+    rc = pin_read_fd(fd, pin, what, err);
+    close(fd);
+    return rc;
+}
+
+int tok_pin_from_fd(int fd, struct tok_pin *pin, struct tok_err *err)
+{
+    char what[64];
+    int rc;
+
+    snprintf(what, sizeof what, "the PIN on file descriptor %d", fd);
+    if (fd < 0)
+        return tok_errf(err, TOK_E_USAGE, "file descriptor %d is not valid", fd);
+    rc = pin_read_fd(fd, pin, what, err);
+    close(fd);
+    return rc;
+}
+
+int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct tok_err *err)
+{
+    if (len >= TOK_PIN_MAX)
+        return tok_errf(err, TOK_E_USAGE, "a PIN of %zu bytes is too long (at most %d)", len,
+                        TOK_PIN_MAX - 1);
+    if (pin_alloc(pin, err) != 0)
+        return -1;
+    if (len)
+        memcpy(pin->bytes, bytes, len);
+    pin->len = len;
+    return 0;
+}
+
+int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct tok_err *err)
+{
+    return tok_pin_set(dst, src->bytes, src->len, err);
+}
+
+/* ---- Prompt ---- */
+
+static volatile sig_atomic_t prompt_signal;
+
+static void prompt_on_signal(int sig)
+{
+    prompt_signal = sig;
+}
+
+static const int prompt_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP};
+#define N_PROMPT_SIGNALS (sizeof prompt_signals / sizeof prompt_signals[0])
+
+/* Reads one line from the terminal into the PIN, byte by byte so nothing is read ahead. */
+static int prompt_read_line(int tty, struct tok_pin *pin, struct tok_err *err)
+{
+    for (;;) {
+        unsigned char c;
+        ssize_t n = read(tty, &c, 1);
+        if (n < 0 && errno == EINTR && !prompt_signal)
+            continue;
+        if (n < 0 || prompt_signal)
+            return tok_errf(err, TOK_E_USAGE, "no PIN read from the terminal");
+        if (n == 0 || c == '\n')
+            return 0;
+        if (pin->len + 1 >= PIN_PAGE)
+            return tok_errf(err, TOK_E_USAGE, "the PIN typed is too long");
+        pin->bytes[pin->len++] = c;
+    }
+}
+
+int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err)
+{
+    struct sigaction sa, saved[N_PROMPT_SIGNALS];
+    struct termios old, quiet;
+    int tty, rc;
+
+    tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (tty < 0)
+        return tok_errf(err, TOK_E_USAGE,
+                        "no terminal to ask for the PIN on: give --pin-file or --pin-fd");
+    if (tcgetattr(tty, &old) != 0) {
+        close(tty);
+        return tok_errf(err, TOK_E_USAGE, "cannot switch the terminal's echo off");
+    }
+    if (pin_alloc(pin, err) != 0) {
+        close(tty);
+        return -1;
+    }
+    /* A signal while echo is off must not leave the terminal silent: restore, then re-raise. */
+    prompt_signal = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = prompt_on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+        sigaction(prompt_signals[i], &sa, &saved[i]);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    quiet.c_lflag |= ICANON;
+    (void)tcsetattr(tty, TCSAFLUSH, &quiet);
+    if (write(tty, prompt, strlen(prompt)) < 0) {
+        /* the prompt is a courtesy; reading still works */
+    }
+    rc = prompt_read_line(tty, pin, err);
+    (void)tcsetattr(tty, TCSAFLUSH, &old);
+    if (write(tty, "\n", 1) < 0) {
+        /* as above */
+    }
+    close(tty);
+    for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+        sigaction(prompt_signals[i], &saved[i], NULL);
+    if (prompt_signal) {
+        tok_pin_wipe(pin);
+        raise(prompt_signal);
+        return tok_errf(err, TOK_E_USAGE, "interrupted while reading the PIN");
+    }
+    if (rc != 0) {
+        tok_pin_wipe(pin);
+        return -1;
+    }
+    return pin_finish(pin, "the PIN typed", err);
+}
+
+/* ---- Login guards ---- */
+
+int tok_login_guard(const CK_TOKEN_INFO *info, struct tok_err *err)
+{
+    char label[33];
+
+    tok_padded_to_str(info->label, sizeof info->label, label, sizeof label);
+    if (info->flags & CKF_USER_PIN_LOCKED)
+        return tok_errf(err, TOK_E_PIN,
+                        "token '%s': the user PIN is locked (CKF_USER_PIN_LOCKED) after too many "
+                        "wrong PINs; the security officer must unlock it before anyone can log in",
+                        label);
+    if (info->flags & CKF_USER_PIN_FINAL_TRY)
+        return tok_errf(err, TOK_E_PIN,
+                        "token '%s': one more wrong PIN locks it (CKF_USER_PIN_FINAL_TRY); "
+                        "refusing to try a PIN automatically: check the PIN, then log in once "
+                        "with the token's own tool to reset the counter",
+                        label);
+    if (info->flags & CKF_USER_PIN_TO_BE_CHANGED)
+        return tok_errf(err, TOK_E_PIN,
+                        "token '%s': the user PIN must be changed before use "
+                        "(CKF_USER_PIN_TO_BE_CHANGED); change it with the token's own tool "
+                        "(e.g. pkcs11-tool --change-pin)",
+                        label);
+    if ((info->flags & CKF_LOGIN_REQUIRED) && !(info->flags & CKF_USER_PIN_INITIALIZED))
+        return tok_errf(err, TOK_E_PIN,
+                        "token '%s': the user PIN was never set (CKF_USER_PIN_INITIALIZED is "
+                        "clear); initialise it (pkcs11-tool --init-pin)",
+                        label);
+    return 0;
+}

@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Opening a token: load the module through p11-kit, find the one token the URI names (by its
+ * token info, never by slot number), hold one login, and keep a bounded pool of sessions.
+ *
+ * Rebuilding: when a session, the login or the token is lost, every session of ours is closed,
+ * the token is found again by label + serial (slot ids change), a new login session is opened
+ * and the held PIN is sent once. A generation counter tells pool sessions and key handles that
+ * they belong to an older world and must be opened / found again.
+ */
+#include "pkcs11/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <p11-kit/p11-kit.h>
+
+#define DEFAULT_RETRY_BUDGET 3
+
+unsigned tok_budget(const struct tok *t)
+{
+    return t->opts.retry_budget ? t->opts.retry_budget : DEFAULT_RETRY_BUDGET;
+}
+
+static void backoff(unsigned attempt)
+{
+    struct timespec ts = {0, (long)(10 * 1000 * 1000) << (attempt < 5 ? attempt : 5)};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- Modules ---- */
+
+/* A module path must be absolute, exist, be a regular file, and be writable only by root or
+ * us: whoever can replace it runs code in this process and sees the PIN. */
+static int check_module_path(const char *path, struct tok_err *err)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return tok_errf(err, TOK_E_MODULE, "PKCS#11 module %s: %s", path,
+                        errno == ENOENT ? "no such file (is the package installed?)"
+                                        : strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return tok_errf(err, TOK_E_MODULE,
+                        "PKCS#11 module %s is not a regular file: give the path of the .so", path);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return tok_errf(err, TOK_E_MODULE,
+                        "PKCS#11 module %s is writable by group or others (mode %04o): refusing "
+                        "to load code others can change",
+                        path, (unsigned)(st.st_mode & 07777));
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        return tok_errf(err, TOK_E_MODULE,
+                        "PKCS#11 module %s belongs to uid %u, neither root nor us: refusing to "
+                        "load it",
+                        path, (unsigned)st.st_uid);
+    return 0;
+}
+
+static int load_by_path(struct tok *t, const char *path, struct tok_err *err)
+{
+    CK_RV rv;
+
+    if (check_module_path(path, err) != 0)
+        return -1;
+    /* Managed: p11-kit shares C_Initialize/C_Finalize with other users in this process. */
+    t->mod = p11_kit_module_load(path, 0);
+    if (!t->mod)
+        return tok_errf(err, TOK_E_MODULE,
+                        "p11-kit could not load the PKCS#11 module %s (not a PKCS#11 module, or "
+                        "missing libraries: P11_KIT_DEBUG=lib shows why)",
+                        path);
+    rv = p11_kit_module_initialize(t->mod);
+    if (rv != CKR_OK) {
+        char what[600];
+        p11_kit_module_release(t->mod);
+        t->mod = NULL;
+        snprintf(what, sizeof what, "initialising the PKCS#11 module %s (C_Initialize)", path);
+        tok_ckr_err(err, rv, what);
+        err->kind = TOK_E_MODULE;
+        return -1;
+    }
+    return 0;
+}
+
+static void append_module_names(CK_FUNCTION_LIST **mods, char *out, size_t size)
+{
+    size_t used = strlen(out);
+
+    for (size_t i = 0; mods && mods[i]; i++) {
+        char *name = p11_kit_module_get_name(mods[i]);
+        int n = snprintf(out + used, size - used, "%s%s", i ? ", " : "", name ? name : "?");
+        free(name);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* A p11-kit module name ("softhsm2", as `p11-kit list-modules` shows it): its configured file. */
+static int load_by_name(struct tok *t, const char *name, struct tok_err *err)
+{
+    CK_FUNCTION_LIST **mods = p11_kit_modules_load(NULL, 0);
+    CK_FUNCTION_LIST *m;
+    char *file;
+    int rc;
+
+    if (!mods)
+        return tok_errf(err, TOK_E_MODULE, "p11-kit could not read its module configuration");
+    m = p11_kit_module_for_name(mods, name);
+    if (!m) {
+        char names[400] = "";
+        append_module_names(mods, names, sizeof names);
+        p11_kit_modules_release(mods);
+        return tok_errf(err, TOK_E_MODULE,
+                        "no p11-kit module named '%s' (registered: %s); give --module as a "
+                        "name from `p11-kit list-modules` or an absolute path",
+                        name, names[0] ? names : "none");
+    }
+    file = p11_kit_module_get_filename(m);
+    p11_kit_modules_release(mods);
+    if (!file)
+        return tok_errf(err, TOK_E_MODULE, "p11-kit module '%s' has no file name", name);
+    rc = load_by_path(t, file, err);
+    free(file);
+    return rc;
+}
+
+static int load_modules(struct tok *t, struct tok_err *err)
+{
+    const char *m = t->opts.module;
+
+    if (!m) {
+        t->modules = p11_kit_modules_load_and_initialize(0);
+        if (!t->modules)
+            return tok_errf(err, TOK_E_MODULE,
+                            "p11-kit could not load the registered modules "
+                            "(`p11-kit list-modules` shows them)");
+        t->module_name = strdup("the p11-kit proxy (all registered modules)");
+        return 0;
+    }
+    t->module_name = strdup(m);
+    if (m[0] == '/')
+        return load_by_path(t, m, err);
+    if (strchr(m, '/'))
+        return tok_errf(err, TOK_E_USAGE,
+                        "--module %s: give an absolute path or a p11-kit module name", m);
+    return load_by_name(t, m, err);
+}
+
+/* ---- Finding the token ---- */
+
+struct found_token {
+    CK_FUNCTION_LIST *mod;
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO info;
+};
+
+struct token_search {
+    struct found_token *all;
+    size_t n_all;
+    struct found_token *match;
+    size_t n_match;
+};
+
+static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struct tok_err *err)
+{
+    CK_RV rv;
+
+    *out = NULL;
+    *n = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        CK_ULONG count = 0;
+        CK_SLOT_ID *slots;
+        rv = mod->C_GetSlotList(CK_TRUE, NULL, &count);
+        if (rv != CKR_OK)
+            return tok_ckr_err(err, rv, "listing slots (C_GetSlotList)");
+        slots = calloc(count ? count : 1, sizeof *slots);
+        if (!slots)
+            return tok_errf(err, TOK_E_DEVICE, "out of memory");
+        rv = mod->C_GetSlotList(CK_TRUE, slots, &count);
+        if (rv == CKR_BUFFER_TOO_SMALL) { /* a token arrived between the two calls */
+            free(slots);
+            continue;
+        }
+        if (rv != CKR_OK) {
+            free(slots);
+            return tok_ckr_err(err, rv, "listing slots (C_GetSlotList)");
+        }
+        *out = slots;
+        *n = count;
+        return 0;
+    }
+    return tok_errf(err, TOK_E_DEVICE, "the slot list keeps changing (C_GetSlotList)");
+}
+
+static int push_token(struct found_token **arr, size_t *n, const struct found_token *ft)
+{
+    struct found_token *grown = realloc(*arr, (*n + 1) * sizeof **arr);
+    if (!grown)
+        return -1;
+    grown[*n] = *ft;
+    *arr = grown;
+    (*n)++;
+    return 0;
+}
+
+static int module_matches(const struct tok *t, CK_FUNCTION_LIST *mod)
+{
+    CK_INFO info;
+    const char *want;
+
+    if (mod->C_GetInfo(&info) != CKR_OK)
+        return 0;
+    if (!p11_kit_uri_match_module_info(t->uri, &info))
+        return 0;
+    want = p11_kit_uri_get_module_name(t->uri);
+    if (want && t->modules) {
+        char *name = p11_kit_module_get_name(mod);
+        int same = name && strcmp(name, want) == 0;
+        free(name);
+        if (!same)
+            return 0;
+    }
+    return 1;
+}
+
+static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_search *s,
+                         struct tok_err *err)
+{
+    CK_SLOT_ID *slots;
+    CK_ULONG n;
+    int matches_module = module_matches(t, mod);
+
+    if (slot_list(mod, &slots, &n, err) != 0)
+        return -1;
+    for (CK_ULONG i = 0; i < n; i++) {
+        struct found_token ft = {.mod = mod, .slot = slots[i]};
+        CK_SLOT_INFO si;
+        if (mod->C_GetTokenInfo(slots[i], &ft.info) != CKR_OK)
+            continue; /* removed meanwhile */
+        if (!(ft.info.flags & CKF_TOKEN_INITIALIZED))
+            continue; /* SoftHSM2's free slot and blank cards are nobody's token */
+        if (push_token(&s->all, &s->n_all, &ft) != 0)
+            goto oom;
+        if (!matches_module || !p11_kit_uri_match_token_info(t->uri, &ft.info))
+            continue;
+        if (mod->C_GetSlotInfo(slots[i], &si) == CKR_OK &&
+            !p11_kit_uri_match_slot_info(t->uri, &si))
+            continue;
+        if (push_token(&s->match, &s->n_match, &ft) != 0)
+            goto oom;
+    }
+    free(slots);
+    return 0;
+oom:
+    free(slots);
+    return tok_errf(err, TOK_E_DEVICE, "out of memory");
+}
+
+static void describe_tokens(const struct found_token *arr, size_t n, char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        char label[33], serial[17], manuf[33], model[17];
+        int w;
+        tok_padded_to_str(arr[i].info.label, 32, label, sizeof label);
+        tok_padded_to_str(arr[i].info.serialNumber, 16, serial, sizeof serial);
+        tok_padded_to_str(arr[i].info.manufacturerID, 32, manuf, sizeof manuf);
+        tok_padded_to_str(arr[i].info.model, 16, model, sizeof model);
+        w = snprintf(out + used, size - used, "%stoken='%s' serial=%s manufacturer='%s' model='%s'",
+                     i ? "; " : "", label, serial, manuf, model);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int select_token(struct tok *t, struct tok_err *err)
+{
+    struct token_search s = {0};
+    char list[TOK_ERR_LEN];
+    int rc = -1;
+
+    if (t->modules) {
+        for (size_t i = 0; t->modules[i]; i++)
+            if (search_module(t, t->modules[i], &s, err) != 0)
+                goto out;
+    } else if (search_module(t, t->mod, &s, err) != 0) {
+        goto out;
+    }
+    describe_tokens(s.n_match > 1 ? s.match : s.all, s.n_match > 1 ? s.n_match : s.n_all, list,
+                    sizeof list);
+    if (s.n_match == 0) {
+        if (s.n_all == 0)
+            tok_errf(err, TOK_E_NO_TOKEN,
+                     "no initialised token in %s (is SOFTHSM2_CONF set, the token created by "
+                     "this user, the HSM reachable?)",
+                     t->module_name);
+        else
+            tok_errf(err, TOK_E_NO_TOKEN, "no token matches %s; tokens present: %s", t->uri_text,
+                     list);
+        goto out;
+    }
+    if (s.n_match > 1) {
+        tok_errf(err, TOK_E_AMBIGUOUS,
+                 "%s matches %zu tokens, refusing to guess: %s; add serial=... to the URI",
+                 t->uri_text, s.n_match, list);
+        goto out;
+    }
+    t->mod = s.match[0].mod;
+    t->slot = s.match[0].slot;
+    memcpy(t->label, s.match[0].info.label, sizeof t->label);
+    memcpy(t->serial, s.match[0].info.serialNumber, sizeof t->serial);
+    tok_padded_to_str(t->label, 32, t->label_str, sizeof t->label_str);
+    tok_padded_to_str(t->serial, 16, t->serial_str, sizeof t->serial_str);
+    t->login_needed = (s.match[0].info.flags & CKF_LOGIN_REQUIRED) != 0;
+    t->protected_path = (s.match[0].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+    rc = 0;
+    {
+        CK_ULONG max = s.match[0].info.ulMaxSessionCount;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t want = t->opts.pool_size ? t->opts.pool_size : (size_t)(cpus > 0 ? cpus : 1);
+        /* One session is the login session; the rest is the pool. */
+        if (max != CK_EFFECTIVELY_INFINITE && max != CK_UNAVAILABLE_INFORMATION && max > 1 &&
+            want > max - 1)
+            want = max - 1;
+        t->pool_size = want ? want : 1;
+    }
+out:
+    free(s.all);
+    free(s.match);
+    return rc;
+}
+
+/* The token again after a rebuild: same label and serial, any slot. */
+static int refind_token(struct tok *t, struct tok_err *err)
+{
+    CK_SLOT_ID *slots;
+    CK_ULONG n;
+
+    if (slot_list(t->mod, &slots, &n, err) != 0)
+        return -1;
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO info;
+        if (t->mod->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+            continue;
+        if (memcmp(info.label, t->label, sizeof t->label) == 0 &&
+            memcmp(info.serialNumber, t->serial, sizeof t->serial) == 0) {
+            t->slot = slots[i];
+            free(slots);
+            return 0;
+        }
+    }
+    free(slots);
+    return tok_errf(err, TOK_E_NO_TOKEN, "token '%s' (serial %s) not present", t->label_str,
+                    t->serial_str);
+}
+
+static int parse_uri(struct tok *t, struct tok_err *err)
+{
+    const char *text = t->opts.uri ? t->opts.uri : "pkcs11:";
+    char *formatted = NULL;
+    int rc;
+
+    t->uri = p11_kit_uri_new();
+    if (!t->uri)
+        return tok_errf(err, TOK_E_USAGE, "out of memory");
+    rc = p11_kit_uri_parse(text, P11_KIT_URI_FOR_ANY, t->uri);
+    if (rc != P11_KIT_URI_OK)
+        return tok_errf(err, TOK_E_USAGE,
+                        "the token URI is not a valid RFC 7512 PKCS#11 URI: %s (expected e.g. "
+                        "'pkcs11:token=itl-sign;serial=...')",
+                        p11_kit_uri_message(rc));
+    /* pin-value would mean the PIN was on the command line, readable in /proc by anyone. */
+    if (p11_kit_uri_get_pin_value(t->uri))
+        return tok_errf(err, TOK_E_USAGE,
+                        "the token URI carries pin-value: a PIN in a URI ends up in argv and "
+                        "logs; use --pin-file, --pin-fd or pin-source=file:PATH");
+    if (p11_kit_uri_any_unrecognized(t->uri))
+        return tok_errf(err, TOK_E_USAGE,
+                        "the token URI has attributes p11-kit does not know (a typo? use "
+                        "token=, serial=, manufacturer=, model=, object=, id=, type=)");
+    if (p11_kit_uri_get_slot_id(t->uri) != (CK_SLOT_ID)-1)
+        return tok_errf(err, TOK_E_USAGE,
+                        "the token URI selects by slot-id: slot numbers change when tokens are "
+                        "added or re-initialised; select by token= and serial= instead");
+    if (p11_kit_uri_format(t->uri, P11_KIT_URI_FOR_TOKEN, &formatted) == P11_KIT_URI_OK) {
+        snprintf(t->uri_text, sizeof t->uri_text, "%s",
+                 strcmp(formatted, "pkcs11:") ? formatted : "pkcs11: (any token)");
+        free(formatted);
+    }
+    return 0;
+}
+
+static int open_login_session(struct tok *t, struct tok_err *err)
+{
+    CK_SESSION_HANDLE h;
+    CK_RV rv = CKR_OK;
+
+    for (unsigned attempt = 0; attempt <= tok_budget(t); attempt++) {
+        rv = t->mod->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
+        if (rv != CKR_SESSION_COUNT)
+            break;
+        backoff(attempt);
+    }
+    if (rv != CKR_OK)
+        return tok_ckr_err(err, rv, "opening a session (C_OpenSession)");
+    t->login_session = h;
+    t->have_login_session = 1;
+    return 0;
+}
+
+int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *err)
+{
+    struct tok *t;
+
+    *out = NULL;
+    if (err)
+        memset(err, 0, sizeof *err);
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return tok_errf(err, TOK_E_DEVICE, "out of memory");
+    t->opts = *opts;
+    t->opts.module = NULL; /* only for load_modules below; not kept */
+    t->opts.uri = NULL;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->rebuild_lock, NULL);
+    pthread_mutex_init(&t->mgmt_lock, NULL);
+    pthread_mutex_init(&t->pin_lock, NULL);
+    pthread_cond_init(&t->free_session, NULL);
+    pthread_cond_init(&t->drained, NULL);
+    t->opts.uri = opts->uri;
+    if (parse_uri(t, err) != 0)
+        goto fail;
+    t->opts.uri = NULL;
+    t->opts.module = opts->module;
+    if (load_modules(t, err) != 0)
+        goto fail;
+    t->opts.module = NULL;
+    if (select_token(t, err) != 0)
+        goto fail;
+    t->pool = calloc(t->pool_size, sizeof *t->pool);
+    if (!t->pool) {
+        tok_errf(err, TOK_E_DEVICE, "out of memory");
+        goto fail;
+    }
+    if (open_login_session(t, err) != 0)
+        goto fail;
+    t->present = 1;
+    *out = t;
+    return 0;
+fail:
+    t->opts.module = NULL;
+    t->opts.uri = NULL;
+    tok_close(t);
+    return -1;
+}
+
+void tok_close(struct tok *t)
+{
+    if (!t)
+        return;
+    if (t->mod && t->have_login_session) {
+        if (t->logged_in && t->login_needed)
+            (void)t->mod->C_Logout(t->login_session);
+        (void)t->mod->C_CloseAllSessions(t->slot);
+    }
+    if (t->modules) {
+        p11_kit_modules_finalize_and_release(t->modules);
+    } else if (t->mod) {
+        (void)p11_kit_module_finalize(t->mod);
+        p11_kit_module_release(t->mod);
+    }
+    if (t->uri)
+        p11_kit_uri_free(t->uri);
+    tok_pin_wipe(&t->pin);
+    free(t->pool);
+    free(t->module_name);
+    pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->rebuild_lock);
+    pthread_mutex_destroy(&t->mgmt_lock);
+    pthread_mutex_destroy(&t->pin_lock);
+    pthread_cond_destroy(&t->free_session);
+    pthread_cond_destroy(&t->drained);
+    free(t);
+}
+
+/* ---- Login ---- */
+
+int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err)
+{
+    CK_RV rv = t->mod->C_GetTokenInfo(t->slot, info);
+
+    if (rv == CKR_OK && memcmp(info->label, t->label, sizeof t->label) == 0 &&
+        memcmp(info->serialNumber, t->serial, sizeof t->serial) == 0)
+        return 0;
+    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || rv == CKR_SLOT_ID_INVALID)
+        return tok_errf(err, TOK_E_NO_TOKEN, "token '%s' (serial %s) not present", t->label_str,
+                        t->serial_str);
+    return tok_ckr_err(err, rv, "reading the token info (C_GetTokenInfo)");
+}
+
+static int pin_rejected_err(struct tok *t, struct tok_err *err)
+{
+    tok_errf(err, TOK_E_PIN,
+             "token '%s': the PIN was rejected earlier; not sending it again (open the token "
+             "again with the right PIN)",
+             t->label_str);
+    err->ckr = CKR_PIN_INCORRECT;
+    return -1;
+}
+
+static int pin_rv_rejects(CK_RV rv)
+{
+    return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE ||
+           rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED;
+}
+
+int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct tok_err *err)
+{
+    char what[160];
+    CK_RV rv;
+
+    pthread_mutex_lock(&t->pin_lock);
+    if (t->pin_rejected) {
+        pthread_mutex_unlock(&t->pin_lock);
+        return pin_rejected_err(t, err);
+    }
+    if (!t->pin.bytes && !t->protected_path) {
+        pthread_mutex_unlock(&t->pin_lock);
+        return tok_errf(err, TOK_E_PIN, "token '%s' needs a PIN and none was given", t->label_str);
+    }
+    t->login_calls++;
+    rv = t->mod->C_Login(h, who, t->pin.bytes, (CK_ULONG)t->pin.len);
+    if (pin_rv_rejects(rv)) {
+        tok_pin_wipe(&t->pin);
+        t->pin_rejected = 1;
+    }
+    pthread_mutex_unlock(&t->pin_lock);
+    if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+        return 0;
+    snprintf(what, sizeof what, "logging in to token '%s' (C_Login)", t->label_str);
+    tok_ckr_err(err, rv, what);
+    if (pin_rv_rejects(rv)) {
+        CK_TOKEN_INFO info;
+        struct tok_err now = {0};
+        if (tok_token_info(t, &info, NULL) == 0 && tok_login_guard(&info, &now) != 0) {
+            size_t used = strlen(err->msg);
+            snprintf(err->msg + used, sizeof err->msg - used, "; now: %s", now.msg);
+        }
+    }
+    return -1;
+}
+
+/* pin-source=file:/path (or a bare path): read like --pin-file. Commands are refused. */
+static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct tok_err *err)
+{
+    const char *src = p11_kit_uri_get_pin_source(t->uri);
+
+    if (!src)
+        return 1;
+    if (strncmp(src, "file:", 5) == 0)
+        src += 5;
+    if (src[0] != '/')
+        return tok_errf(err, TOK_E_USAGE,
+                        "pin-source in the URI must be file:/absolute/path (commands are not run)");
+    return tok_pin_from_file(src, pin, err);
+}
+
+int tok_login(struct tok *t, const struct tok_pin *pin, struct tok_err *err)
+{
+    CK_TOKEN_INFO info;
+    struct tok_pin from_uri = {0};
+    int rc;
+
+    if (err)
+        memset(err, 0, sizeof *err);
+    pthread_mutex_lock(&t->rebuild_lock);
+    if (t->pin_rejected) {
+        rc = pin_rejected_err(t, err);
+        goto out;
+    }
+    rc = tok_token_info(t, &info, err);
+    if (rc != 0)
+        goto out;
+    t->login_needed = (info.flags & CKF_LOGIN_REQUIRED) != 0;
+    t->protected_path = (info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+    if (!t->login_needed) {
+        pthread_mutex_lock(&t->lock);
+        t->logged_in = 1; /* nothing to do: the objects are usable without login */
+        t->want_login = 1;
+        pthread_mutex_unlock(&t->lock);
+        goto out;
+    }
+    rc = tok_login_guard(&info, err);
+    if (rc != 0)
+        goto out;
+    if (!pin || !pin->bytes) {
+        rc = pin_from_uri(t, &from_uri, err);
+        if (rc < 0)
+            goto out;
+        pin = rc == 0 ? &from_uri : NULL;
+    }
+    pthread_mutex_lock(&t->pin_lock);
+    tok_pin_wipe(&t->pin);
+    rc = pin ? tok_pin_copy(&t->pin, pin, err) : 0;
+    pthread_mutex_unlock(&t->pin_lock);
+    if (rc != 0)
+        goto out;
+    if (!t->pin.bytes && !t->protected_path) {
+        rc = tok_errf(err, TOK_E_PIN,
+                      "token '%s' needs a PIN: give --pin-file or --pin-fd (or pin-source=file: "
+                      "in the URI)",
+                      t->label_str);
+        goto out;
+    }
+    rc = tok_do_login(t, t->login_session, CKU_USER, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&t->lock);
+        t->logged_in = 1;
+        t->want_login = 1;
+        pthread_mutex_unlock(&t->lock);
+    }
+out:
+    tok_pin_wipe(&from_uri);
+    pthread_mutex_unlock(&t->rebuild_lock);
+    return rc;
+}
+
+/* ---- Rebuild ---- */
+
+static int login_session_is_user(struct tok *t)
+{
+    CK_SESSION_INFO si;
+    return t->mod->C_GetSessionInfo(t->login_session, &si) == CKR_OK &&
+           (si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS);
+}
+
+/* Waits until no pool session is in use and keeps new takers waiting: a session must not be
+ * closed while another thread is inside a call on it. Called with t->lock held. */
+static void pool_drain(struct tok *t)
+{
+    t->draining = 1;
+    while (t->pool_in_use > 0)
+        pthread_cond_wait(&t->drained, &t->lock);
+}
+
+static void pool_resume(struct tok *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->draining = 0;
+    pthread_cond_broadcast(&t->free_session);
+    pthread_mutex_unlock(&t->lock);
+}
+
+int tok_rebuild(struct tok *t, unsigned long seen_generation, struct tok_err *err)
+{
+    int relogin;
+    int rc = -1;
+
+    pthread_mutex_lock(&t->mgmt_lock);
+    pthread_mutex_lock(&t->rebuild_lock);
+    pthread_mutex_lock(&t->lock);
+    if (t->generation != seen_generation) {
+        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rebuild_lock);
+        pthread_mutex_unlock(&t->mgmt_lock);
+        return 0; /* another thread rebuilt meanwhile */
+    }
+    relogin = t->want_login && t->login_needed;
+    if (relogin && t->pin_rejected) {
+        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rebuild_lock);
+        pthread_mutex_unlock(&t->mgmt_lock);
+        return pin_rejected_err(t, err);
+    }
+    pool_drain(t);
+    t->logged_in = 0;
+    t->have_login_session = 0;
+    pthread_mutex_unlock(&t->lock);
+
+    /* Start from nothing: sessions of ours that still live would hold stale handles whose
+     * numbers the module may hand out again. Every pool session and key handle becomes one of
+     * an older generation, whatever happens next. */
+    (void)t->mod->C_CloseAllSessions(t->slot);
+    if (refind_token(t, err) != 0) {
+        pthread_mutex_lock(&t->lock);
+        t->present = 0;
+        pthread_mutex_unlock(&t->lock);
+        goto out;
+    }
+    if (open_login_session(t, err) != 0)
+        goto out;
+    if (relogin && !login_session_is_user(t)) {
+        CK_TOKEN_INFO info;
+        if (tok_token_info(t, &info, err) != 0 || tok_login_guard(&info, err) != 0 ||
+            tok_do_login(t, t->login_session, CKU_USER, err) != 0)
+            goto out;
+    }
+    pthread_mutex_lock(&t->lock);
+    t->rebuilds++;
+    t->present = 1;
+    t->logged_in = t->want_login;
+    pthread_mutex_unlock(&t->lock);
+    rc = 0;
+out:
+    /* Bumped last, so that whoever saw the half-done state asks with the old generation and
+     * finds this rebuild done. */
+    pthread_mutex_lock(&t->lock);
+    t->generation++;
+    pthread_mutex_unlock(&t->lock);
+    pool_resume(t);
+    pthread_mutex_unlock(&t->rebuild_lock);
+    pthread_mutex_unlock(&t->mgmt_lock);
+    return rc;
+}
+
+int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h)
+{
+    CK_SESSION_INFO si;
+    int want;
+
+    pthread_mutex_lock(&t->lock);
+    want = t->want_login && t->login_needed;
+    pthread_mutex_unlock(&t->lock);
+    return want && t->mod->C_GetSessionInfo(h, &si) == CKR_OK &&
+           si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS;
+}
+
+/* ---- Pool ---- */
+
+int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned long *generation,
+                    struct tok_err *err)
+{
+    struct pool_session *ps = NULL;
+    unsigned long gen;
+    CK_RV rv = CKR_OK;
+    size_t i;
+
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        for (i = 0; i < t->pool_size && !t->draining; i++)
+            if (!t->pool[i].busy)
+                break;
+        if (i < t->pool_size && !t->draining)
+            break;
+        pthread_cond_wait(&t->free_session, &t->lock);
+    }
+    ps = &t->pool[i];
+    ps->busy = 1;
+    t->pool_in_use++;
+    gen = t->generation;
+    *generation = gen;
+    if (ps->open && ps->generation == gen) {
+        *h = ps->h;
+        *index = i;
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
+    /* Opened in an older generation: the rebuild closed it already (never close it again, its
+     * handle number may belong to a new session by now). */
+    ps->open = 0;
+    pthread_mutex_unlock(&t->lock);
+
+    for (unsigned attempt = 0; attempt <= tok_budget(t); attempt++) {
+        rv = t->mod->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, h);
+        if (rv != CKR_SESSION_COUNT)
+            break;
+        backoff(attempt);
+    }
+    pthread_mutex_lock(&t->lock);
+    if (rv == CKR_OK) {
+        ps->h = *h;
+        ps->open = 1;
+        ps->generation = gen;
+        *index = i;
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
+    ps->busy = 0;
+    t->pool_in_use--;
+    pthread_cond_signal(&t->free_session);
+    if (t->pool_in_use == 0)
+        pthread_cond_broadcast(&t->drained);
+    pthread_mutex_unlock(&t->lock);
+    return tok_ckr_err(err, rv, "opening a session (C_OpenSession)");
+}
+
+void tok_session_put(struct tok *t, size_t index, int broken)
+{
+    pthread_mutex_lock(&t->lock);
+    if (broken)
+        t->pool[index].open = 0;
+    t->pool[index].busy = 0;
+    t->pool_in_use--;
+    pthread_cond_signal(&t->free_session);
+    if (t->pool_in_use == 0)
+        pthread_cond_broadcast(&t->drained);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* A token that was absent: look again now (cheap), so callers fail fast while it is away. */
+int tok_ensure_present(struct tok *t, struct tok_err *err)
+{
+    unsigned long gen;
+    int present;
+
+    pthread_mutex_lock(&t->lock);
+    /* also a login that a failed rebuild could not restore: try (once) again now */
+    present = t->present && (t->logged_in || !t->want_login);
+    gen = t->generation;
+    pthread_mutex_unlock(&t->lock);
+    return present ? 0 : tok_rebuild(t, gen, err);
+}
+
+int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_err *err)
+{
+    struct tok_err scratch;
+    unsigned budget = tok_budget(t);
+    int rc = -1;
+
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof *err);
+    for (unsigned attempt = 0; attempt <= budget; attempt++) {
+        CK_SESSION_HANDLE h;
+        unsigned long gen;
+        size_t idx = 0;
+
+        if (tok_ensure_present(t, err) != 0)
+            return -1;
+        if (mgmt) {
+            pthread_mutex_lock(&t->mgmt_lock);
+            pthread_mutex_lock(&t->lock);
+            h = t->login_session;
+            gen = t->generation;
+            rc = t->have_login_session ? 0 : -1;
+            pthread_mutex_unlock(&t->lock);
+            if (rc == 0)
+                rc = fn(t, h, ctx, err);
+            else
+                tok_ckr_err(err, CKR_SESSION_CLOSED, "the login session");
+            pthread_mutex_unlock(&t->mgmt_lock);
+        } else {
+            if (tok_session_get(t, &idx, &h, &gen, err) != 0) {
+                if (!tok_rv_needs_rebuild(err->ckr) || attempt == budget ||
+                    tok_rebuild(t, gen, err) != 0)
+                    return -1;
+                continue;
+            }
+            rc = fn(t, h, ctx, err);
+            /* SoftHSM2 hides private objects without a word once the login is gone */
+            if (rc != 0 && err->kind == TOK_E_NO_KEY && tok_session_lacks_login(t, h))
+                tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
+            tok_session_put(t, idx, rc != 0 && tok_rv_needs_rebuild(err->ckr));
+        }
+        if (rc == 0 || !tok_rv_needs_rebuild(err->ckr) || attempt == budget)
+            return rc;
+        if (tok_rebuild(t, gen, err) != 0)
+            return -1;
+    }
+    return rc;
+}
+
+unsigned long tok_generation(struct tok *t)
+{
+    unsigned long gen;
+    pthread_mutex_lock(&t->lock);
+    gen = t->generation;
+    pthread_mutex_unlock(&t->lock);
+    return gen;
+}
+
+/* ---- Status and test hooks ---- */
+
+int tok_get_status(struct tok *t, struct tok_status *st, struct tok_err *err)
+{
+    CK_TOKEN_INFO info;
+    int rc;
+
+    if (err)
+        memset(err, 0, sizeof *err);
+    memset(st, 0, sizeof *st);
+    snprintf(st->label, sizeof st->label, "%s", t->label_str);
+    snprintf(st->serial, sizeof st->serial, "%s", t->serial_str);
+    rc = tok_token_info(t, &info, err);
+    if (rc == 0) {
+        st->present = 1;
+        tok_padded_to_str(info.manufacturerID, 32, st->manufacturer, sizeof st->manufacturer);
+        tok_padded_to_str(info.model, 16, st->model, sizeof st->model);
+        st->flags = info.flags;
+    }
+    pthread_mutex_lock(&t->lock);
+    st->logged_in = rc == 0 && t->logged_in;
+    st->pool_size = t->pool_size;
+    st->pool_in_use = t->pool_in_use;
+    st->rebuilds = t->rebuilds;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+CK_RV tok_test_close_all_sessions(struct tok *t)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&t->mgmt_lock);
+    pthread_mutex_lock(&t->lock);
+    pool_drain(t);
+    pthread_mutex_unlock(&t->lock);
+    rv = t->mod->C_CloseAllSessions(t->slot);
+    pool_resume(t);
+    pthread_mutex_unlock(&t->mgmt_lock);
+    return rv;
+}
+
+unsigned long tok_test_login_calls(struct tok *t)
+{
+    unsigned long n;
+    pthread_mutex_lock(&t->pin_lock);
+    n = t->login_calls;
+    pthread_mutex_unlock(&t->pin_lock);
+    return n;
+}

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pkcs11: token access through p11-kit. See docs/pkcs11.md and shared/pkcs11-notes.md.
+ *
+ * A struct tok is one token of one module, found by an RFC 7512 URI (never by slot number),
+ * with one login held for the life of the object and a bounded pool of sessions that signs in
+ * parallel. Lost sessions, a removed token and a lost login are rebuilt (re-find the token by
+ * label + serial, re-login once with the held PIN, re-find the keys) within a retry budget.
+ * A PIN the token rejected is wiped and never sent again.
+ *
+ * Every error message names what to fix; PKCS#11 errors carry the CKR name and p11-kit's text.
+ * No message ever contains a PIN.
+ */
+#ifndef ITL_PKCS11_TOKEN_H
+#define ITL_PKCS11_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define TOK_ERR_LEN 768
+
+/* The class of failure, so callers can answer "token not present" fast, or refuse to retry. */
+enum tok_errkind {
+    TOK_E_NONE = 0,
+    TOK_E_USAGE,     /* bad argument, URI, file, option */
+    TOK_E_MODULE,    /* module cannot be loaded / initialised */
+    TOK_E_NO_TOKEN,  /* URI matches no token, or token not present */
+    TOK_E_AMBIGUOUS, /* URI matches several tokens / objects */
+    TOK_E_PIN,       /* wrong PIN, locked, final try, must change: never retried */
+    TOK_E_NO_KEY,    /* key or certificate not found */
+    TOK_E_MECHANISM, /* mechanism not supported or forbidden */
+    TOK_E_VERIFY,    /* a signature from the token did not verify with the certificate */
+    TOK_E_DEVICE,    /* other PKCS#11 failure */
+};
+
+struct tok_err {
+    enum tok_errkind kind;
+    unsigned long ckr; /* the CK_RV when the failure came from the module, else 0 */
+    char msg[TOK_ERR_LEN];
+};
+
+/* ---- PINs: byte strings with a length, in locked memory, wiped after use. ---- */
+
+#define TOK_PIN_MAX 256
+
+struct tok_pin {
+    unsigned char *bytes; /* mlock'd; NULL when empty */
+    size_t len;
+};
+
+/* Only trailing CR/LF are stripped. A file readable or writable by group/others is refused. */
+int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err);
+/* Reads to EOF from fd (then closes it); trailing CR/LF stripped. */
+int tok_pin_from_fd(int fd, struct tok_pin *pin, struct tok_err *err);
+/* Prompt on /dev/tty without echo. Fails (TOK_E_USAGE) when there is no terminal. */
+int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err);
+/* From a bare byte string (tests, pin-source). */
+int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct tok_err *err);
+void tok_pin_wipe(struct tok_pin *pin);
+
+/* ---- Opening a token ---- */
+
+struct tok_options {
+    const char *module;      /* absolute path of a module, a p11-kit module name, or NULL for the
+                                p11-kit proxy */
+    const char *uri;         /* "pkcs11:token=...;serial=..." selecting exactly one token; may carry
+                                pin-source=file:... */
+    size_t pool_size;        /* sessions for parallel signing; 0 = number of CPUs; capped by the
+                                token's ulMaxSessionCount */
+    int use_hash_mechanisms; /* 1: CKM_SHAx_RSA_PKCS; 0 (default): CKM_RSA_PKCS + DigestInfo */
+    unsigned retry_budget;   /* rebuild attempts per operation; 0 = 3 */
+};
+
+struct tok;
+
+/* Load the module (p11-kit managed), find the one token the URI names. No login. */
+int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *err);
+/* Log in as user. The PIN is copied into locked memory and kept for one re-login after a lost
+ * login; it is wiped as soon as the token rejects it. Refuses at USER_PIN_LOCKED, FINAL_TRY,
+ * USER_PIN_TO_BE_CHANGED. `pin` may be NULL for tokens without CKF_LOGIN_REQUIRED or with a
+ * protected authentication path; when NULL and the URI has pin-source, that is read. */
+int tok_login(struct tok *t, const struct tok_pin *pin, struct tok_err *err);
+/* Log out, close the sessions, release the module. NULL is fine. */
+void tok_close(struct tok *t);
+
+/* ---- Keys ---- */
+
+/* A private key and its certificate, paired by CKA_ID. Handles are refreshed on rebuild. */
+struct tok_key;
+
+/* Find by CKA_LABEL (and optionally CKA_ID): the private key and the certificate with the
+ * same CKA_ID must both exist. A label matching several keys is refused. */
+int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct tok_err *err);
+void tok_key_free(struct tok_key *k);
+const uint8_t *tok_key_cert(const struct tok_key *k, size_t *len);
+/* The same certificate parsed (an OpenSSL X509 *, owned by the key): parsing costs as much as a
+ * signature, so callers reuse this one. */
+const void *tok_key_x509(const struct tok_key *k);
+const char *tok_key_label(const struct tok_key *k);
+size_t tok_key_sig_len(const struct tok_key *k);
+
+/* Sign a digest (nid: NID_sha1, NID_sha256, NID_sha512) with PKCS#1 v1.5. `msg` (may be NULL
+ * when hash mechanisms are off) is what was hashed. Takes a session from the pool (blocking
+ * while all are busy), rebuilds on lost session/login/token within the retry budget, verifies
+ * the signature with the key's certificate before returning it. Thread-safe. */
+int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size_t msg_len,
+             const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct tok_err *err);
+
+/* Sign arbitrary data (hashes it first): attestation challenges, test signatures. */
+int tok_sign_data(struct tok *t, struct tok_key *k, int nid, const uint8_t *data, size_t len,
+                  uint8_t *sig, size_t *sig_len, struct tok_err *err);
+
+/* ---- Status ---- */
+
+struct tok_status {
+    int present;
+    int logged_in;
+    char label[33];
+    char serial[17];
+    char manufacturer[33];
+    char model[17];
+    unsigned long flags; /* CK_TOKEN_INFO flags */
+    size_t pool_size;
+    size_t pool_in_use;
+    unsigned long rebuilds; /* how many times sessions/login were rebuilt */
+};
+int tok_get_status(struct tok *t, struct tok_status *st, struct tok_err *err);
+
+/* ---- Key management ---- */
+
+struct tok_key_info {
+    char label[128];
+    uint8_t id[64];
+    size_t id_len;
+    char key_type[16]; /* "RSA", "EC", ... */
+    unsigned bits;
+    int has_private, has_public, has_cert;
+    char subject[256];
+    char serial_hex[80];
+    time_t not_before, not_after;
+    int local, always_sensitive, never_extractable, extractable, sensitive;
+    uint8_t cert_sha256[32];
+    int has_cert_sha256;
+};
+
+/* Every private key / certificate pair on the token (grouped by CKA_ID). *out is malloc'd. */
+int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct tok_err *err);
+
+struct tok_import_report {
+    uint8_t id[64];
+    size_t id_len;
+    unsigned bits;
+    uint8_t cert_sha256[32];
+    /* An imported key can never be ALWAYS_SENSITIVE / NEVER_EXTRACTABLE / LOCAL: reported. */
+    int always_sensitive, never_extractable, local;
+};
+
+/* Import a PKCS#12 (ITLRecovery.p12): private key, public key, certificate with one CKA_ID; the
+ * private key CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_TOKEN, CKA_PRIVATE, CKA_SIGN. Refuses an
+ * existing label or id. `id` NULL = derived from the public key (SHA-1, 20 bytes). */
+int tok_import_p12(struct tok *t, const uint8_t *p12, size_t p12_len,
+                   const struct tok_pin *password, const char *label, const uint8_t *id,
+                   size_t id_len, struct tok_import_report *report, struct tok_err *err);
+
+/* Does a PKCS#12 file hold the private key of this certificate (DER)? Its public key must be
+ * the certificate's and a test signature must verify. 0 yes; -1 with TOK_E_VERIFY when it holds
+ * another key, TOK_E_USAGE when it cannot be opened (wrong password, not a .p12). Used to attest
+ * an offline backup. */
+int tok_p12_holds_key(const uint8_t *p12, size_t p12_len, const struct tok_pin *password,
+                      const uint8_t *cert_der, size_t cert_len, struct tok_err *err);
+
+struct tok_generate_opts {
+    const char *label;
+    const char *subject; /* "CN=ITLRECOVERY_pub,OU=...,O=..." */
+    unsigned bits;       /* 2048, 3072, 4096 */
+    unsigned days;       /* validity, default 1825 */
+    const uint8_t *id;   /* NULL = random 16 bytes */
+    size_t id_len;
+    time_t now; /* notBefore */
+};
+
+/* Generate an RSA key pair on the token with an explicit template, make a self-signed X.509
+ * certificate signed by the token key, store it as CKO_CERTIFICATE with the same CKA_ID.
+ * *cert_der is malloc'd. */
+int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **cert_der,
+                 size_t *cert_len, struct tok_err *err);
+
+/* The certificate (DER) stored with this label. *der is malloc'd. */
+int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der_len,
+                    struct tok_err *err);
+
+/* Read the key-protection attributes of a private key (tests and `key list`). */
+int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *info,
+                       struct tok_err *err);
+
+/* CKR name ("CKR_PIN_INCORRECT") for messages. */
+const char *tok_ckr_name(unsigned long rv);
+
+#endif

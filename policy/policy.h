@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy: the rules around the keys, the configuration file they come from, the persistent
+ * state they need (regeneration events, backup attestations) and the audit log.
+ *
+ * Decisions are pure functions of (config, state, request, now): the clock is always an input,
+ * so tests never sleep. State and audit writes are crash-safe: the state file is replaced
+ * atomically under flock; an audit record is one line written with a single write() and fsync'd.
+ */
+#ifndef ITL_POLICY_POLICY_H
+#define ITL_POLICY_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define POL_ERR_LEN 512
+
+struct pol_err {
+    char msg[POL_ERR_LEN];
+};
+
+/* ---- Operations and roles ---- */
+
+enum pol_op {
+    POL_OP_RESET = 0,
+    POL_OP_BUILD,
+    POL_OP_SIGN,
+    POL_OP_ENCRYPT,
+    POL_OP_STATUS,
+    POL_OP_KEY, /* key generate / import / attest-backup */
+    POL_OP_COUNT
+};
+const char *pol_op_name(enum pol_op op); /* "reset", "build", ... */
+int pol_op_from_name(const char *name);  /* -1 when unknown */
+
+enum pol_key_role { POL_KEY_RECOVERY = 0, POL_KEY_TFTP = 1, POL_KEY_COUNT };
+const char *pol_key_role_name(enum pol_key_role role); /* "recovery", "tftp" */
+int pol_key_role_from_name(const char *name);
+
+/* What a key may sign (recovery-signs / tftp-signs), as bit flags. */
+enum pol_file_kind { POL_FILE_ITL = 1, POL_FILE_CONFIG = 2 };
+
+enum pol_backup_mode { POL_BACKUP_OFF = 0, POL_BACKUP_WARN, POL_BACKUP_REQUIRE };
+enum pol_expired_mode { POL_EXPIRED_REFUSE = 0, POL_EXPIRED_WARN };
+enum pol_node_role { POL_NODE_PUBLISHER = 0, POL_NODE_SUBSCRIBER };
+
+/* ---- Configuration (YAML; see docs/config.md for every key and its default) ---- */
+
+#define POL_MAX_ACCESS_RULES 64
+#define POL_NAME_LEN 256
+
+struct pol_access_rule {
+    int is_group;            /* 1: group rule, 0: user rule */
+    char name[POL_NAME_LEN]; /* user or group name, or a numeric id */
+    unsigned allow;          /* bit (1u << pol_op) */
+    int line;                /* line in the config, for messages */
+};
+
+struct pol_config {
+    char path[1024]; /* where it was loaded from ("" for a string) */
+    struct {
+        char name[POL_NAME_LEN];
+        enum pol_node_role role;
+    } node;
+    struct {
+        char module[1024]; /* "" = p11-kit proxy */
+        char uri[1024];
+        char pin_file[1024];
+        size_t pool_size; /* 0 = number of CPUs */
+    } token;
+    struct {
+        char label[POL_NAME_LEN];
+    } keys[POL_KEY_COUNT];
+    struct {
+        long regen_hold;               /* seconds, default 300 */
+        enum pol_backup_mode backup;   /* default warn */
+        size_t max_itl_bytes;          /* default 65535 */
+        enum pol_expired_mode expired; /* default refuse */
+        unsigned signs[POL_KEY_COUNT]; /* recovery: ITL; tftp: ITL|CONFIG */
+        int digest;                    /* default digest code for new files: 1 (SHA-1) */
+    } policy;
+    struct {
+        char path[1024];          /* default /run/itl-sign/socket */
+        unsigned mode;            /* default 0660 */
+        char owner[POL_NAME_LEN]; /* "" = unchanged */
+        char group[POL_NAME_LEN];
+        unsigned max_connections; /* default 64 */
+        unsigned timeout_ms;      /* per-connection idle timeout, default 30000 */
+        size_t max_request_bytes; /* default 4 MiB */
+    } socket;
+    struct {
+        char user[POL_NAME_LEN]; /* drop privileges to; "" = stay */
+        char group[POL_NAME_LEN];
+    } run_as;
+    char state_dir[1024]; /* default /var/lib/itl-sign */
+    char audit_log[1024]; /* default /var/log/itl-sign/audit.log */
+    size_t n_access;
+    struct pol_access_rule access[POL_MAX_ACCESS_RULES];
+};
+
+/* Defaults for every field. */
+void pol_config_defaults(struct pol_config *cfg);
+/* Load a YAML file / parse YAML text. Unknown keys and bad values are errors naming the line:
+ * "itl-signd.yaml:12: unknown key 'regen_hold' in policy (did you mean 'regen-hold'?)". */
+int pol_config_load(const char *path, struct pol_config *cfg, struct pol_err *err);
+int pol_config_parse(const char *text, size_t len, const char *name, struct pol_config *cfg,
+                     struct pol_err *err);
+/* What the service needs beyond a valid file (token.uri). 0 or -1 with err. */
+int pol_config_check_service(const struct pol_config *cfg, struct pol_err *err);
+
+/* "90s", "5m", "1h", "2d", "300" (seconds). -1 on error. */
+long pol_parse_duration(const char *text);
+
+/* ---- Requests and decisions ---- */
+
+struct pol_peer {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+};
+
+struct pol_decision {
+    int allow;     /* 1 allow, 0 deny */
+    char rule[32]; /* "access", "publisher-only", "regen-hold", "backup", "key-role",
+                      "sast-signer", "max-itl-bytes", "expired", "ok" */
+    char message[POL_ERR_LEN];
+    int warn; /* allowed with a warning (backup: warn, expired: warn) */
+    char warning[POL_ERR_LEN];
+};
+
+/* Every pol_check_* fills d and returns 0 when allowed (perhaps with d->warn), -1 when denied.
+ * A denial's d->rule names the rule and d->message says why (for the reply and the audit). */
+
+/* Who may ask: user rules by name or uid, group rules by primary or supplementary group. */
+int pol_check_access(const struct pol_config *cfg, const struct pol_peer *peer, enum pol_op op,
+                     struct pol_decision *d);
+
+struct pol_state;
+
+/* A signing request as policy sees it. The caller (signer) fills the facts from the file. */
+struct pol_sign_request {
+    enum pol_op op;          /* RESET, BUILD, SIGN, ENCRYPT */
+    enum pol_key_role key;   /* which key would sign */
+    enum pol_file_kind file; /* ITL or CONFIG */
+    size_t file_bytes;       /* size of the ITL/CTL to be produced */
+    int signer_is_sast;      /* ITL/CTL: the signer certificate is a SAST record of the file */
+    time_t signer_not_after; /* validity of the signer certificate */
+    time_t signer_not_before;
+    const uint8_t *signer_cert_sha256; /* 32 bytes: for backup attestation lookups */
+    time_t now;
+};
+
+/* Publisher-only, backup, key roles, SAST signer, size, expiry: in that order; the first denial
+ * wins, warnings accumulate. */
+int pol_check_sign(const struct pol_config *cfg, const struct pol_state *st,
+                   const struct pol_sign_request *req, struct pol_decision *d);
+
+/* May `key` be regenerated / replaced now? Publisher-only (recovery), the regen hold, and
+ * (backup: warn|require) no TFTP replacement while the recovery key is not backed up.
+ * pol_check_regen2 is the exact form: recovery_cert_sha256 is the current recovery certificate
+ * (NULL: there is no recovery key, which also refuses a TFTP replacement). pol_check_regen,
+ * without it, accepts any recorded recovery attestation. */
+int pol_check_regen(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,
+                    time_t now, struct pol_decision *d);
+int pol_check_regen2(const struct pol_config *cfg, const struct pol_state *st,
+                     enum pol_key_role key, const uint8_t *recovery_cert_sha256, time_t now,
+                     struct pol_decision *d);
+
+/* 1 when the daily "not backed up" log line is due (backup: warn|require, no attestation for
+ * this recovery certificate, none logged in the last 24 h); record it with
+ * pol_state_record_backup_warning. */
+int pol_backup_warning_due(const struct pol_config *cfg, const struct pol_state *st,
+                           const uint8_t *recovery_cert_sha256, time_t now);
+
+/* ---- Persistent state (state-dir/state.json) ---- */
+
+struct pol_attestation {
+    enum pol_key_role key;
+    uint8_t cert_sha256[32];
+    char kind[16];      /* "token" or "p12" */
+    char identity[256]; /* "label=..;serial=.." or "sha256:<hex of the file>" */
+    time_t time;
+    uid_t uid;
+};
+
+struct pol_regen_event {
+    enum pol_key_role key;
+    char label[POL_NAME_LEN];
+    uint8_t cert_sha256[32];
+    time_t time;
+    uid_t uid;
+};
+
+#define POL_MAX_ATTESTATIONS 32
+
+struct pol_state {
+    int has_last_regen;
+    struct pol_regen_event last_regen;
+    size_t n_attestations;
+    struct pol_attestation attestations[POL_MAX_ATTESTATIONS];
+    time_t last_backup_warning;    /* for the daily log line */
+    unsigned long long generation; /* bumped by every write: lost updates are detectable */
+};
+
+/* Read the state (a missing file is an empty state; a corrupt or unreadable one is an error:
+ * fail closed, never reset). Takes a shared lock while reading. */
+int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *err);
+/* Record a regeneration: voids attestations of that key. Exclusive lock, re-read, check the
+ * hold again under the lock (d filled on denial), write temp + fsync + rename + fsync(dir).
+ * All record functions return 0 when the state is durable, -1 with err otherwise; a denied
+ * regeneration also sets d->allow = 0 (and err holds d->message). */
+int pol_state_record_regen(const char *state_dir, const struct pol_config *cfg,
+                           const struct pol_regen_event *ev, struct pol_decision *d,
+                           struct pol_err *err);
+/* Replaces an attestation of the same key, certificate, kind and identity; when the table is
+ * full the oldest goes (only those for the current certificate matter). */
+int pol_state_record_attestation(const char *state_dir, const struct pol_attestation *a,
+                                 struct pol_err *err);
+int pol_state_record_backup_warning(const char *state_dir, time_t when, struct pol_err *err);
+/* The attestation for this key and certificate, or NULL. */
+const struct pol_attestation *pol_state_find_attestation(const struct pol_state *st,
+                                                         enum pol_key_role key,
+                                                         const uint8_t cert_sha256[32]);
+/* Serialize / parse (exposed for tests and fuzzing). */
+int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct pol_err *err);
+int pol_state_format(const struct pol_state *st, char **out, size_t *out_len);
+
+/* ---- Audit log: one JSON object per line, appended with O_APPEND, fsync'd before the reply ----
+ */
+
+struct pol_audit;
+
+struct pol_audit_record {
+    time_t time;
+    const struct pol_peer *peer; /* NULL for direct mode without a peer */
+    const char *op;              /* "sign", "reset", "status", "config", "protocol", ... */
+    const char *file;            /* may be NULL */
+    const uint8_t *in_sha256;    /* 32 bytes or NULL */
+    const uint8_t *out_sha256;   /* 32 bytes or NULL */
+    const char *key;             /* key label, may be NULL */
+    const char *result;          /* "ok", "denied", "error" */
+    const char *rule;            /* policy rule, may be NULL */
+    const char *message;         /* may be NULL */
+};
+
+/* Open (create 0640) for appending. */
+int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err);
+/* One line, one write(), fsync. Thread-safe. Fails if the line could not be made durable. */
+int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct pol_err *err);
+/* SIGHUP: reopen the path (after rotation). */
+int pol_audit_reopen(struct pol_audit *a, struct pol_err *err);
+void pol_audit_close(struct pol_audit *a);
+
+/* CUCM's backup warning text. */
+extern const char POL_BACKUP_WARNING[];
+
+#endif

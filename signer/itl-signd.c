@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * itl-signd: the signing service that owns the token. See docs/itl-signd.8.
+ *
+ * Start order (each step needs the privileges the next one gives up):
+ *   config -> non-dumpable, no core -> PIN file (still privileged) -> socket and state dirs ->
+ *   bind the socket -> audit log -> drop to run-as -> detach (unless --foreground) ->
+ *   C_Initialize + login (the PIN is wiped right after) -> serve.
+ * Nothing forks after the PKCS#11 module is initialised: detaching happens before.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "pkcs11/token.h"
+#include "policy/policy.h"
+#include "signer/server.h"
+#include "signer/signer.h"
+
+#ifndef ITL_SIGN_VERSION
+#define ITL_SIGN_VERSION "0.1.0"
+#endif
+
+/* Exit codes (docs/itl-signd.8). */
+enum {
+    SIGND_EXIT_OK = 0,    /* stopped cleanly; --check-config: the config is fine */
+    SIGND_EXIT_SETUP = 1, /* config, directories, socket, privileges, audit log */
+    SIGND_EXIT_USAGE = 2, /* bad command line */
+    SIGND_EXIT_TOKEN = 4, /* module, token, PIN or login */
+};
+
+struct options {
+    const char *config;
+    int foreground;
+    int check_only;
+};
+
+/* After detaching, the parent waits on this pipe: one status byte, then a message. */
+static int ready_fd = -1;
+
+static void startup_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void startup_error(int code, const char *fmt, ...)
+{
+    char msg[SRV_ERR_LEN + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    srv_log(LOG_ERR, "%s", msg);
+    if (ready_fd >= 0) {
+        uint8_t b = (uint8_t)code;
+        if (write(ready_fd, &b, 1) == 1 && write(ready_fd, msg, strlen(msg)) < 0)
+            b = 0; /* the parent is gone; syslog has the message */
+        close(ready_fd);
+        ready_fd = -1;
+    }
+}
+
+static void report_ready(void)
+{
+    uint8_t ok = SIGND_EXIT_OK;
+
+    if (ready_fd < 0)
+        return;
+    if (write(ready_fd, &ok, 1) != 1)
+        srv_log(LOG_WARNING, "could not tell the starting process that the service is ready");
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: itl-signd --config FILE [--foreground] [--check-config]\n"
+               "\n"
+               "  -c, --config FILE   the service configuration (YAML; docs/config.md)\n"
+               "  -f, --foreground    stay in the foreground, log to stderr (systemd, tests)\n"
+               "  -t, --check-config  validate the configuration and the files it names, then "
+               "exit\n"
+               "  -h, --help          this text\n"
+               "  -V, --version       the version\n"
+               "\nman itl-signd for the rest.\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+        {"check-config", no_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(o, 0, sizeof *o);
+    while ((ch = getopt_long(argc, argv, "c:fthV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'f':
+            o->foreground = 1;
+            break;
+        case 't':
+            o->check_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(SIGND_EXIT_OK);
+        case 'V':
+            printf("itl-signd %s\n", ITL_SIGN_VERSION);
+            exit(SIGND_EXIT_OK);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "itl-signd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    if (!o->config) {
+        fprintf(stderr, "itl-signd: --config FILE is required\n");
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- --check-config ---- */
+
+static int check_module(const struct pol_config *cfg, char *err, size_t err_size)
+{
+    struct stat st;
+
+    /* A bare name is a p11-kit module name, resolved only when it is loaded. */
+    if (cfg->token.module[0] != '/')
+        return 0;
+    if (stat(cfg->token.module, &st) != 0) {
+        snprintf(err, err_size, "token.module %s: %s", cfg->token.module, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "token.module %s is not a regular file", cfg->token.module);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids, char *err,
+                          size_t err_size)
+{
+    const char *path = cfg->token.pin_file;
+    struct stat st;
+    int fd;
+
+    if (!path[0])
+        return 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(err, err_size, "token.pin-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err, err_size, "token.pin-file %s is not a regular file", path);
+        return -1;
+    }
+    close(fd); /* the PIN itself is read only when the service starts */
+    if (st.st_mode & 077) {
+        snprintf(err, err_size,
+                 "token.pin-file %s is accessible by group or others (mode %04o) (fix: chmod "
+                 "600 %s)",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
+    if (st.st_uid != 0 && st.st_uid != ids->run_uid && st.st_uid != geteuid()) {
+        snprintf(err, err_size, "token.pin-file %s belongs to uid %u, not root or the service user",
+                 path, (unsigned)st.st_uid);
+        return -1;
+    }
+    return 0;
+}
+
+/* An existing dir must be safe; a missing one will be created, so its parent must exist. */
+static int check_dir_or_parent(const char *what, const char *dir, const struct srv_ids *ids,
+                               char *err, size_t err_size)
+{
+    char parent[1024];
+    struct stat st;
+
+    if (stat(dir, &st) == 0)
+        return srv_check_dir(what, dir, ids, err, err_size);
+    if (errno != ENOENT) {
+        snprintf(err, err_size, "%s %s: %s", what, dir, strerror(errno));
+        return -1;
+    }
+    srv_dirname(dir, parent, sizeof parent);
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, err_size, "%s %s is missing and cannot be created: %s does not exist", what,
+                 dir, parent);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_config(const struct pol_config *cfg, const struct srv_ids *ids)
+{
+    char err[SRV_ERR_LEN], sock_dir[1024];
+
+    srv_dirname(cfg->socket.path, sock_dir, sizeof sock_dir);
+    if (check_module(cfg, err, sizeof err) != 0 || check_pin_file(cfg, ids, err, sizeof err) ||
+        check_dir_or_parent("socket directory", sock_dir, ids, err, sizeof err) != 0 ||
+        check_dir_or_parent("state directory", cfg->state_dir, ids, err, sizeof err) != 0) {
+        fprintf(stderr, "itl-signd: %s: %s\n", cfg->path, err);
+        return SIGND_EXIT_SETUP;
+    }
+    printf("config OK\n");
+    return SIGND_EXIT_OK;
+}
+
+/* ---- Starting ---- */
+
+static void harden_process(void)
+{
+    struct rlimit no_core = {0, 0};
+
+    /* No core dump, no ptrace by other users, no /proc/PID/mem: the PIN and the token's
+     * session state stay in this process. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    setrlimit(RLIMIT_CORE, &no_core);
+}
+
+static int drop_privileges(const struct srv_ids *ids, char *err, size_t err_size)
+{
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+
+    if (!ids->drop)
+        return 0;
+    if (geteuid() != 0) {
+        if (geteuid() == ids->run_uid && getegid() == ids->run_gid)
+            return 0; /* started as the service user already (systemd User=) */
+        snprintf(err, err_size,
+                 "run-as.user is %s, but itl-signd runs as uid %u, not root: start it as root "
+                 "or as %s",
+                 ids->run_user, (unsigned)geteuid(), ids->run_user);
+        return -1;
+    }
+    if (initgroups(ids->run_user, ids->run_gid) != 0 ||
+        setresgid(ids->run_gid, ids->run_gid, ids->run_gid) != 0 ||
+        setresuid(ids->run_uid, ids->run_uid, ids->run_uid) != 0) {
+        snprintf(err, err_size, "cannot switch to user %s (uid %u, gid %u): %s", ids->run_user,
+                 (unsigned)ids->run_uid, (unsigned)ids->run_gid, strerror(errno));
+        return -1;
+    }
+    if (getresuid(&r, &e, &s) != 0 || getresgid(&rg, &eg, &sg) != 0 || r != ids->run_uid ||
+        e != ids->run_uid || s != ids->run_uid || rg != ids->run_gid || eg != ids->run_gid ||
+        sg != ids->run_gid || (ids->run_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))) {
+        snprintf(err, err_size, "privileges were not dropped completely; refusing to serve");
+        return -1;
+    }
+    harden_process(); /* a credential change may reset the dumpable flag */
+    return 0;
+}
+
+/* Detach: fork, setsid, fork again; the first process waits until the service is serving (or
+ * failed) and exits with its status, so `itl-signd` without --foreground still reports
+ * startup errors. */
+static void daemonize(struct tok_pin *pin)
+{
+    int pfd[2], null_fd;
+    pid_t pid;
+
+    fflush(NULL);
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        fprintf(stderr, "itl-signd: pipe: %s\n", strerror(errno));
+        exit(SIGND_EXIT_SETUP);
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "itl-signd: fork: %s\n", strerror(errno));
+        exit(SIGND_EXIT_SETUP);
+    }
+    if (pid > 0) {
+        char msg[SRV_ERR_LEN + 128];
+        uint8_t code;
+        ssize_t n;
+        size_t got = 0;
+
+        tok_pin_wipe(pin); /* this process only waits: it has no use for the PIN */
+        close(pfd[1]);
+        waitpid(pid, NULL, 0);
+        if (read(pfd[0], &code, 1) != 1) {
+            fprintf(stderr, "itl-signd: the service exited during startup (see syslog)\n");
+            _exit(SIGND_EXIT_SETUP);
+        }
+        while (got < sizeof msg - 1 && (n = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0)
+            got += (size_t)n;
+        msg[got] = 0;
+        if (code != SIGND_EXIT_OK)
+            fprintf(stderr, "itl-signd: %s\n", msg);
+        _exit(code);
+    }
+    close(pfd[0]);
+    if (setsid() < 0)
+        _exit(SIGND_EXIT_SETUP);
+    pid = fork();
+    if (pid < 0)
+        _exit(SIGND_EXIT_SETUP);
+    if (pid > 0)
+        _exit(SIGND_EXIT_OK);
+    ready_fd = pfd[1];
+    if (chdir("/") != 0)
+        _exit(SIGND_EXIT_SETUP);
+    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+        dup2(null_fd, STDIN_FILENO);
+        dup2(null_fd, STDOUT_FILENO);
+        dup2(null_fd, STDERR_FILENO);
+        if (null_fd > STDERR_FILENO)
+            close(null_fd);
+    }
+    srv_log_use_syslog();
+}
+
+struct service {
+    const struct pol_config *cfg;
+    const struct srv_ids *ids;
+    struct tok_pin pin;
+    struct srv_listener listener;
+    struct pol_audit *audit;
+    struct tok *tok;
+    struct sgn_engine *engine;
+};
+
+static int read_pin(struct service *sv)
+{
+    struct tok_err te = {0};
+
+    if (!sv->cfg->token.pin_file[0])
+        return 0; /* pin-source in the URI, or a token that needs no PIN */
+    if (tok_pin_from_file(sv->cfg->token.pin_file, &sv->pin, &te) != 0) {
+        startup_error(SIGND_EXIT_TOKEN, "token.pin-file: %s", te.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int prepare_dirs(struct service *sv)
+{
+    const struct srv_ids *ids = sv->ids;
+    char err[SRV_ERR_LEN], dir[1024];
+    int created;
+
+    if (sv->listener.fd < 0) {
+        srv_dirname(sv->cfg->socket.path, dir, sizeof dir);
+        if (srv_prepare_dir("socket directory", dir,
+                            ids->has_sock_gid ? ids->sock_gid : ids->run_gid, ids, &created, err,
+                            sizeof err) != 0)
+            goto fail;
+        if (created)
+            srv_log(LOG_NOTICE, "created the socket directory %s", dir);
+    }
+    if (srv_prepare_dir("state directory", sv->cfg->state_dir, ids->run_gid, ids, &created, err,
+                        sizeof err) != 0)
+        goto fail;
+    if (created)
+        srv_log(LOG_NOTICE, "created the state directory %s", sv->cfg->state_dir);
+    /* The audit log's directory is made when missing; where it lives is the admin's choice. */
+    srv_dirname(sv->cfg->audit_log, dir, sizeof dir);
+    if (mkdir(dir, 0750) == 0 && chown(dir, ids->run_uid, ids->run_gid) != 0)
+        srv_log(LOG_WARNING, "cannot give %s to the service user: %s", dir, strerror(errno));
+    return 0;
+fail:
+    startup_error(SIGND_EXIT_SETUP, "%s", err);
+    return -1;
+}
+
+static int open_socket(struct service *sv)
+{
+    char err[SRV_ERR_LEN];
+
+    if (sv->listener.fd >= 0)
+        return 0; /* socket activation */
+    if (srv_listen(sv->cfg, sv->ids, &sv->listener, err, sizeof err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_audit(struct service *sv)
+{
+    struct pol_err pe;
+
+    if (pol_audit_open(sv->cfg->audit_log, &sv->audit, &pe) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "audit-log: %s (nothing is served unaudited)", pe.msg);
+        return -1;
+    }
+    /* The service user must be able to reopen it after rotation (SIGHUP). */
+    if (sv->ids->drop && geteuid() == 0 &&
+        chown(sv->cfg->audit_log, sv->ids->run_uid, sv->ids->run_gid) != 0)
+        srv_log(LOG_WARNING, "cannot give %s to the service user: %s", sv->cfg->audit_log,
+                strerror(errno));
+    return 0;
+}
+
+static int open_token(struct service *sv)
+{
+    const struct pol_config *cfg = sv->cfg;
+    struct tok_options to = {
+        .module = cfg->token.module[0] ? cfg->token.module : NULL,
+        .uri = cfg->token.uri,
+        .pool_size = cfg->token.pool_size,
+    };
+    struct tok_err te = {0};
+    int rc;
+
+    if (tok_open(&to, &sv->tok, &te) != 0) {
+        tok_pin_wipe(&sv->pin);
+        startup_error(SIGND_EXIT_TOKEN, "token %s: %s", cfg->token.uri, te.msg);
+        return -1;
+    }
+    rc = tok_login(sv->tok, cfg->token.pin_file[0] ? &sv->pin : NULL, &te);
+    tok_pin_wipe(&sv->pin); /* the token layer keeps its own locked copy for one re-login */
+    if (rc != 0) {
+        startup_error(SIGND_EXIT_TOKEN, "login to %s: %s", cfg->token.uri, te.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_engine(struct service *sv)
+{
+    struct sgn_engine_opts eo = {
+        .cfg = sv->cfg,
+        .tok = sv->tok,
+        .audit = sv->audit,
+        .check_access = 1,
+        .use_state = 1,
+    };
+    char err[SRV_ERR_LEN];
+
+    if (sgn_engine_new(&eo, &sv->engine, err, sizeof err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void log_started(const struct service *sv)
+{
+    struct tok_status ts = {0};
+    struct tok_err te = {0};
+
+    tok_get_status(sv->tok, &ts, &te);
+    srv_log(LOG_NOTICE,
+            "itl-signd %s serving on %s%s as uid %u: token '%s' (serial %s), %zu session%s, "
+            "audit log %s",
+            ITL_SIGN_VERSION, sv->listener.path, sv->listener.activated ? " (from systemd)" : "",
+            (unsigned)geteuid(), ts.label, ts.serial, ts.pool_size, ts.pool_size == 1 ? "" : "s",
+            sv->cfg->audit_log);
+}
+
+static void service_close(struct service *sv)
+{
+    tok_pin_wipe(&sv->pin);
+    srv_listener_close(&sv->listener);
+    sgn_engine_free(sv->engine);
+    tok_close(sv->tok); /* logs out */
+    pol_audit_close(sv->audit);
+}
+
+static int run(const struct pol_config *cfg, const struct srv_ids *ids, int foreground)
+{
+    struct service sv = {.cfg = cfg, .ids = ids, .listener = {.fd = -1}};
+    char err[SRV_ERR_LEN];
+    int rc = SIGND_EXIT_SETUP;
+
+    harden_process();
+    if (srv_listen_activated(&sv.listener, err, sizeof err) < 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err);
+        return SIGND_EXIT_SETUP;
+    }
+    if (read_pin(&sv) != 0)
+        return SIGND_EXIT_TOKEN;
+    if (prepare_dirs(&sv) != 0 || open_socket(&sv) != 0 || open_audit(&sv) != 0)
+        goto out;
+    if (drop_privileges(ids, err, sizeof err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err);
+        goto out;
+    }
+    if (!foreground)
+        daemonize(&sv.pin);
+    /* Before the module can start threads of its own: they must not take our signals. */
+    srv_block_signals();
+    if (open_token(&sv) != 0) {
+        rc = SIGND_EXIT_TOKEN;
+        goto out;
+    }
+    if (start_engine(&sv) != 0)
+        goto out;
+    log_started(&sv);
+    report_ready();
+    {
+        struct srv_params sp = {
+            .cfg = cfg, .engine = sv.engine, .audit = sv.audit, .listener = &sv.listener};
+        rc = srv_run(&sp) == 0 ? SIGND_EXIT_OK : SIGND_EXIT_SETUP;
+    }
+out:
+    service_close(&sv);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static struct pol_config cfg; /* large: not on the stack */
+    struct options o;
+    struct srv_ids ids;
+    struct pol_err pe;
+    char err[SRV_ERR_LEN];
+
+    umask(027);
+    if (parse_options(argc, argv, &o) != 0)
+        return SIGND_EXIT_USAGE;
+    if (pol_config_load(o.config, &cfg, &pe) != 0 || pol_config_check_service(&cfg, &pe) != 0) {
+        fprintf(stderr, "itl-signd: %s\n", pe.msg);
+        return SIGND_EXIT_SETUP;
+    }
+    if (srv_resolve_ids(&cfg, &ids, err, sizeof err) != 0) {
+        fprintf(stderr, "itl-signd: %s\n", err);
+        return SIGND_EXIT_SETUP;
+    }
+    if (o.check_only)
+        return check_config(&cfg, &ids);
+    return run(&cfg, &ids, o.foreground);
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signer/ private: the itl-signd process around the engine. Logging, the socket and state
+ * directories, the listening socket, and the serving loop (one thread per connection, signals
+ * through a signalfd). itl-signd.c strings these together in the order the man page documents.
+ */
+#ifndef ITL_SIGNER_SERVER_H
+#define ITL_SIGNER_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "policy/policy.h"
+#include "signer/signer.h"
+
+#define SRV_ERR_LEN 768
+
+/* ---- Logging: stderr in the foreground, syslog (daemon facility) when detached ---- */
+
+void srv_log_use_syslog(void);
+/* priority: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO (syslog.h). One line, never a secret. */
+void srv_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Who the service is, resolved once from the config ---- */
+
+struct srv_ids {
+    int drop;      /* run-as.user is set: switch to run_uid/run_gid (when root) */
+    uid_t run_uid; /* the uid that will serve: run-as.user, or the current euid */
+    gid_t run_gid; /* its group: run-as.group, the user's primary group, or the egid */
+    char run_user[256];
+    int has_sock_uid, has_sock_gid;
+    uid_t sock_uid; /* socket.owner */
+    gid_t sock_gid; /* socket.group */
+};
+
+/* User and group names or numeric ids of the config; an unknown name is an error naming the
+ * config key. */
+int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err, size_t err_size);
+
+/* ---- Directories ---- */
+
+/* A directory the service trusts must belong to root or the service user and must not be
+ * writable by others, nor by a group other than the service's. err names the dir and the fix. */
+int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, char *err,
+                  size_t err_size);
+/* Create `dir` (one level, mode 0750, owned by the service user and `gid`) when missing, then
+ * srv_check_dir it. *created says whether it was made now. */
+int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct srv_ids *ids,
+                    int *created, char *err, size_t err_size);
+/* The directory part of a path ("/run/itl-sign/socket" -> "/run/itl-sign"). */
+void srv_dirname(const char *path, char *out, size_t size);
+
+/* ---- The listening socket ---- */
+
+struct srv_listener {
+    int fd;
+    int activated; /* handed over by systemd (LISTEN_FDS): not ours to unlink */
+    char path[108];
+    dev_t dev; /* the socket file we bound: unlink it only if it is still ours */
+    ino_t ino;
+};
+
+/* A socket passed by systemd socket activation (LISTEN_PID/LISTEN_FDS, fd 3), without
+ * libsystemd. Returns 1 when one was taken, 0 when none was passed, -1 on a bad one. */
+int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size);
+/* Bind socket.path: a stale socket file is removed only when nothing listens on it; then
+ * socket.mode and socket.owner/group are applied. */
+int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct srv_listener *l,
+               char *err, size_t err_size);
+/* Close; unlink the socket file when we bound it and it is still the same file. */
+void srv_listener_close(struct srv_listener *l);
+
+/* ---- Serving ---- */
+
+/* The signals the service handles (TERM, INT, HUP); block them before any thread exists so
+ * that only the serving loop sees them (through a signalfd). SIGPIPE is ignored. */
+void srv_block_signals(void);
+
+struct srv_params {
+    const struct pol_config *cfg;
+    struct sgn_engine *engine;
+    struct pol_audit *audit; /* reopened on SIGHUP */
+    struct srv_listener *listener;
+};
+
+/* Serve until SIGTERM/SIGINT: then stop accepting, close the socket, let requests in progress
+ * finish, join every connection thread. 0 on a clean stop, -1 when serving could not start. */
+int srv_run(const struct srv_params *p);
+
+#endif

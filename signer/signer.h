@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signer: the one code path that turns a request into a signed file, the wire protocol that
+ * carries requests to itl-signd, and the client side of it.
+ *
+ * `itl-sign --token ...` (direct mode) and itl-signd run the same sgn_execute(): access check,
+ * policy, format + token signing, verification of the result, one audit record. The service adds
+ * only the socket, peer credentials and privilege separation around it.
+ */
+#ifndef ITL_SIGNER_SIGNER_H
+#define ITL_SIGNER_SIGNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "policy/policy.h"
+
+struct tok;
+
+/* Result classes; the CLI maps them to its exit codes, the wire carries them as one byte. */
+enum sgn_status {
+    SGN_OK = 0,
+    SGN_E_USAGE = 1,    /* the request is incomplete or contradictory */
+    SGN_E_INPUT = 2,    /* the input file is malformed or not what the operation needs */
+    SGN_E_TOKEN = 3,    /* token, key or mechanism problem */
+    SGN_E_NO_TOKEN = 4, /* the token is not present right now: retry later */
+    SGN_E_DENIED = 5,   /* policy or access rules said no */
+    SGN_E_AUDIT = 6,    /* the audit record could not be written: nothing was released */
+    SGN_E_PROTOCOL = 7, /* malformed, oversize or wrong-version frame */
+    SGN_E_INTERNAL = 8,
+    SGN_E_BUSY = 9, /* connection limit reached, or the service is stopping */
+};
+const char *sgn_status_name(enum sgn_status st);
+
+/* ---- Requests ---- */
+
+/* A certificate for `build`: DER bytes, or the label of a certificate on the token. */
+struct sgn_cert_arg {
+    unsigned function; /* enum itl_role */
+    const uint8_t *der;
+    size_t der_len;
+    const char *token_label; /* used when der is NULL */
+};
+
+#define SGN_MAX_BUILD_CERTS 64
+
+struct sgn_request {
+    enum pol_op op;
+    const char *filename; /* the input's file name (basename), for FILENAME and the audit log */
+    const uint8_t *data;  /* reset: the ITL; sign: the config (or a .sgn to re-sign);
+                             encrypt: the plain SEP<MAC>.cnf.xml */
+    size_t len;
+    int digest;        /* 0 = the config's default */
+    int has_timestamp; /* 0 = now */
+    uint32_t timestamp;
+    const char *out_filename; /* FILENAME written in the output; NULL = derived */
+    const char *key;          /* "recovery", "tftp" or a label; NULL = the operation's default
+                                 (reset: recovery; build: tftp; sign, encrypt: tftp) */
+    const struct sgn_cert_arg *certs; /* build */
+    size_t n_certs;
+    const uint8_t *phone_cert; /* encrypt */
+    size_t phone_cert_len;
+    int layout; /* build: 0 CUCM's record layout, 1 certutils' (tag 28, 4,6,5 signer order) */
+};
+
+struct sgn_result {
+    enum sgn_status status;
+    char message[1024]; /* error, or a one-line summary of what was produced */
+    char warning[512];  /* policy warnings (backup not attested, ...) */
+    char signer[512];   /* subject of the certificate that signed */
+    char rule[32];      /* the policy rule that decided, on denial */
+    uint8_t *out;       /* the signed file (malloc'd) */
+    size_t out_len;
+    char out_name[256]; /* suggested file name */
+    uint8_t *out2;      /* encrypt: the short companion .sgn */
+    size_t out2_len;
+    char out2_name[256];
+};
+void sgn_result_free(struct sgn_result *r);
+
+/* ---- The engine: token + keys + policy + audit ---- */
+
+struct sgn_engine;
+
+struct sgn_engine_opts {
+    const struct pol_config *cfg; /* copied */
+    struct tok *tok;              /* opened and logged in; not owned */
+    struct pol_audit *audit;      /* NULL: no audit log (direct mode without a config) */
+    int check_access;             /* apply cfg access rules to the peer */
+    int use_state;                /* read cfg->state_dir (0: empty state, direct mode default) */
+};
+
+int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, char *err,
+                   size_t err_size);
+void sgn_engine_free(struct sgn_engine *e);
+
+/* Run one request for `peer`. Thread-safe. Always fills r (status + message); writes exactly
+ * one audit record when the engine has an audit log. */
+void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
+                 struct sgn_result *r);
+
+/* Status as one JSON document (token, keys, policy state, counters). *json is malloc'd. The
+ * service adds its own fields through `extra` (a JSON fragment "\"k\":v,..." or NULL). */
+int sgn_status_json(struct sgn_engine *e, const char *extra, char **json);
+
+/* The daily "ITLRecovery certificate not backed up" line (backup: warn|require, no attestation
+ * for the current recovery certificate, none given in the last 24 h): 1 with the line in msg
+ * (and recorded in the state, so one service or CLI on the node says it once a day), else 0. */
+int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size);
+
+/* Record a request that never reached sgn_execute (denied peer, malformed frame). */
+void sgn_audit_event(struct sgn_engine *e, const struct pol_peer *peer, const char *op,
+                     const char *result, const char *rule, const char *message);
+
+/* ---- Wire protocol (docs/protocol.md) ---- */
+
+#define SGN_WIRE_MAGIC "ITLS"
+#define SGN_WIRE_VERSION 1
+#define SGN_WIRE_HEADER_LEN 12
+#define SGN_WIRE_DEFAULT_MAX (4u << 20)
+
+enum sgn_frame_type { SGN_FRAME_REQUEST = 1, SGN_FRAME_REPLY = 2 };
+
+/* Parse a frame header: 0 ok (payload length in *len), -1 malformed (err says why). */
+int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type expect,
+                    size_t max_payload, size_t *len, char *err, size_t err_size);
+
+/* Encode a request / reply into one frame (header + payload). *out is malloc'd. */
+int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t *out_len);
+int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, uint8_t **out,
+                          size_t *out_len);
+
+/* Decode a request payload. Views point into `payload` (which must outlive req); certs are
+ * stored in `certs` (SGN_MAX_BUILD_CERTS entries). Strings are NUL-terminated on the wire. */
+int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_request *req,
+                            struct sgn_cert_arg *certs, char *err, size_t err_size);
+/* Decode a reply payload into r (copies: r owns its buffers); *status_json malloc'd or NULL. */
+int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result *r,
+                          char **status_json, char *err, size_t err_size);
+
+/* ---- Client ---- */
+
+struct sgn_client;
+
+int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *err,
+                       size_t err_size);
+/* One request, one reply. -1 on a transport or protocol failure (err says which). */
+int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
+                    char **status_json, char *err, size_t err_size);
+void sgn_client_close(struct sgn_client *c);
+
+#endif

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The itl-signd wire protocol (docs/protocol.md): a 12-byte frame header, then fields
+ * tag(1) | length(4, big-endian) | value. Strict: unknown tags, duplicates, strings without
+ * their NUL or with one inside, and lengths past the payload are errors.
+ */
+#include "signer/signer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum field_tag {
+    F_OP = 0x01,
+    F_FILENAME = 0x02,
+    F_DATA = 0x03,
+    F_DIGEST = 0x04,
+    F_TIMESTAMP = 0x05,
+    F_OUT_FILENAME = 0x06,
+    F_KEY = 0x07,
+    F_CERT = 0x08,       /* u16 function + DER */
+    F_CERT_LABEL = 0x09, /* u16 function + NUL-terminated label */
+    F_PHONE_CERT = 0x0a,
+    F_LAYOUT = 0x0b,
+
+    F_STATUS = 0x41,
+    F_MESSAGE = 0x42,
+    F_WARNING = 0x43,
+    F_SIGNER = 0x44,
+    F_RULE = 0x45,
+    F_OUT = 0x46,
+    F_OUT_NAME = 0x47,
+    F_OUT2 = 0x48,
+    F_OUT2_NAME = 0x49,
+    F_STATUS_JSON = 0x4a,
+};
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- Encoding: a growable buffer that starts with room for the frame header ---- */
+
+struct frame {
+    uint8_t *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void frame_reserve(struct frame *f, size_t more)
+{
+    size_t need = f->len + more;
+    if (f->failed || need <= f->cap)
+        return;
+    size_t cap = f->cap ? f->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *nb = realloc(f->buf, cap);
+    if (!nb) {
+        f->failed = 1;
+        return;
+    }
+    f->buf = nb;
+    f->cap = cap;
+}
+
+static void frame_field(struct frame *f, uint8_t tag, const void *a, size_t alen, const void *b,
+                        size_t blen)
+{
+    if (alen + blen > UINT32_MAX) {
+        f->failed = 1;
+        return;
+    }
+    frame_reserve(f, 5 + alen + blen);
+    if (f->failed)
+        return;
+    f->buf[f->len] = tag;
+    put_u32(f->buf + f->len + 1, (uint32_t)(alen + blen));
+    if (alen)
+        memcpy(f->buf + f->len + 5, a, alen);
+    if (blen)
+        memcpy(f->buf + f->len + 5 + alen, b, blen);
+    f->len += 5 + alen + blen;
+}
+
+static void frame_bytes(struct frame *f, uint8_t tag, const uint8_t *p, size_t n)
+{
+    if (p)
+        frame_field(f, tag, p, n, NULL, 0);
+}
+
+static void frame_str(struct frame *f, uint8_t tag, const char *s)
+{
+    if (s && *s)
+        frame_field(f, tag, s, strlen(s) + 1, NULL, 0);
+}
+
+static void frame_u8(struct frame *f, uint8_t tag, uint8_t v)
+{
+    frame_field(f, tag, &v, 1, NULL, 0);
+}
+
+static int frame_finish(struct frame *f, enum sgn_frame_type type, uint8_t **out, size_t *out_len)
+{
+    if (f->failed || f->len - SGN_WIRE_HEADER_LEN > UINT32_MAX) {
+        free(f->buf);
+        return -1;
+    }
+    memcpy(f->buf, SGN_WIRE_MAGIC, 4);
+    f->buf[4] = SGN_WIRE_VERSION;
+    f->buf[5] = (uint8_t)type;
+    put_u16(f->buf + 6, 0);
+    put_u32(f->buf + 8, (uint32_t)(f->len - SGN_WIRE_HEADER_LEN));
+    *out = f->buf;
+    *out_len = f->len;
+    return 0;
+}
+
+static void frame_begin(struct frame *f)
+{
+    memset(f, 0, sizeof *f);
+    frame_reserve(f, SGN_WIRE_HEADER_LEN);
+    f->len = SGN_WIRE_HEADER_LEN;
+}
+
+int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t *out_len)
+{
+    struct frame f;
+    uint8_t ts[4], fn[2];
+
+    frame_begin(&f);
+    frame_u8(&f, F_OP, (uint8_t)req->op);
+    frame_str(&f, F_FILENAME, req->filename);
+    frame_bytes(&f, F_DATA, req->data ? req->data : (const uint8_t *)"", req->len);
+    if (req->digest)
+        frame_u8(&f, F_DIGEST, (uint8_t)req->digest);
+    if (req->has_timestamp) {
+        put_u32(ts, req->timestamp);
+        frame_field(&f, F_TIMESTAMP, ts, 4, NULL, 0);
+    }
+    frame_str(&f, F_OUT_FILENAME, req->out_filename);
+    frame_str(&f, F_KEY, req->key);
+    for (size_t i = 0; i < req->n_certs; i++) {
+        const struct sgn_cert_arg *c = &req->certs[i];
+        put_u16(fn, (uint16_t)c->function);
+        if (c->der)
+            frame_field(&f, F_CERT, fn, 2, c->der, c->der_len);
+        else if (c->token_label)
+            frame_field(&f, F_CERT_LABEL, fn, 2, c->token_label, strlen(c->token_label) + 1);
+    }
+    frame_bytes(&f, F_PHONE_CERT, req->phone_cert, req->phone_cert_len);
+    if (req->layout)
+        frame_u8(&f, F_LAYOUT, (uint8_t)req->layout);
+    return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
+}
+
+int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, uint8_t **out,
+                          size_t *out_len)
+{
+    struct frame f;
+
+    frame_begin(&f);
+    frame_u8(&f, F_STATUS, (uint8_t)r->status);
+    frame_str(&f, F_MESSAGE, r->message);
+    frame_str(&f, F_WARNING, r->warning);
+    frame_str(&f, F_SIGNER, r->signer);
+    frame_str(&f, F_RULE, r->rule);
+    frame_bytes(&f, F_OUT, r->out, r->out_len);
+    frame_str(&f, F_OUT_NAME, r->out_name);
+    frame_bytes(&f, F_OUT2, r->out2, r->out2_len);
+    frame_str(&f, F_OUT2_NAME, r->out2_name);
+    frame_str(&f, F_STATUS_JSON, status_json);
+    return frame_finish(&f, SGN_FRAME_REPLY, out, out_len);
+}
+
+/* ---- Decoding ---- */
+
+int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type expect,
+                    size_t max_payload, size_t *len, char *err, size_t err_size)
+{
+    uint32_t n;
+
+    if (memcmp(hdr, SGN_WIRE_MAGIC, 4) != 0) {
+        set_err(err, err_size, "not an itl-sign frame (bad magic)");
+        return -1;
+    }
+    if (hdr[4] != SGN_WIRE_VERSION) {
+        set_err(err, err_size, "protocol version %u is not supported (this side speaks %u)", hdr[4],
+                SGN_WIRE_VERSION);
+        return -1;
+    }
+    if (hdr[5] != expect) {
+        set_err(err, err_size, "frame type %u where %u was expected", hdr[5], expect);
+        return -1;
+    }
+    if (get_u16(hdr + 6) != 0) {
+        set_err(err, err_size, "reserved header bits are set");
+        return -1;
+    }
+    n = get_u32(hdr + 8);
+    if (n > max_payload) {
+        set_err(err, err_size, "frame of %u bytes exceeds the limit of %zu bytes", n, max_payload);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+struct field {
+    uint8_t tag;
+    const uint8_t *value;
+    size_t len;
+    size_t offset;
+};
+
+/* Next field of the payload; 1 when one was read, 0 at the end, -1 when malformed. */
+static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f, char *err,
+                      size_t err_size)
+{
+    uint32_t n;
+
+    if (*pos == len)
+        return 0;
+    if (len - *pos < 5) {
+        set_err(err, err_size, "payload offset %zu: field header truncated", *pos);
+        return -1;
+    }
+    f->tag = p[*pos];
+    n = get_u32(p + *pos + 1);
+    if (n > len - *pos - 5) {
+        set_err(err, err_size, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
+                *pos, f->tag, n);
+        return -1;
+    }
+    f->offset = *pos;
+    f->value = p + *pos + 5;
+    f->len = n;
+    *pos += 5 + n;
+    return 1;
+}
+
+static int field_str(const struct field *f, const char **out, char *err, size_t err_size)
+{
+    if (f->len == 0 || f->value[f->len - 1] != 0 || memchr(f->value, 0, f->len - 1)) {
+        set_err(err, err_size, "payload offset %zu: field 0x%02x is not a NUL-terminated string",
+                f->offset, f->tag);
+        return -1;
+    }
+    *out = (const char *)f->value;
+    return 0;
+}
+
+static int field_u8(const struct field *f, uint8_t *out, char *err, size_t err_size)
+{
+    if (f->len != 1) {
+        set_err(err, err_size, "payload offset %zu: field 0x%02x must be 1 byte, not %zu",
+                f->offset, f->tag, f->len);
+        return -1;
+    }
+    *out = f->value[0];
+    return 0;
+}
+
+/* Fields that may appear once: a bit each. */
+static int seen_once(uint64_t *seen, const struct field *f, char *err, size_t err_size)
+{
+    uint64_t bit = 1ull << (f->tag & 63);
+    if (*seen & bit) {
+        set_err(err, err_size, "payload offset %zu: field 0x%02x appears twice", f->offset, f->tag);
+        return -1;
+    }
+    *seen |= bit;
+    return 0;
+}
+
+static int decode_cert(const struct field *f, struct sgn_request *req, struct sgn_cert_arg *certs,
+                       char *err, size_t err_size)
+{
+    struct sgn_cert_arg *c;
+    struct field rest;
+
+    if (req->n_certs >= SGN_MAX_BUILD_CERTS) {
+        set_err(err, err_size, "more than %d certificates in one build request",
+                SGN_MAX_BUILD_CERTS);
+        return -1;
+    }
+    if (f->len < 3) {
+        set_err(err, err_size, "payload offset %zu: certificate field too short", f->offset);
+        return -1;
+    }
+    c = &certs[req->n_certs];
+    memset(c, 0, sizeof *c);
+    c->function = get_u16(f->value);
+    rest = *f;
+    rest.value += 2;
+    rest.len -= 2;
+    if (f->tag == F_CERT) {
+        c->der = rest.value;
+        c->der_len = rest.len;
+    } else if (field_str(&rest, &c->token_label, err, err_size) != 0) {
+        return -1;
+    }
+    req->n_certs++;
+    req->certs = certs;
+    return 0;
+}
+
+int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_request *req,
+                            struct sgn_cert_arg *certs, char *err, size_t err_size)
+{
+    size_t pos = 0;
+    uint64_t seen = 0;
+    struct field f;
+    int rc;
+    uint8_t v;
+
+    memset(req, 0, sizeof *req);
+    while ((rc = next_field(payload, len, &pos, &f, err, err_size)) == 1) {
+        if (f.tag != F_CERT && f.tag != F_CERT_LABEL && seen_once(&seen, &f, err, err_size))
+            return -1;
+        switch (f.tag) {
+        case F_OP:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            if (v >= POL_OP_COUNT) {
+                set_err(err, err_size, "unknown operation %u", v);
+                return -1;
+            }
+            req->op = (enum pol_op)v;
+            break;
+        case F_FILENAME:
+            if (field_str(&f, &req->filename, err, err_size))
+                return -1;
+            break;
+        case F_DATA:
+            req->data = f.value;
+            req->len = f.len;
+            break;
+        case F_DIGEST:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            req->digest = v;
+            break;
+        case F_TIMESTAMP:
+            if (f.len != 4) {
+                set_err(err, err_size, "payload offset %zu: timestamp must be 4 bytes", f.offset);
+                return -1;
+            }
+            req->has_timestamp = 1;
+            req->timestamp = get_u32(f.value);
+            break;
+        case F_OUT_FILENAME:
+            if (field_str(&f, &req->out_filename, err, err_size))
+                return -1;
+            break;
+        case F_KEY:
+            if (field_str(&f, &req->key, err, err_size))
+                return -1;
+            break;
+        case F_CERT:
+        case F_CERT_LABEL:
+            if (decode_cert(&f, req, certs, err, err_size))
+                return -1;
+            break;
+        case F_PHONE_CERT:
+            req->phone_cert = f.value;
+            req->phone_cert_len = f.len;
+            break;
+        case F_LAYOUT:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            if (v > 1) {
+                set_err(err, err_size, "unknown ITL layout %u", v);
+                return -1;
+            }
+            req->layout = v;
+            break;
+        default:
+            set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
+                    f.tag);
+            return -1;
+        }
+    }
+    if (rc < 0)
+        return -1;
+    if (!(seen & (1ull << F_OP))) {
+        set_err(err, err_size, "request without an operation");
+        return -1;
+    }
+    return 0;
+}
+
+static int copy_str(const struct field *f, char *dst, size_t dst_size, char *err, size_t err_size)
+{
+    const char *s;
+    if (field_str(f, &s, err, err_size))
+        return -1;
+    snprintf(dst, dst_size, "%s", s);
+    return 0;
+}
+
+static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, char *err,
+                      size_t err_size)
+{
+    *dst = malloc(f->len ? f->len : 1);
+    if (!*dst) {
+        set_err(err, err_size, "out of memory for a reply of %zu bytes", f->len);
+        return -1;
+    }
+    memcpy(*dst, f->value, f->len);
+    *dst_len = f->len;
+    return 0;
+}
+
+static int decode_reply_field(const struct field *f, struct sgn_result *r, char **status_json,
+                              char *err, size_t err_size)
+{
+    uint8_t v;
+    const char *s;
+
+    switch (f->tag) {
+    case F_STATUS:
+        if (field_u8(f, &v, err, err_size))
+            return -1;
+        r->status = (enum sgn_status)v;
+        return 0;
+    case F_MESSAGE:
+        return copy_str(f, r->message, sizeof r->message, err, err_size);
+    case F_WARNING:
+        return copy_str(f, r->warning, sizeof r->warning, err, err_size);
+    case F_SIGNER:
+        return copy_str(f, r->signer, sizeof r->signer, err, err_size);
+    case F_RULE:
+        return copy_str(f, r->rule, sizeof r->rule, err, err_size);
+    case F_OUT:
+        return copy_bytes(f, &r->out, &r->out_len, err, err_size);
+    case F_OUT_NAME:
+        return copy_str(f, r->out_name, sizeof r->out_name, err, err_size);
+    case F_OUT2:
+        return copy_bytes(f, &r->out2, &r->out2_len, err, err_size);
+    case F_OUT2_NAME:
+        return copy_str(f, r->out2_name, sizeof r->out2_name, err, err_size);
+    case F_STATUS_JSON:
+        if (field_str(f, &s, err, err_size))
+            return -1;
+        if (status_json && !(*status_json = strdup(s))) {
+            set_err(err, err_size, "out of memory");
+            return -1;
+        }
+        return 0;
+    default:
+        set_err(err, err_size, "payload offset %zu: unknown reply field 0x%02x", f->offset, f->tag);
+        return -1;
+    }
+}
+
+int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result *r,
+                          char **status_json, char *err, size_t err_size)
+{
+    size_t pos = 0;
+    uint64_t seen = 0;
+    struct field f;
+    int rc;
+
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    while ((rc = next_field(payload, len, &pos, &f, err, err_size)) == 1) {
+        if (seen_once(&seen, &f, err, err_size) ||
+            decode_reply_field(&f, r, status_json, err, err_size))
+            goto fail;
+    }
+    if (rc < 0)
+        goto fail;
+    if (!(seen & (1ull << (F_STATUS & 63)))) {
+        set_err(err, err_size, "reply without a status");
+        goto fail;
+    }
+    return 0;
+fail:
+    sgn_result_free(r);
+    if (status_json) {
+        free(*status_json);
+        *status_json = NULL;
+    }
+    return -1;
+}

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Runs every libFuzzer target (tests/fuzz/fuzz_*.c) for FUZZ_SECONDS each under ASan + UBSan.
+# The seed corpus is copied, never modified; a crash input is kept in build-fuzz/crashes/ and
+# fails the run (add it to tests/fuzz/corpus/<target>/ once fixed: the regression run replays it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${FUZZ_SECONDS:-60}
+build=build-fuzz
+san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+make --no-print-directory BUILD=$build CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+    SAN="$san -fsanitize=fuzzer-no-link" \
+    $build/libformat.a $build/libpkcs11tok.a $build/libpolicy.a $build/libsigner.a >/dev/null
+
+mkdir -p $build/crashes
+status=0
+for src in tests/fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    corpus=tests/fuzz/corpus/${name#fuzz_}
+    bin=$build/lf_$name
+    clang -std=c11 -D_GNU_SOURCE -O1 -g -I. $(pkg-config --cflags p11-kit-1 yaml-0.1 openssl) \
+        $san -fsanitize=fuzzer -o "$bin" "$src" \
+        $build/libsigner.a $build/libpolicy.a $build/libpkcs11tok.a $build/libformat.a \
+        $(pkg-config --libs p11-kit-1 yaml-0.1 openssl) -pthread
+    work=$(mktemp -d)
+    cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+    log=$build/$name.log
+    if "$bin" -max_total_time="$secs" -max_len=70000 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$build/crashes/$name-" -print_final_stats=1 "$work" >"$log" 2>&1; then
+        execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')
+        echo "figures: fuzz $name: $execs execs in ${secs}s, no crash"
+    else
+        echo "FUZZ CRASH in $name: see $log and $build/crashes/"; tail -30 "$log"; status=1
+    fi
+    rm -rf "$work"
+done
+exit $status

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+/* pkcs11: signing. Signatures verify with OpenSSL, equal the OpenSSL pkcs11 engine's byte for
+ * byte, survive lost sessions and a lost login, and hold up under parallel use (SoftHSM2). */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "pkcs11/internal.h"
+#include "tests/unit/testlib.h"
+
+struct fixture {
+    struct testlib_token tt;
+    char dir[512];
+    struct tok *t;
+    struct tok_key *k;
+};
+
+static void login(struct fixture *f)
+{
+    struct tok_pin pin;
+    struct tok_err err;
+
+    ck_assert_int_eq(tok_pin_from_file(f->tt.pin_file, &pin, &err), 0);
+    if (tok_login(f->t, &pin, &err) != 0)
+        ck_abort_msg("tok_login: %s", err.msg);
+    tok_pin_wipe(&pin);
+}
+
+static void open_token(struct fixture *f, size_t pool, int hash_mechanisms)
+{
+    struct tok_options o = {.module = f->tt.module,
+                            .uri = f->tt.uri,
+                            .pool_size = pool,
+                            .use_hash_mechanisms = hash_mechanisms};
+    struct tok_err err;
+
+    if (tok_open(&o, &f->t, &err) != 0)
+        ck_abort_msg("tok_open: %s", err.msg);
+    login(f);
+}
+
+static void find_key(struct fixture *f, const char *label)
+{
+    struct tok_err err;
+    if (tok_find_key(f->t, label, &f->k, &err) != 0)
+        ck_abort_msg("tok_find_key: %s", err.msg);
+}
+
+static void close_token(struct fixture *f)
+{
+    tok_key_free(f->k);
+    f->k = NULL;
+    tok_close(f->t);
+    f->t = NULL;
+}
+
+/* A token holding key `label` (generated on the token, self-signed certificate). */
+static void setup_with_key(struct fixture *f, const char *token, const char *label, size_t pool)
+{
+    struct tok_generate_opts o = {.label = label, .subject = "CN=TFTP,O=itl-sign test"};
+    struct tok_err err;
+    uint8_t *der;
+    size_t len;
+
+    memset(f, 0, sizeof *f);
+    testlib_make_token(token, &f->tt);
+    snprintf(f->dir, sizeof f->dir, "%s", testlib_tmpdir("sign"));
+    open_token(f, pool, 0);
+    if (tok_generate(f->t, &o, &der, &len, &err) != 0)
+        ck_abort_msg("tok_generate: %s", err.msg);
+    free(der);
+    find_key(f, label);
+}
+
+static int openssl_verify(const struct tok_key *k, int nid, const uint8_t *data, size_t len,
+                          const uint8_t *sig, size_t sig_len)
+{
+    size_t cert_len;
+    const uint8_t *cert = tok_key_cert(k, &cert_len);
+    const unsigned char *p = cert;
+    X509 *x = d2i_X509(NULL, &p, (long)cert_len);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok;
+
+    ok = x && md &&
+         EVP_DigestVerifyInit(md, NULL, EVP_get_digestbynid(nid), NULL, X509_get0_pubkey(x)) == 1 &&
+         EVP_DigestVerify(md, sig, sig_len, data, len) == 1;
+    EVP_MD_CTX_free(md);
+    X509_free(x);
+    return ok;
+}
+
+static const int nids[] = {NID_sha1, NID_sha256, NID_sha512};
+
+START_TEST(test_signatures_verify)
+{
+    struct fixture f;
+    const uint8_t data[] = "ITLFile.tlv contents";
+    uint8_t sig[512], sig2[512], md[32];
+    size_t sig_len, sig2_len;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-sign1", "TFTP", 2);
+    ck_assert_uint_eq(tok_key_sig_len(f.k), 256);
+    ck_assert_str_eq(tok_key_label(f.k), "TFTP");
+    for (size_t i = 0; i < 3; i++) {
+        sig_len = sizeof sig;
+        if (tok_sign_data(f.t, f.k, nids[i], data, sizeof data, sig, &sig_len, &err) != 0)
+            ck_abort_msg("tok_sign_data: %s", err.msg);
+        ck_assert_uint_eq(sig_len, 256);
+        ck_assert(openssl_verify(f.k, nids[i], data, sizeof data, sig, sig_len));
+        ck_assert(!openssl_verify(f.k, nids[i], data, sizeof data - 1, sig, sig_len));
+    }
+    /* a digest alone (the format layer's usual call) gives the same signature */
+    EVP_Digest(data, sizeof data, md, NULL, EVP_sha256(), NULL);
+    sig_len = sig2_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     0);
+    ck_assert_int_eq(tok_sign(f.t, f.k, NID_sha256, NULL, 0, md, 32, sig2, &sig2_len, &err), 0);
+    ck_assert_uint_eq(sig_len, sig2_len);
+    ck_assert_mem_eq(sig, sig2, sig_len);
+    close_token(&f);
+}
+END_TEST
+
+START_TEST(test_sign_usage_errors)
+{
+    struct fixture f;
+    uint8_t sig[512], md[32] = {0};
+    size_t sig_len = sizeof sig;
+    struct tok_err err;
+    struct tok_key *none;
+
+    setup_with_key(&f, "itl-sign2", "TFTP", 1);
+    ck_assert_int_eq(tok_sign(f.t, f.k, NID_md5, NULL, 0, md, 16, sig, &sig_len, &err), -1);
+    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "SHA-1, SHA-256 and SHA-512"));
+    ck_assert_int_eq(tok_sign(f.t, f.k, NID_sha256, NULL, 0, md, 20, sig, &sig_len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "32 bytes, not 20"));
+    sig_len = 100;
+    ck_assert_int_eq(tok_sign(f.t, f.k, NID_sha256, NULL, 0, md, 32, sig, &sig_len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "signature buffer of 100 bytes"));
+    ck_assert_int_eq(tok_find_key(f.t, "NoSuchKey", &none, &err), -1);
+    ck_assert_int_eq(err.kind, TOK_E_NO_KEY);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no private key labelled 'NoSuchKey' on token"));
+    close_token(&f);
+}
+END_TEST
+
+/* The OpenSSL pkcs11 engine (libp11) signs the same data with the same key: PKCS#1 v1.5 is
+ * deterministic, so the bytes must be identical. The engine gets the PIN through -passin file:,
+ * never argv; it may crash at exit (pkcs11-notes P7), so its exit status alone proves nothing:
+ * the signature file must be complete. */
+START_TEST(test_signatures_equal_engine)
+{
+    static const char *digest_names[] = {"sha1", "sha256", "sha512"};
+    struct fixture f;
+    char data_path[700], sig_path[700];
+    const uint8_t data[] = "<device><fullConfig>true</fullConfig></device>\n";
+
+    setup_with_key(&f, "itl-engine", "CallManager", 1);
+    close_token(&f); /* one process on the token at a time (pkcs11-notes P4) */
+    snprintf(data_path, sizeof data_path, "%s/data", f.dir);
+    testlib_write(data_path, data, sizeof data - 1);
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t sig[512], *engine_sig;
+        size_t sig_len = sizeof sig, engine_len;
+        struct tok_err err;
+        int rc;
+
+        snprintf(sig_path, sizeof sig_path, "%s/sig.%s", f.dir, digest_names[i]);
+        rc = testlib_sh("PKCS11_MODULE_PATH='%s' openssl dgst -%s -engine pkcs11 -keyform engine "
+                        "-sign 'pkcs11:token=itl-engine;object=CallManager;type=private' "
+                        "-passin 'file:%s' -out '%s' '%s' >/dev/null 2>&1",
+                        f.tt.module, digest_names[i], f.tt.pin_file, sig_path, data_path);
+        ck_assert_msg(rc == 0 || rc == 139 || rc == -1, "openssl engine exit %d", rc);
+        engine_sig = testlib_read(sig_path, &engine_len);
+        ck_assert_uint_eq(engine_len, 256);
+
+        open_token(&f, 1, 0);
+        find_key(&f, "CallManager");
+        if (tok_sign_data(f.t, f.k, nids[i], data, sizeof data - 1, sig, &sig_len, &err) != 0)
+            ck_abort_msg("tok_sign_data: %s", err.msg);
+        ck_assert_uint_eq(sig_len, engine_len);
+        ck_assert_mem_eq(sig, engine_sig, sig_len);
+        close_token(&f);
+        free(engine_sig);
+    }
+}
+END_TEST
+
+/* CKM_SHAx_RSA_PKCS (the token hashes) and CKM_RSA_PKCS over our DigestInfo agree. */
+START_TEST(test_hash_mechanisms_agree)
+{
+    struct fixture f;
+    const uint8_t data[] = "SEP001122334455.cnf.xml";
+    uint8_t a[512], b[512];
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-hashmech", "TFTP", 1);
+    for (size_t i = 0; i < 3; i++) {
+        size_t a_len = sizeof a, b_len = sizeof b;
+        ck_assert_int_eq(tok_sign_data(f.t, f.k, nids[i], data, sizeof data, a, &a_len, &err), 0);
+        close_token(&f);
+        open_token(&f, 1, 1);
+        find_key(&f, "TFTP");
+        if (tok_sign_data(f.t, f.k, nids[i], data, sizeof data, b, &b_len, &err) != 0)
+            ck_abort_msg("hash mechanism: %s", err.msg);
+        ck_assert_uint_eq(a_len, b_len);
+        ck_assert_mem_eq(a, b, a_len);
+        /* with hash mechanisms the token needs the message, not only a digest */
+        ck_assert_int_eq(tok_sign(f.t, f.k, nids[i], NULL, 0, a,
+                                  nids[i] == NID_sha1     ? 20
+                                  : nids[i] == NID_sha256 ? 32
+                                                          : 64,
+                                  b, &b_len, &err),
+                         -1);
+        ck_assert_ptr_nonnull(strstr(err.msg, "need the message"));
+        close_token(&f);
+        open_token(&f, 1, 0);
+        find_key(&f, "TFTP");
+    }
+    close_token(&f);
+}
+END_TEST
+
+/* A signature that does not verify never leaves the layer. */
+START_TEST(test_unverifiable_signature_refused)
+{
+    struct fixture f;
+    const uint8_t data[] = "payload";
+    uint8_t sig[512];
+    size_t sig_len = sizeof sig;
+    struct tok_generate_opts o = {.label = "Other", .subject = "CN=other"};
+    struct tok_key *other;
+    struct tok_err err;
+    uint8_t *der;
+    size_t len;
+    EVP_PKEY *swap;
+
+    setup_with_key(&f, "itl-verify", "TFTP", 1);
+    ck_assert_int_eq(tok_generate(f.t, &o, &der, &len, &err), 0);
+    free(der);
+    ck_assert_int_eq(tok_find_key(f.t, "Other", &other, &err), 0);
+    /* give TFTP the certificate key of Other, as a token with a mismatched cert would */
+    swap = f.k->pub;
+    f.k->pub = other->pub;
+    other->pub = swap;
+    for (size_t i = 0; i < f.k->n_vctx; i++)
+        EVP_PKEY_CTX_free(f.k->vctx[i]);
+    f.k->n_vctx = 0;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    ck_assert_int_eq(err.kind, TOK_E_VERIFY);
+    ck_assert_ptr_nonnull(strstr(err.msg, "does not verify with its certificate"));
+    tok_key_free(other);
+    close_token(&f);
+}
+END_TEST
+
+START_TEST(test_rebuild_after_sessions_closed)
+{
+    struct fixture f;
+    const uint8_t data[] = "rebuild";
+    uint8_t sig[512];
+    size_t sig_len;
+    struct tok_status st;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-rebuild", "TFTP", 2);
+    sig_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     0);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 1);
+
+    /* a token reset / another part of the process: all sessions and the login are gone */
+    ck_assert_uint_eq(tok_test_close_all_sessions(f.t), CKR_OK);
+    sig_len = sizeof sig;
+    if (tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err) != 0)
+        ck_abort_msg("sign after close-all: %s", err.msg);
+    ck_assert(openssl_verify(f.k, NID_sha256, data, sizeof data, sig, sig_len));
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_uint_eq(st.rebuilds, 1);
+    ck_assert_int_eq(st.logged_in, 1);
+    ck_assert_uint_eq(st.pool_in_use, 0);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2); /* re-login once with the held PIN */
+
+    /* and again: each loss costs one rebuild, never a loop */
+    ck_assert_uint_eq(tok_test_close_all_sessions(f.t), CKR_OK);
+    sig_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha1, data, sizeof data, sig, &sig_len, &err), 0);
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_uint_eq(st.rebuilds, 2);
+    close_token(&f);
+}
+END_TEST
+
+/* The held PIN stops working (changed elsewhere): the re-login fails once, then the PIN is
+ * never sent again. */
+START_TEST(test_relogin_with_rejected_pin)
+{
+    struct fixture f;
+    const uint8_t data[] = "relogin";
+    uint8_t sig[512];
+    size_t sig_len = sizeof sig;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-relogin", "TFTP", 1);
+    ck_assert_uint_eq(f.t->mod->C_SetPIN(f.t->login_session, (CK_UTF8CHAR *)f.tt.pin,
+                                         strlen(f.tt.pin), (CK_UTF8CHAR *)"changed-elsewhere", 17),
+                      CKR_OK);
+    ck_assert_uint_eq(tok_test_close_all_sessions(f.t), CKR_OK);
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    ck_assert_msg(err.kind == TOK_E_PIN, "%s", err.msg);
+    ck_assert_uint_eq(err.ckr, CKR_PIN_INCORRECT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "CKR_PIN_INCORRECT"));
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
+
+    sig_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the PIN was rejected earlier; not sending it again"));
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
+    close_token(&f);
+}
+END_TEST
+
+/* The token leaves (here: its label no longer matches what we hold, as after a swap) and comes
+ * back: while it is away every call fails fast with "not present", and nothing is sent. */
+START_TEST(test_token_absent_fails_fast)
+{
+    struct fixture f;
+    const uint8_t data[] = "absent";
+    uint8_t sig[512];
+    size_t sig_len = sizeof sig;
+    CK_UTF8CHAR held[32];
+    struct tok_status st;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-absent", "TFTP", 2);
+    memcpy(held, f.t->label, sizeof held);
+    memset(f.t->label, ' ', sizeof f.t->label);
+    memcpy(f.t->label, "itl-elsewhere", 13);
+    ck_assert_uint_eq(tok_test_close_all_sessions(f.t), CKR_OK);
+    for (int i = 0; i < 2; i++) {
+        sig_len = sizeof sig;
+        ck_assert_int_eq(
+            tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err), -1);
+        ck_assert_int_eq(err.kind, TOK_E_NO_TOKEN);
+        ck_assert_ptr_nonnull(strstr(err.msg, "not present"));
+    }
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), -1);
+    ck_assert_int_eq(st.present, 0);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 1);
+
+    memcpy(f.t->label, held, sizeof held); /* back */
+    sig_len = sizeof sig;
+    if (tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err) != 0)
+        ck_abort_msg("sign after the token came back: %s", err.msg);
+    ck_assert(openssl_verify(f.k, NID_sha256, data, sizeof data, sig, sig_len));
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_int_eq(st.present, 1);
+    ck_assert_uint_eq(st.rebuilds, 1);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
+    close_token(&f);
+}
+END_TEST
+
+#define THREADS 4
+#define PER_THREAD 200
+
+struct worker {
+    struct fixture *f;
+    int id;
+    int verified;
+    char error[TOK_ERR_LEN];
+};
+
+static void *sign_many(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        char data[64];
+        uint8_t sig[512];
+        size_t sig_len = sizeof sig;
+        struct tok_err err;
+        int len = snprintf(data, sizeof data, "thread %d message %d", w->id, i);
+        int nid = nids[i % 3];
+        if (tok_sign_data(w->f->t, w->f->k, nid, (uint8_t *)data, (size_t)len, sig, &sig_len,
+                          &err) != 0) {
+            snprintf(w->error, sizeof w->error, "%s", err.msg);
+            return NULL;
+        }
+        if (openssl_verify(w->f->k, nid, (uint8_t *)data, (size_t)len, sig, sig_len))
+            w->verified++;
+    }
+    return NULL;
+}
+
+START_TEST(test_parallel_signing)
+{
+    struct fixture f;
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    struct tok_status st;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-parallel", "TFTP", 4);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){.f = &f, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, sign_many, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(w[i].error[0] == '\0', "thread %d: %s", i, w[i].error);
+        ck_assert_int_eq(w[i].verified, PER_THREAD);
+    }
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_uint_eq(st.pool_size, 4);
+    ck_assert_uint_eq(st.pool_in_use, 0);
+    ck_assert_uint_eq(st.rebuilds, 0);
+    close_token(&f);
+}
+END_TEST
+
+/* Sessions lost while 4 threads sign: every request still ends with a verified signature. */
+START_TEST(test_parallel_signing_through_rebuilds)
+{
+    struct fixture f;
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    struct tok_status st;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-par-rebuild", "TFTP", 4);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){.f = &f, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, sign_many, &w[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        struct timespec ts = {0, 30 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        tok_test_close_all_sessions(f.t);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(w[i].error[0] == '\0', "thread %d: %s", i, w[i].error);
+        ck_assert_int_eq(w[i].verified, PER_THREAD);
+    }
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_uint_ge(st.rebuilds, 1);
+    ck_assert_uint_le(st.rebuilds, 3);
+    close_token(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pkcs11_sign");
+    TCase *tc = tcase_create("sign");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_signatures_verify);
+    tcase_add_test(tc, test_sign_usage_errors);
+    tcase_add_test(tc, test_signatures_equal_engine);
+    tcase_add_test(tc, test_hash_mechanisms_agree);
+    tcase_add_test(tc, test_unverifiable_signature_refused);
+    tcase_add_test(tc, test_rebuild_after_sessions_closed);
+    tcase_add_test(tc, test_relogin_with_rejected_pin);
+    tcase_add_test(tc, test_token_absent_fails_fast);
+    tcase_add_test(tc, test_parallel_signing);
+    tcase_add_test(tc, test_parallel_signing_through_rebuilds);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

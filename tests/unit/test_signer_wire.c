@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* The itl-signd wire protocol: round trips and every malformed-frame error. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "signer/signer.h"
+
+static struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS];
+
+static uint8_t *encode_sample(size_t *len)
+{
+    static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x05};
+    struct sgn_cert_arg c[2] = {{.function = 0, .der = der, .der_len = sizeof der},
+                                {.function = 21, .token_label = "TVS-1"}};
+    struct sgn_request req = {.op = POL_OP_BUILD,
+                              .filename = "ITLFile.tlv",
+                              .data = (const uint8_t *)"abc",
+                              .len = 3,
+                              .digest = 3,
+                              .has_timestamp = 1,
+                              .timestamp = 0x69540B16,
+                              .key = "recovery",
+                              .certs = c,
+                              .n_certs = 2};
+    uint8_t *frame;
+    ck_assert_int_eq(sgn_wire_encode_request(&req, &frame, len), 0);
+    return frame;
+}
+
+START_TEST(request_round_trip)
+{
+    size_t len, payload_len;
+    char err[256];
+    uint8_t *frame = encode_sample(&len);
+    struct sgn_request req;
+
+    ck_assert_int_eq(
+        sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, err, sizeof err), 0);
+    ck_assert_uint_eq(payload_len + SGN_WIRE_HEADER_LEN, len);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &req, certs,
+                                             err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.op, POL_OP_BUILD);
+    ck_assert_str_eq(req.filename, "ITLFile.tlv");
+    ck_assert_uint_eq(req.len, 3);
+    ck_assert_mem_eq(req.data, "abc", 3);
+    ck_assert_int_eq(req.digest, 3);
+    ck_assert_int_eq(req.has_timestamp, 1);
+    ck_assert_uint_eq(req.timestamp, 0x69540B16);
+    ck_assert_str_eq(req.key, "recovery");
+    ck_assert_uint_eq(req.n_certs, 2);
+    ck_assert_uint_eq(req.certs[0].der_len, 5);
+    ck_assert_uint_eq(req.certs[1].function, 21);
+    ck_assert_str_eq(req.certs[1].token_label, "TVS-1");
+    free(frame);
+}
+END_TEST
+
+START_TEST(reply_round_trip)
+{
+    struct sgn_result r = {.status = SGN_E_DENIED}, back;
+    uint8_t *frame;
+    size_t len, payload_len;
+    char err[256], *json;
+
+    snprintf(r.message, sizeof r.message, "This is not a Publisher Node");
+    snprintf(r.rule, sizeof r.rule, "publisher-only");
+    r.out = malloc(4);
+    memcpy(r.out, "\x01\x02\x03\x04", 4);
+    r.out_len = 4;
+    snprintf(r.out_name, sizeof r.out_name, "x.sgn");
+    ck_assert_int_eq(sgn_wire_encode_reply(&r, "{\"a\":1}", &frame, &len), 0);
+    ck_assert_int_eq(
+        sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, err, sizeof err), 0);
+    ck_assert_int_eq(sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back, &json,
+                                           err, sizeof err),
+                     0);
+    ck_assert_int_eq(back.status, SGN_E_DENIED);
+    ck_assert_str_eq(back.message, "This is not a Publisher Node");
+    ck_assert_str_eq(back.rule, "publisher-only");
+    ck_assert_uint_eq(back.out_len, 4);
+    ck_assert_mem_eq(back.out, "\x01\x02\x03\x04", 4);
+    ck_assert_str_eq(back.out_name, "x.sgn");
+    ck_assert_str_eq(json, "{\"a\":1}");
+    free(json);
+    sgn_result_free(&back);
+    sgn_result_free(&r);
+    free(frame);
+}
+END_TEST
+
+static void expect_header_error(const uint8_t *hdr, size_t max, const char *needle)
+{
+    size_t len;
+    char err[256] = "";
+    ck_assert_int_eq(sgn_wire_header(hdr, SGN_FRAME_REQUEST, max, &len, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, needle), "'%s' not in '%s'", needle, err);
+}
+
+START_TEST(header_errors)
+{
+    uint8_t h[12] = {'I', 'T', 'L', 'S', 1, 1, 0, 0, 0, 0, 0, 10};
+    uint8_t bad[12];
+
+    memcpy(bad, h, 12);
+    bad[0] = 'X';
+    expect_header_error(bad, 100, "bad magic");
+    memcpy(bad, h, 12);
+    bad[4] = 9;
+    expect_header_error(bad, 100, "version 9 is not supported");
+    memcpy(bad, h, 12);
+    bad[5] = 2;
+    expect_header_error(bad, 100, "frame type 2");
+    memcpy(bad, h, 12);
+    bad[7] = 1;
+    expect_header_error(bad, 100, "reserved");
+    expect_header_error(h, 9, "exceeds the limit of 9 bytes");
+}
+END_TEST
+
+static void expect_decode_error(const uint8_t *p, size_t n, const char *needle)
+{
+    struct sgn_request req;
+    char err[256] = "";
+    ck_assert_int_eq(sgn_wire_decode_request(p, n, &req, certs, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, needle), "'%s' not in '%s'", needle, err);
+}
+
+START_TEST(payload_errors)
+{
+    static const uint8_t truncated_header[] = {0x01, 0x00, 0x00};
+    static const uint8_t past_end[] = {0x03, 0x00, 0x00, 0x00, 0x09, 'a'};
+    static const uint8_t no_nul[] = {0x01, 0, 0, 0, 1, 2, 0x02, 0, 0, 0, 2, 'a', 'b'};
+    static const uint8_t inner_nul[] = {0x01, 0, 0, 0, 1, 2, 0x02, 0, 0, 0, 3, 'a', 0, 0};
+    static const uint8_t twice[] = {0x01, 0, 0, 0, 1, 2, 0x01, 0, 0, 0, 1, 2};
+    static const uint8_t unknown[] = {0x01, 0, 0, 0, 1, 2, 0x7f, 0, 0, 0, 0};
+    static const uint8_t no_op[] = {0x03, 0, 0, 0, 1, 'x'};
+    static const uint8_t bad_op[] = {0x01, 0, 0, 0, 1, 99};
+    static const uint8_t wide_op[] = {0x01, 0, 0, 0, 2, 0, 1};
+    static const uint8_t short_ts[] = {0x01, 0, 0, 0, 1, 2, 0x05, 0, 0, 0, 2, 0, 1};
+
+    expect_decode_error(truncated_header, sizeof truncated_header, "field header truncated");
+    expect_decode_error(past_end, sizeof past_end, "runs past the end");
+    expect_decode_error(no_nul, sizeof no_nul, "not a NUL-terminated string");
+    expect_decode_error(inner_nul, sizeof inner_nul, "not a NUL-terminated string");
+    expect_decode_error(twice, sizeof twice, "appears twice");
+    expect_decode_error(unknown, sizeof unknown, "unknown request field 0x7f");
+    expect_decode_error(no_op, sizeof no_op, "without an operation");
+    expect_decode_error(bad_op, sizeof bad_op, "unknown operation 99");
+    expect_decode_error(wide_op, sizeof wide_op, "must be 1 byte");
+    expect_decode_error(short_ts, sizeof short_ts, "timestamp must be 4 bytes");
+}
+END_TEST
+
+START_TEST(too_many_certs)
+{
+    uint8_t p[6 + (SGN_MAX_BUILD_CERTS + 1) * 9];
+    size_t n = 0;
+    p[n++] = 0x01;
+    memcpy(p + n, "\0\0\0\1\1", 5);
+    n += 5;
+    for (int i = 0; i <= SGN_MAX_BUILD_CERTS; i++) {
+        memcpy(p + n, "\x09\0\0\0\4\0\0x\0", 9);
+        n += 9;
+    }
+    expect_decode_error(p, n, "more than 64 certificates");
+}
+END_TEST
+
+START_TEST(reply_without_status)
+{
+    static const uint8_t p[] = {0x42, 0, 0, 0, 2, 'x', 0};
+    struct sgn_result r;
+    char err[256] = "", *json;
+    ck_assert_int_eq(sgn_wire_decode_reply(p, sizeof p, &r, &json, err, sizeof err), -1);
+    ck_assert_ptr_null(strstr(err, "xyz"));
+    ck_assert_ptr_nonnull(strstr(err, "without a status"));
+    ck_assert_ptr_null(r.out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("signer-wire");
+    TCase *tc = tcase_create("wire");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, request_round_trip);
+    tcase_add_test(tc, reply_round_trip);
+    tcase_add_test(tc, header_errors);
+    tcase_add_test(tc, payload_errors);
+    tcase_add_test(tc, too_many_certs);
+    tcase_add_test(tc, reply_without_status);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where a signing request goes: the service over its socket (default), or, with --token, an
+ * engine in this process over a token we open ourselves (direct mode). Both run sgn_execute().
+ */
+#ifndef ITL_TOOLS_BACKEND_H
+#define ITL_TOOLS_BACKEND_H
+
+#include "signer/signer.h"
+#include "tools/cli.h"
+
+struct backend {
+    int direct;
+    struct pol_config cfg;
+    struct pol_peer self;
+    /* direct mode */
+    struct tok *tok;
+    struct pol_audit *audit;
+    struct sgn_engine *engine;
+    /* service mode */
+    char socket[1024];
+};
+
+/* Open the backend the global options name. Prints its own error; returns an EXIT_* code. */
+int backend_open(struct cli_global *g, struct backend *b);
+void backend_close(struct backend *b);
+
+/* A connection for one thread: in direct mode nothing, in service mode a socket. */
+struct backend_conn {
+    struct backend *b;
+    struct sgn_client *client;
+};
+int backend_connect(struct backend *b, struct backend_conn *c, char *err, size_t err_size);
+void backend_disconnect(struct backend_conn *c);
+/* Run a request. Transport failures come back as SGN_E_PROTOCOL results. */
+void backend_call(struct backend_conn *c, const struct sgn_request *req, struct sgn_result *r,
+                  char **status_json);
+
+/* EXIT_* code for a result status. */
+int backend_exit_code(enum sgn_status st);
+
+#endif

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools: the itl-sign command line. Each command lives in its own file (cmd_*.c) and has the
+ * signature of cli_command_fn. Options common to all commands are parsed by cli_global_option()
+ * so they may stand before or after the command name.
+ */
+#ifndef ITL_TOOLS_CLI_H
+#define ITL_TOOLS_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes (documented in itl-sign(1)). */
+enum cli_exit {
+    EXIT_OK = 0,
+    EXIT_INVALID = 1, /* verify: the file does not verify / would be rejected */
+    EXIT_USAGE = 2,   /* bad command line */
+    EXIT_INPUT = 3,   /* unreadable or malformed input file */
+    EXIT_TOKEN = 4,   /* module, token, PIN, key or mechanism problem */
+    EXIT_DENIED = 5,  /* refused by policy or by the service's access rules */
+    EXIT_OUTPUT = 6,  /* output could not be written (nothing partial is left) */
+    EXIT_SERVICE = 7, /* the service cannot be reached or broke the protocol */
+    EXIT_PARTIAL = 8, /* batch: some files failed, the others were written */
+};
+
+struct cli_global {
+    const char *module;   /* --module PATH|NAME */
+    const char *token;    /* --token URI: direct mode */
+    const char *pin_file; /* --pin-file PATH */
+    int pin_fd;           /* --pin-fd N, -1 when unset */
+    const char *config;   /* --config FILE */
+    const char *socket;   /* --socket PATH */
+    int json;             /* --json */
+    int quiet;            /* --quiet */
+};
+
+/* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */
+enum {
+    OPT_MODULE = 0x1000,
+    OPT_TOKEN,
+    OPT_PIN_FILE,
+    OPT_PIN_FD,
+    OPT_CONFIG,
+    OPT_SOCKET,
+    OPT_JSON,
+    OPT_QUIET,
+    OPT_HELP,
+    OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
+};
+
+#define CLI_GLOBAL_LONG_OPTIONS                                                                    \
+    {"module", required_argument, NULL, OPT_MODULE},                                               \
+        {"token", required_argument, NULL, OPT_TOKEN},                                             \
+        {"pin-file", required_argument, NULL, OPT_PIN_FILE},                                       \
+        {"pin-fd", required_argument, NULL, OPT_PIN_FD},                                           \
+        {"config", required_argument, NULL, OPT_CONFIG},                                           \
+        {"socket", required_argument, NULL, OPT_SOCKET}, {"json", no_argument, NULL, OPT_JSON},    \
+        {"quiet", no_argument, NULL, OPT_QUIET},                                                   \
+    {                                                                                              \
+        "help", no_argument, NULL, OPT_HELP                                                        \
+    }
+
+/* Handles one global option; returns 1 if it was one, 0 if not, -1 on a bad value. */
+int cli_global_option(struct cli_global *g, int opt, const char *arg);
+
+typedef int (*cli_command_fn)(int argc, char **argv, struct cli_global *g);
+
+/* Commands. argv[0] is the command name; getopt state is reset by the caller. */
+int cmd_show(int argc, char **argv, struct cli_global *g);
+int cmd_verify(int argc, char **argv, struct cli_global *g);
+int cmd_strip(int argc, char **argv, struct cli_global *g);
+int cmd_key(int argc, char **argv, struct cli_global *g);
+int cmd_reset(int argc, char **argv, struct cli_global *g);
+int cmd_build(int argc, char **argv, struct cli_global *g);
+int cmd_sign(int argc, char **argv, struct cli_global *g);
+int cmd_encrypt(int argc, char **argv, struct cli_global *g);
+int cmd_decrypt(int argc, char **argv, struct cli_global *g);
+int cmd_status(int argc, char **argv, struct cli_global *g);
+
+/* ---- Helpers shared by the commands (tools/util.c) ---- */
+
+/* Print "itl-sign: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Read a whole file (limit bytes at most). *out is malloc'd. Errors name the path. */
+int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, char *err,
+                  size_t err_size);
+/* Atomic write: temp file in the same directory, write, fsync, rename, fsync(dir). On any
+ * failure the temp file is removed and the old file (if any) is untouched. */
+int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
+                          char *err, size_t err_size);
+/* The same without the directory fsync, for a batch that syncs each directory once at the end
+ * (cli_sync_parent_dir) before it reports success: the rename is durable only then. */
+int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, unsigned mode,
+                             int sync_dir, char *err, size_t err_size);
+int cli_sync_parent_dir(const char *path);
+/* A certificate from a PEM or DER file, as DER. *der is malloc'd. */
+int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size);
+/* Hex with a separator (0 for none). */
+void cli_hex(const uint8_t *p, size_t n, char sep, char *out, size_t out_size);
+/* Print a JSON string literal (escaped) to f. */
+void cli_json_string(FILE *f, const char *s, size_t n);
+
+#endif

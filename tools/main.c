@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* itl-sign: dispatch to a command. */
+#include "tools/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef ITL_SIGN_VERSION
+#define ITL_SIGN_VERSION "0.1.0"
+#endif
+
+struct command {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"show", cmd_show, "print a .tlv/.sgn/.enc.sgn as CUCM's 'show itl' does"},
+    {"verify", cmd_verify, "check a file's signature (--trust: would a phone accept it?)"},
+    {"strip", cmd_strip, "the original bytes of a .sgn"},
+    {"reset", cmd_reset, "re-sign an ITL with the recovery key (utils itl reset)"},
+    {"build", cmd_build, "a new ITL/CTL signed by a token key"},
+    {"sign", cmd_sign, "sign config files (.sgn) with the TFTP key, many per call"},
+    {"encrypt", cmd_encrypt, "encrypted config (.enc.sgn) and its short .sgn"},
+    {"decrypt", cmd_decrypt, "decrypt a .enc.sgn with the phone's key (support)"},
+    {"status", cmd_status, "service and token health, policy state"},
+    {"key", cmd_key, "key import|generate|list|export-cert|attest-backup"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: itl-sign [GLOBAL OPTIONS] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nglobal options (before or after the command):\n"
+            "  --token URI       direct mode: open the PKCS#11 token named by this RFC 7512 URI\n"
+            "  --module PATH     PKCS#11 module (path or p11-kit name; default: p11-kit proxy)\n"
+            "  --pin-file PATH   user PIN, only trailing CR/LF stripped (mode 0600 or stricter)\n"
+            "  --pin-fd N        read the user PIN from file descriptor N\n"
+            "  --config FILE     policy and defaults (itl-signd.yaml)\n"
+            "  --socket PATH     service socket (default /run/itl-sign/socket)\n"
+            "  --json            machine-readable output\n"
+            "  --quiet           print errors only\n"
+            "  --version, --help\n"
+            "\n'itl-sign COMMAND --help' for a command's options; man itl-sign for the rest.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_GLOBAL_LONG_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    struct cli_global g = {.pin_fd = -1};
+    int opt;
+
+    /* '+' stops at the command name: the rest belongs to the command. */
+    while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+        int r = cli_global_option(&g, opt, optarg);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (opt == 'V') {
+            printf("itl-sign %s\n", ITL_SIGN_VERSION);
+            return EXIT_OK;
+        }
+        if (opt == 'h' || opt == OPT_HELP) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[optind], commands[i].name) == 0) {
+            int sub_argc = argc - optind;
+            char **sub_argv = argv + optind;
+            optind = 0; /* full getopt reset for the command's own parser */
+            return commands[i].fn(sub_argc, sub_argv, &g);
+        }
+    }
+    cli_error("unknown command '%s' (itl-sign --help lists them)", argv[optind]);
+    return EXIT_USAGE;
+}

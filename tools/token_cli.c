@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening and logging in to the token the global options name. */
+#include "tools/token_cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "pkcs11/token.h"
+
+static int exit_for(const struct tok_err *te)
+{
+    return te->kind == TOK_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
+}
+
+/* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
+ * token without login then decide). */
+static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct tok_err *te)
+{
+    if (g->pin_file && g->pin_fd >= 0) {
+        snprintf(te->msg, sizeof te->msg, "give either --pin-file or --pin-fd, not both");
+        te->kind = TOK_E_USAGE;
+        return -1;
+    }
+    if (g->pin_file)
+        return tok_pin_from_file(g->pin_file, pin, te);
+    if (g->pin_fd >= 0)
+        return tok_pin_from_fd(g->pin_fd, pin, te);
+    return 0;
+}
+
+static int needs_prompt(struct tok *t, const struct cli_global *g)
+{
+    struct tok_status st;
+    struct tok_err ignored;
+
+    if (g->pin_file || g->pin_fd >= 0 || (g->token && strstr(g->token, "pin-source=")))
+        return 0;
+    if (tok_get_status(t, &st, &ignored) != 0)
+        return 0;
+    return (st.flags & CKF_LOGIN_REQUIRED) && !(st.flags & CKF_PROTECTED_AUTHENTICATION_PATH) &&
+           isatty(STDIN_FILENO);
+}
+
+int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
+{
+    struct tok_options opts = {.module = g->module, .uri = g->token};
+    struct tok_pin pin = {0};
+    struct tok_err te = {0};
+    struct tok *t = NULL;
+
+    *out = NULL;
+    if (!g->token) {
+        cli_error("--token URI is needed for direct mode (e.g. --token 'pkcs11:token=itl-sign')");
+        return EXIT_USAGE;
+    }
+    if (read_pin(g, &pin, &te) != 0) {
+        cli_error("%s", te.msg);
+        return exit_for(&te);
+    }
+    if (tok_open(&opts, &t, &te) != 0) {
+        tok_pin_wipe(&pin);
+        cli_error("%s", te.msg);
+        return exit_for(&te);
+    }
+    if (login && !pin.bytes && needs_prompt(t, g)) {
+        struct tok_status st;
+        char prompt[80];
+        tok_get_status(t, &st, &te);
+        snprintf(prompt, sizeof prompt, "PIN for token '%s': ", st.label);
+        if (tok_pin_prompt(prompt, &pin, &te) != 0) {
+            cli_error("%s", te.msg);
+            tok_close(t);
+            return exit_for(&te);
+        }
+    }
+    if ((login || pin.bytes) && tok_login(t, pin.bytes ? &pin : NULL, &te) != 0) {
+        tok_pin_wipe(&pin);
+        cli_error("%s", te.msg);
+        tok_close(t);
+        return exit_for(&te);
+    }
+    tok_pin_wipe(&pin);
+    *out = t;
+    return EXIT_OK;
+}
+
+int cli_open_token(const struct cli_global *g, struct tok **out)
+{
+    return cli_open_token_opt(g, 1, out);
+}
