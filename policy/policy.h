@@ -115,10 +115,13 @@ long pol_parse_duration(const char *text);
 
 /* ---- Requests and decisions ---- */
 
+struct pol_access;
+
 struct pol_peer {
     uid_t uid;
     gid_t gid;
     pid_t pid;
+    const struct pol_access *access; /* the rules resolved for this peer, or NULL */
 };
 
 struct pol_decision {
@@ -136,6 +139,19 @@ struct pol_decision {
 /* Who may ask: user rules by name or uid, group rules by primary or supplementary group. */
 int pol_check_access(const struct pol_config *cfg, const struct pol_peer *peer, enum pol_op op,
                      struct pol_decision *d);
+
+/* What the access rules grant one peer. Resolving takes NSS lookups (the peer's name and
+ * groups, every rule's user or group): the service does it once per connection, whose
+ * SO_PEERCRED cannot change, and points peer->access at it so that pol_check_access() only
+ * reads the bits. */
+struct pol_access {
+    int matched;                 /* some rule names this peer */
+    unsigned allowed;            /* bit (1u << op) for each allowed enum pol_op */
+    char who[POL_NAME_LEN + 64]; /* "uid 1000 (alice)", for messages */
+    gid_t gid;
+};
+void pol_access_resolve(const struct pol_config *cfg, const struct pol_peer *peer,
+                        struct pol_access *a);
 
 struct pol_state;
 

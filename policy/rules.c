@@ -191,33 +191,45 @@ static void ops_text(unsigned allow, char *out, size_t size)
             pol_strlcatf(out, size, "%s%s", out[0] ? ", " : "", pol_op_name((enum pol_op)op));
 }
 
-int pol_check_access(const struct pol_config *cfg, const struct pol_peer *peer, enum pol_op op,
-                     struct pol_decision *d)
+void pol_access_resolve(const struct pol_config *cfg, const struct pol_peer *peer,
+                        struct pol_access *a)
 {
     struct peer_identity id;
-    unsigned allowed = 0;
-    int matched = 0;
-    char who[POL_NAME_LEN + 64], ops[128];
 
-    start(d);
+    memset(a, 0, sizeof *a);
+    a->gid = peer->gid;
     lookup_peer(peer, &id);
     for (size_t i = 0; i < cfg->n_access; i++)
         if (rule_matches(&cfg->access[i], peer, &id)) {
-            matched = 1;
-            allowed |= cfg->access[i].allow;
+            a->matched = 1;
+            a->allowed |= cfg->access[i].allow;
         }
     free(id.groups);
     if (id.name[0])
-        snprintf(who, sizeof who, "uid %u (%s)", (unsigned)peer->uid, id.name);
+        snprintf(a->who, sizeof a->who, "uid %u (%s)", (unsigned)peer->uid, id.name);
     else
-        snprintf(who, sizeof who, "uid %u", (unsigned)peer->uid);
+        snprintf(a->who, sizeof a->who, "uid %u", (unsigned)peer->uid);
+}
+
+int pol_check_access(const struct pol_config *cfg, const struct pol_peer *peer, enum pol_op op,
+                     struct pol_decision *d)
+{
+    struct pol_access resolved;
+    const struct pol_access *a = peer->access;
+    char ops[128];
+
+    start(d);
+    if (!a) {
+        pol_access_resolve(cfg, peer, &resolved);
+        a = &resolved;
+    }
     if ((unsigned)op >= POL_OP_COUNT)
-        decide(d, 0, "access", "%s asked for an unknown operation", who);
-    else if (!matched)
-        decide(d, 0, "access", "no access rule matches %s, gid %u", who, (unsigned)peer->gid);
-    else if (!(allowed & (1u << op))) {
-        ops_text(allowed, ops, sizeof ops);
-        decide(d, 0, "access", "%s may not '%s': allowed operations: %s", who, pol_op_name(op),
+        decide(d, 0, "access", "%s asked for an unknown operation", a->who);
+    else if (!a->matched)
+        decide(d, 0, "access", "no access rule matches %s, gid %u", a->who, (unsigned)a->gid);
+    else if (!(a->allowed & (1u << op))) {
+        ops_text(a->allowed, ops, sizeof ops);
+        decide(d, 0, "access", "%s may not '%s': allowed operations: %s", a->who, pol_op_name(op),
                ops);
     }
     return verdict(d);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The client side of the itl-signd protocol: one connection, requests answered in order. */
-#include "signer/signer.h"
+#include "signer/internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -61,20 +61,6 @@ int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *e
     return 0;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* 0 ok, -1 error, 1 the peer closed before the first byte. */
 static int recv_all(int fd, uint8_t *p, size_t n)
 {
@@ -104,7 +90,7 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
         snprintf(err, err_size, "cannot encode the request (out of memory or too large)");
         return -1;
     }
-    rc = send_all(c->fd, frame, frame_len);
+    rc = sgn_send_all(c->fd, frame, frame_len);
     free(frame);
     if (rc != 0) {
         snprintf(err, err_size, "the service closed the connection while sending: %s",

@@ -30,16 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- Logging ---- */
 
 static int log_to_syslog;
@@ -120,36 +110,39 @@ int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err
     ids->run_uid = geteuid();
     ids->run_gid = getegid();
     if (cfg->run_as.group[0] && !cfg->run_as.user[0]) {
-        set_err(err, err_size, "%s: run-as.group needs run-as.user (the user to switch to)", where);
+        sgn_set_err(err, err_size, "%s: run-as.group needs run-as.user (the user to switch to)",
+                    where);
         return -1;
     }
     if (cfg->run_as.user[0]) {
         if (lookup_user(cfg->run_as.user, &ids->run_uid, &ids->run_gid, ids->run_user,
                         sizeof ids->run_user) != 0) {
-            set_err(err, err_size,
-                    "%s: run-as.user: no such user '%s' (create it: useradd "
-                    "--system itl-sign)",
-                    where, cfg->run_as.user);
+            sgn_set_err(err, err_size,
+                        "%s: run-as.user: no such user '%s' (create it: useradd "
+                        "--system itl-sign)",
+                        where, cfg->run_as.user);
             return -1;
         }
         ids->drop = 1;
     }
     if (cfg->run_as.group[0] && lookup_group(cfg->run_as.group, &ids->run_gid) != 0) {
-        set_err(err, err_size, "%s: run-as.group: no such group '%s'", where, cfg->run_as.group);
+        sgn_set_err(err, err_size, "%s: run-as.group: no such group '%s'", where,
+                    cfg->run_as.group);
         return -1;
     }
     if (cfg->socket.owner[0]) {
         char name[256];
         if (lookup_user(cfg->socket.owner, &ids->sock_uid, &unused, name, sizeof name) != 0) {
-            set_err(err, err_size, "%s: socket.owner: no such user '%s'", where, cfg->socket.owner);
+            sgn_set_err(err, err_size, "%s: socket.owner: no such user '%s'", where,
+                        cfg->socket.owner);
             return -1;
         }
         ids->has_sock_uid = 1;
     }
     if (cfg->socket.group[0]) {
         if (lookup_group(cfg->socket.group, &ids->sock_gid) != 0) {
-            set_err(err, err_size, "%s: socket.group: no such group '%s'", where,
-                    cfg->socket.group);
+            sgn_set_err(err, err_size, "%s: socket.group: no such group '%s'", where,
+                        cfg->socket.group);
             return -1;
         }
         ids->has_sock_gid = 1;
@@ -184,35 +177,35 @@ int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, 
     char who[256], service_user[256];
 
     if (stat(dir, &st) != 0) {
-        set_err(err, err_size, "%s %s: %s", what, dir, strerror(errno));
+        sgn_set_err(err, err_size, "%s %s: %s", what, dir, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        set_err(err, err_size, "%s %s is not a directory", what, dir);
+        sgn_set_err(err, err_size, "%s %s is not a directory", what, dir);
         return -1;
     }
     user_text(ids->run_uid, service_user, sizeof service_user);
     if (st.st_uid != 0 && st.st_uid != ids->run_uid) {
         user_text(st.st_uid, who, sizeof who);
-        set_err(err, err_size,
-                "%s %s belongs to user %s; it must belong to root or the service user %s "
-                "(fix: chown %s %s)",
-                what, dir, who, service_user, service_user, dir);
+        sgn_set_err(err, err_size,
+                    "%s %s belongs to user %s; it must belong to root or the service user %s "
+                    "(fix: chown %s %s)",
+                    what, dir, who, service_user, service_user, dir);
         return -1;
     }
     if (st.st_mode & S_IWOTH) {
-        set_err(err, err_size,
-                "%s %s is writable by others (mode %04o): any local user could replace what "
-                "the service keeps there; refusing to start (fix: chmod o-w %s)",
-                what, dir, (unsigned)(st.st_mode & 07777), dir);
+        sgn_set_err(err, err_size,
+                    "%s %s is writable by others (mode %04o): any local user could replace what "
+                    "the service keeps there; refusing to start (fix: chmod o-w %s)",
+                    what, dir, (unsigned)(st.st_mode & 07777), dir);
         return -1;
     }
     if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != ids->run_gid) {
         group_text(st.st_gid, who, sizeof who);
-        set_err(err, err_size,
-                "%s %s is writable by group %s, which is not the service's group (mode %04o); "
-                "refusing to start (fix: chmod g-w %s)",
-                what, dir, who, (unsigned)(st.st_mode & 07777), dir);
+        sgn_set_err(err, err_size,
+                    "%s %s is writable by group %s, which is not the service's group (mode %04o); "
+                    "refusing to start (fix: chmod g-w %s)",
+                    what, dir, who, (unsigned)(st.st_mode & 07777), dir);
         return -1;
     }
     return 0;
@@ -226,14 +219,14 @@ int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct s
         *created = 1;
         /* chown first: chmod after it keeps the mode exact whatever the umask was. */
         if (chown(dir, ids->run_uid, gid) != 0 || chmod(dir, 0750) != 0) {
-            set_err(err, err_size, "%s %s: cannot set owner and mode: %s", what, dir,
-                    strerror(errno));
+            sgn_set_err(err, err_size, "%s %s: cannot set owner and mode: %s", what, dir,
+                        strerror(errno));
             return -1;
         }
     } else if (errno != EEXIST) {
-        set_err(err, err_size,
-                "cannot create %s %s: %s (create its parent, or install signer/tmpfiles.conf)",
-                what, dir, strerror(errno));
+        sgn_set_err(err, err_size,
+                    "cannot create %s %s: %s (create its parent, or install signer/tmpfiles.conf)",
+                    what, dir, strerror(errno));
         return -1;
     }
     return srv_check_dir(what, dir, ids, err, err_size);
@@ -275,7 +268,7 @@ int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size)
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
     if (n != 1) {
-        set_err(err, err_size, "systemd passed %ld sockets; itl-signd takes exactly one", n);
+        sgn_set_err(err, err_size, "systemd passed %ld sockets; itl-signd takes exactly one", n);
         return -1;
     }
     len = sizeof type;
@@ -285,14 +278,14 @@ int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size)
     len = sizeof listening;
     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
     if (type != SOCK_STREAM || domain != AF_UNIX || !listening) {
-        set_err(err, err_size,
-                "the socket passed by systemd is not a listening unix stream socket (check "
-                "itl-signd.socket: ListenStream=/run/itl-sign/socket)");
+        sgn_set_err(err, err_size,
+                    "the socket passed by systemd is not a listening unix stream socket (check "
+                    "itl-signd.socket: ListenStream=/run/itl-sign/socket)");
         return -1;
     }
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-        set_err(err, err_size, "socket passed by systemd: %s", strerror(errno));
+        sgn_set_err(err, err_size, "socket passed by systemd: %s", strerror(errno));
         return -1;
     }
     len = sizeof addr;
@@ -328,25 +321,28 @@ static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t
     struct stat st;
 
     if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : (set_err(err, err_size, "%s: %s", path, strerror(errno)), -1);
+        return errno == ENOENT ? 0
+                               : (sgn_set_err(err, err_size, "%s: %s", path, strerror(errno)), -1);
     if (!S_ISSOCK(st.st_mode)) {
-        set_err(err, err_size, "%s exists and is not a socket (remove it, or change socket.path)",
-                path);
+        sgn_set_err(err, err_size,
+                    "%s exists and is not a socket (remove it, or change socket.path)", path);
         return -1;
     }
     switch (socket_in_use(addr)) {
     case 1:
-        set_err(err, err_size, "another itl-signd is already listening on %s", path);
+        sgn_set_err(err, err_size, "another itl-signd is already listening on %s", path);
         return -1;
     case 0:
         if (unlink(path) != 0) {
-            set_err(err, err_size, "cannot remove the stale socket %s: %s", path, strerror(errno));
+            sgn_set_err(err, err_size, "cannot remove the stale socket %s: %s", path,
+                        strerror(errno));
             return -1;
         }
         srv_log(LOG_NOTICE, "removed stale socket %s (nothing listened on it)", path);
         return 0;
     default:
-        set_err(err, err_size, "cannot probe the existing socket %s: %s", path, strerror(errno));
+        sgn_set_err(err, err_size, "cannot probe the existing socket %s: %s", path,
+                    strerror(errno));
         return -1;
     }
 }
@@ -363,8 +359,8 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
     memset(l, 0, sizeof *l);
     l->fd = -1;
     if (strlen(path) >= sizeof addr.sun_path) {
-        set_err(err, err_size, "socket.path %s is longer than %zu bytes (a unix socket limit)",
-                path, sizeof addr.sun_path - 1);
+        sgn_set_err(err, err_size, "socket.path %s is longer than %zu bytes (a unix socket limit)",
+                    path, sizeof addr.sun_path - 1);
         return -1;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
@@ -372,7 +368,7 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
         return -1;
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
-        set_err(err, err_size, "socket: %s", strerror(errno));
+        sgn_set_err(err, err_size, "socket: %s", strerror(errno));
         return -1;
     }
     /* Born private; opened to socket.mode only once owner and group are right. */
@@ -380,7 +376,7 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
     rc = bind(l->fd, (struct sockaddr *)&addr, sizeof addr);
     umask(old_umask);
     if (rc != 0) {
-        set_err(err, err_size, "cannot bind %s: %s", path, strerror(errno));
+        sgn_set_err(err, err_size, "cannot bind %s: %s", path, strerror(errno));
         goto fail;
     }
     snprintf(l->path, sizeof l->path, "%s", path);
@@ -391,17 +387,17 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
     if ((ids->has_sock_uid || ids->has_sock_gid) &&
         chown(path, ids->has_sock_uid ? ids->sock_uid : (uid_t)-1,
               ids->has_sock_gid ? ids->sock_gid : (gid_t)-1) != 0) {
-        set_err(err, err_size, "cannot set socket.owner/socket.group on %s: %s", path,
-                strerror(errno));
+        sgn_set_err(err, err_size, "cannot set socket.owner/socket.group on %s: %s", path,
+                    strerror(errno));
         goto fail;
     }
     if (chmod(path, cfg->socket.mode) != 0) {
-        set_err(err, err_size, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
-                strerror(errno));
+        sgn_set_err(err, err_size, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
+                    strerror(errno));
         goto fail;
     }
     if (listen(l->fd, SOMAXCONN) != 0) {
-        set_err(err, err_size, "listen on %s: %s", path, strerror(errno));
+        sgn_set_err(err, err_size, "listen on %s: %s", path, strerror(errno));
         goto fail;
     }
     return 0;
@@ -445,7 +441,8 @@ struct server;
 struct conn {
     struct server *srv;
     int fd;
-    struct pol_peer peer;
+    struct pol_peer peer; /* peer.access points at access */
+    struct pol_access access;
     pthread_t thread;
     int busy; /* reading or answering a request; under srv->lock */
     int done; /* the thread has finished and closed fd; join it */
@@ -461,20 +458,6 @@ struct server {
     struct timespec started;
     atomic_ulong requests_total, requests_failed;
 };
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 enum recv_end { RECV_OK = 0, RECV_EOF, RECV_TIMEOUT, RECV_ERROR };
 
@@ -529,7 +512,7 @@ static int send_status(int fd, enum sgn_status st, const char *message)
     snprintf(r.message, sizeof r.message, "%s", message);
     if (sgn_wire_encode_reply(&r, NULL, &frame, &len) != 0)
         return -1;
-    rc = send_all(fd, frame, len);
+    rc = sgn_send_all(fd, frame, len);
     free(frame);
     return rc;
 }
@@ -595,7 +578,7 @@ static int answer(struct conn *c, const struct sgn_request *req)
         srv_log(LOG_ERR, "cannot encode a reply for uid %u (out of memory)", (unsigned)c->peer.uid);
         return send_status(c->fd, SGN_E_INTERNAL, "the reply could not be encoded");
     }
-    rc = send_all(c->fd, frame, len);
+    rc = sgn_send_all(c->fd, frame, len);
     free(frame);
     if (rc != 0)
         srv_log(LOG_NOTICE, "uid %u pid %d went away before its reply (%s)", (unsigned)c->peer.uid,
@@ -682,6 +665,9 @@ static void *conn_main(void *arg)
     struct conn *c = arg;
     struct server *s = c->srv;
 
+    /* Here, not in the accept loop: NSS lookups may be slow (LDAP), and only this peer waits. */
+    pol_access_resolve(sgn_engine_config(s->p->engine), &c->peer, &c->access);
+    c->peer.access = &c->access;
     for (;;) {
         int stopping;
 
@@ -756,7 +742,7 @@ static void accept_one(struct server *s)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
-    struct pol_peer peer;
+    struct pol_peer peer = {0};
     struct conn *c;
     unsigned live;
     int fd;

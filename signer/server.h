@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #include "policy/policy.h"
-#include "signer/signer.h"
+#include "signer/internal.h"
 
 #define SRV_ERR_LEN 768
 

@@ -4,12 +4,14 @@
  * tag(1) | length(4, big-endian) | value. Strict: unknown tags, duplicates, strings without
  * their NUL or with one inside, and lengths past the payload are errors.
  */
-#include "signer/signer.h"
+#include "signer/internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 enum field_tag {
     F_OP = 0x01,
@@ -60,14 +62,26 @@ static uint16_t get_u16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
+void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, err_size, fmt, ap);
     va_end(ap);
+}
+
+int sgn_send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
 
 /* ---- Encoding: a growable buffer that starts with room for the frame header ---- */
@@ -212,25 +226,26 @@ int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type 
     uint32_t n;
 
     if (memcmp(hdr, SGN_WIRE_MAGIC, 4) != 0) {
-        set_err(err, err_size, "not an itl-sign frame (bad magic)");
+        sgn_set_err(err, err_size, "not an itl-sign frame (bad magic)");
         return -1;
     }
     if (hdr[4] != SGN_WIRE_VERSION) {
-        set_err(err, err_size, "protocol version %u is not supported (this side speaks %u)", hdr[4],
-                SGN_WIRE_VERSION);
+        sgn_set_err(err, err_size, "protocol version %u is not supported (this side speaks %u)",
+                    hdr[4], SGN_WIRE_VERSION);
         return -1;
     }
     if (hdr[5] != expect) {
-        set_err(err, err_size, "frame type %u where %u was expected", hdr[5], expect);
+        sgn_set_err(err, err_size, "frame type %u where %u was expected", hdr[5], expect);
         return -1;
     }
     if (get_u16(hdr + 6) != 0) {
-        set_err(err, err_size, "reserved header bits are set");
+        sgn_set_err(err, err_size, "reserved header bits are set");
         return -1;
     }
     n = get_u32(hdr + 8);
     if (n > max_payload) {
-        set_err(err, err_size, "frame of %u bytes exceeds the limit of %zu bytes", n, max_payload);
+        sgn_set_err(err, err_size, "frame of %u bytes exceeds the limit of %zu bytes", n,
+                    max_payload);
         return -1;
     }
     *len = n;
@@ -253,14 +268,14 @@ static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f
     if (*pos == len)
         return 0;
     if (len - *pos < 5) {
-        set_err(err, err_size, "payload offset %zu: field header truncated", *pos);
+        sgn_set_err(err, err_size, "payload offset %zu: field header truncated", *pos);
         return -1;
     }
     f->tag = p[*pos];
     n = get_u32(p + *pos + 1);
     if (n > len - *pos - 5) {
-        set_err(err, err_size, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
-                *pos, f->tag, n);
+        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
+                    *pos, f->tag, n);
         return -1;
     }
     f->offset = *pos;
@@ -273,8 +288,9 @@ static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f
 static int field_str(const struct field *f, const char **out, char *err, size_t err_size)
 {
     if (f->len == 0 || f->value[f->len - 1] != 0 || memchr(f->value, 0, f->len - 1)) {
-        set_err(err, err_size, "payload offset %zu: field 0x%02x is not a NUL-terminated string",
-                f->offset, f->tag);
+        sgn_set_err(err, err_size,
+                    "payload offset %zu: field 0x%02x is not a NUL-terminated string", f->offset,
+                    f->tag);
         return -1;
     }
     *out = (const char *)f->value;
@@ -284,8 +300,8 @@ static int field_str(const struct field *f, const char **out, char *err, size_t 
 static int field_u8(const struct field *f, uint8_t *out, char *err, size_t err_size)
 {
     if (f->len != 1) {
-        set_err(err, err_size, "payload offset %zu: field 0x%02x must be 1 byte, not %zu",
-                f->offset, f->tag, f->len);
+        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x must be 1 byte, not %zu",
+                    f->offset, f->tag, f->len);
         return -1;
     }
     *out = f->value[0];
@@ -297,7 +313,8 @@ static int seen_once(uint64_t *seen, const struct field *f, char *err, size_t er
 {
     uint64_t bit = 1ull << (f->tag & 63);
     if (*seen & bit) {
-        set_err(err, err_size, "payload offset %zu: field 0x%02x appears twice", f->offset, f->tag);
+        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x appears twice", f->offset,
+                    f->tag);
         return -1;
     }
     *seen |= bit;
@@ -311,12 +328,12 @@ static int decode_cert(const struct field *f, struct sgn_request *req, struct sg
     struct field rest;
 
     if (req->n_certs >= SGN_MAX_BUILD_CERTS) {
-        set_err(err, err_size, "more than %d certificates in one build request",
-                SGN_MAX_BUILD_CERTS);
+        sgn_set_err(err, err_size, "more than %d certificates in one build request",
+                    SGN_MAX_BUILD_CERTS);
         return -1;
     }
     if (f->len < 3) {
-        set_err(err, err_size, "payload offset %zu: certificate field too short", f->offset);
+        sgn_set_err(err, err_size, "payload offset %zu: certificate field too short", f->offset);
         return -1;
     }
     c = &certs[req->n_certs];
@@ -354,7 +371,7 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             if (field_u8(&f, &v, err, err_size))
                 return -1;
             if (v >= POL_OP_COUNT) {
-                set_err(err, err_size, "unknown operation %u", v);
+                sgn_set_err(err, err_size, "unknown operation %u", v);
                 return -1;
             }
             req->op = (enum pol_op)v;
@@ -374,7 +391,8 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             break;
         case F_TIMESTAMP:
             if (f.len != 4) {
-                set_err(err, err_size, "payload offset %zu: timestamp must be 4 bytes", f.offset);
+                sgn_set_err(err, err_size, "payload offset %zu: timestamp must be 4 bytes",
+                            f.offset);
                 return -1;
             }
             req->has_timestamp = 1;
@@ -401,21 +419,21 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             if (field_u8(&f, &v, err, err_size))
                 return -1;
             if (v > 1) {
-                set_err(err, err_size, "unknown ITL layout %u", v);
+                sgn_set_err(err, err_size, "unknown ITL layout %u", v);
                 return -1;
             }
             req->layout = v;
             break;
         default:
-            set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
-                    f.tag);
+            sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
+                        f.tag);
             return -1;
         }
     }
     if (rc < 0)
         return -1;
     if (!(seen & (1ull << F_OP))) {
-        set_err(err, err_size, "request without an operation");
+        sgn_set_err(err, err_size, "request without an operation");
         return -1;
     }
     return 0;
@@ -435,7 +453,7 @@ static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, cha
 {
     *dst = malloc(f->len ? f->len : 1);
     if (!*dst) {
-        set_err(err, err_size, "out of memory for a reply of %zu bytes", f->len);
+        sgn_set_err(err, err_size, "out of memory for a reply of %zu bytes", f->len);
         return -1;
     }
     memcpy(*dst, f->value, f->len);
@@ -475,12 +493,13 @@ static int decode_reply_field(const struct field *f, struct sgn_result *r, char 
         if (field_str(f, &s, err, err_size))
             return -1;
         if (status_json && !(*status_json = strdup(s))) {
-            set_err(err, err_size, "out of memory");
+            sgn_set_err(err, err_size, "out of memory");
             return -1;
         }
         return 0;
     default:
-        set_err(err, err_size, "payload offset %zu: unknown reply field 0x%02x", f->offset, f->tag);
+        sgn_set_err(err, err_size, "payload offset %zu: unknown reply field 0x%02x", f->offset,
+                    f->tag);
         return -1;
     }
 }
@@ -504,7 +523,7 @@ int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result 
     if (rc < 0)
         goto fail;
     if (!(seen & (1ull << (F_STATUS & 63)))) {
-        set_err(err, err_size, "reply without a status");
+        sgn_set_err(err, err_size, "reply without a status");
         goto fail;
     }
     return 0;

@@ -631,6 +631,7 @@ int cmd_key(int argc, char **argv, struct cli_global *g)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[1], subs[i].name) == 0)
             return subs[i].fn(argc - 1, argv + 1, g); /* optind is 0: a full getopt reset */
-    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup)", argv[1]);
+    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup)",
+              argv[1]);
     return EXIT_USAGE;
 }

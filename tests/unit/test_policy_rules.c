@@ -468,6 +468,42 @@ START_TEST(test_access)
 }
 END_TEST
 
+/* The service resolves the rules once per connection: the same answers as a lookup per request,
+ * and the decision reads the resolved grant, not NSS. */
+START_TEST(test_access_resolved_once)
+{
+    static const uid_t uids[] = {1001, 1002, 1003, 1004, 1005, 0, 4242};
+    struct pol_access a;
+    struct pol_decision fresh;
+    struct pol_peer p;
+
+    fake_users();
+    config("access:\n"
+           "  - { group: itl-admin, allow: [reset, build, sign, encrypt, status, key] }\n"
+           "  - { user: tftp,       allow: [sign, encrypt] }\n"
+           "  - { group: \"3000\",    allow: [status] }\n");
+    for (size_t i = 0; i < sizeof uids / sizeof uids[0]; i++) {
+        for (gid_t gid = 1000; gid <= 3000; gid += 1000) {
+            p = peer(uids[i], gid);
+            pol_access_resolve(&cfg, &p, &a);
+            for (int op = 0; op < POL_OP_COUNT; p.access = NULL, op++) {
+                int want = pol_check_access(&cfg, &p, (enum pol_op)op, &fresh);
+                p.access = &a;
+                ck_assert_int_eq(pol_check_access(&cfg, &p, (enum pol_op)op, &d), want);
+                ck_assert_str_eq(d.message, fresh.message);
+            }
+        }
+    }
+    p = peer(1002, 1002);
+    pol_access_resolve(&cfg, &p, &a);
+    ck_assert_str_eq(a.who, "uid 1002 (alice)");
+    a.allowed = 1u << POL_OP_STATUS;
+    p.access = &a;
+    ck_denied(pol_check_access(&cfg, &p, POL_OP_SIGN, &d), "access",
+              "uid 1002 (alice) may not 'sign': allowed operations: status");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy_rules");
@@ -486,6 +522,7 @@ int main(void)
     tcase_add_test(tc, test_regen_hold);
     tcase_add_test(tc, test_regen_tftp_needs_recovery_backup);
     tcase_add_test(tc, test_access);
+    tcase_add_test(tc, test_access_resolved_once);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
