@@ -217,6 +217,12 @@ int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_styl
     return rc;
 }
 
+int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char *out,
+                  size_t out_size, struct itl_err *err)
+{
+    return cert_name_str((X509 *)x509, issuer, style, out, out_size, err);
+}
+
 int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
                     struct itl_err *err)
 {

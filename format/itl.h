@@ -193,6 +193,9 @@ int itl_record_check(const struct itl_record *r, struct itl_err *err);
 /* Certificate helpers (DER in, strings out). */
 int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_style style, char *out,
                   size_t out_size, struct itl_err *err);
+/* The same for a certificate already parsed (an OpenSSL X509 *), as in itl_signer.cert_x509. */
+int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char *out,
+                  size_t out_size, struct itl_err *err);
 int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
                     struct itl_err *err);
 /* Modulus length in bytes of the certificate's RSA key (the signature length). */

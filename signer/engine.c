@@ -185,7 +185,7 @@ static void cert_facts(X509 *x, const uint8_t *der, size_t len, struct cert_fact
     cf->not_before = asn1_to_time(X509_get0_notBefore(x));
     cf->not_after = asn1_to_time(X509_get0_notAfter(x));
     EVP_Digest(der, len, cf->sha256, NULL, EVP_sha256(), NULL);
-    if (itl_cert_name(der, len, 0, ITL_NAMES_CUCM, cf->subject, sizeof cf->subject, &ie) != 0)
+    if (itl_x509_name(x, 0, ITL_NAMES_CUCM, cf->subject, sizeof cf->subject, &ie) != 0)
         snprintf(cf->subject, sizeof cf->subject, "(unreadable subject)");
 }
 

@@ -24,6 +24,13 @@
 #define FP_CONTROL_MAX (64 * 1024)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Forwarded calls hold this shared; what a removal or an injected fault does to the real token
+ * (closing sessions, logging out) holds it exclusive. SoftHSM2 frees a session's objects in
+ * C_CloseAllSessions while another thread may be inside C_Sign with them, and that thread then
+ * crashes; a real HSM ends the operations in flight itself. Order: `lock`, then this; never
+ * wait for `lock` while holding it shared. */
+static pthread_rwlock_t real_state = PTHREAD_RWLOCK_INITIALIZER;
+static const pthread_rwlock_t fresh_real_state = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* Loaded by the first C_Initialize and kept for the life of the process, so a thread still in
@@ -84,10 +91,12 @@ static void sleep_ms(long long ms)
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&lock);
+    pthread_rwlock_wrlock(&real_state);
 }
 
 static void atfork_parent(void)
 {
+    pthread_rwlock_unlock(&real_state);
     pthread_mutex_unlock(&lock);
 }
 
@@ -97,6 +106,8 @@ static void atfork_child(void)
 {
     forked = forked || initialized;
     initialized = false;
+    /* The parent's thread took it: a fresh lock, as unlocking it here is not reliable. */
+    real_state = fresh_real_state;
     pthread_mutex_unlock(&lock);
 }
 
@@ -117,9 +128,11 @@ static void close_real_sessions_locked(void)
     slots = calloc(n, sizeof(*slots));
     if (slots == NULL)
         return;
+    pthread_rwlock_wrlock(&real_state);
     if (real->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK)
         for (CK_ULONG i = 0; i < n; i++)
             real->C_CloseAllSessions(slots[i]);
+    pthread_rwlock_unlock(&real_state);
     free(slots);
 }
 
@@ -260,6 +273,7 @@ static void apply_consequence(const struct fp_call *c)
 
     if (!c->by_rule || c->session == CK_INVALID_HANDLE)
         return;
+    pthread_rwlock_wrlock(&real_state);
     switch (c->rv) {
     case CKR_SESSION_HANDLE_INVALID:
     case CKR_SESSION_CLOSED:
@@ -276,6 +290,7 @@ static void apply_consequence(const struct fp_call *c)
     default:
         break;
     }
+    pthread_rwlock_unlock(&real_state);
 }
 
 static CK_RV call_end(const struct fp_call *c)
@@ -311,10 +326,15 @@ static CK_RV call_end(const struct fp_call *c)
     static CK_RV fp_##name params                                                                  \
     {                                                                                              \
         struct fp_call call = {.session = FP_SESSION_##absent(FP_FIRST args)};                     \
-        if (!call_begin(&call, FP_FN_##name, FP_ABSENT_##absent))                                  \
+        if (!call_begin(&call, FP_FN_##name, FP_ABSENT_##absent)) {                                \
+            pthread_rwlock_rdlock(&real_state);                                                    \
             call.rv = real->name args;                                                             \
-        else if (FP_ENDS_OPERATION_##absent && call.by_rule)                                       \
+            pthread_rwlock_unlock(&real_state);                                                    \
+        } else if (FP_ENDS_OPERATION_##absent && call.by_rule) {                                   \
+            pthread_rwlock_rdlock(&real_state);                                                    \
             (void)real->name args;                                                                 \
+            pthread_rwlock_unlock(&real_state);                                                    \
+        }                                                                                          \
         return call_end(&call);                                                                    \
     }
 FP_FORWARDED_FUNCTIONS(FP_WRAPPER)
@@ -476,8 +496,11 @@ static CK_RV fp_C_Login(CK_SESSION_HANDLE s, CK_USER_TYPE user_type, CK_UTF8CHAR
 {
     struct fp_call call = {.session = s, .is_login = true, .pin = pin, .pin_len = pin_len};
 
-    if (!call_begin(&call, FP_FN_C_Login, CKR_DEVICE_REMOVED))
+    if (!call_begin(&call, FP_FN_C_Login, CKR_DEVICE_REMOVED)) {
+        pthread_rwlock_rdlock(&real_state);
         call.rv = real->C_Login(s, user_type, pin, pin_len);
+        pthread_rwlock_unlock(&real_state);
+    }
     return call_end(&call);
 }
 
