@@ -5,15 +5,15 @@
 # PKCS#1 v1.5 over the signed bytes), every denial is status 5, every malformed frame status 7.
 # Afterwards: exactly one audit line per request, every line JSON; the service's VmRSS grew
 # less than 10 % after a warm-up round; its file descriptors are back where they were.
-# CI: 8 x 250 requests; STRESS=1: 8 x 2,000.
+# CI: 8 x 2,000 requests; STRESS=1: 8 x 10,000.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
 [ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
 hard_init
 hard_keys
-PER_CLIENT=250
-[ "$STRESS" = 1 ] && PER_CLIENT=2000
+PER_CLIENT=2000
+[ "$STRESS" = 1 ] && PER_CLIENT=10000
 ROOT_CLIENTS=5 OTHER_CLIENTS=3
 SOCK=$T/run/socket
 CFG=$T/load.yaml
