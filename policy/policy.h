@@ -148,7 +148,6 @@ struct pol_access {
     int matched;                 /* some rule names this peer */
     unsigned allowed;            /* bit (1u << op) for each allowed enum pol_op */
     char who[POL_NAME_LEN + 64]; /* "uid 1000 (alice)", for messages */
-    gid_t gid;
 };
 void pol_access_resolve(const struct pol_config *cfg, const struct pol_peer *peer,
                         struct pol_access *a);

@@ -197,7 +197,6 @@ void pol_access_resolve(const struct pol_config *cfg, const struct pol_peer *pee
     struct peer_identity id;
 
     memset(a, 0, sizeof *a);
-    a->gid = peer->gid;
     lookup_peer(peer, &id);
     for (size_t i = 0; i < cfg->n_access; i++)
         if (rule_matches(&cfg->access[i], peer, &id)) {
@@ -226,7 +225,7 @@ int pol_check_access(const struct pol_config *cfg, const struct pol_peer *peer, 
     if ((unsigned)op >= POL_OP_COUNT)
         decide(d, 0, "access", "%s asked for an unknown operation", a->who);
     else if (!a->matched)
-        decide(d, 0, "access", "no access rule matches %s, gid %u", a->who, (unsigned)a->gid);
+        decide(d, 0, "access", "no access rule matches %s, gid %u", a->who, (unsigned)peer->gid);
     else if (!(a->allowed & (1u << op))) {
         ops_text(a->allowed, ops, sizeof ops);
         decide(d, 0, "access", "%s may not '%s': allowed operations: %s", a->who, pol_op_name(op),
