@@ -93,7 +93,7 @@ static void client_process(const struct load *l, int ready_fd, int go_fd, int re
     char err[512], go;
     unsigned long done = 0;
 
-    if (sgn_client_connect(l->socket, &c, err, sizeof err) != 0)
+    if (sgn_client_connect(l->socket, NULL, &c, err, sizeof err) != 0)
         die("%s", err);
     /* One request before the clock starts: the connection and the service thread are warm. */
     sign_once(c, &l->req);

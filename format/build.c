@@ -189,6 +189,13 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
         goto out;
     }
     itl_file_free(&check);
+    /* What was asked for is what every reader sees: a .sgn no reader takes for an ITL/CTL (its
+     * FILENAME, its payload), an ITL/CTL under an ITL/CTL name (docs/format.md "Output kinds"). */
+    if (itl_check_kind(file, total, kind, &verr) != 0) {
+        itl_seterr(err, "refused: %s", verr.msg);
+        free(file);
+        goto out;
+    }
     *out = file;
     *out_len = total;
     rc = 0;

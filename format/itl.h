@@ -160,6 +160,37 @@ int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_fi
               struct itl_err *err);
 void itl_file_free(struct itl_file *f);
 
+/*
+ * What a file is to ANY reader of trust files, not only to itl_parse (kind.c, docs/format.md
+ * "Output kinds"). A signer releases a file only when this matches its operation.
+ *
+ * itl_kind_of: ITL_KIND_TLV when some reader could take the bytes for an ITL/CTL: a header with
+ * tag 28 or a FILENAME that itl_name_kind calls TLV, a .sgn whose body starts with tag 1 length
+ * 2 (records, or a whole trust file), bare records, or a malformed header; ITL_KIND_ENC_SGN or
+ * ITL_KIND_SGN for a well-formed header that is none of these; ITL_KIND_AUTO when the bytes do
+ * not start with tag 1 length 2 (not a trust file and no record: a config, XML, text).
+ */
+enum itl_kind itl_kind_of(const uint8_t *data, size_t len);
+
+/* What a name says, the widest reading: ITL_KIND_TLV when it contains ".tlv" or its last path
+ * component begins with "ITL" or "CTL" (any case; also before an embedded NUL); else
+ * ITL_KIND_ENC_SGN / ITL_KIND_SGN when it ends in ".enc.sgn" / ".sgn" (any case, trailing NUL,
+ * spaces and dots ignored); else ITL_KIND_AUTO. */
+enum itl_kind itl_name_kind(const char *name, size_t len);
+
+#define ITL_MAX_NAME 200
+
+/* 0 when `name` is a name fit for a file of `kind` (TLV, SGN or ENC_SGN): 1..ITL_MAX_NAME
+ * printable ASCII bytes without space or backslash, itl_name_kind() == kind and the exact
+ * lowercase suffix (".tlv", ".sgn", ".enc.sgn"); with allow_dirs a relative path ("locale/x.sgn")
+ * without empty, "." or ".." components, else no '/'. -1 with err naming the name otherwise. */
+int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct itl_err *err);
+
+/* 0 when `data` is a file of kind `want` and nothing else: itl_kind_of() == want, itl_parse()
+ * with ITL_KIND_AUTO succeeds with that kind, and its FILENAME passes itl_check_name() (paths
+ * allowed for .sgn only). The check a signer makes before it releases an output. */
+int itl_check_kind(const uint8_t *data, size_t len, enum itl_kind want, struct itl_err *err);
+
 /* Names for printing. */
 const char *itl_kind_name(enum itl_kind kind);
 const char *itl_role_name(unsigned function);  /* CUCM's words; "UNKNOWN" otherwise */

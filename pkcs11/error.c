@@ -151,6 +151,7 @@ int tok_rv_needs_rebuild(CK_RV rv)
     case CKR_SESSION_CLOSED:
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
+    case CKR_SLOT_ID_INVALID: /* the slot went with the token (after C_Initialize again) */
     case CKR_USER_NOT_LOGGED_IN:
         return 1;
     default:
@@ -171,6 +172,7 @@ enum tok_errkind tok_kind_for_rv(CK_RV rv)
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_SLOT_ID_INVALID:
         return TOK_E_NO_TOKEN;
     case CKR_MECHANISM_INVALID:
     case CKR_MECHANISM_PARAM_INVALID:
@@ -202,7 +204,8 @@ const char *tok_ckr_hint(CK_RV rv)
         return "the user PIN was never set: initialise it (pkcs11-tool --init-pin)";
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
-        return "the token is not present: plug it in or check the HSM connection";
+    case CKR_SLOT_ID_INVALID:
+        return "token not present: plug it in or check the HSM connection";
     case CKR_SESSION_COUNT:
         return "the token has no free sessions: lower the pool size or close other programs";
     case CKR_MECHANISM_INVALID:

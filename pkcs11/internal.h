@@ -72,6 +72,11 @@ struct tok {
     pthread_mutex_t rebuild_lock; /* one rebuild at a time; taken before lock */
     pthread_mutex_t mgmt_lock;    /* the login session, used by key management */
     pthread_mutex_t pin_lock;     /* pin, pin_rejected, login_calls */
+    /* Read-held around the calls into the module that no pool session, mgmt_lock or
+     * rebuild_lock covers (token info for status, mechanism info); write-held by tok_rebuild
+     * while it finalises and initialises the module again, so no thread is inside it then. */
+    pthread_rwlock_t module_lock;
+    int module_down; /* a re-initialisation failed: C_Initialize first, never C_Finalize */
 
     CK_SESSION_HANDLE login_session;
     int have_login_session;
@@ -132,8 +137,18 @@ int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h);
 int tok_ensure_present(struct tok *t, struct tok_err *err);
 /* The current rebuild generation. */
 unsigned long tok_generation(struct tok *t);
-/* The token's CK_TOKEN_INFO now; TOK_E_NO_TOKEN when it is gone. */
+/* The token's CK_TOKEN_INFO now. When its slot fails to answer or holds another token:
+ * TOK_E_NO_TOKEN "token ... not present" with ckr CKR_TOKEN_NOT_PRESENT (a rebuild looks for it,
+ * re-initialising the module if need be). */
 int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err);
+/* 0 while the token is seen in its slot; else as tok_token_info. */
+int tok_check_present(struct tok *t, struct tok_err *err);
+/* An operation in session h failed with err. When the token went away or the login was lost,
+ * SoftHSM2 answers "no such object" (or a general error): err then names that cause and asks
+ * for a rebuild (TOK_E_NO_TOKEN / CKR_USER_NOT_LOGGED_IN) instead of blaming the key. */
+void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct tok_err *err);
+/* The same for a CK_RV from a call in session h: the CKR that asks for a rebuild, else rv. */
+CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv);
 
 /* Runs fn in a session (a pool session, or the login session when `mgmt`), rebuilding and
  * retrying within the retry budget when the session, login or token was lost. */

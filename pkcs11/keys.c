@@ -260,7 +260,8 @@ static int list_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struc
         memmove(&c->keys[i], &c->keys[i + 1], (c->n - i - 1) * sizeof *c->keys);
         c->n--;
     }
-    return 0;
+    /* An empty list from a token the module lost is not "no keys" */
+    return c->n == 0 ? tok_check_present(t, err) : 0;
 }
 
 static int by_label(const void *a, const void *b)
@@ -350,7 +351,8 @@ static int check_label_id(const char *label, const uint8_t *id, size_t id_len, s
     return 0;
 }
 
-/* Refuses a label or id that is taken: overwriting a key is never what the admin meant. */
+/* Refuses a label or id that is taken: overwriting a key is never what the admin meant. A token
+ * the module lost shows no objects at all, so its presence is checked first. */
 static int refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *id,
                            size_t id_len, struct tok_err *err)
 {
@@ -360,6 +362,8 @@ static int refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label
     size_t n;
     char hex[2 * 64 + 1];
 
+    if (tok_check_present(t, err) != 0)
+        return -1;
     if (tok_find_objects(t, h, &by_label, 1, &found, &n, err) != 0)
         return -1;
     free(found);

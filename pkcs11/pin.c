@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,27 +95,83 @@ static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct tok
     return pin_finish(pin, what, err);
 }
 
+/* "uid 1001 (alice)" for messages. */
+static void describe_uid(uid_t uid, char *out, size_t size)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
+        snprintf(out, size, "uid %u (%s)", (unsigned)uid, found->pw_name);
+    else
+        snprintf(out, size, "uid %u", (unsigned)uid);
+}
+
+/* The owner and mode of an opened secret: whoever else owns it or may write it chooses what we
+ * send to the token; whoever may read it learns the secret. */
+static int secret_stat_ok(int fd, const char *path, const char *what, struct tok_err *err)
+{
+    struct stat st;
+    char owner[300], reader[300];
+
+    if (fstat(fd, &st) != 0)
+        return tok_errf(err, TOK_E_USAGE, "cannot stat %s %s: %s", what, path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return tok_errf(err, TOK_E_USAGE,
+                        "%s %s is not a regular file (a FIFO, device or directory): give a file "
+                        "that holds the secret, or pass it on a descriptor",
+                        what, path);
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        describe_uid(st.st_uid, owner, sizeof owner);
+        describe_uid(geteuid(), reader, sizeof reader);
+        return tok_errf(err, TOK_E_USAGE,
+                        "%s %s belongs to %s, neither root nor %s that reads it: its owner "
+                        "could change it; chown it to root or to %s",
+                        what, path, owner, reader, reader);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        return tok_errf(err, TOK_E_USAGE,
+                        "%s %s has mode %04o: other users could read or change it; "
+                        "run chmod 600 %s",
+                        what, path, (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+int tok_secret_open(const char *path, const char *what, struct tok_err *err)
+{
+    int fd, flags;
+
+    /* O_NONBLOCK: opening a FIFO (or a tty, a device) must not wait for a writer; O_NOFOLLOW: a
+     * symbolic link is a name that whoever owns it may point at another file. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0 && errno == ELOOP)
+        return tok_errf(err, TOK_E_USAGE,
+                        "%s %s is a symbolic link: give the path of the file itself", what, path);
+    if (fd < 0)
+        return tok_errf(err, TOK_E_USAGE, "cannot open %s %s: %s", what, path, strerror(errno));
+    if (secret_stat_ok(fd, path, what, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* A regular file: reads do not block; back to ordinary reads for what follows. */
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return tok_errf(err, TOK_E_USAGE, "%s %s: %s", what, path, strerror(e));
+    }
+    return fd;
+}
+
 int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err)
 {
     char what[600];
-    struct stat st;
     int fd, rc;
 
-    snprintf(what, sizeof what, "PIN file %s", path);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = tok_secret_open(path, "PIN file", err);
     if (fd < 0)
-        return tok_errf(err, TOK_E_USAGE, "cannot open %s: %s", what, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tok_errf(err, TOK_E_USAGE, "%s is not a regular file", what);
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        close(fd);
-        return tok_errf(err, TOK_E_USAGE,
-                        "%s has mode %04o: other users could read or change it; "
-                        "run chmod 600 %s",
-                        what, (unsigned)(st.st_mode & 07777), path);
-    }
+        return -1;
+    snprintf(what, sizeof what, "PIN file %s", path);
     rc = pin_read_fd(fd, pin, what, err);
     close(fd);
     return rc;

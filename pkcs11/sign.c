@@ -105,8 +105,12 @@ int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS fla
     if (state == MECH_OK)
         return 0;
     if (state == MECH_UNCHECKED) {
+        pthread_rwlock_rdlock(&t->module_lock);
         rv = t->mod->C_GetMechanismInfo(t->slot, mech, &info);
+        pthread_rwlock_unlock(&t->module_lock);
         if (rv != CKR_OK && rv != CKR_MECHANISM_INVALID) {
+            if (tok_check_present(t, err) != 0)
+                return -1;
             snprintf(what, sizeof what, "asking token '%s' about %s (C_GetMechanismInfo)",
                      t->label_str, name);
             return tok_ckr_err(err, rv, what);
@@ -477,8 +481,7 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
         if (tok_session_get(t, &idx, &h, &gen, err) != 0) {
             rv = err->ckr;
         } else if (key_handle(k, h, gen, &key, err) != 0) {
-            if (err->kind == TOK_E_NO_KEY && tok_session_lacks_login(t, h))
-                tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
+            tok_explain_failure(t, h, err);
             tok_session_put(t, idx, tok_rv_needs_rebuild(err->ckr));
             if (!tok_rv_needs_rebuild(err->ckr))
                 return -1;
@@ -487,10 +490,8 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
             out_len = *sig_len;
             always_auth = k->always_authenticate;
             rv = tok_sign_in_session(t, h, key, mech, always_auth, in, in_len, sig, &out_len);
-            /* SoftHSM2 answers a lost login with "no such key" */
-            if ((rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) &&
-                tok_session_lacks_login(t, h))
-                rv = CKR_USER_NOT_LOGGED_IN;
+            /* SoftHSM2 answers a lost login or a lost token with "no such key" */
+            rv = tok_failure_cause(t, h, rv);
             tok_session_put(t, idx, tok_rv_needs_rebuild(rv) || (always_auth && rv != CKR_OK));
         }
         if (rv == CKR_OK)

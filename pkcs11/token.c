@@ -300,11 +300,12 @@ static int select_token(struct tok *t, struct tok_err *err)
     if (s.n_match == 0) {
         if (s.n_all == 0)
             tok_errf(err, TOK_E_NO_TOKEN,
-                     "no initialised token in %s (is SOFTHSM2_CONF set, the token created by "
-                     "this user, the HSM reachable?)",
-                     t->module_name);
+                     "token not present: no initialised token in %s matches %s (is "
+                     "SOFTHSM2_CONF set, the token created by this user, the HSM reachable?)",
+                     t->module_name, t->uri_text);
         else
-            tok_errf(err, TOK_E_NO_TOKEN, "no token matches %s; tokens present: %s", t->uri_text,
+            tok_errf(err, TOK_E_NO_TOKEN,
+                     "token not present: no token matches %s; tokens present: %s", t->uri_text,
                      list);
         goto out;
     }
@@ -353,14 +354,70 @@ static int refind_token(struct tok *t, struct tok_err *err)
             continue;
         if (memcmp(info.label, t->label, sizeof t->label) == 0 &&
             memcmp(info.serialNumber, t->serial, sizeof t->serial) == 0) {
+            pthread_rwlock_wrlock(&t->module_lock); /* status reads it meanwhile */
             t->slot = slots[i];
+            pthread_rwlock_unlock(&t->module_lock);
             free(slots);
             return 0;
         }
     }
     free(slots);
-    return tok_errf(err, TOK_E_NO_TOKEN, "token '%s' (serial %s) not present", t->label_str,
-                    t->serial_str);
+    tok_errf(err, TOK_E_NO_TOKEN, "token not present: token '%s' (serial %s) is not in %s",
+             t->label_str, t->serial_str, t->module_name);
+    if (err)
+        err->ckr = CKR_TOKEN_NOT_PRESENT;
+    return -1;
+}
+
+/* A module may keep answering for a token that went away until it is initialised again:
+ * SoftHSM2 reads its token directories only in C_Initialize, so a token directory moved away
+ * and back stays lost (C_GetTokenInfo: CKR_GENERAL_ERROR) for the life of the module. Called by
+ * tok_rebuild with the pool drained and mgmt_lock + rebuild_lock held; the write lock keeps
+ * status and mechanism queries out, so no other thread is inside the module at C_Finalize.
+ * Every session and the login are gone afterwards. */
+static int reinit_module(struct tok *t, struct tok_err *err)
+{
+    char what[600];
+    CK_RV rv;
+
+    pthread_rwlock_wrlock(&t->module_lock);
+    if (!t->module_down)
+        (void)p11_kit_module_finalize(t->mod);
+    rv = p11_kit_module_initialize(t->mod);
+    t->module_down = rv != CKR_OK;
+    pthread_rwlock_unlock(&t->module_lock);
+    if (rv == CKR_OK)
+        return 0;
+    snprintf(what, sizeof what,
+             "token not present: token '%s' is gone, and initialising the PKCS#11 module %s "
+             "again (C_Initialize) failed",
+             t->label_str, t->module_name);
+    tok_ckr_err(err, rv, what);
+    err->kind = TOK_E_NO_TOKEN; /* err is never NULL here: find_token_again's own */
+    err->ckr = CKR_TOKEN_NOT_PRESENT;
+    return -1;
+}
+
+/* The token by label + serial; when the module cannot see it, once more after initialising the
+ * module again. */
+static int find_token_again(struct tok *t, struct tok_err *err)
+{
+    struct tok_err e = {0};
+    size_t used;
+
+    if (refind_token(t, NULL) == 0)
+        return 0;
+    if (reinit_module(t, &e) == 0) {
+        if (refind_token(t, &e) == 0)
+            return 0;
+        used = strlen(e.msg);
+        snprintf(e.msg + used, sizeof e.msg - used,
+                 ", even after initialising the module again: plug the token in or check the "
+                 "HSM connection (SoftHSM2: its token directory)");
+    }
+    if (err)
+        *err = e;
+    return -1;
 }
 
 static int parse_uri(struct tok *t, struct tok_err *err)
@@ -434,6 +491,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *e
     pthread_mutex_init(&t->rebuild_lock, NULL);
     pthread_mutex_init(&t->mgmt_lock, NULL);
     pthread_mutex_init(&t->pin_lock, NULL);
+    pthread_rwlock_init(&t->module_lock, NULL);
     pthread_cond_init(&t->free_session, NULL);
     pthread_cond_init(&t->drained, NULL);
     t->opts.uri = opts->uri;
@@ -475,7 +533,8 @@ void tok_close(struct tok *t)
     if (t->modules) {
         p11_kit_modules_finalize_and_release(t->modules);
     } else if (t->mod) {
-        (void)p11_kit_module_finalize(t->mod);
+        if (!t->module_down)
+            (void)p11_kit_module_finalize(t->mod);
         p11_kit_module_release(t->mod);
     }
     if (t->uri)
@@ -487,6 +546,7 @@ void tok_close(struct tok *t)
     pthread_mutex_destroy(&t->rebuild_lock);
     pthread_mutex_destroy(&t->mgmt_lock);
     pthread_mutex_destroy(&t->pin_lock);
+    pthread_rwlock_destroy(&t->module_lock);
     pthread_cond_destroy(&t->free_session);
     pthread_cond_destroy(&t->drained);
     free(t);
@@ -494,17 +554,61 @@ void tok_close(struct tok *t)
 
 /* ---- Login ---- */
 
+/* Any failure of C_GetTokenInfo on the token's slot means the module cannot see the token:
+ * SoftHSM2 answers CKR_GENERAL_ERROR once its token directory went away, and keeps doing so
+ * after it is back until the module is initialised again. The CKR stays in the message. */
 int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err)
 {
-    CK_RV rv = t->mod->C_GetTokenInfo(t->slot, info);
+    CK_RV rv;
 
+    pthread_rwlock_rdlock(&t->module_lock);
+    rv = t->mod->C_GetTokenInfo(t->slot, info);
+    pthread_rwlock_unlock(&t->module_lock);
     if (rv == CKR_OK && memcmp(info->label, t->label, sizeof t->label) == 0 &&
         memcmp(info->serialNumber, t->serial, sizeof t->serial) == 0)
         return 0;
-    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || rv == CKR_SLOT_ID_INVALID)
-        return tok_errf(err, TOK_E_NO_TOKEN, "token '%s' (serial %s) not present", t->label_str,
-                        t->serial_str);
-    return tok_ckr_err(err, rv, "reading the token info (C_GetTokenInfo)");
+    if (rv == CKR_OK)
+        tok_errf(err, TOK_E_NO_TOKEN,
+                 "token not present: the slot of token '%s' (serial %s) holds another token now",
+                 t->label_str, t->serial_str);
+    else
+        tok_errf(err, TOK_E_NO_TOKEN,
+                 "token not present: the slot of token '%s' (serial %s) answers %s", t->label_str,
+                 t->serial_str, tok_ckr_name(rv));
+    if (err)
+        err->ckr = CKR_TOKEN_NOT_PRESENT;
+    return -1;
+}
+
+int tok_check_present(struct tok *t, struct tok_err *err)
+{
+    CK_TOKEN_INFO info;
+    return tok_token_info(t, &info, err);
+}
+
+CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv)
+{
+    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || tok_kind_for_rv(rv) == TOK_E_PIN)
+        return rv;
+    if (tok_check_present(t, NULL) != 0)
+        return CKR_TOKEN_NOT_PRESENT;
+    if ((rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) &&
+        tok_session_lacks_login(t, h))
+        return CKR_USER_NOT_LOGGED_IN;
+    return rv;
+}
+
+void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct tok_err *err)
+{
+    if (!err || tok_rv_needs_rebuild(err->ckr))
+        return;
+    if (err->kind != TOK_E_NO_KEY && err->kind != TOK_E_DEVICE)
+        return; /* the caller's mistake, a PIN, a mechanism: not what a lost token looks like */
+    if (tok_check_present(t, err) != 0)
+        return;
+    /* SoftHSM2 hides private objects without a word once the login is gone */
+    if (err->kind == TOK_E_NO_KEY && tok_session_lacks_login(t, h))
+        tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
 }
 
 static int pin_rejected_err(struct tok *t, struct tok_err *err)
@@ -689,8 +793,9 @@ int tok_rebuild(struct tok *t, unsigned long seen_generation, struct tok_err *er
     /* Start from nothing: sessions of ours that still live would hold stale handles whose
      * numbers the module may hand out again. Every pool session and key handle becomes one of
      * an older generation, whatever happens next. */
-    (void)t->mod->C_CloseAllSessions(t->slot);
-    if (refind_token(t, err) != 0) {
+    if (!t->module_down)
+        (void)t->mod->C_CloseAllSessions(t->slot);
+    if (find_token_again(t, err) != 0) {
         pthread_mutex_lock(&t->lock);
         t->present = 0;
         pthread_mutex_unlock(&t->lock);
@@ -775,6 +880,8 @@ int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned
             break;
         backoff(attempt);
     }
+    if (rv != CKR_OK && rv != CKR_SESSION_COUNT)
+        rv = tok_failure_cause(t, CK_INVALID_HANDLE, rv);
     pthread_mutex_lock(&t->lock);
     if (rv == CKR_OK) {
         ps->h = *h;
@@ -843,10 +950,13 @@ int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_er
             gen = t->generation;
             rc = t->have_login_session ? 0 : -1;
             pthread_mutex_unlock(&t->lock);
-            if (rc == 0)
+            if (rc == 0) {
                 rc = fn(t, h, ctx, err);
-            else
+                if (rc != 0)
+                    tok_explain_failure(t, h, err);
+            } else {
                 tok_ckr_err(err, CKR_SESSION_CLOSED, "the login session");
+            }
             pthread_mutex_unlock(&t->mgmt_lock);
         } else {
             if (tok_session_get(t, &idx, &h, &gen, err) != 0) {
@@ -856,9 +966,8 @@ int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_er
                 continue;
             }
             rc = fn(t, h, ctx, err);
-            /* SoftHSM2 hides private objects without a word once the login is gone */
-            if (rc != 0 && err->kind == TOK_E_NO_KEY && tok_session_lacks_login(t, h))
-                tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
+            if (rc != 0)
+                tok_explain_failure(t, h, err);
             tok_session_put(t, idx, rc != 0 && tok_rv_needs_rebuild(err->ckr));
         }
         if (rc == 0 || !tok_rv_needs_rebuild(err->ckr) || attempt == budget)
@@ -891,6 +1000,13 @@ int tok_get_status(struct tok *t, struct tok_status *st, struct tok_err *err)
     snprintf(st->label, sizeof st->label, "%s", t->label_str);
     snprintf(st->serial, sizeof st->serial, "%s", t->serial_str);
     rc = tok_token_info(t, &info, err);
+    /* Found again now if it came back, as a request would: status must not go on saying "not
+     * present" (or "present" with a module that lost it) until someone signs. */
+    if (rc != 0 && tok_rebuild(t, tok_generation(t), err) == 0) {
+        if (err)
+            memset(err, 0, sizeof *err);
+        rc = tok_token_info(t, &info, err);
+    }
     if (rc == 0) {
         st->present = 1;
         tok_padded_to_str(info.manufacturerID, 32, st->manufacturer, sizeof st->manufacturer);

@@ -50,7 +50,13 @@ struct tok_pin {
     size_t len;
 };
 
-/* Only trailing CR/LF are stripped. A file readable or writable by group/others is refused. */
+/* Opens a file holding a secret (PIN, .p12 password) for reading, or refuses it (TOK_E_USAGE,
+ * -1): a symbolic link, anything but a regular file (a FIFO never blocks the open), a file
+ * owned by neither root nor the reading uid, a mode with any group/other access. The one rule
+ * for every PIN or password file, in the CLI, the service and --check-config. `what` names the
+ * file in messages ("PIN file", "token.pin-file"). Returns a blocking descriptor. */
+int tok_secret_open(const char *path, const char *what, struct tok_err *err);
+/* Opened by tok_secret_open; only trailing CR/LF are stripped. */
 int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err);
 /* Reads to EOF from fd (then closes it); trailing CR/LF stripped. */
 int tok_pin_from_fd(int fd, struct tok_pin *pin, struct tok_err *err);

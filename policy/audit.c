@@ -2,7 +2,12 @@
 /*
  * The audit log: one JSON object per line. A line is written with one write() on an O_APPEND
  * descriptor, so lines from threads and processes never interleave, and fsync'd before the
- * caller replies: a request whose record is not durable fails.
+ * caller replies: a request whose record is not durable fails. A short write is cut off again:
+ * a record is whole or absent.
+ *
+ * The log is opened in a directory only root and its owner can write, without following a
+ * link, and its owner and mode are set through the descriptor: root may open it (itl-signd
+ * before it drops to run-as) in a directory the service user owns.
  *
  * Group commit: a flush takes ~3 ms on a virtual disk, ten times a signature. Writers that
  * arrive while one thread is in fdatasync() wait for the next one, which covers all of them, so
@@ -16,11 +21,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* Repeated denials and malformed requests from one uid: the first DENIAL_BURST of an interval
+ * (one a second on average: ~30 MB a day at most, against ~11 GB unlimited) are recorded one by
+ * one, the rest are counted and summed up in one record at the end of the interval (or at close). A
+ * peer that only gets refused cannot fill the disk with fsync'd lines, and every refusal is still
+ * accounted for. */
+#define DENIAL_BURST 60
+#define DENIAL_INTERVAL_S 60
+#define DENIAL_UIDS 64 /* uids tracked per interval; more are recorded one by one */
+
+struct denial_count {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;               /* of the last one */
+    unsigned seen;           /* this interval */
+    unsigned long long held; /* not recorded one by one: the summary's count */
+    time_t first_held, last;
+};
 
 struct pol_audit {
     char path[4096];
+    /* Who the log must belong to besides root; root gives it to them (the run-as user). */
+    uid_t owner;
+    gid_t group;
     int fd;
+    /* A record may be torn (a short write that could not be cut off): start the next one on a
+     * new line. Under write_lock. */
+    int torn;
     /* Writers hold `fd_lock` shared while they use fd (write, fsync) so that a reopen, which
      * holds it exclusively, never closes a descriptor under them; `write_lock` orders the
      * write() calls themselves. */
@@ -31,17 +62,101 @@ struct pol_audit {
     pthread_cond_t flushed;
     unsigned long long written, durable, failed_upto;
     int flushing, flush_errno;
+    /* Denial aggregation, under denial_lock. window == 0: no interval open. */
+    pthread_mutex_t denial_lock;
+    unsigned burst, interval;
+    time_t window;
+    struct denial_count denials[DENIAL_UIDS];
+    size_t n_denials;
 };
 
-static int open_log(const char *path, struct pol_err *err)
+static void path_split(const char *path, char *dir, size_t size, const char **base)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        snprintf(dir, size, ".");
+        *base = path;
+    } else {
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        *base = slash + 1;
+    }
+}
+
+/* Anyone who can write the directory can replace the log: it is held to the rules of the
+ * service's other directories. */
+static int check_dir(const struct pol_audit *a, int dfd, const char *dir, struct pol_err *err)
+{
+    struct stat st;
+
+    if (fstat(dfd, &st) != 0)
+        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+    return pol_check_trusted("audit log directory", dir, &st, a->owner, a->group, err);
+}
+
+/* The opened log itself: a regular file with one name, owned by root or its owner (another
+ * user's file is refused rather than taken over: whoever owned it could have rewritten what it
+ * holds), handed to the owner and narrowed to 0640 (a wider mode is the admin's slip, fixed
+ * without loss). Everything goes through the descriptor: the name may point elsewhere by now. */
+static int check_log(const struct pol_audit *a, int fd, struct pol_err *err)
+{
+    struct stat st, narrowed;
+
+    if (fstat(fd, &st) != 0)
+        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return pol_errf(err, "%s: the audit log is not a regular file", a->path);
+    if (st.st_nlink != 1)
+        return pol_errf(err,
+                        "%s: the audit log has %lu names (hard links), so it may be another "
+                        "file; refusing it (fix: give it one name)",
+                        a->path, (unsigned long)st.st_nlink);
+    narrowed = st;
+    narrowed.st_mode &= S_IFMT | 0640;
+    if (pol_check_trusted("audit log", a->path, &narrowed, a->owner, a->group, err) != 0)
+        return -1;
+    if (geteuid() == 0 && (st.st_uid != a->owner || st.st_gid != a->group) &&
+        fchown(fd, a->owner, a->group) != 0)
+        return pol_errf(err, "%s: cannot give the audit log to uid %u: %s", a->path,
+                        (unsigned)a->owner, strerror(errno));
+    if (narrowed.st_mode != st.st_mode && fchmod(fd, narrowed.st_mode & 07777) != 0)
+        return pol_errf(err,
+                        "%s: the audit log has mode %04o and cannot be narrowed to 0640: %s (fix: "
+                        "chmod 0640 %s)",
+                        a->path, (unsigned)(st.st_mode & 07777), strerror(errno), a->path);
+    return 0;
+}
+
+static int open_log(const struct pol_audit *a, struct pol_err *err)
+{
+    char dir[sizeof a->path];
+    const char *base;
+    int dfd, fd;
+
+    path_split(a->path, dir, sizeof dir, &base);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+    if (check_dir(a, dfd, dir, err) != 0) {
+        close(dfd);
+        return -1;
+    }
+    /* O_NONBLOCK: a FIFO planted as the log must not hang the start (it is refused below). */
+    fd = openat(dfd, base,
+                O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+                0640);
+    close(dfd);
     if (fd < 0)
-        return pol_errf(err, "%s: cannot open the audit log: %s", path, strerror(errno));
+        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+    if (check_log(a, fd, err) != 0) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
-int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err)
+int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_audit **out,
+                      struct pol_err *err)
 {
     struct pol_audit *a;
 
@@ -52,24 +167,51 @@ int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err
     if (!a)
         return pol_errf(err, "%s: out of memory", path);
     snprintf(a->path, sizeof a->path, "%s", path);
-    if ((a->fd = open_log(path, err)) < 0) {
+    a->owner = owner;
+    a->group = group;
+    a->burst = DENIAL_BURST;
+    a->interval = DENIAL_INTERVAL_S;
+    if ((a->fd = open_log(a, err)) < 0) {
         free(a);
         return -1;
     }
     pthread_rwlock_init(&a->fd_lock, NULL);
     pthread_mutex_init(&a->write_lock, NULL);
     pthread_cond_init(&a->flushed, NULL);
+    pthread_mutex_init(&a->denial_lock, NULL);
     *out = a;
     return 0;
 }
 
+int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err)
+{
+    uid_t uid;
+    gid_t gid;
+
+    pol_owner_ids(&uid, &gid);
+    return pol_audit_open_as(path, uid, gid, out, err);
+}
+
+void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned interval_s)
+{
+    pthread_mutex_lock(&a->denial_lock);
+    a->burst = burst;
+    a->interval = interval_s;
+    pthread_mutex_unlock(&a->denial_lock);
+}
+
+static int flush_held(struct pol_audit *a, struct pol_err *err);
+
 int pol_audit_reopen(struct pol_audit *a, struct pol_err *err)
 {
-    int fd = open_log(a->path, err);
+    struct pol_err held_err;
+    int fd = open_log(a, err);
 
     /* On failure keep the old descriptor: records still land (in the rotated file). */
     if (fd < 0)
         return -1;
+    /* The counted denials belong with the records before them, in the rotated file. */
+    flush_held(a, &held_err);
     pthread_rwlock_wrlock(&a->fd_lock);
     close(a->fd);
     a->fd = fd;
@@ -79,12 +221,16 @@ int pol_audit_reopen(struct pol_audit *a, struct pol_err *err)
 
 void pol_audit_close(struct pol_audit *a)
 {
+    struct pol_err held_err;
+
     if (!a)
         return;
+    flush_held(a, &held_err);
     close(a->fd);
     pthread_rwlock_destroy(&a->fd_lock);
     pthread_mutex_destroy(&a->write_lock);
     pthread_cond_destroy(&a->flushed);
+    pthread_mutex_destroy(&a->denial_lock);
     free(a);
 }
 
@@ -94,7 +240,8 @@ static void field_string(struct pol_buf *b, const char *name, const char *value)
     pol_buf_json_string(b, value);
 }
 
-static void format_record(struct pol_buf *b, const struct pol_audit_record *r)
+/* Every field but the closing brace, so that a summary can add its count. */
+static void format_fields(struct pol_buf *b, const struct pol_audit_record *r)
 {
     char when[POL_TIME_LEN];
 
@@ -115,8 +262,87 @@ static void format_record(struct pol_buf *b, const struct pol_audit_record *r)
     field_string(b, "result", r->result);
     field_string(b, "rule", r->rule);
     field_string(b, "message", r->message);
-    pol_buf_add(b, "}\n", 2);
 }
+
+/* ---- Denial aggregation ---- */
+
+/* A refusal a peer can repeat at will: denied by the rules, a malformed frame, a refused
+ * connection. Records of served requests are never held back. */
+static int is_denial(const struct pol_audit_record *r)
+{
+    if (!r->peer || !r->result || !r->op)
+        return 0;
+    if (strcmp(r->result, "denied") == 0)
+        return 1;
+    return strcmp(r->result, "error") == 0 &&
+           (strcmp(r->op, "protocol") == 0 || strcmp(r->op, "connection") == 0);
+}
+
+/* One "denied-summary" record per uid with held denials; the interval is closed. Under
+ * denial_lock. */
+static void take_summaries(struct pol_audit *a, struct pol_buf *b)
+{
+    for (size_t i = 0; i < a->n_denials; i++) {
+        const struct denial_count *d = &a->denials[i];
+        struct pol_peer peer = {.uid = d->uid, .gid = d->gid, .pid = d->pid};
+        char since[POL_TIME_LEN], message[160];
+
+        if (!d->held)
+            continue;
+        pol_time_iso(d->first_held, since);
+        snprintf(message, sizeof message,
+                 "%llu more denied or malformed requests since %s, counted, not recorded one by "
+                 "one (more than %u in %u s)",
+                 d->held, since, a->burst, a->interval);
+        struct pol_audit_record r = {.time = d->last,
+                                     .peer = &peer,
+                                     .op = "denied-summary",
+                                     .result = "denied",
+                                     .message = message};
+        format_fields(b, &r);
+        pol_buf_addf(b, ",\"count\":%llu}\n", d->held);
+    }
+    a->n_denials = 0;
+    a->window = 0;
+}
+
+/* Accounts for r: 1 when it is only counted (not recorded by itself). Summaries that are due
+ * are added to b, ahead of r. */
+static int hold_denial(struct pol_audit *a, const struct pol_audit_record *r, struct pol_buf *b)
+{
+    struct denial_count *d = NULL;
+    int held = 0;
+
+    pthread_mutex_lock(&a->denial_lock);
+    /* An interval ends with the first record after it (any record), or when the clock moved
+     * back. */
+    if (a->window && (r->time >= a->window + (time_t)a->interval || r->time < a->window))
+        take_summaries(a, b);
+    if (!a->interval || !is_denial(r))
+        goto out;
+    if (!a->window)
+        a->window = r->time;
+    for (size_t i = 0; i < a->n_denials && !d; i++)
+        if (a->denials[i].uid == r->peer->uid)
+            d = &a->denials[i];
+    if (!d && a->n_denials < DENIAL_UIDS) {
+        d = &a->denials[a->n_denials++];
+        *d = (struct denial_count){.uid = r->peer->uid};
+    }
+    if (!d || ++d->seen <= a->burst)
+        goto out; /* too many uids to track: recorded one by one, as before */
+    if (!d->held++)
+        d->first_held = r->time;
+    d->gid = r->peer->gid;
+    d->pid = r->peer->pid;
+    d->last = r->time;
+    held = 1;
+out:
+    pthread_mutex_unlock(&a->denial_lock);
+    return held;
+}
+
+/* ---- Writing ---- */
 
 /* Wait until line `seq` is durable, flushing when nobody else is. Called with write_lock held.
  * Returns 0, or the errno of the flush that covered it. */
@@ -147,31 +373,100 @@ static int wait_durable(struct pol_audit *a, unsigned long long seq)
     return 0;
 }
 
+/* One write() of whole lines, under write_lock. A record is whole or absent: a short write
+ * (disk full, RLIMIT_FSIZE) is cut off again, under an flock so that no other process (direct
+ * mode writes the same log) appended behind it. If it cannot be cut off, the next record
+ * starts on a new line. Returns 0 or -1 with errno. */
+static int write_whole(struct pol_audit *a, const struct pol_buf *b)
+{
+    struct stat st;
+    ssize_t n;
+    int saved;
+
+    if (a->torn) {
+        do
+            n = write(a->fd, "\n", 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            if (n >= 0)
+                errno = ENOSPC;
+            return -1;
+        }
+        a->torn = 0;
+    }
+    while (flock(a->fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return -1;
+    if (fstat(a->fd, &st) != 0) {
+        saved = errno;
+        flock(a->fd, LOCK_UN);
+        errno = saved;
+        return -1;
+    }
+    /* One write() normally; after a short one, the rest is tried to learn why it stopped. */
+    for (size_t done = 0; done < b->len; done += (size_t)n) {
+        n = write(a->fd, b->data + done, b->len - done);
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n > 0)
+            continue;
+        saved = n < 0 ? errno : ENOSPC;
+        if (done && ftruncate(a->fd, st.st_size) != 0)
+            a->torn = 1;
+        flock(a->fd, LOCK_UN);
+        errno = saved;
+        return -1;
+    }
+    flock(a->fd, LOCK_UN);
+    return 0;
+}
+
+/* Writes b and waits until it is durable. */
+static int write_durable(struct pol_audit *a, const struct pol_buf *b, struct pol_err *err)
+{
+    int rc = 0, saved;
+
+    if (b->failed)
+        return pol_errf(err, "%s: out of memory for an audit record", a->path);
+    pthread_rwlock_rdlock(&a->fd_lock);
+    pthread_mutex_lock(&a->write_lock);
+    if (write_whole(a, b) != 0)
+        rc = pol_errf(err, "%s: audit record not written: %s", a->path, strerror(errno));
+    else if ((saved = wait_durable(a, ++a->written)) != 0)
+        rc = pol_errf(err, "%s: audit record not durable: %s", a->path, strerror(saved));
+    pthread_mutex_unlock(&a->write_lock);
+    pthread_rwlock_unlock(&a->fd_lock);
+    return rc;
+}
+
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct pol_err *err)
 {
     struct pol_buf line = {0};
-    ssize_t n;
-    int saved = 0, rc = 0;
+    int rc = 0;
 
-    format_record(&line, r);
-    if (line.failed) {
-        pol_buf_free(&line);
-        return pol_errf(err, "%s: out of memory for an audit record", a->path);
+    if (!hold_denial(a, r, &line)) {
+        format_fields(&line, r);
+        pol_buf_add(&line, "}\n", 2);
     }
-    pthread_rwlock_rdlock(&a->fd_lock);
-    pthread_mutex_lock(&a->write_lock);
-    do
-        n = write(a->fd, line.data, line.len);
-    while (n < 0 && errno == EINTR);
-    saved = errno;
-    if (n != (ssize_t)line.len) {
-        rc = pol_errf(err, "%s: audit record not written: %s", a->path,
-                      n < 0 ? strerror(saved) : "short write");
-    } else if ((saved = wait_durable(a, ++a->written)) != 0) {
-        rc = pol_errf(err, "%s: audit record not durable: %s", a->path, strerror(saved));
-    }
-    pthread_mutex_unlock(&a->write_lock);
-    pthread_rwlock_unlock(&a->fd_lock);
+    if (line.len || line.failed)
+        rc = write_durable(a, &line, err);
     pol_buf_free(&line);
+    return rc;
+}
+
+/* The summaries of an interval still open (close, reopen). */
+static int flush_held(struct pol_audit *a, struct pol_err *err)
+{
+    struct pol_buf b = {0};
+    int rc = 0;
+
+    pthread_mutex_lock(&a->denial_lock);
+    take_summaries(a, &b);
+    pthread_mutex_unlock(&a->denial_lock);
+    if (b.len || b.failed)
+        rc = write_durable(a, &b, err);
+    pol_buf_free(&b);
     return rc;
 }

@@ -116,8 +116,10 @@ static const struct field socket_fields[] = {
     STR("owner", socket.owner),
     STR("group", socket.group),
     NUM("max-connections", F_UINT, socket.max_connections, 1, 65536),
+    NUM("max-connections-per-uid", F_UINT, socket.max_connections_per_uid, 1, 65536),
     NUM("timeout", F_MILLIS, socket.timeout_ms, 1, 86400),
     NUM("max-request-bytes", F_SIZE, socket.max_request_bytes, 1024, 1024UL * 1024 * 1024),
+    NUM("max-pending-bytes", F_SIZE, socket.max_pending_bytes, 1024UL * 1024, 16UL << 30),
     END,
 };
 
@@ -680,6 +682,8 @@ void pol_config_defaults(struct pol_config *cfg)
     snprintf(cfg->socket.path, sizeof cfg->socket.path, "/run/itl-sign/socket");
     cfg->socket.mode = 0660;
     cfg->socket.max_connections = 64;
+    cfg->socket.max_connections_per_uid = 16;
+    cfg->socket.max_pending_bytes = 64UL * 1024 * 1024;
     cfg->socket.timeout_ms = 30000;
     cfg->socket.max_request_bytes = 4 * 1024 * 1024;
     snprintf(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/itl-sign");

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Formats into err (may be NULL) and returns -1, so failures read `return pol_errf(...)`. */
@@ -51,6 +52,10 @@ void pol_printable(const char *in, size_t max, char *out, size_t size);
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
 size_t pol_utf8_sequence(const unsigned char *s);
+
+/* Whose service files these are (pol_state_set_owner; else the effective ids): state.c. The
+ * audit log trusts the same owner. */
+void pol_owner_ids(uid_t *uid, gid_t *gid);
 
 /* The regeneration hold alone (rules.c); pol_state_record_regen re-checks it under the lock. */
 int pol_check_hold(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -86,9 +87,11 @@ struct pol_config {
         unsigned mode;            /* default 0660 */
         char owner[POL_NAME_LEN]; /* "" = unchanged */
         char group[POL_NAME_LEN];
-        unsigned max_connections; /* default 64 */
-        unsigned timeout_ms;      /* per-connection idle timeout, default 30000 */
+        unsigned max_connections;         /* default 64 */
+        unsigned max_connections_per_uid; /* default 16: one uid cannot take every slot */
+        unsigned timeout_ms;      /* idle timeout, and the deadline of a whole frame: 30000 */
         size_t max_request_bytes; /* default 4 MiB */
+        size_t max_pending_bytes; /* request bytes being received, all peers: 64 MiB */
     } socket;
     struct {
         char user[POL_NAME_LEN]; /* drop privileges to; "" = stay */
@@ -219,8 +222,10 @@ struct pol_state {
     unsigned long long generation; /* bumped by every write: lost updates are detectable */
 };
 
-/* Read the state (a missing file is an empty state; a corrupt or unreadable one is an error:
- * fail closed, never reset). Takes a shared lock while reading. */
+/* Read the state (a missing file is an empty state until the first write; a corrupt or
+ * unreadable one, a missing one after the first write, or a directory or file that another
+ * user could have written (pol_check_trusted, pol_state_set_owner) is an error: fail closed,
+ * never reset). Takes a shared lock while reading. */
 int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *err);
 /* Record a regeneration: voids attestations of that key. Exclusive lock, re-read, check the
  * hold again under the lock (d filled on denial), write temp + fsync + rename + fsync(dir).
@@ -242,6 +247,36 @@ const struct pol_attestation *pol_state_find_attestation(const struct pol_state 
 int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct pol_err *err);
 int pol_state_format(const struct pol_state *st, char **out, size_t *out_len);
 
+/* Whose state it is, besides root: the user the service runs as (run-as.user, and run-as.group
+ * or that user's primary group; the effective ids when run-as.user is empty), the same rule
+ * itl-signd applies to its directories. Direct-mode commands call it once with their --config,
+ * before any state access and before threads start; without the call every access trusts the
+ * effective ids it runs with (which the service has after dropping privileges). -1 with err
+ * when run-as names no user or group. */
+int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err);
+
+/* ---- Files the service trusts or publishes (files.c) ---- */
+
+/* A directory or file the service trusts (state, socket and audit directories, the state
+ * files) must belong to root or `uid`, must not be writable by others, and writable by a group
+ * only when that is group 0 or `gid`. -1 with err naming the path, the owner or mode and the
+ * fix. `what` names it in the message ("state directory"). */
+int pol_check_trusted(const char *what, const char *path, const struct stat *st, uid_t uid,
+                      gid_t gid, struct pol_err *err);
+/* stat() of `dir`, which must be a directory, then pol_check_trusted. */
+int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct pol_err *err);
+
+/* Replace `name` in the directory `dirfd` (called `dir` in messages) atomically and durably:
+ * the content goes into an unnamed file (O_TMPFILE, else a hidden ".NAME.tmp.XXXXXX" made
+ * exclusively), is fsync'd, then linked to `name`, or to a hidden temporary renamed over
+ * `name` when it exists, so no partial file ever has a name, even after SIGKILL or
+ * RLIMIT_FSIZE. The file is created with `mode` under the umask and, unless they are -1, given
+ * to owner:group (root writing the service user's files). sync_dir: fsync the
+ * directory too (a batch syncs each directory once at the end instead). On failure `name` is
+ * untouched and no temporary is left. */
+int pol_write_file_at(int dirfd, const char *dir, const char *name, const void *data, size_t len,
+                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct pol_err *err);
+
 /* ---- Audit log: one JSON object per line, appended with O_APPEND, fsync'd before the reply ----
  */
 
@@ -260,8 +295,19 @@ struct pol_audit_record {
     const char *message;         /* may be NULL */
 };
 
-/* Open (create 0640) for appending. */
+/* Open (create 0640) for appending. The directory must belong to root or the log's owner and
+ * not be writable by others or a foreign group; the log must be a regular file with one name,
+ * owned by root or its owner; a wider mode is narrowed to 0640. Checked again by reopen.
+ * pol_audit_open_as: the owner besides root is owner:group (the run-as user), and root gives
+ * the log to them; pol_audit_open: the owner pol_state_set_owner set, else the effective ids. */
 int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err);
+int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_audit **out,
+                      struct pol_err *err);
+/* Denials and malformed requests (result "denied", or "error" for op "protocol"/"connection")
+ * from one uid: the first `burst` per `interval_s` seconds of record time are written one by
+ * one, the rest are counted into one "denied-summary" record (with "count") written when the
+ * interval ends, at reopen and at close. Default 60 per 60 s; interval 0 writes every one. */
+void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned interval_s);
 /* One line, one write(), fsync. Thread-safe. Fails if the line could not be made durable. */
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct pol_err *err);
 /* SIGHUP: reopen the path (after rotation). */

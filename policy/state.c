@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Persistent policy state: <state-dir>/state.json, guarded by flock on <state-dir>/state.lock.
- * Writers hold LOCK_EX across read-modify-write and replace the file atomically (temp file in
- * the same directory, fsync, rename, fsync of the directory); readers hold LOCK_SH. The parser
- * accepts exactly what pol_state_format writes, in any key order: a damaged file is an error,
- * never an empty state, so callers fail closed.
+ * Writers hold LOCK_EX across read-modify-write and replace the file atomically
+ * (pol_write_file_at); readers hold LOCK_SH. The directory and both files must be ones only
+ * root or the service user could have written (pol_check_trusted), in the service and in
+ * direct mode alike. The parser accepts exactly what pol_state_format writes, in any key
+ * order: a damaged file, or one missing after the first write, is an error, never an empty
+ * state, so callers fail closed.
  */
 #include "policy/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,7 +498,111 @@ bad:
     return -1;
 }
 
-/* ---- files and locks ---- */
+/* ---- whose state it is ---- */
+
+/* Set once by pol_state_set_owner before threads start; read-only afterwards. */
+static int owner_set;
+static uid_t owner_uid;
+static gid_t owner_gid;
+
+static void state_owner(uid_t *uid, gid_t *gid)
+{
+    *uid = owner_set ? owner_uid : geteuid();
+    *gid = owner_set ? owner_gid : getegid();
+}
+
+void pol_owner_ids(uid_t *uid, gid_t *gid)
+{
+    state_owner(uid, gid);
+}
+
+/* Root in direct mode writes the service's state: what it creates goes to the service user
+ * (by descriptor), who must read and rewrite it. -1 ids mean "leave as created". */
+static void new_file_owner(uid_t *uid, gid_t *gid)
+{
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (owner_set && geteuid() == 0 && owner_uid != 0) {
+        *uid = owner_uid;
+        *gid = owner_gid;
+    }
+}
+
+static int give_to_owner(int fd)
+{
+    uid_t uid;
+    gid_t gid;
+    struct stat sb;
+
+    new_file_owner(&uid, &gid);
+    if (uid == (uid_t)-1 || fstat(fd, &sb) != 0 || sb.st_uid != 0)
+        return 0;
+    return fchown(fd, uid, gid);
+}
+
+/* A decimal id ("995"), as run-as accepts one; -1 otherwise. */
+static int numeric_id(const char *text, unsigned long *id)
+{
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    *id = strtoul(text, &end, 10);
+    return errno || *end || *id >= (unsigned long)(uid_t)-1 ? -1 : 0;
+}
+
+int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err)
+{
+    const char *where = cfg->path[0] ? cfg->path : "config";
+    struct passwd *pw;
+    struct group *gr;
+    unsigned long id;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+
+    if (cfg->run_as.user[0]) {
+        pw = getpwnam(cfg->run_as.user);
+        if (!pw && numeric_id(cfg->run_as.user, &id) == 0)
+            pw = getpwuid((uid_t)id);
+        if (!pw)
+            return pol_errf(err, "%s: run-as.user: no such user '%s'", where, cfg->run_as.user);
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+        if (cfg->run_as.group[0]) {
+            gr = getgrnam(cfg->run_as.group);
+            if (gr)
+                gid = gr->gr_gid;
+            else if (numeric_id(cfg->run_as.group, &id) == 0)
+                gid = (gid_t)id;
+            else
+                return pol_errf(err, "%s: run-as.group: no such group '%s'", where,
+                                cfg->run_as.group);
+        }
+    }
+    owner_uid = uid;
+    owner_gid = gid;
+    owner_set = 1;
+    return 0;
+}
+
+/* ---- the state directory, its lock and its file ---- */
+
+/*
+ * state.lock is empty until the first state write completes, then holds this line: from then
+ * on a missing state.json means the state was lost (deleted, or a restore that forgot it),
+ * never that there is none, so the regeneration hold and the attestations cannot be cleared by
+ * removing one file. Whether role keys exist is the token's business, which a reader of the
+ * state (the service at a signing request) does not ask; the first write is what a key command
+ * with --config does when it makes a role key, so the mark records exactly that.
+ */
+#define WRITTEN_MARK "state.json has been written: a missing state.json is an error\n"
+
+struct state_files {
+    const char *dir;
+    int dfd;  /* the state directory, checked; -1: it does not exist (nothing was written) */
+    int lock; /* state.lock, locked; -1 when a reader finds none (nothing was written) */
+};
 
 static int state_path(const char *dir, const char *file, char *out, size_t size,
                       struct pol_err *err)
@@ -505,60 +613,138 @@ static int state_path(const char *dir, const char *file, char *out, size_t size,
     return 0;
 }
 
-/* Opens and locks state.lock; *fd = -1 when there is no state directory at all (shared only). */
-static int lock_state(const char *dir, int exclusive, int *fd, struct pol_err *err)
+/* A file of the state directory, opened as `fd`: a regular file only its owners could write. */
+static int check_file(const struct state_files *sf, const char *what, const char *name, int fd,
+                      struct pol_err *err)
+{
+    char path[4096];
+    struct stat sb;
+    uid_t uid;
+    gid_t gid;
+
+    if (state_path(sf->dir, name, path, sizeof path, err) != 0)
+        return -1;
+    if (fstat(fd, &sb) != 0)
+        return pol_errf(err, "%s %s: %s", what, path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return pol_errf(err, "%s %s is not a regular file (move it away)", what, path);
+    state_owner(&uid, &gid);
+    return pol_check_trusted(what, path, &sb, uid, gid, err);
+}
+
+/* Opens and checks the state directory; a writer makes it when missing (one level: a typo in
+ * state-dir should not grow a tree). */
+static int open_state_dir(struct state_files *sf, int create, struct pol_err *err)
+{
+    struct stat sb;
+    uid_t uid;
+    gid_t gid;
+    int made = 0;
+
+    sf->dfd = open(sf->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sf->dfd < 0 && errno == ENOENT && create && mkdir(sf->dir, 0750) == 0) {
+        made = 1;
+        sf->dfd = open(sf->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (sf->dfd < 0) {
+        if (errno == ENOENT && !create)
+            return 0;
+        return pol_errf(err, "state directory %s: %s", sf->dir, strerror(errno));
+    }
+    if ((made && give_to_owner(sf->dfd) != 0) || fstat(sf->dfd, &sb) != 0)
+        return pol_errf(err, "state directory %s: %s", sf->dir, strerror(errno));
+    state_owner(&uid, &gid);
+    return pol_check_trusted("state directory", sf->dir, &sb, uid, gid, err);
+}
+
+/* Opens, checks and locks state.lock. */
+static int lock_state(struct state_files *sf, int exclusive, struct pol_err *err)
 {
     char path[4096];
     const char *how = exclusive ? "exclusive" : "shared";
 
-    if (state_path(dir, LOCK_FILE, path, sizeof path, err) != 0)
+    if (sf->dfd < 0)
+        return 0;
+    if (state_path(sf->dir, LOCK_FILE, path, sizeof path, err) != 0)
         return -1;
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-    /* The first writer makes the state directory (its parent must exist: a typo in state-dir
-     * should not grow a tree). */
-    if (*fd < 0 && exclusive && errno == ENOENT && mkdir(dir, 0750) == 0)
-        *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (*fd < 0 && !exclusive && (errno == EACCES || errno == EROFS || errno == ENOENT))
-        *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (*fd < 0) {
+    sf->lock = openat(sf->dfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (sf->lock < 0 && !exclusive && (errno == EACCES || errno == EROFS || errno == ENOENT))
+        sf->lock = openat(sf->dfd, LOCK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (sf->lock < 0) {
         if (!exclusive && errno == ENOENT)
-            return 0; /* nothing was ever written here: the caller reads no file either */
+            return 0; /* a reader that may not create it: nothing was ever written here */
         return pol_errf(err, "%s: cannot open the state lock: %s", path, strerror(errno));
     }
-    while (flock(*fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
-        if (errno == EINTR)
-            continue;
-        pol_errf(err, "%s: cannot take the %s lock: %s", path, how, strerror(errno));
-        close(*fd);
-        *fd = -1;
+    if (exclusive && give_to_owner(sf->lock) != 0)
+        return pol_errf(err, "%s: cannot give it to the service user: %s", path, strerror(errno));
+    if (check_file(sf, "state lock", LOCK_FILE, sf->lock, err) != 0)
         return -1;
-    }
+    while (flock(sf->lock, exclusive ? LOCK_EX : LOCK_SH) != 0)
+        if (errno != EINTR)
+            return pol_errf(err, "%s: cannot take the %s lock: %s", path, how, strerror(errno));
     return 0;
 }
 
-static void unlock_state(int fd)
+static void close_state(struct state_files *sf)
 {
-    if (fd >= 0)
-        close(fd); /* closing drops the flock */
+    if (sf->lock >= 0)
+        close(sf->lock); /* closing drops the flock */
+    if (sf->dfd >= 0)
+        close(sf->dfd);
+    sf->lock = sf->dfd = -1;
 }
 
-static int read_state(const char *dir, struct pol_state *st, struct pol_err *err)
+static int state_was_written(const struct state_files *sf)
 {
-    char path[4096], *text;
+    struct stat sb;
+    return sf->lock >= 0 && fstat(sf->lock, &sb) == 0 && sb.st_size > 0;
+}
+
+/* Under the exclusive lock, once the state file is durable. */
+static int mark_written(const struct state_files *sf, struct pol_err *err)
+{
+    const size_t len = sizeof WRITTEN_MARK - 1;
+
+    if (state_was_written(sf))
+        return 0;
+    if (pwrite(sf->lock, WRITTEN_MARK, len, 0) != (ssize_t)len || fsync(sf->lock) != 0)
+        return pol_errf(err, "%s/%s: cannot record the first state write: %s", sf->dir, LOCK_FILE,
+                        strerror(errno));
+    return 0;
+}
+
+static int read_state(const struct state_files *sf, struct pol_state *st, struct pol_err *err)
+{
+    char path[4096], lock[4096], *text;
     struct stat sb;
     size_t got = 0;
     ssize_t n;
     int fd, rc;
 
     memset(st, 0, sizeof *st);
-    if (state_path(dir, STATE_FILE, path, sizeof path, err) != 0)
-        return -1;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT)
+    if (sf->dfd < 0)
         return 0;
+    if (state_path(sf->dir, STATE_FILE, path, sizeof path, err) != 0 ||
+        state_path(sf->dir, LOCK_FILE, lock, sizeof lock, err) != 0)
+        return -1;
+    /* O_NONBLOCK: a FIFO planted there must not hang the service (it is refused below). */
+    fd = openat(sf->dfd, STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT && !state_was_written(sf))
+        return 0;
+    if (fd < 0 && errno == ENOENT)
+        return pol_errf(err,
+                        "%s is missing, but the state was written before (%s records it): "
+                        "refusing to continue with an empty state, which would clear the "
+                        "regeneration hold and the backup attestations (restore %s from a "
+                        "backup; to start over on purpose, remove %s as well)",
+                        path, lock, path, lock);
     if (fd < 0)
         return pol_errf(err, "%s: cannot read the policy state: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > STATE_MAX_BYTES) {
+    if (check_file(sf, "state file", STATE_FILE, fd, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || sb.st_size > STATE_MAX_BYTES) {
         close(fd);
         return pol_errf(err, "%s: not a regular file of at most %d bytes", path, STATE_MAX_BYTES);
     }
@@ -587,20 +773,6 @@ static int read_state(const char *dir, struct pol_state *st, struct pol_err *err
     return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Never write what the reader would refuse: that would stop signing at the next load. */
 static int reads_back(const char *text, size_t len, struct pol_err *err, const char *path)
 {
@@ -619,14 +791,16 @@ static int reads_back(const char *text, size_t len, struct pol_err *err, const c
     return ok;
 }
 
-static int write_state(const char *dir, const struct pol_state *st, struct pol_err *err)
+static int write_state(const struct state_files *sf, const struct pol_state *st,
+                       struct pol_err *err)
 {
-    char tmp[4096], path[4096], *text = NULL;
+    char path[4096], *text = NULL;
     size_t len;
-    int fd, dfd, saved;
+    uid_t uid;
+    gid_t gid;
+    int rc;
 
-    if (state_path(dir, ".state.json.XXXXXX", tmp, sizeof tmp, err) != 0 ||
-        state_path(dir, STATE_FILE, path, sizeof path, err) != 0)
+    if (state_path(sf->dir, STATE_FILE, path, sizeof path, err) != 0)
         return -1;
     if (pol_state_format(st, &text, &len) != 0)
         return pol_errf(err, "%s: out of memory", path);
@@ -634,45 +808,21 @@ static int write_state(const char *dir, const struct pol_state *st, struct pol_e
         free(text);
         return -1;
     }
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        saved = errno;
-        free(text);
-        return pol_errf(err, "%s: cannot create a temporary file: %s", dir, strerror(saved));
-    }
-    if (fchmod(fd, 0640) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0) {
-        saved = errno;
-        close(fd);
-        unlink(tmp);
-        free(text);
-        return pol_errf(err, "%s: cannot write: %s", tmp, strerror(saved));
-    }
+    new_file_owner(&uid, &gid);
+    rc = pol_write_file_at(sf->dfd, sf->dir, STATE_FILE, text, len, 0640, uid, gid, 1, err);
     free(text);
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        saved = errno;
-        unlink(tmp);
-        return pol_errf(err, "%s: cannot replace: %s", path, strerror(saved));
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        saved = errno;
-        if (dfd >= 0)
-            close(dfd);
-        return pol_errf(err, "%s: cannot sync the directory: %s", dir, strerror(saved));
-    }
-    close(dfd);
-    return 0;
+    return rc == 0 ? mark_written(sf, err) : -1;
 }
 
 int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *err)
 {
-    int fd, rc;
+    struct state_files sf = {.dir = state_dir, .dfd = -1, .lock = -1};
+    int rc = -1;
 
     memset(st, 0, sizeof *st);
-    if (lock_state(state_dir, 0, &fd, err) != 0)
-        return -1;
-    rc = read_state(state_dir, st, err);
-    unlock_state(fd);
+    if (open_state_dir(&sf, 0, err) == 0 && lock_state(&sf, 0, err) == 0)
+        rc = read_state(&sf, st, err);
+    close_state(&sf);
     return rc;
 }
 
@@ -682,21 +832,25 @@ typedef int (*change_fn)(struct pol_state *st, const void *arg, struct pol_err *
 static int update_state(const char *state_dir, change_fn change, const void *arg,
                         struct pol_err *err)
 {
+    struct state_files sf = {.dir = state_dir, .dfd = -1, .lock = -1};
     struct pol_state *st;
-    int fd, rc = -1;
+    int rc = -1;
 
+    /* What another user wrote would be refused at the next read: do not write it. */
+    if (owner_set && geteuid() != 0 && geteuid() != owner_uid)
+        return pol_errf(err,
+                        "%s: the policy state is written only by root or the service user (uid "
+                        "%u); run this as one of them",
+                        state_dir, (unsigned)owner_uid);
     st = malloc(sizeof *st);
     if (!st)
         return pol_errf(err, "%s: out of memory", state_dir);
-    if (lock_state(state_dir, 1, &fd, err) != 0) {
-        free(st);
-        return -1;
-    }
-    if (read_state(state_dir, st, err) == 0 && change(st, arg, err) == 0) {
+    if (open_state_dir(&sf, 1, err) == 0 && lock_state(&sf, 1, err) == 0 &&
+        read_state(&sf, st, err) == 0 && change(st, arg, err) == 0) {
         st->generation++;
-        rc = write_state(state_dir, st, err);
+        rc = write_state(&sf, st, err);
     }
-    unlock_state(fd);
+    close_state(&sf);
     free(st);
     return rc;
 }

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The client side of the itl-signd protocol: one connection, requests answered in order. */
+/*
+ * The client side of the itl-signd protocol: one connection, requests answered in order. Every
+ * request has a deadline (connect, send and reply together): a stopped or wedged service costs
+ * the caller the timeout, never forever.
+ */
 #include "signer/internal.h"
 
 #include <errno.h>
@@ -7,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,9 +20,46 @@
 
 struct sgn_client {
     int fd;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    unsigned timeout_ms;
+    size_t max_request;
 };
 
-int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *err, size_t err_size)
+static void timeout_err(const struct sgn_client *c, const char *what, char *err, size_t err_size)
+{
+    snprintf(err, err_size,
+             "itl-signd at %s did not %s within %u.%03u s (is the service stopped or "
+             "overloaded? --timeout SECONDS waits longer)",
+             c->path, what, c->timeout_ms / 1000, c->timeout_ms % 1000);
+}
+
+/* Bounds a blocking connect(): a unix socket whose listener stopped accepting (backlog full)
+ * makes connect() wait for room, for SO_SNDTIMEO at most (then EAGAIN). */
+static void set_send_timeout(int fd, unsigned timeout_ms)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void connect_err(const char *socket_path, int e, char *err, size_t err_size)
+{
+    if (e == ENOENT || e == ECONNREFUSED)
+        snprintf(err, err_size,
+                 "cannot reach itl-signd at %s: %s (is the service running? use --socket, or "
+                 "--token for direct mode)",
+                 socket_path, strerror(e));
+    else if (e == EACCES)
+        snprintf(err, err_size,
+                 "cannot reach itl-signd at %s: permission denied (ask to be added to the "
+                 "socket's group)",
+                 socket_path);
+    else
+        snprintf(err, err_size, "cannot reach itl-signd at %s: %s", socket_path, strerror(e));
+}
+
+int sgn_client_connect(const char *socket_path, const struct sgn_client_opts *opts,
+                       struct sgn_client **out, char *err, size_t err_size)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct sgn_client *c;
@@ -27,33 +69,31 @@ int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *e
         snprintf(err, err_size, "socket path too long: %s", socket_path);
         return -1;
     }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
     strcpy(addr.sun_path, socket_path);
+    strcpy(c->path, socket_path);
+    c->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : SGN_CLIENT_DEFAULT_TIMEOUT_MS;
+    c->max_request =
+        opts && opts->max_request_bytes ? opts->max_request_bytes : SGN_WIRE_DEFAULT_MAX;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, err_size, "socket: %s", strerror(errno));
+        free(c);
         return -1;
     }
+    set_send_timeout(fd, c->timeout_ms);
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         int e = errno;
         close(fd);
-        if (e == ENOENT || e == ECONNREFUSED)
-            snprintf(err, err_size,
-                     "cannot reach itl-signd at %s: %s (is the service running? use --socket, or "
-                     "--token for direct mode)",
-                     socket_path, strerror(e));
-        else if (e == EACCES)
-            snprintf(err, err_size,
-                     "cannot reach itl-signd at %s: permission denied (ask to be added to the "
-                     "socket's group)",
-                     socket_path);
+        if (e == EAGAIN)
+            timeout_err(c, "accept the connection", err, err_size);
         else
-            snprintf(err, err_size, "cannot reach itl-signd at %s: %s", socket_path, strerror(e));
-        return -1;
-    }
-    c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        snprintf(err, err_size, "out of memory");
+            connect_err(socket_path, e, err, err_size);
+        free(c);
         return -1;
     }
     c->fd = fd;
@@ -61,44 +101,20 @@ int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *e
     return 0;
 }
 
-/* 0 ok, -1 error, 1 the peer closed before the first byte. */
-static int recv_all(int fd, uint8_t *p, size_t n)
+static int read_reply(struct sgn_client *c, long long deadline, struct sgn_result *r,
+                      char **status_json, char *err, size_t err_size)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return got == 0 ? 1 : -1;
-        if (r < 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
-                    char **status_json, char *err, size_t err_size)
-{
-    uint8_t *frame = NULL, hdr[SGN_WIRE_HEADER_LEN], *payload;
-    size_t frame_len, len;
+    uint8_t hdr[SGN_WIRE_HEADER_LEN], *payload;
+    enum sgn_recv_end end;
+    size_t len, got;
     int rc;
 
-    memset(r, 0, sizeof *r);
-    if (sgn_wire_encode_request(req, &frame, &frame_len) != 0) {
-        snprintf(err, err_size, "cannot encode the request (out of memory or too large)");
+    end = sgn_recv_until(c->fd, hdr, sizeof hdr, deadline, &got);
+    if (end == SGN_RECV_TIMEOUT) {
+        timeout_err(c, "reply", err, err_size);
         return -1;
     }
-    rc = sgn_send_all(c->fd, frame, frame_len);
-    free(frame);
-    if (rc != 0) {
-        snprintf(err, err_size, "the service closed the connection while sending: %s",
-                 strerror(errno));
-        return -1;
-    }
-    rc = recv_all(c->fd, hdr, sizeof hdr);
-    if (rc != 0) {
+    if (end != SGN_RECV_OK) {
         snprintf(err, err_size, "the service closed the connection without a reply");
         return -1;
     }
@@ -109,14 +125,61 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
         snprintf(err, err_size, "out of memory for a reply of %zu bytes", len);
         return -1;
     }
-    if (recv_all(c->fd, payload, len) != 0) {
+    end = sgn_recv_until(c->fd, payload, len, deadline, &got);
+    if (end != SGN_RECV_OK) {
         free(payload);
-        snprintf(err, err_size, "the reply was cut short (%zu bytes announced)", len);
+        if (end == SGN_RECV_TIMEOUT)
+            timeout_err(c, "finish its reply", err, err_size);
+        else
+            snprintf(err, err_size, "the reply was cut short (%zu bytes announced)", len);
         return -1;
     }
     rc = sgn_wire_decode_reply(payload, len, r, status_json, err, err_size);
     free(payload);
     return rc;
+}
+
+int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
+                    char **status_json, char *err, size_t err_size)
+{
+    long long deadline = sgn_now_ms() + c->timeout_ms;
+    uint8_t *frame = NULL;
+    size_t frame_len;
+    int rc, send_errno;
+
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    if (sgn_wire_encode_request(req, &frame, &frame_len) != 0) {
+        snprintf(err, err_size, "cannot encode the request (out of memory or too large)");
+        return -1;
+    }
+    /* The service would refuse it from its header: say so without sending megabytes. */
+    if (frame_len - SGN_WIRE_HEADER_LEN > c->max_request) {
+        snprintf(err, err_size,
+                 "the request is %zu bytes, more than the %zu the service takes "
+                 "(socket.max-request-bytes)",
+                 frame_len - SGN_WIRE_HEADER_LEN, c->max_request);
+        free(frame);
+        return -1;
+    }
+    rc = sgn_send_until(c->fd, frame, frame_len, deadline);
+    send_errno = errno;
+    free(frame);
+    if (rc != 0 && send_errno == ETIMEDOUT) {
+        timeout_err(c, "take the request", err, err_size);
+        return -1;
+    }
+    if (rc != 0) {
+        /* The service may have refused the request from its header ("too large") and closed:
+         * that reply is already waiting, and says more than EPIPE. */
+        if (read_reply(c, deadline, r, status_json, err, err_size) == 0)
+            return 0;
+        snprintf(err, err_size, "the service closed the connection while we sent the request: %s",
+                 strerror(send_errno));
+        return -1;
+    }
+    return read_reply(c, deadline, r, status_json, err, err_size);
 }
 
 void sgn_client_close(struct sgn_client *c)

@@ -35,16 +35,23 @@ struct sgn_engine {
     atomic_ulong requests, failures;
 };
 
+static void vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_list ap)
+{
+    r->status = st;
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    sgn_result_free(r);
+}
+
 static void fail(struct sgn_result *r, enum sgn_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail(struct sgn_result *r, enum sgn_status st, const char *fmt, ...)
 {
     va_list ap;
-    r->status = st;
     va_start(ap, fmt);
-    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    vfail(r, st, fmt, ap);
     va_end(ap);
-    sgn_result_free(r);
 }
 
 int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, char *err,
@@ -325,6 +332,98 @@ static const char *base_name(const char *path, const char *fallback)
     return slash ? slash + 1 : path;
 }
 
+/* ---- The kind of what an operation releases (docs/format.md "Output kinds") ----
+ *
+ * The operation decides what kind of file comes out, never a name or bytes from the client:
+ * `sign` and `encrypt` make files that every reader takes for a signed or encrypted config,
+ * `build` and `reset` the only ITL/CTL files, under the ITL rules. Names and inputs are checked
+ * when the request arrives (a clear refusal before anything is signed) and every output is
+ * parsed again before it is released. */
+
+static enum itl_kind op_kind(enum pol_op op)
+{
+    switch (op) {
+    case POL_OP_RESET:
+    case POL_OP_BUILD:
+        return ITL_KIND_TLV;
+    case POL_OP_SIGN:
+        return ITL_KIND_SGN;
+    case POL_OP_ENCRYPT:
+        return ITL_KIND_ENC_SGN;
+    default:
+        return ITL_KIND_AUTO;
+    }
+}
+
+/* A refusal of the output-kind rule: a denial, audited with its rule like the policy's. */
+static void deny_kind(struct sgn_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void deny_kind(struct sgn_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(r, SGN_E_DENIED, fmt, ap);
+    va_end(ap);
+    snprintf(r->rule, sizeof r->rule, "output-kind");
+}
+
+/* A name the request chose or derived, checked for the kind the operation makes. */
+static int check_name(struct sgn_result *r, const char *what, const char *name, enum itl_kind kind,
+                      int allow_dirs)
+{
+    struct itl_err ie;
+
+    if (itl_check_name(name, kind, allow_dirs, &ie) == 0)
+        return 0;
+    deny_kind(r, "%s: %s", what, ie.msg);
+    return -1;
+}
+
+/* dst = a + b; -1 (the request refused) when that would exceed ITL_MAX_NAME: a truncated name
+ * could lose the suffix that says its kind. */
+static int join_name(struct sgn_result *r, char *dst, size_t dst_size, const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b);
+
+    if (n > ITL_MAX_NAME || n >= dst_size) {
+        fail(r, SGN_E_USAGE, "file name '%.64s...' is longer than %d bytes", a, ITL_MAX_NAME);
+        return -1;
+    }
+    snprintf(dst, dst_size, "%s%s", a, b);
+    return 0;
+}
+
+static int release_one(struct sgn_result *r, const uint8_t *data, size_t len, const char *name,
+                       enum itl_kind want)
+{
+    struct itl_err ie;
+    char what[300];
+
+    snprintf(what, sizeof what, "%s was not released", name[0] ? name : "the output");
+    if (itl_check_kind(data, len, want, &ie) != 0 || itl_check_name(name, want, 0, &ie) != 0) {
+        deny_kind(r, "%s: %s", what, ie.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The last check before anything leaves the engine: every output is parsed, its kind must be
+ * the operation's and its suggested name (a base name: the client writes it into a directory)
+ * one of that kind. */
+static void release_check(const struct sgn_request *req, struct sgn_result *r)
+{
+    enum itl_kind want = op_kind(req->op);
+
+    if (want == ITL_KIND_AUTO) {
+        fail(r, SGN_E_INTERNAL, "%s produced a file", pol_op_name(req->op));
+        return;
+    }
+    if (release_one(r, r->out, r->out_len, r->out_name, want) != 0)
+        return;
+    if (r->out2)
+        release_one(r, r->out2, r->out2_len, r->out2_name, ITL_KIND_SGN);
+}
+
 /* Everything an operation needs before it signs: key, certificate facts, state. */
 static int prepare(struct op_ctx *o, int default_digest)
 {
@@ -384,6 +483,30 @@ static int post_check_size(struct op_ctx *o, struct pol_sign_request *pr)
     return apply_policy(o->e, pr, &o->state, o->r);
 }
 
+/* reset keeps the input's FILENAME: it must name an ITL/CTL (a .sgn whose body happens to be
+ * records is not one). The suggested output name is the input's when it is an ITL/CTL name,
+ * else that FILENAME. */
+static int reset_names(struct op_ctx *o, const struct itl_file *f)
+{
+    char name[ITL_MAX_NAME + 1], what[ITL_MAX_NAME + 64];
+    const char *in_name = base_name(o->req->filename, "");
+
+    if (f->hdr.filename.len > ITL_MAX_NAME) {
+        fail(o->r, SGN_E_INPUT, "%s: FILENAME is %zu bytes, more than %d",
+             base_name(o->req->filename, "input"), f->hdr.filename.len, ITL_MAX_NAME);
+        return -1;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)f->hdr.filename.len,
+             (const char *)f->hdr.filename.ptr);
+    snprintf(what, sizeof what, "%s: reset keeps its FILENAME",
+             base_name(o->req->filename, "input"));
+    if (check_name(o->r, what, name, ITL_KIND_TLV, 0) != 0)
+        return -1;
+    snprintf(o->r->out_name, sizeof o->r->out_name, "%s",
+             itl_check_name(in_name, ITL_KIND_TLV, 0, NULL) == 0 ? in_name : name);
+    return 0;
+}
+
 static void op_reset(struct op_ctx *o)
 {
     struct itl_file f;
@@ -396,7 +519,7 @@ static void op_reset(struct op_ctx *o)
              base_name(o->req->filename, "input"), ie.msg);
         return;
     }
-    if (prepare(o, f.hdr.digest) != 0)
+    if (reset_names(o, &f) != 0 || prepare(o, f.hdr.digest) != 0)
         goto out;
     idx = sast_record_of(&f, o->cert, o->cert_len);
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
@@ -418,8 +541,6 @@ static void op_reset(struct op_ctx *o)
     }
     if (post_check_size(o, &pr) != 0)
         goto out;
-    snprintf(o->r->out_name, sizeof o->r->out_name, "%s",
-             base_name(o->req->filename, "ITLFile.tlv"));
     snprintf(o->r->message, sizeof o->r->message,
              "The ITL file was reset: signed by record #%ld (%s), %zu records unchanged; the "
              "ITL file was verified successfully.",
@@ -474,13 +595,15 @@ static void op_build(struct op_ctx *o)
              SGN_MAX_BUILD_CERTS);
         return;
     }
+    bo.filename = o->req->out_filename ? o->req->out_filename : "ITLFile.tlv";
+    if (check_name(o->r, "build: FILENAME (--filename, -o)", bo.filename, ITL_KIND_TLV, 0) != 0)
+        return;
     if (prepare(o, o->e->cfg.policy.digest) != 0 || collect_build_certs(o, entries, owned) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
     pr.signer_is_sast = signer_is_sast_entry(entries, o->req->n_certs, o->cert, o->cert_len);
     if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
         goto out;
-    bo.filename = o->req->out_filename ? o->req->out_filename : "ITLFile.tlv";
     bo.timestamp = request_time(o->req);
     if (o->req->layout == 1) { /* what certutils (tlvfile) writes */
         bo.layout = ITL_LAYOUT_CERTUTILS;
@@ -499,7 +622,7 @@ static void op_build(struct op_ctx *o)
     }
     if (post_check_size(o, &pr) != 0)
         goto out;
-    snprintf(o->r->out_name, sizeof o->r->out_name, "%s", base_name(bo.filename, bo.filename));
+    snprintf(o->r->out_name, sizeof o->r->out_name, "%s", bo.filename);
     snprintf(o->r->message, sizeof o->r->message,
              "%s: %zu records, %zu bytes, signed by %s; the ITL file was verified successfully.",
              bo.filename, o->req->n_certs, o->r->out_len, o->cf.subject);
@@ -508,24 +631,74 @@ out:
         free(owned[i]);
 }
 
-/* A .sgn given to `sign` is re-signed (its payload with a new header), never wrapped twice. */
-static int existing_sgn_payload(const struct sgn_request *req, struct itl_file *f)
+/* What `sign` was given: a config (0), a .sgn to re-sign, parsed into f (1), or -1 refused:
+ * an ITL/CTL, ITL/CTL records or an encrypted config are never wrapped into a .sgn, whatever
+ * FILENAME the request asks for (certutils and other readers take a .sgn whose body is records
+ * for an ITL). */
+static int sign_input(struct op_ctx *o, const char *in_name, struct itl_file *f)
 {
     struct itl_err ie;
-    if (req->len < 3 || req->data[0] != 0x01)
+
+    switch (itl_kind_of(o->req->data, o->req->len)) {
+    case ITL_KIND_AUTO:
         return 0;
-    if (itl_parse(req->data, req->len, ITL_KIND_SGN, f, &ie) != 0)
-        return 0;
-    if (f->kind != ITL_KIND_SGN) {
-        itl_file_free(f);
-        return 0;
+    case ITL_KIND_SGN:
+        if (itl_parse(o->req->data, o->req->len, ITL_KIND_SGN, f, &ie) != 0) {
+            fail(o->r, SGN_E_INPUT, "%s: %s", in_name, ie.msg);
+            return -1;
+        }
+        return 1;
+    case ITL_KIND_ENC_SGN:
+        deny_kind(o->r,
+                  "%s is an encrypted config (.enc.sgn): sign makes signed configs; encrypt the "
+                  "plain SEP<MAC>.cnf.xml instead",
+                  in_name);
+        return -1;
+    default:
+        deny_kind(o->r,
+                  "%s is an ITL/CTL, ITL/CTL records or a file a reader could take for one (it "
+                  "starts with tag 1, length 2): sign makes signed configs (.sgn) only; ITL/CTL "
+                  "files are made by build and reset, under the ITL rules",
+                  in_name);
+        return -1;
     }
-    return 1;
+}
+
+/* FILENAME and the suggested output name of a `sign`, both checked to be .sgn names. */
+static int sign_names(struct op_ctx *o, const char *in_name, const struct itl_file *f, int resign,
+                      char *filename, size_t filename_size)
+{
+    char out_name[ITL_MAX_NAME + 1];
+
+    if (resign) { /* the input's FILENAME is kept; the output replaces the input */
+        if (f->hdr.filename.len > ITL_MAX_NAME) {
+            fail(o->r, SGN_E_INPUT, "%s: FILENAME is %zu bytes, more than %d", in_name,
+                 f->hdr.filename.len, ITL_MAX_NAME);
+            return -1;
+        }
+        snprintf(filename, filename_size, "%.*s", (int)f->hdr.filename.len,
+                 (const char *)f->hdr.filename.ptr);
+        if (itl_check_name(in_name, ITL_KIND_SGN, 0, NULL) == 0)
+            snprintf(out_name, sizeof out_name, "%s", in_name);
+        else if (join_name(o->r, out_name, sizeof out_name, in_name, ".sgn") != 0)
+            return -1;
+    } else if (join_name(o->r, filename, filename_size, in_name, ".sgn") != 0 ||
+               join_name(o->r, out_name, sizeof out_name, in_name, ".sgn") != 0) {
+        return -1;
+    }
+    if (o->req->out_filename)
+        snprintf(filename, filename_size, "%s", o->req->out_filename);
+    if (check_name(o->r, "sign: FILENAME (--filename, or the input's name)", filename, ITL_KIND_SGN,
+                   1) != 0 ||
+        check_name(o->r, "sign: the output name", out_name, ITL_KIND_SGN, 0) != 0)
+        return -1;
+    snprintf(o->r->out_name, sizeof o->r->out_name, "%s", out_name);
+    return 0;
 }
 
 static void op_sign(struct op_ctx *o)
 {
-    struct itl_file f;
+    struct itl_file f = {0};
     struct itl_err ie = {{0}};
     struct pol_sign_request pr;
     struct itl_sgn_opts so = {0};
@@ -533,9 +706,12 @@ static void op_sign(struct op_ctx *o)
     const uint8_t *payload = o->req->data;
     size_t payload_len = o->req->len;
     char filename[512];
-    int resign = existing_sgn_payload(o->req, &f);
+    int resign = sign_input(o, in_name, &f);
 
-    if (prepare(o, o->e->cfg.policy.digest) != 0)
+    if (resign < 0)
+        return;
+    if (sign_names(o, in_name, &f, resign, filename, sizeof filename) != 0 ||
+        prepare(o, o->e->cfg.policy.digest) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
     if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
@@ -543,14 +719,8 @@ static void op_sign(struct op_ctx *o)
     if (resign) {
         payload = f.payload.ptr;
         payload_len = f.payload.len;
-        snprintf(filename, sizeof filename, "%.*s", (int)f.hdr.filename.len,
-                 (const char *)f.hdr.filename.ptr);
-        snprintf(o->r->out_name, sizeof o->r->out_name, "%s", in_name);
-    } else {
-        snprintf(filename, sizeof filename, "%s.sgn", in_name);
-        snprintf(o->r->out_name, sizeof o->r->out_name, "%s.sgn", in_name);
     }
-    so.filename = o->req->out_filename ? o->req->out_filename : filename;
+    so.filename = filename;
     so.timestamp = request_time(o->req);
     so.signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
     so.names = ITL_NAMES_CUCM;
@@ -580,6 +750,18 @@ static void op_encrypt(struct op_ctx *o)
         fail(o->r, SGN_E_USAGE, "encrypt needs the phone's certificate (--phone-cert)");
         return;
     }
+    if (itl_kind_of(o->req->data, o->req->len) != ITL_KIND_AUTO) {
+        deny_kind(o->r,
+                  "%s is a trust file or ITL/CTL records (it starts with tag 1, length 2): "
+                  "encrypt takes the plain SEP<MAC>.cnf.xml",
+                  in_name);
+        return;
+    }
+    if (join_name(o->r, enc_name, sizeof enc_name, in_name, ".enc.sgn") != 0 ||
+        join_name(o->r, short_name, sizeof short_name, in_name, ".sgn") != 0 ||
+        check_name(o->r, "encrypt: the output name", enc_name, ITL_KIND_ENC_SGN, 0) != 0 ||
+        check_name(o->r, "encrypt: the companion's name", short_name, ITL_KIND_SGN, 0) != 0)
+        return;
     if (prepare(o, o->e->cfg.policy.digest) != 0)
         return;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
@@ -590,8 +772,6 @@ static void op_encrypt(struct op_ctx *o)
         fail(o->r, SGN_E_INTERNAL, "the random generator failed");
         return;
     }
-    snprintf(enc_name, sizeof enc_name, "%s.enc.sgn", in_name);
-    snprintf(short_name, sizeof short_name, "%s.sgn", in_name);
     so.filename = enc_name;
     so.timestamp = request_time(o->req);
     so.signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
@@ -703,6 +883,8 @@ void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct
     }
     if (r->status == SGN_OK && req->op != POL_OP_STATUS && !r->out)
         fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
+    if (r->status == SGN_OK && r->out)
+        release_check(req, r);
     audit_result(e, peer, req, &o, r);
     if (r->status != SGN_OK)
         atomic_fetch_add(&e->failures, 1);

@@ -18,4 +18,13 @@ void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
 /* Sends all n bytes (retrying on EINTR, no SIGPIPE): 0, or -1 with errno set. */
 int sgn_send_all(int fd, const uint8_t *p, size_t n);
 
+/* Socket I/O against an absolute deadline (sockio.c): CLOCK_MONOTONIC milliseconds. */
+long long sgn_now_ms(void);
+/* Sends all n bytes by the deadline: 0, or -1 with errno (ETIMEDOUT at the deadline). */
+int sgn_send_until(int fd, const uint8_t *p, size_t n, long long deadline_ms);
+enum sgn_recv_end { SGN_RECV_OK = 0, SGN_RECV_EOF, SGN_RECV_TIMEOUT, SGN_RECV_ERROR };
+/* Exactly n bytes by the deadline; *got says how many arrived before EOF (or ECONNRESET), the
+ * deadline or an error. */
+enum sgn_recv_end sgn_recv_until(int fd, uint8_t *p, size_t n, long long deadline_ms, size_t *got);
+
 #endif

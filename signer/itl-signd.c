@@ -38,8 +38,18 @@ enum {
     SIGND_EXIT_OK = 0,    /* stopped cleanly; --check-config: the config is fine */
     SIGND_EXIT_SETUP = 1, /* config, directories, socket, privileges, audit log */
     SIGND_EXIT_USAGE = 2, /* bad command line */
-    SIGND_EXIT_TOKEN = 4, /* module, token, PIN or login */
+    /* The token refused the PIN, or it is locked, on its final try, expired or never set.
+     * Not retryable: a restart would send the same PIN again (itl-signd.service lists it in
+     * RestartPreventExitStatus). */
+    SIGND_EXIT_PIN = 3,
+    SIGND_EXIT_TOKEN = 4, /* module, token not present (yet), device: a restart may help */
 };
+
+/* A token failure's exit code: PIN errors must stop systemd from restarting us. */
+static int token_exit_code(const struct tok_err *te)
+{
+    return te->kind == TOK_E_PIN ? SIGND_EXIT_PIN : SIGND_EXIT_TOKEN;
+}
 
 struct options {
     const char *config;
@@ -162,35 +172,18 @@ static int check_module(const struct pol_config *cfg, char *err, size_t err_size
 static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids, char *err,
                           size_t err_size)
 {
-    const char *path = cfg->token.pin_file;
-    struct stat st;
+    struct tok_err te;
     int fd;
 
-    if (!path[0])
+    (void)ids; /* the PIN is read before the drop: pkcs11/pin.c's rule for the reading uid */
+    if (!cfg->token.pin_file[0])
         return 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    fd = tok_secret_open(cfg->token.pin_file, "token.pin-file", &te);
     if (fd < 0) {
-        snprintf(err, err_size, "token.pin-file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        snprintf(err, err_size, "token.pin-file %s is not a regular file", path);
+        snprintf(err, err_size, "%s", te.msg);
         return -1;
     }
     close(fd); /* the PIN itself is read only when the service starts */
-    if (st.st_mode & 077) {
-        snprintf(err, err_size,
-                 "token.pin-file %s is accessible by group or others (mode %04o) (fix: chmod "
-                 "600 %s)",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        return -1;
-    }
-    if (st.st_uid != 0 && st.st_uid != ids->run_uid && st.st_uid != geteuid()) {
-        snprintf(err, err_size, "token.pin-file %s belongs to uid %u, not root or the service user",
-                 path, (unsigned)st.st_uid);
-        return -1;
-    }
     return 0;
 }
 
@@ -218,12 +211,14 @@ static int check_dir_or_parent(const char *what, const char *dir, const struct s
 
 static int check_config(const struct pol_config *cfg, const struct srv_ids *ids)
 {
-    char err[SRV_ERR_LEN], sock_dir[1024];
+    char err[SRV_ERR_LEN], sock_dir[1024], audit_dir[1024];
 
     srv_dirname(cfg->socket.path, sock_dir, sizeof sock_dir);
+    srv_dirname(cfg->audit_log, audit_dir, sizeof audit_dir);
     if (check_module(cfg, err, sizeof err) != 0 || check_pin_file(cfg, ids, err, sizeof err) ||
         check_dir_or_parent("socket directory", sock_dir, ids, err, sizeof err) != 0 ||
-        check_dir_or_parent("state directory", cfg->state_dir, ids, err, sizeof err) != 0) {
+        check_dir_or_parent("state directory", cfg->state_dir, ids, err, sizeof err) != 0 ||
+        check_dir_or_parent("audit log directory", audit_dir, ids, err, sizeof err) != 0) {
         fprintf(stderr, "itl-signd: %s: %s\n", cfg->path, err);
         return SIGND_EXIT_SETUP;
     }
@@ -379,10 +374,14 @@ static int prepare_dirs(struct service *sv)
         goto fail;
     if (created)
         srv_log(LOG_NOTICE, "created the state directory %s", sv->cfg->state_dir);
-    /* The audit log's directory is made when missing; where it lives is the admin's choice. */
+    /* The audit log's directory is made when missing; where it lives is the admin's choice,
+     * checked when the log is opened (pol_audit_open_as). */
     srv_dirname(sv->cfg->audit_log, dir, sizeof dir);
-    if (mkdir(dir, 0750) == 0 && chown(dir, ids->run_uid, ids->run_gid) != 0)
-        srv_log(LOG_WARNING, "cannot give %s to the service user: %s", dir, strerror(errno));
+    if (srv_make_dir("audit log directory", dir, ids->run_uid, ids->run_gid, &created, err,
+                     sizeof err) != 0)
+        goto fail;
+    if (created)
+        srv_log(LOG_NOTICE, "created the audit log directory %s", dir);
     return 0;
 fail:
     startup_error(SIGND_EXIT_SETUP, "%s", err);
@@ -406,18 +405,17 @@ static int open_audit(struct service *sv)
 {
     struct pol_err pe;
 
-    if (pol_audit_open(sv->cfg->audit_log, &sv->audit, &pe) != 0) {
+    /* Root gives the log to the service user, who must be able to reopen it after rotation
+     * (SIGHUP) and is the only other owner accepted. */
+    if (pol_audit_open_as(sv->cfg->audit_log, sv->ids->run_uid, sv->ids->run_gid, &sv->audit,
+                          &pe) != 0) {
         startup_error(SIGND_EXIT_SETUP, "audit-log: %s (nothing is served unaudited)", pe.msg);
         return -1;
     }
-    /* The service user must be able to reopen it after rotation (SIGHUP). */
-    if (sv->ids->drop && geteuid() == 0 &&
-        chown(sv->cfg->audit_log, sv->ids->run_uid, sv->ids->run_gid) != 0)
-        srv_log(LOG_WARNING, "cannot give %s to the service user: %s", sv->cfg->audit_log,
-                strerror(errno));
     return 0;
 }
 
+/* Returns 0, or the exit code (SIGND_EXIT_PIN or SIGND_EXIT_TOKEN). */
 static int open_token(struct service *sv)
 {
     const struct pol_config *cfg = sv->cfg;
@@ -431,14 +429,14 @@ static int open_token(struct service *sv)
 
     if (tok_open(&to, &sv->tok, &te) != 0) {
         tok_pin_wipe(&sv->pin);
-        startup_error(SIGND_EXIT_TOKEN, "token %s: %s", cfg->token.uri, te.msg);
-        return -1;
+        startup_error(token_exit_code(&te), "token %s: %s", cfg->token.uri, te.msg);
+        return token_exit_code(&te);
     }
     rc = tok_login(sv->tok, cfg->token.pin_file[0] ? &sv->pin : NULL, &te);
     tok_pin_wipe(&sv->pin); /* the token layer keeps its own locked copy for one re-login */
     if (rc != 0) {
-        startup_error(SIGND_EXIT_TOKEN, "login to %s: %s", cfg->token.uri, te.msg);
-        return -1;
+        startup_error(token_exit_code(&te), "login to %s: %s", cfg->token.uri, te.msg);
+        return token_exit_code(&te);
     }
     return 0;
 }
@@ -507,10 +505,10 @@ static int run(const struct pol_config *cfg, const struct srv_ids *ids, int fore
         daemonize(&sv.pin);
     /* Before the module can start threads of its own: they must not take our signals. */
     srv_block_signals();
-    if (open_token(&sv) != 0) {
-        rc = SIGND_EXIT_TOKEN;
+    rc = open_token(&sv);
+    if (rc != 0)
         goto out;
-    }
+    rc = SIGND_EXIT_SETUP;
     if (start_engine(&sv) != 0)
         goto out;
     log_started(&sv);

@@ -4,9 +4,17 @@
  * the serving loop. The loop owns the listening socket and a signalfd; every connection gets a
  * thread that reads frames, runs them through sgn_execute() and answers, one at a time.
  *
+ * Slow and greedy peers: a peer that no access rule names is answered `denied` before anything
+ * of it is read, and closed. One uid holds at most socket.max-connections-per-uid slots. A
+ * frame must arrive whole within socket.timeout of its first byte (a deadline, not a timeout
+ * per read), and a reply must be taken within socket.timeout. Request buffers grow as bytes
+ * arrive and are charged to the uid and to the service (socket.max-pending-bytes), never
+ * allocated from the announced length.
+ *
  * Stopping: SIGTERM closes the listening socket, then every connection that is between two
- * requests is shut down for reading (its thread sees EOF and ends); a connection in the middle
- * of a request finishes it, replies, and ends. Then every thread is joined.
+ * requests or still receiving a frame is shut down for reading (its thread sees EOF; a frame
+ * cut short is answered busy); a connection whose request is executing finishes it, replies
+ * (within socket.timeout), and ends. Then every thread is joined.
  */
 #include "signer/server.h"
 
@@ -22,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -152,83 +161,61 @@ int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err
 
 /* ---- Directories ---- */
 
-static void group_text(gid_t gid, char *out, size_t size)
-{
-    struct group *gr = getgrgid(gid);
-    if (gr)
-        snprintf(out, size, "%s", gr->gr_name);
-    else
-        snprintf(out, size, "%u", (unsigned)gid);
-}
-
-static void user_text(uid_t uid, char *out, size_t size)
-{
-    struct passwd *pw = getpwuid(uid);
-    if (pw)
-        snprintf(out, size, "%s", pw->pw_name);
-    else
-        snprintf(out, size, "%u", (unsigned)uid);
-}
-
 int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, char *err,
                   size_t err_size)
 {
-    struct stat st;
-    char who[256], service_user[256];
+    struct pol_err pe;
 
-    if (stat(dir, &st) != 0) {
-        sgn_set_err(err, err_size, "%s %s: %s", what, dir, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        sgn_set_err(err, err_size, "%s %s is not a directory", what, dir);
-        return -1;
-    }
-    user_text(ids->run_uid, service_user, sizeof service_user);
-    if (st.st_uid != 0 && st.st_uid != ids->run_uid) {
-        user_text(st.st_uid, who, sizeof who);
-        sgn_set_err(err, err_size,
-                    "%s %s belongs to user %s; it must belong to root or the service user %s "
-                    "(fix: chown %s %s)",
-                    what, dir, who, service_user, service_user, dir);
-        return -1;
-    }
-    if (st.st_mode & S_IWOTH) {
-        sgn_set_err(err, err_size,
-                    "%s %s is writable by others (mode %04o): any local user could replace what "
-                    "the service keeps there; refusing to start (fix: chmod o-w %s)",
-                    what, dir, (unsigned)(st.st_mode & 07777), dir);
-        return -1;
-    }
-    if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != ids->run_gid) {
-        group_text(st.st_gid, who, sizeof who);
-        sgn_set_err(err, err_size,
-                    "%s %s is writable by group %s, which is not the service's group (mode %04o); "
-                    "refusing to start (fix: chmod g-w %s)",
-                    what, dir, who, (unsigned)(st.st_mode & 07777), dir);
+    /* The same rule direct mode applies to the state directory (policy/files.c). */
+    if (pol_check_dir(what, dir, ids->run_uid, ids->run_gid, &pe) != 0) {
+        sgn_set_err(err, err_size, "%s", pe.msg);
         return -1;
     }
     return 0;
 }
 
-int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct srv_ids *ids,
-                    int *created, char *err, size_t err_size)
+int srv_make_dir(const char *what, const char *dir, uid_t uid, gid_t gid, int *created, char *err,
+                 size_t err_size)
 {
+    struct stat st;
+    int fd, rc = -1;
+
     *created = 0;
-    if (mkdir(dir, 0750) == 0) {
-        *created = 1;
-        /* chown first: chmod after it keeps the mode exact whatever the umask was. */
-        if (chown(dir, ids->run_uid, gid) != 0 || chmod(dir, 0750) != 0) {
-            sgn_set_err(err, err_size, "%s %s: cannot set owner and mode: %s", what, dir,
-                        strerror(errno));
-            return -1;
-        }
-    } else if (errno != EEXIST) {
+    if (mkdir(dir, 0750) != 0) {
+        if (errno == EEXIST)
+            return 0;
         sgn_set_err(err, err_size,
                     "cannot create %s %s: %s (create its parent, or install signer/tmpfiles.conf)",
                     what, dir, strerror(errno));
         return -1;
     }
+    *created = 1;
+    /* Owner and mode through a descriptor of what we made, never by name: whoever can write
+     * the parent could swap the new name for a link to a file of root's. */
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != geteuid()) {
+        sgn_set_err(err, err_size, "%s %s was replaced while it was being created; refusing it",
+                    what, dir);
+        goto out;
+    }
+    /* chown first: chmod after it keeps the mode exact whatever the umask was. */
+    if (fchown(fd, uid, gid) != 0 || fchmod(fd, 0750) != 0) {
+        sgn_set_err(err, err_size, "%s %s: cannot set owner and mode: %s", what, dir,
+                    strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct srv_ids *ids,
+                    int *created, char *err, size_t err_size)
+{
+    if (srv_make_dir(what, dir, ids->run_uid, gid, created, err, err_size) != 0)
+        return -1;
     return srv_check_dir(what, dir, ids, err, err_size);
 }
 
@@ -315,14 +302,20 @@ static int socket_in_use(const struct sockaddr_un *addr)
     return rc;
 }
 
-static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t err_size)
+/* What is at the socket's name: 0 nothing, 1 a stale socket (nothing listens on it), -1 an
+ * error (another instance listens, or it is not a socket). */
+static int probe_existing(int dfd, const char *name, const struct sockaddr_un *addr, char *err,
+                          size_t err_size)
 {
     const char *path = addr->sun_path;
     struct stat st;
 
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0
-                               : (sgn_set_err(err, err_size, "%s: %s", path, strerror(errno)), -1);
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        sgn_set_err(err, err_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
     if (!S_ISSOCK(st.st_mode)) {
         sgn_set_err(err, err_size,
                     "%s exists and is not a socket (remove it, or change socket.path)", path);
@@ -333,13 +326,7 @@ static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t
         sgn_set_err(err, err_size, "another itl-signd is already listening on %s", path);
         return -1;
     case 0:
-        if (unlink(path) != 0) {
-            sgn_set_err(err, err_size, "cannot remove the stale socket %s: %s", path,
-                        strerror(errno));
-            return -1;
-        }
-        srv_log(LOG_NOTICE, "removed stale socket %s (nothing listened on it)", path);
-        return 0;
+        return 1;
     default:
         sgn_set_err(err, err_size, "cannot probe the existing socket %s: %s", path,
                     strerror(errno));
@@ -347,14 +334,145 @@ static int remove_stale_socket(const struct sockaddr_un *addr, char *err, size_t
     }
 }
 
+/* The socket directory, opened once and checked through the descriptor: every later step is
+ * relative to it, whatever its name points at meanwhile. */
+static int open_socket_dir(const char *dir, const struct srv_ids *ids, char *err, size_t err_size)
+{
+    struct pol_err pe;
+    struct stat st;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        sgn_set_err(err, err_size, "socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 ||
+        pol_check_trusted("socket directory", dir, &st, ids->run_uid, ids->run_gid, &pe) != 0) {
+        sgn_set_err(err, err_size, "%s", pe.msg);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A directory only we can write, inside the socket directory (the final rename must not cross
+ * filesystems): there the socket is bound and given its owner and mode, and nobody else can
+ * swap its name for a link meanwhile. Returns its descriptor; its name in `name`. */
+static int make_private_dir(int dfd, char *name, size_t size)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned char rnd[6];
+        struct stat st;
+        int fd;
+
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return -1;
+        snprintf(name, size, ".itl-signd.bind.%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                 rnd[3], rnd[4], rnd[5]);
+        if (mkdirat(dfd, name, 0700) != 0) {
+            if (errno == EEXIST)
+                continue;
+            return -1;
+        }
+        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 077))
+            return fd;
+        if (fd >= 0)
+            close(fd);
+        errno = EEXIST; /* replaced by someone else between mkdir and open */
+        return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* bind() takes a path: it is resolved from the private directory's descriptor (fchdir there
+ * and back), so no name anyone else can change is followed. itl-signd has no threads yet. */
+static int bind_in(int sfd, int pfd, const char *name)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC), rc = -1, saved;
+    mode_t old_umask;
+
+    if (cwd < 0)
+        return -1;
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", name);
+    if (fchdir(pfd) == 0) {
+        old_umask = umask(0177); /* born private; socket.mode once owner and group are right */
+        rc = bind(sfd, (struct sockaddr *)&addr, sizeof addr);
+        umask(old_umask);
+        saved = errno;
+        if (fchdir(cwd) != 0 && rc == 0) {
+            saved = errno;
+            rc = -1;
+        }
+        errno = saved;
+    }
+    saved = errno;
+    close(cwd);
+    errno = saved;
+    return rc;
+}
+
+/* Bind in the private directory, set owner and mode there, listen, rename into place. */
+static int bind_private(const struct pol_config *cfg, const struct srv_ids *ids,
+                        struct srv_listener *l, int dfd, const char *base, char *err,
+                        size_t err_size)
+{
+    static const char tmp[] = "socket";
+    const char *path = cfg->socket.path;
+    char priv[64];
+    struct stat st;
+    int pfd = make_private_dir(dfd, priv, sizeof priv), rc = -1;
+
+    if (pfd < 0) {
+        sgn_set_err(err, err_size, "cannot make a private directory next to %s: %s", path,
+                    strerror(errno));
+        return -1;
+    }
+    if (bind_in(l->fd, pfd, tmp) != 0) {
+        sgn_set_err(err, err_size, "cannot bind %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if ((ids->has_sock_uid || ids->has_sock_gid) &&
+        fchownat(pfd, tmp, ids->has_sock_uid ? ids->sock_uid : (uid_t)-1,
+                 ids->has_sock_gid ? ids->sock_gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0) {
+        sgn_set_err(err, err_size, "cannot set socket.owner/socket.group on %s: %s", path,
+                    strerror(errno));
+        goto out;
+    }
+    if (fchmodat(pfd, tmp, cfg->socket.mode, 0) != 0) {
+        sgn_set_err(err, err_size, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
+                    strerror(errno));
+        goto out;
+    }
+    if (fstatat(pfd, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0 || listen(l->fd, SOMAXCONN) != 0) {
+        sgn_set_err(err, err_size, "listen on %s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* Atomically over a stale socket: clients never see the name missing or unlistened. */
+    if (renameat(pfd, tmp, dfd, base) != 0) {
+        sgn_set_err(err, err_size, "cannot move the socket to %s: %s", path, strerror(errno));
+        goto out;
+    }
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    rc = 0;
+out:
+    unlinkat(pfd, tmp, 0); /* after a failure; gone already after the rename */
+    close(pfd);
+    unlinkat(dfd, priv, AT_REMOVEDIR);
+    return rc;
+}
+
 int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct srv_listener *l,
                char *err, size_t err_size)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    const char *path = cfg->socket.path;
-    struct stat st;
-    mode_t old_umask;
-    int rc;
+    const char *path = cfg->socket.path, *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[sizeof addr.sun_path];
+    int dfd, stale;
 
     memset(l, 0, sizeof *l);
     l->fd = -1;
@@ -364,44 +482,27 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
         return -1;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
-    if (remove_stale_socket(&addr, err, err_size) != 0)
+    srv_dirname(path, dir, sizeof dir);
+    dfd = open_socket_dir(dir, ids, err, err_size);
+    if (dfd < 0)
         return -1;
+    stale = probe_existing(dfd, base, &addr, err, err_size);
+    if (stale < 0)
+        goto fail;
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
         sgn_set_err(err, err_size, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* Born private; opened to socket.mode only once owner and group are right. */
-    old_umask = umask(0177);
-    rc = bind(l->fd, (struct sockaddr *)&addr, sizeof addr);
-    umask(old_umask);
-    if (rc != 0) {
-        sgn_set_err(err, err_size, "cannot bind %s: %s", path, strerror(errno));
         goto fail;
     }
+    if (bind_private(cfg, ids, l, dfd, base, err, err_size) != 0)
+        goto fail;
     snprintf(l->path, sizeof l->path, "%s", path);
-    if (stat(path, &st) == 0) {
-        l->dev = st.st_dev;
-        l->ino = st.st_ino;
-    }
-    if ((ids->has_sock_uid || ids->has_sock_gid) &&
-        chown(path, ids->has_sock_uid ? ids->sock_uid : (uid_t)-1,
-              ids->has_sock_gid ? ids->sock_gid : (gid_t)-1) != 0) {
-        sgn_set_err(err, err_size, "cannot set socket.owner/socket.group on %s: %s", path,
-                    strerror(errno));
-        goto fail;
-    }
-    if (chmod(path, cfg->socket.mode) != 0) {
-        sgn_set_err(err, err_size, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
-                    strerror(errno));
-        goto fail;
-    }
-    if (listen(l->fd, SOMAXCONN) != 0) {
-        sgn_set_err(err, err_size, "listen on %s: %s", path, strerror(errno));
-        goto fail;
-    }
+    if (stale)
+        srv_log(LOG_NOTICE, "removed stale socket %s (nothing listened on it)", path);
+    close(dfd);
     return 0;
 fail:
+    close(dfd);
     srv_listener_close(l);
     return -1;
 }
@@ -438,58 +539,79 @@ void srv_block_signals(void)
 
 struct server;
 
+/* Where a connection's thread is (under srv->lock). SIGTERM shuts the reading side of every
+ * connection that is not RUNNING: a frame still arriving is never waited for, a request being
+ * executed is completed and answered. */
+enum conn_state { CONN_IDLE = 0, CONN_READING, CONN_RUNNING };
+
+/* What one uid holds: connections and request bytes (under srv->lock). */
+struct uid_use {
+    uid_t uid;
+    unsigned conns;
+    size_t pending;
+    struct uid_use *next;
+};
+
 struct conn {
     struct server *srv;
     int fd;
     struct pol_peer peer; /* peer.access points at access */
     struct pol_access access;
+    struct uid_use *use; /* the peer's uid; counted under srv->lock */
+    size_t charged;      /* request bytes this connection holds, in use->pending and srv->pending */
     pthread_t thread;
-    int busy; /* reading or answering a request; under srv->lock */
-    int done; /* the thread has finished and closed fd; join it */
+    enum conn_state state; /* under srv->lock */
+    int done;              /* the thread has finished and closed fd; join it */
     struct conn *next;
 };
 
 struct server {
     const struct srv_params *p;
     pthread_mutex_t lock;
-    struct conn *conns; /* every thread not joined yet */
-    unsigned live;      /* connections being served */
+    struct conn *conns;   /* every thread not joined yet */
+    struct uid_use *uids; /* every uid with a connection being served */
+    unsigned live;        /* connections being served */
+    size_t pending;       /* request bytes held by all connections */
     int stopping;
     struct timespec started;
     atomic_ulong requests_total, requests_failed;
 };
 
-enum recv_end { RECV_OK = 0, RECV_EOF, RECV_TIMEOUT, RECV_ERROR };
+/* A payload buffer starts this small and doubles as bytes arrive, up to the announced length:
+ * a peer that announces 4 MiB and sends 10 bytes holds 64 KiB, not 4 MiB. */
+#define FRAME_FIRST_CHUNK (64 * 1024)
 
-/* Reads exactly n bytes; *got says how many arrived before EOF, the timeout or an error. */
-static enum recv_end recv_all(int fd, uint8_t *p, size_t n, size_t *got)
+/* One uid may hold this share of socket.max-pending-bytes (at least one whole request), so
+ * that a peer with a rule cannot take the whole budget from the others. */
+#define PENDING_SHARE_DIVISOR 4
+
+static size_t uid_pending_limit(const struct pol_config *cfg)
 {
-    *got = 0;
-    while (*got < n) {
-        ssize_t r = recv(fd, p + *got, n - *got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return RECV_EOF;
-        if (r < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? RECV_TIMEOUT : RECV_ERROR;
-        *got += (size_t)r;
-    }
-    return RECV_OK;
+    size_t share = cfg->socket.max_pending_bytes / PENDING_SHARE_DIVISOR;
+
+    return share > cfg->socket.max_request_bytes ? share : cfg->socket.max_request_bytes;
 }
 
-static const char *recv_end_text(enum recv_end e)
+static const char *recv_end_text(enum sgn_recv_end e, const struct pol_config *cfg, char *buf,
+                                 size_t size)
 {
     switch (e) {
-    case RECV_EOF:
+    case SGN_RECV_EOF:
         return "the client closed the connection";
-    case RECV_TIMEOUT:
-        return "the connection timed out";
-    case RECV_ERROR:
+    case SGN_RECV_TIMEOUT:
+        snprintf(buf, size, "the frame was not complete within socket.timeout (%u ms)",
+                 cfg->socket.timeout_ms);
+        return buf;
+    case SGN_RECV_ERROR:
         return "the connection failed";
     default:
         return "";
     }
+}
+
+static long long io_deadline(const struct server *s)
+{
+    return sgn_now_ms() + s->p->cfg->socket.timeout_ms;
 }
 
 static void count_reply(struct server *s, enum sgn_status st)
@@ -499,8 +621,8 @@ static void count_reply(struct server *s, enum sgn_status st)
         atomic_fetch_add(&s->requests_failed, 1);
 }
 
-/* A reply that carries only a status and a message (protocol errors, busy). */
-static int send_status(int fd, enum sgn_status st, const char *message)
+/* A reply that carries only a status and a message (protocol errors, busy, denied). */
+static int send_status(int fd, enum sgn_status st, const char *message, long long deadline)
 {
     struct sgn_result r;
     uint8_t *frame;
@@ -512,7 +634,7 @@ static int send_status(int fd, enum sgn_status st, const char *message)
     snprintf(r.message, sizeof r.message, "%s", message);
     if (sgn_wire_encode_reply(&r, NULL, &frame, &len) != 0)
         return -1;
-    rc = sgn_send_all(fd, frame, len);
+    rc = sgn_send_until(fd, frame, len, deadline);
     free(frame);
     return rc;
 }
@@ -533,7 +655,139 @@ static void protocol_error(struct conn *c, const char *fmt, ...)
     sgn_audit_event(c->srv->p->engine, &c->peer, "protocol", "error", NULL, msg);
     srv_log(LOG_WARNING, "protocol error from uid %u pid %d: %s", (unsigned)c->peer.uid,
             (int)c->peer.pid, msg);
-    send_status(c->fd, SGN_E_PROTOCOL, msg);
+    send_status(c->fd, SGN_E_PROTOCOL, msg, io_deadline(c->srv));
+}
+
+/* A request that will not be served (the service is stopping, or has no room for its bytes):
+ * answered busy, audited. */
+static void refuse_request(struct conn *c, const char *why)
+{
+    count_reply(c->srv, SGN_E_BUSY);
+    sgn_audit_event(c->srv->p->engine, &c->peer, "connection", "error", NULL, why);
+    send_status(c->fd, SGN_E_BUSY, why, io_deadline(c->srv));
+}
+
+#define STOPPING_TEXT "itl-signd is stopping; retry when it is back"
+
+static int is_stopping(struct server *s)
+{
+    int stopping;
+
+    pthread_mutex_lock(&s->lock);
+    stopping = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return stopping;
+}
+
+/* Moves the connection to `st` unless the service is stopping: 0, or -1 when it is. */
+static int enter_state(struct conn *c, enum conn_state st)
+{
+    struct server *s = c->srv;
+    int stopping;
+
+    pthread_mutex_lock(&s->lock);
+    stopping = s->stopping;
+    if (!stopping)
+        c->state = st;
+    pthread_mutex_unlock(&s->lock);
+    return stopping ? -1 : 0;
+}
+
+/* Counts `more` request bytes against the connection's uid and the whole service: 0, or -1
+ * when either budget is spent. */
+static int charge(struct conn *c, size_t more)
+{
+    struct server *s = c->srv;
+    const struct pol_config *cfg = s->p->cfg;
+    int rc = -1;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->pending + more <= cfg->socket.max_pending_bytes &&
+        c->use->pending + more <= uid_pending_limit(cfg)) {
+        s->pending += more;
+        c->use->pending += more;
+        c->charged += more;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void uncharge(struct conn *c)
+{
+    struct server *s = c->srv;
+
+    pthread_mutex_lock(&s->lock);
+    s->pending -= c->charged;
+    c->use->pending -= c->charged;
+    c->charged = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* A frame that stopped arriving: answered unless the client closed before its first byte.
+ * A frame cut by SIGTERM (its reading side was shut down) is answered busy. */
+static void frame_cut(struct conn *c, const char *what, size_t got, size_t total,
+                      enum sgn_recv_end end)
+{
+    char why[128];
+
+    if (is_stopping(c->srv)) {
+        if (got > 0 || strcmp(what, "header") != 0)
+            refuse_request(c, STOPPING_TEXT);
+        return;
+    }
+    if (got == 0 && end != SGN_RECV_TIMEOUT && strcmp(what, "header") == 0)
+        return; /* closed between requests: the normal end */
+    protocol_error(c, "truncated frame %s: %zu of %zu bytes, then %s", what, got, total,
+                   recv_end_text(end, c->srv->p->cfg, why, sizeof why));
+}
+
+/* The payload, received by the frame's deadline into a buffer that grows as bytes arrive,
+ * each growth charged first. 0 with *out (malloc'd, charged) or -1 (answered). */
+static int recv_payload(struct conn *c, size_t len, long long deadline, uint8_t **out)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0, got = 0;
+
+    while (got < len || !buf) {
+        if (got == cap) {
+            size_t want = cap ? cap * 2 : FRAME_FIRST_CHUNK, n;
+            uint8_t *bigger;
+            enum sgn_recv_end end;
+
+            want = want < len ? want : len;
+            if (charge(c, (want ? want : 1) - cap) != 0) {
+                char why[256];
+                snprintf(why, sizeof why,
+                         "too many request bytes are arriving at once (socket.max-pending-bytes "
+                         "is %zu, at most %zu per uid); retry",
+                         c->srv->p->cfg->socket.max_pending_bytes,
+                         uid_pending_limit(c->srv->p->cfg));
+                refuse_request(c, why);
+                free(buf);
+                return -1;
+            }
+            bigger = realloc(buf, want ? want : 1);
+            if (!bigger) {
+                protocol_error(c, "no memory for a frame of %zu bytes", len);
+                free(buf);
+                return -1;
+            }
+            buf = bigger;
+            cap = want;
+            if (len == 0)
+                break;
+            end = sgn_recv_until(c->fd, buf + got, cap - got, deadline, &n);
+            got += n;
+            if (end != SGN_RECV_OK) {
+                frame_cut(c, "payload", got, len, end);
+                free(buf);
+                return -1;
+            }
+        }
+    }
+    *out = buf;
+    return 0;
 }
 
 static void service_fields(struct server *s, char *out, size_t size)
@@ -552,7 +806,8 @@ static void service_fields(struct server *s, char *out, size_t size)
              atomic_load(&s->requests_total), atomic_load(&s->requests_failed));
 }
 
-/* Run one decoded request and send its reply. -1 when the reply could not be sent. */
+/* Run one decoded request and send its reply, by socket.timeout from now (a peer that reads
+ * one byte at a time cannot hold the thread). -1 when the reply could not be sent. */
 static int answer(struct conn *c, const struct sgn_request *req)
 {
     struct server *s = c->srv;
@@ -576,34 +831,34 @@ static int answer(struct conn *c, const struct sgn_request *req)
     sgn_result_free(&r);
     if (rc != 0) {
         srv_log(LOG_ERR, "cannot encode a reply for uid %u (out of memory)", (unsigned)c->peer.uid);
-        return send_status(c->fd, SGN_E_INTERNAL, "the reply could not be encoded");
+        return send_status(c->fd, SGN_E_INTERNAL, "the reply could not be encoded", io_deadline(s));
     }
-    rc = sgn_send_all(c->fd, frame, len);
+    rc = sgn_send_until(c->fd, frame, len, io_deadline(s));
     free(frame);
     if (rc != 0)
         srv_log(LOG_NOTICE, "uid %u pid %d went away before its reply (%s)", (unsigned)c->peer.uid,
-                (int)c->peer.pid, errno == EAGAIN ? "send timed out" : strerror(errno));
+                (int)c->peer.pid,
+                errno == ETIMEDOUT ? "not read within socket.timeout" : strerror(errno));
     return rc;
 }
 
-/* One frame: 0 to read the next one, -1 to close the connection. */
+/* One frame, which must arrive whole within socket.timeout of its first byte: 0 to read the
+ * next one, -1 to close the connection. */
 static int handle_frame(struct conn *c)
 {
     const struct pol_config *cfg = c->srv->p->cfg;
+    long long deadline = io_deadline(c->srv);
     uint8_t hdr[SGN_WIRE_HEADER_LEN], *payload;
     struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS];
     struct sgn_request req;
     char err[512];
     size_t len, got;
-    enum recv_end end;
-    int rc;
+    enum sgn_recv_end end;
+    int rc = -1;
 
-    end = recv_all(c->fd, hdr, sizeof hdr, &got);
-    if (end != RECV_OK) {
-        if (got == 0 && end != RECV_TIMEOUT)
-            return -1; /* closed between requests: the normal end */
-        protocol_error(c, "truncated frame header: %zu of %d bytes, then %s", got,
-                       SGN_WIRE_HEADER_LEN, recv_end_text(end));
+    end = sgn_recv_until(c->fd, hdr, sizeof hdr, deadline, &got);
+    if (end != SGN_RECV_OK) {
+        frame_cut(c, "header", got, SGN_WIRE_HEADER_LEN, end);
         return -1;
     }
     if (sgn_wire_header(hdr, SGN_FRAME_REQUEST, cfg->socket.max_request_bytes, &len, err,
@@ -611,25 +866,17 @@ static int handle_frame(struct conn *c)
         protocol_error(c, "%s", err);
         return -1;
     }
-    payload = malloc(len ? len : 1);
-    if (!payload) {
-        protocol_error(c, "no memory for a frame of %zu bytes", len);
-        return -1;
-    }
-    end = recv_all(c->fd, payload, len, &got);
-    if (end != RECV_OK) {
-        protocol_error(c, "truncated frame: %zu of %zu payload bytes, then %s", got, len,
-                       recv_end_text(end));
-        free(payload);
-        return -1;
-    }
-    if (sgn_wire_decode_request(payload, len, &req, certs, err, sizeof err) != 0) {
+    if (recv_payload(c, len, deadline, &payload) != 0)
+        goto out;
+    if (sgn_wire_decode_request(payload, len, &req, certs, err, sizeof err) != 0)
         protocol_error(c, "%s", err);
-        free(payload);
-        return -1;
-    }
-    rc = answer(c, &req);
+    else if (enter_state(c, CONN_RUNNING) != 0)
+        refuse_request(c, STOPPING_TEXT); /* arrived whole after the stop began */
+    else
+        rc = answer(c, &req);
     free(payload);
+out:
+    uncharge(c);
     return rc;
 }
 
@@ -645,14 +892,6 @@ static int wait_request(struct conn *c)
     return n < 0 ? -1 : n > 0;
 }
 
-/* A request that will not be served (the service is stopping): answered busy, audited. */
-static void refuse_request(struct conn *c, const char *why)
-{
-    count_reply(c->srv, SGN_E_BUSY);
-    sgn_audit_event(c->srv->p->engine, &c->peer, "connection", "error", NULL, why);
-    send_status(c->fd, SGN_E_BUSY, why);
-}
-
 /* 1 when bytes of a request are waiting (not just EOF). */
 static int request_pending(int fd)
 {
@@ -660,41 +899,69 @@ static int request_pending(int fd)
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
+/* A peer that no access rule names may ask for nothing: one `denied` reply, before anything
+ * of it is read, and the connection is closed (it holds no slot, no buffer). */
+static void deny_peer(struct conn *c)
+{
+    struct server *s = c->srv;
+    struct pol_decision d;
+
+    pol_check_access(sgn_engine_config(s->p->engine), &c->peer, POL_OP_STATUS, &d);
+    count_reply(s, SGN_E_DENIED);
+    sgn_audit_event(s->p->engine, &c->peer, "connection", "denied", "access", d.message);
+    send_status(c->fd, SGN_E_DENIED, d.message, io_deadline(s));
+}
+
+static void serve(struct conn *c)
+{
+    for (;;) {
+        int rc;
+
+        if (wait_request(c) <= 0)
+            break; /* idle too long, or the socket failed */
+        if (enter_state(c, CONN_READING) != 0) {
+            if (request_pending(c->fd))
+                refuse_request(c, STOPPING_TEXT);
+            break;
+        }
+        rc = handle_frame(c);
+        if (enter_state(c, CONN_IDLE) != 0 || rc != 0)
+            break;
+    }
+}
+
+/* Gives back the connection's slot; the uid's entry goes with its last connection. */
+static void release_slot(struct server *s, struct uid_use *use)
+{
+    s->live--;
+    if (--use->conns > 0)
+        return;
+    for (struct uid_use **pp = &s->uids; *pp; pp = &(*pp)->next)
+        if (*pp == use) {
+            *pp = use->next;
+            break;
+        }
+    free(use);
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->srv;
 
-    /* Here, not in the accept loop: NSS lookups may be slow (LDAP), and only this peer waits. */
+    /* Here, not in the accept loop: NSS lookups may be slow (LDAP), and only this peer waits.
+     * Nothing of the peer is read before its rules are known. */
     pol_access_resolve(sgn_engine_config(s->p->engine), &c->peer, &c->access);
     c->peer.access = &c->access;
-    for (;;) {
-        int stopping;
-
-        if (wait_request(c) <= 0)
-            break; /* idle too long, or the socket failed */
-        pthread_mutex_lock(&s->lock);
-        stopping = s->stopping;
-        c->busy = !stopping;
-        pthread_mutex_unlock(&s->lock);
-        if (stopping) {
-            if (request_pending(c->fd))
-                refuse_request(c, "itl-signd is stopping; retry when it is back");
-            break;
-        }
-        int rc = handle_frame(c);
-        pthread_mutex_lock(&s->lock);
-        c->busy = 0;
-        stopping = s->stopping;
-        pthread_mutex_unlock(&s->lock);
-        if (rc != 0 || stopping)
-            break;
-    }
+    if (c->access.matched)
+        serve(c);
+    else
+        deny_peer(c);
     pthread_mutex_lock(&s->lock);
     close(c->fd);
     c->fd = -1;
     c->done = 1;
-    s->live--;
+    release_slot(s, c->use);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
@@ -720,22 +987,49 @@ static void reap(struct server *s, int all)
     }
 }
 
-static void set_timeouts(int fd, unsigned timeout_ms)
-{
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
 static void refuse(struct server *s, int fd, const struct pol_peer *peer, const char *why)
 {
     count_reply(s, SGN_E_BUSY);
     sgn_audit_event(s->p->engine, peer, "connection", "error", NULL, why);
     srv_log(LOG_WARNING, "refused a connection from uid %u pid %d: %s", (unsigned)peer->uid,
             (int)peer->pid, why);
-    send_status(fd, SGN_E_BUSY, why);
+    send_status(fd, SGN_E_BUSY, why, io_deadline(s));
     close(fd);
+}
+
+/* A slot for a new connection of `uid`, within socket.max-connections and
+ * socket.max-connections-per-uid (so one uid, even one with rules, cannot take every slot).
+ * NULL with `why` when there is none. */
+static struct uid_use *take_slot(struct server *s, uid_t uid, char *why, size_t size)
+{
+    const struct pol_config *cfg = s->p->cfg;
+    struct uid_use *use;
+
+    pthread_mutex_lock(&s->lock);
+    for (use = s->uids; use && use->uid != uid; use = use->next)
+        ;
+    if (s->live >= cfg->socket.max_connections) {
+        snprintf(why, size, "too many connections (socket.max-connections is %u)",
+                 cfg->socket.max_connections);
+        use = NULL;
+    } else if (use && use->conns >= cfg->socket.max_connections_per_uid) {
+        snprintf(why, size,
+                 "too many connections from uid %u (socket.max-connections-per-uid is %u)",
+                 (unsigned)uid, cfg->socket.max_connections_per_uid);
+        use = NULL;
+    } else if (!use && !(use = calloc(1, sizeof *use))) {
+        snprintf(why, size, "out of memory for a new connection");
+    } else {
+        if (!use->conns) {
+            use->uid = uid;
+            use->next = s->uids;
+            s->uids = use;
+        }
+        use->conns++;
+        s->live++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return use;
 }
 
 static void accept_one(struct server *s)
@@ -743,8 +1037,9 @@ static void accept_one(struct server *s)
     struct ucred cred;
     socklen_t len = sizeof cred;
     struct pol_peer peer = {0};
+    struct uid_use *use;
     struct conn *c;
-    unsigned live;
+    char why[160];
     int fd;
 
     fd = accept4(s->p->listener->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -763,35 +1058,27 @@ static void accept_one(struct server *s)
     peer.uid = cred.uid;
     peer.gid = cred.gid;
     peer.pid = cred.pid;
-    set_timeouts(fd, s->p->cfg->socket.timeout_ms);
-
-    pthread_mutex_lock(&s->lock);
-    live = s->live;
-    pthread_mutex_unlock(&s->lock);
-    if (live >= s->p->cfg->socket.max_connections) {
-        char why[128];
-        snprintf(why, sizeof why, "too many connections (socket.max-connections is %u)",
-                 s->p->cfg->socket.max_connections);
+    use = take_slot(s, peer.uid, why, sizeof why);
+    if (!use) {
         refuse(s, fd, &peer, why);
         return;
     }
     c = calloc(1, sizeof *c);
-    if (!c) {
-        refuse(s, fd, &peer, "out of memory for a new connection");
-        return;
+    if (c) {
+        c->srv = s;
+        c->fd = fd;
+        c->peer = peer;
+        c->use = use;
     }
-    c->srv = s;
-    c->fd = fd;
-    c->peer = peer;
-    pthread_mutex_lock(&s->lock);
-    s->live++;
-    pthread_mutex_unlock(&s->lock);
-    if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+    if (!c || pthread_create(&c->thread, NULL, conn_main, c) != 0) {
         pthread_mutex_lock(&s->lock);
-        s->live--;
+        release_slot(s, use);
         pthread_mutex_unlock(&s->lock);
+        refuse(s, fd, &peer,
+               c ? "cannot start a thread for the connection"
+                 : "out of memory for a new "
+                   "connection");
         free(c);
-        refuse(s, fd, &peer, "cannot start a thread for the connection");
         return;
     }
     c->next = s->conns;
@@ -827,10 +1114,10 @@ static void stop_connections(struct server *s)
     for (struct conn *c = s->conns; c; c = c->next) {
         if (c->done)
             continue;
-        if (c->busy)
+        if (c->state == CONN_RUNNING)
             waiting++;
         else
-            shutdown(c->fd, SHUT_RD); /* between requests: its thread sees EOF */
+            shutdown(c->fd, SHUT_RD); /* idle, or a frame still arriving: its thread sees EOF */
     }
     pthread_mutex_unlock(&s->lock);
     if (waiting)

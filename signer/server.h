@@ -44,8 +44,11 @@ int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err
  * writable by others, nor by a group other than the service's. err names the dir and the fix. */
 int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, char *err,
                   size_t err_size);
-/* Create `dir` (one level, mode 0750, owned by the service user and `gid`) when missing, then
- * srv_check_dir it. *created says whether it was made now. */
+/* Create `dir` (one level, mode 0750, owned by uid:gid) when missing; *created says whether it
+ * was made now. Owner and mode are set through a descriptor, never by name. */
+int srv_make_dir(const char *what, const char *dir, uid_t uid, gid_t gid, int *created, char *err,
+                 size_t err_size);
+/* srv_make_dir for the service user and `gid`, then srv_check_dir. */
 int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct srv_ids *ids,
                     int *created, char *err, size_t err_size);
 /* The directory part of a path ("/run/itl-sign/socket" -> "/run/itl-sign"). */
@@ -64,8 +67,10 @@ struct srv_listener {
 /* A socket passed by systemd socket activation (LISTEN_PID/LISTEN_FDS, fd 3), without
  * libsystemd. Returns 1 when one was taken, 0 when none was passed, -1 on a bad one. */
 int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size);
-/* Bind socket.path: a stale socket file is removed only when nothing listens on it; then
- * socket.mode and socket.owner/group are applied. */
+/* Bind socket.path: the socket is bound in a private directory (root's, inside the socket
+ * directory), given socket.mode and socket.owner/group there, and renamed to its name, over a
+ * stale socket only when nothing listens on it. Nothing is done by a name the service user
+ * could change. */
 int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct srv_listener *l,
                char *err, size_t err_size);
 /* Close; unlink the socket file when we bound it and it is still the same file. */
@@ -84,8 +89,9 @@ struct srv_params {
     struct srv_listener *listener;
 };
 
-/* Serve until SIGTERM/SIGINT: then stop accepting, close the socket, let requests in progress
- * finish, join every connection thread. 0 on a clean stop, -1 when serving could not start. */
+/* Serve until SIGTERM/SIGINT: then stop accepting, close the socket, cut frames still arriving,
+ * let requests being executed finish, join every connection thread. 0 on a clean stop, -1 when
+ * serving could not start. */
 int srv_run(const struct srv_params *p);
 
 #endif

@@ -144,9 +144,20 @@ int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result 
 
 struct sgn_client;
 
-int sgn_client_connect(const char *socket_path, struct sgn_client **out, char *err,
-                       size_t err_size);
-/* One request, one reply. -1 on a transport or protocol failure (err says which). */
+/* How long a client waits for each reply (itl-sign --timeout), by default. */
+#define SGN_CLIENT_DEFAULT_TIMEOUT_MS 60000u
+
+struct sgn_client_opts {
+    unsigned timeout_ms;      /* per request, connect + send + reply; 0 = the default */
+    size_t max_request_bytes; /* the service's socket.max-request-bytes; 0 = the default */
+};
+
+/* opts may be NULL (the defaults). */
+int sgn_client_connect(const char *socket_path, const struct sgn_client_opts *opts,
+                       struct sgn_client **out, char *err, size_t err_size);
+/* One request, one reply, within the timeout. A request larger than max_request_bytes is not
+ * sent. When the service closes while we send, its reply (if it sent one: "too large") is read
+ * and returned. -1 on a transport or protocol failure (err says which). */
 int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
                     char **status_json, char *err, size_t err_size);
 void sgn_client_close(struct sgn_client *c);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "format/itl.h"
+
 enum field_tag {
     F_OP = 0x01,
     F_FILENAME = 0x02,
@@ -448,6 +450,26 @@ static int copy_str(const struct field *f, char *dst, size_t dst_size, char *err
     return 0;
 }
 
+/* The client writes an output under the name the reply suggests, in a directory it chose: the
+ * name must be a base name of a trust file (no '/', no "..", the kind's suffix), whoever
+ * answered. */
+static int copy_out_name(const struct field *f, char *dst, size_t dst_size, char *err,
+                         size_t err_size)
+{
+    struct itl_err ie;
+    const char *s;
+
+    if (field_str(f, &s, err, err_size))
+        return -1;
+    if (itl_check_name(s, itl_name_kind(s, strlen(s)), 0, &ie) != 0) {
+        sgn_set_err(err, err_size, "payload offset %zu: the reply's output name: %s", f->offset,
+                    ie.msg);
+        return -1;
+    }
+    snprintf(dst, dst_size, "%s", s);
+    return 0;
+}
+
 static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, char *err,
                       size_t err_size)
 {
@@ -484,11 +506,11 @@ static int decode_reply_field(const struct field *f, struct sgn_result *r, char 
     case F_OUT:
         return copy_bytes(f, &r->out, &r->out_len, err, err_size);
     case F_OUT_NAME:
-        return copy_str(f, r->out_name, sizeof r->out_name, err, err_size);
+        return copy_out_name(f, r->out_name, sizeof r->out_name, err, err_size);
     case F_OUT2:
         return copy_bytes(f, &r->out2, &r->out2_len, err, err_size);
     case F_OUT2_NAME:
-        return copy_str(f, r->out2_name, sizeof r->out2_name, err, err_size);
+        return copy_out_name(f, r->out2_name, sizeof r->out2_name, err, err_size);
     case F_STATUS_JSON:
         if (field_str(f, &s, err, err_size))
             return -1;

@@ -50,11 +50,14 @@ run_integration() {
 }
 
 run_fuzz_regress() {
-    local t name rc
+    local t name rc corpus
     for t in "$BUILD"/tests/fuzz_*; do
         [ -x "$t" ] || continue
         name=fuzz-regress/$(basename "$t")
-        "$t" "tests/fuzz/corpus/$(basename "$t" | sed 's/^fuzz_//')" >"$log_dir/$(basename "$t").log" 2>&1
+        # fuzz_A_B replays corpus/A_B, else corpus/A (as tests/fuzz/run.sh)
+        corpus=tests/fuzz/corpus/$(basename "$t" | sed 's/^fuzz_//')
+        [ -d "$corpus" ] || corpus=${corpus%_*}
+        "$t" "$corpus" >"$log_dir/$(basename "$t").log" 2>&1
         rc=$?
         record "$name" $rc "$log_dir/$(basename "$t").log"
     done

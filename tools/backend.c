@@ -37,6 +37,11 @@ static int open_direct(struct cli_global *g, struct backend *b)
 
     if (!g->module && b->cfg.token.module[0])
         g->module = b->cfg.token.module;
+    /* The engine reads and writes the service's state: it trusts the owners the service does. */
+    if (g->config && pol_state_set_owner(&b->cfg, &pe) != 0) {
+        cli_error("%s", pe.msg);
+        return EXIT_USAGE;
+    }
     rc = cli_open_token(g, &b->tok);
     if (rc != EXIT_OK)
         return rc;
@@ -77,6 +82,9 @@ int backend_open(struct cli_global *g, struct backend *b)
              g->socket               ? g->socket
              : b->cfg.socket.path[0] ? b->cfg.socket.path
                                      : DEFAULT_SOCKET);
+    /* The service's limit as this config (or the defaults both sides share) says it. */
+    b->client.timeout_ms = g->timeout_ms;
+    b->client.max_request_bytes = b->cfg.socket.max_request_bytes;
     return EXIT_OK;
 }
 
@@ -94,7 +102,7 @@ int backend_connect(struct backend *b, struct backend_conn *c, char *err, size_t
     c->client = NULL;
     if (b->direct)
         return 0;
-    return sgn_client_connect(b->socket, &c->client, err, err_size);
+    return sgn_client_connect(b->socket, &b->client, &c->client, err, err_size);
 }
 
 void backend_disconnect(struct backend_conn *c)

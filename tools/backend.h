@@ -19,6 +19,7 @@ struct backend {
     struct sgn_engine *engine;
     /* service mode */
     char socket[1024];
+    struct sgn_client_opts client; /* --timeout; the request limit of the config */
 };
 
 /* Open the backend the global options name. Prints its own error; returns an EXIT_* code. */

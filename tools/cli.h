@@ -32,6 +32,7 @@ struct cli_global {
     int pin_fd;           /* --pin-fd N, -1 when unset */
     const char *config;   /* --config FILE */
     const char *socket;   /* --socket PATH */
+    unsigned timeout_ms;  /* --timeout SECONDS: per request to the service; 0 = the default */
     int json;             /* --json */
     int quiet;            /* --quiet */
 };
@@ -46,6 +47,8 @@ enum {
     OPT_SOCKET,
     OPT_JSON,
     OPT_QUIET,
+    OPT_TIMEOUT,
+    OPT_FOLLOW_SYMLINKS,
     OPT_HELP,
     OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
 };
@@ -58,6 +61,8 @@ enum {
         {"config", required_argument, NULL, OPT_CONFIG},                                           \
         {"socket", required_argument, NULL, OPT_SOCKET}, {"json", no_argument, NULL, OPT_JSON},    \
         {"quiet", no_argument, NULL, OPT_QUIET},                                                   \
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
+        {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},                               \
     {                                                                                              \
         "help", no_argument, NULL, OPT_HELP                                                        \
     }
@@ -85,11 +90,22 @@ int cmd_status(int argc, char **argv, struct cli_global *g);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Read a whole file (limit bytes at most). *out is malloc'd. Errors name the path. */
+/* Every input file of every command goes through these. Read a whole file (limit bytes at
+ * most): a regular file, never a FIFO, device or directory, and not through a final symbolic
+ * link unless --follow-symlinks (cli_set_follow_symlinks). *out is malloc'd. Errors name the
+ * path. cli_read_input also gives the file's permission bits (mode may be NULL). */
 int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, char *err,
                   size_t err_size);
-/* Atomic write: temp file in the same directory, write, fsync, rename, fsync(dir). On any
- * failure the temp file is removed and the old file (if any) is untouched. */
+int cli_read_input(const char *path, size_t limit, uint8_t **out, size_t *len, unsigned *mode,
+                   char *err, size_t err_size);
+void cli_set_follow_symlinks(int on);
+/* The mode of an output made from an input of input_mode: never wider than the input (its
+ * read/write bits; the umask narrows it further). A 0600 input gives a 0600 .sgn. */
+unsigned cli_output_mode(unsigned input_mode);
+/* Atomic write (pol_write_file_at): the content goes to an unnamed file, fsync, then it takes
+ * the name (through a hidden temporary renamed over an existing file), fsync(dir); a kill or
+ * RLIMIT_FSIZE leaves no partial file under any name. `mode` is applied under the umask. On
+ * any failure the old file (if any) is untouched. */
 int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
                           char *err, size_t err_size);
 /* The same without the directory fsync, for a batch that syncs each directory once at the end

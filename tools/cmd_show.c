@@ -28,6 +28,7 @@ struct input {
     const char *path;
     uint8_t *data;
     size_t len;
+    unsigned mode; /* of the file: what strip writes from it is never wider */
     struct itl_file f;
 };
 
@@ -60,7 +61,8 @@ static int load_input(const char *path, enum itl_kind hint, struct input *in)
 
     memset(in, 0, sizeof *in);
     in->path = path;
-    if (cli_read_file(path, MAX_INPUT_BYTES, &in->data, &in->len, msg, sizeof msg) != 0) {
+    if (cli_read_input(path, MAX_INPUT_BYTES, &in->data, &in->len, &in->mode, msg, sizeof msg) !=
+        0) {
         cli_error("%s", msg);
         return EXIT_INPUT;
     }
@@ -913,8 +915,8 @@ int cmd_strip(int argc, char **argv, struct cli_global *g)
                                             : "encrypted (.enc.sgn; itl-sign decrypt reads it)");
         rc = EXIT_INPUT;
     } else if (out) {
-        if (cli_write_file_atomic(out, in.f.payload.ptr, in.f.payload.len, 0644, msg, sizeof msg) !=
-            0) {
+        if (cli_write_file_atomic(out, in.f.payload.ptr, in.f.payload.len, cli_output_mode(in.mode),
+                                  msg, sizeof msg) != 0) {
             cli_error("%s", msg);
             rc = EXIT_OUTPUT;
         }

@@ -213,10 +213,11 @@ static int report(const char *what, const struct sgn_result *r, int quiet)
     return EXIT_OK;
 }
 
-static int write_output(const char *path, const uint8_t *data, size_t len)
+/* mode: cli_output_mode() of the input, or 0644 for what only public certificates made. */
+static int write_output(const char *path, const uint8_t *data, size_t len, unsigned mode)
 {
     char err[600];
-    if (cli_write_file_atomic(path, data, len, 0644, err, sizeof err) != 0) {
+    if (cli_write_file_atomic(path, data, len, mode, err, sizeof err) != 0) {
         cli_error("%s (nothing was written)", err);
         return EXIT_OUTPUT;
     }
@@ -269,6 +270,7 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
     size_t len;
     char err[600];
     const char *out;
+    unsigned mode;
     int rc = parse_options(argc, argv, g, &o, longopts, reset_usage, NULL, NULL);
 
     if (rc != EXIT_OK)
@@ -277,7 +279,7 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
         reset_usage(stderr);
         return EXIT_USAGE;
     }
-    if (cli_read_file(argv[optind], MAX_INPUT_BYTES, &data, &len, err, sizeof err) != 0) {
+    if (cli_read_input(argv[optind], MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) != 0) {
         cli_error("%s", err);
         return EXIT_INPUT;
     }
@@ -290,7 +292,7 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
     if (rc == EXIT_OK) {
         rc = report("reset", &r, g->quiet);
         if (rc == EXIT_OK)
-            rc = write_output(out, r.out, r.out_len);
+            rc = write_output(out, r.out, r.out_len, cli_output_mode(mode));
         if (rc == EXIT_OK && !g->quiet)
             printf("written: %s\n", out);
     }
@@ -393,7 +395,7 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
         if (rc == EXIT_OK)
             rc = report("build", &r, g->quiet);
         if (rc == EXIT_OK)
-            rc = write_output(out, r.out, r.out_len);
+            rc = write_output(out, r.out, r.out_len, 0644); /* certificates only: public */
         if (rc == EXIT_OK && !g->quiet)
             printf("written: %s\n", out);
     }
@@ -418,18 +420,33 @@ struct batch {
     int quiet;
 };
 
-static void output_path(const struct batch *bt, const char *input, const char *name, char *out,
-                        size_t out_size)
+/* Where an output goes: `name`, from the reply, in --out-dir or next to the input. The name
+ * must be a plain file name, so a reply never chooses another directory; a path that does not
+ * fit is an error, never a truncated other name. 0, or -1 with err. */
+static int output_path(const struct batch *bt, const char *input, const char *name, char *out,
+                       size_t out_size, char *err, size_t err_size)
 {
-    if (bt->o->out_dir) {
-        snprintf(out, out_size, "%s/%s", bt->o->out_dir, name);
-    } else {
-        const char *slash = strrchr(input, '/');
-        if (slash)
-            snprintf(out, out_size, "%.*s/%s", (int)(slash - input), input, name);
-        else
-            snprintf(out, out_size, "%s", name);
+    const char *slash = strrchr(input, '/');
+    int n;
+
+    if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        snprintf(err, err_size,
+                 "the output name '%.200s' is not a plain file name; nothing was "
+                 "written",
+                 name);
+        return -1;
     }
+    if (bt->o->out_dir)
+        n = snprintf(out, out_size, "%s/%s", bt->o->out_dir, name);
+    else if (slash)
+        n = snprintf(out, out_size, "%.*s/%s", (int)(slash - input), input, name);
+    else
+        n = snprintf(out, out_size, "%s", name);
+    if (n < 0 || (size_t)n >= out_size) {
+        snprintf(err, err_size, "the output path for %s is too long; nothing was written", input);
+        return -1;
+    }
+    return 0;
 }
 
 static void batch_fail(struct batch *bt, const char *file, int exit_code, const char *msg)
@@ -447,9 +464,10 @@ static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
     struct sgn_result r = {0};
     uint8_t *data;
     size_t len;
+    unsigned mode;
     char err[600], out[PATH_MAX];
 
-    if (cli_read_file(file, MAX_INPUT_BYTES, &data, &len, err, sizeof err) != 0) {
+    if (cli_read_input(file, MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) != 0) {
         batch_fail(bt, file, EXIT_INPUT, err);
         return;
     }
@@ -462,8 +480,9 @@ static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
     if (r.status != SGN_OK) {
         batch_fail(bt, file, backend_exit_code(r.status), r.message);
     } else {
-        output_path(bt, file, r.out_name, out, sizeof out);
-        if (cli_write_file_atomic_ex(out, r.out, r.out_len, 0644, 0, err, sizeof err) != 0) {
+        if (output_path(bt, file, r.out_name, out, sizeof out, err, sizeof err) != 0 ||
+            cli_write_file_atomic_ex(out, r.out, r.out_len, cli_output_mode(mode), 0, err,
+                                     sizeof err) != 0) {
             batch_fail(bt, file, EXIT_OUTPUT, err);
         } else if (!bt->quiet) {
             pthread_mutex_lock(&bt->print_lock);
@@ -506,7 +525,9 @@ static int sync_output_dirs(const struct batch *bt)
 
     for (size_t i = 0; i < bt->n; i++) {
         char *slash;
-        output_path(bt, bt->files[i], "x", path, sizeof path);
+        char unused[300];
+        if (output_path(bt, bt->files[i], "x", path, sizeof path, unused, sizeof unused) != 0)
+            continue; /* that file failed already: nothing of it to sync */
         slash = strrchr(path, '/');
         if (slash)
             *slash = 0;
@@ -526,6 +547,8 @@ static int sync_output_dirs(const struct batch *bt)
     return rc;
 }
 
+#define DEFAULT_MAX_JOBS 16
+
 static unsigned worker_count(const struct sign_opts *o, size_t files)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -533,6 +556,10 @@ static unsigned worker_count(const struct sign_opts *o, size_t files)
      * waiting for the audit log's flush, which they then share (measured: 8 beat 4 by 15 %
      * on 2 cores, 16 gained nothing more). */
     unsigned n = o->jobs ? o->jobs : (unsigned)(cpus > 0 ? cpus * 4 : 4);
+    /* By default no more connections than the service gives one uid (its default
+     * socket.max-connections-per-uid): more would be answered busy. */
+    if (!o->jobs && n > DEFAULT_MAX_JOBS)
+        n = DEFAULT_MAX_JOBS;
     if (n > files)
         n = (unsigned)files;
     return n ? n : 1;
@@ -622,6 +649,7 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     uint8_t *data = NULL, *cert = NULL;
     size_t len, cert_len;
     char err[600], path[PATH_MAX];
+    unsigned mode = 0;
     struct batch where = {.o = &o};
     int rc = parse_options(argc, argv, g, &o, longopts, encrypt_usage, NULL, NULL);
 
@@ -632,7 +660,7 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
         return EXIT_USAGE;
     }
     o.out_dir = o.out; /* -o names the directory */
-    if (cli_read_file(argv[optind], MAX_INPUT_BYTES, &data, &len, err, sizeof err) != 0 ||
+    if (cli_read_input(argv[optind], MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) != 0 ||
         cli_read_cert(o.phone_cert, &cert, &cert_len, err, sizeof err) != 0) {
         cli_error("%s", err);
         free(data);
@@ -647,15 +675,21 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     rc = call_once(g, &req, &r, NULL);
     if (rc == EXIT_OK)
         rc = report("encrypt", &r, g->quiet);
+    if (rc == EXIT_OK &&
+        (output_path(&where, argv[optind], r.out_name, path, sizeof path, err, sizeof err) != 0 ||
+         output_path(&where, argv[optind], r.out2_name, path, sizeof path, err, sizeof err) != 0)) {
+        cli_error("%s", err);
+        rc = EXIT_OUTPUT;
+    }
     if (rc == EXIT_OK) {
-        output_path(&where, argv[optind], r.out_name, path, sizeof path);
-        rc = write_output(path, r.out, r.out_len);
+        output_path(&where, argv[optind], r.out_name, path, sizeof path, err, sizeof err);
+        rc = write_output(path, r.out, r.out_len, cli_output_mode(mode));
         if (rc == EXIT_OK && !g->quiet)
             printf("written: %s\n", path);
     }
     if (rc == EXIT_OK) {
-        output_path(&where, argv[optind], r.out2_name, path, sizeof path);
-        rc = write_output(path, r.out2, r.out2_len);
+        output_path(&where, argv[optind], r.out2_name, path, sizeof path, err, sizeof err);
+        rc = write_output(path, r.out2, r.out2_len, cli_output_mode(mode));
         if (rc == EXIT_OK && !g->quiet)
             printf("written: %s\n", path);
     }
@@ -739,7 +773,7 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
     }
     if (rc == EXIT_OK) {
         if (o.out)
-            rc = write_output(o.out, plain, plain_len);
+            rc = write_output(o.out, plain, plain_len, 0600); /* what was encrypted is secret */
         else if (fwrite(plain, 1, plain_len, stdout) != plain_len)
             rc = EXIT_OUTPUT;
     }

@@ -31,6 +31,11 @@ static int load_config(const struct cli_global *g, struct pol_config *cfg)
         cli_error("%s", pe.msg);
         return EXIT_USAGE;
     }
+    /* The state written here is the service's: trust the owners the service trusts. */
+    if (pol_state_set_owner(cfg, &pe) != 0) {
+        cli_error("%s", pe.msg);
+        return EXIT_USAGE;
+    }
     return EXIT_OK;
 }
 

@@ -3,6 +3,7 @@
 #include "tools/cli.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ static void usage(FILE *f)
             "  --pin-fd N        read the user PIN from file descriptor N\n"
             "  --config FILE     policy and defaults (itl-signd.yaml)\n"
             "  --socket PATH     service socket (default /run/itl-sign/socket)\n"
+            "  --timeout SECONDS wait this long for each reply of the service (default 60)\n"
+            "  --follow-symlinks read input files through symbolic links (refused by default)\n"
             "  --json            machine-readable output\n"
             "  --quiet           print errors only\n"
             "  --version, --help\n"
@@ -54,6 +57,10 @@ int main(int argc, char **argv)
         CLI_GLOBAL_LONG_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     struct cli_global g = {.pin_fd = -1};
     int opt;
+
+    /* Past RLIMIT_FSIZE a write fails with EFBIG and the command reports it (exit 6, nothing
+     * written) instead of dying of SIGXFSZ with a core. */
+    signal(SIGXFSZ, SIG_IGN);
 
     /* '+' stops at the command name: the rest belongs to the command. */
     while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the itl-sign commands: messages, whole-file reads, atomic writes. */
+/* Helpers shared by the itl-sign commands: messages, input files, atomic writes. */
 #include "tools/cli.h"
+
+#include "policy/policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,22 @@ void cli_warn(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+/* --timeout SECONDS: whole seconds, 1 to a day. */
+static int parse_timeout(struct cli_global *g, const char *arg)
+{
+    char *end;
+    long s;
+
+    errno = 0;
+    s = strtol(arg, &end, 10);
+    if (errno || *end || end == arg || s < 1 || s > 86400) {
+        cli_error("--timeout: '%s' is not a number of seconds from 1 to 86400", arg);
+        return -1;
+    }
+    g->timeout_ms = (unsigned)s * 1000;
+    return 1;
 }
 
 int cli_global_option(struct cli_global *g, int opt, const char *arg)
@@ -72,28 +90,79 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
     case OPT_QUIET:
         g->quiet = 1;
         return 1;
+    case OPT_TIMEOUT:
+        return parse_timeout(g, arg);
+    case OPT_FOLLOW_SYMLINKS:
+        cli_set_follow_symlinks(1);
+        return 1;
     default:
         return 0;
     }
 }
 
+/* --follow-symlinks: set while the options are parsed, before any thread starts. */
+static int follow_symlinks;
+
+/* Opens an input: a regular file, reached without following a final symbolic link unless
+ * --follow-symlinks. A link planted among the inputs of a root batch would otherwise publish
+ * the file it points to, signed; a FIFO would hang the command; a device would be read. */
+static int open_input(const char *path, struct stat *st, char *err, size_t err_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_symlinks ? 0 : O_NOFOLLOW));
+    struct stat link;
+
+    if (fd < 0) {
+        if (errno == ELOOP && !follow_symlinks && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
+            snprintf(err, err_size,
+                     "%s is a symbolic link; inputs are not followed through links (give the "
+                     "file it points to, or --follow-symlinks if you trust every link)",
+                     path);
+        else
+            snprintf(err, err_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        snprintf(err, err_size, "%s is %s, not a regular file", path,
+                 S_ISDIR(st->st_mode)    ? "a directory"
+                 : S_ISFIFO(st->st_mode) ? "a FIFO"
+                 : S_ISSOCK(st->st_mode) ? "a socket"
+                                         : "a device");
+        close(fd);
+        return -1;
+    }
+    /* Regular files ignore O_NONBLOCK; clear it all the same, reads must block. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+void cli_set_follow_symlinks(int on)
+{
+    follow_symlinks = on;
+}
+
+unsigned cli_output_mode(unsigned input_mode)
+{
+    return input_mode & 0666;
+}
+
 int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, char *err,
                   size_t err_size)
+{
+    return cli_read_input(path, limit, out, len, NULL, err, err_size);
+}
+
+int cli_read_input(const char *path, size_t limit, uint8_t **out, size_t *len, unsigned *mode,
+                   char *err, size_t err_size)
 {
     struct stat st;
     uint8_t *buf = NULL;
     size_t cap = 0, used = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_input(path, &st, err, err_size);
 
-    if (fd < 0) {
-        snprintf(err, err_size, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0)
         return -1;
-    }
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, err_size, "%s is a directory, not a file", path);
-        close(fd);
-        return -1;
-    }
+    if (mode)
+        *mode = (unsigned)(st.st_mode & 07777);
     for (;;) {
         ssize_t n;
         if (used == cap) {
@@ -143,20 +212,6 @@ fail:
     return -1;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int cli_sync_parent_dir(const char *path)
 {
     char copy[PATH_MAX];
@@ -180,40 +235,30 @@ int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, uns
 int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, unsigned mode,
                              int sync_dir, char *err, size_t err_size)
 {
-    char tmp[PATH_MAX];
-    int fd;
+    char dir[PATH_MAX], name[PATH_MAX];
+    struct pol_err pe;
+    int dfd, rc;
 
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
         snprintf(err, err_size, "output path too long: %s", path);
         return -1;
     }
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, err_size, "cannot create a file next to %s: %s", path, strerror(errno));
+    snprintf(name, sizeof name, "%s", basename(dir));
+    snprintf(dir, sizeof dir, "%s", path);
+    if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
+        snprintf(err, err_size, "output %s names a directory, not a file", path);
         return -1;
     }
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
-        close(fd);
-        unlink(tmp);
+    dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, err_size, "cannot write %s: directory %s: %s", path, dir, strerror(errno));
         return -1;
     }
-    if (close(fd) != 0) {
-        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        snprintf(err, err_size, "cannot replace %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (sync_dir && cli_sync_parent_dir(path) != 0) {
-        snprintf(err, err_size, "wrote %s but could not sync its directory: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    return 0;
+    rc = pol_write_file_at(dfd, dir, name, data, len, mode, (uid_t)-1, (gid_t)-1, sync_dir, &pe);
+    close(dfd);
+    if (rc != 0)
+        snprintf(err, err_size, "%s", pe.msg);
+    return rc;
 }
 
 int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size)

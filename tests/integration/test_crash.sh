@@ -10,7 +10,9 @@
 # temporary (*.tmp.*) that never took a final name; every copy of the state file taken after a
 # kill parses as JSON (and `itl-sign status --config` reads the final one); every line of the
 # audit log is a complete JSON object.
-# CI: 100 + 60 + 40 trials; STRESS=1: 500 + 300 + 200.
+# CI: 100 + 60 + 40 trials; STRESS=1: 500 + 300 + 200. The kill windows come from one timing
+# run; when the host's load changed since and the kills all fell on one side of the end of
+# the runs, more trials follow with the window adapted (never a failure for a busy host).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
@@ -122,53 +124,50 @@ reap() {
     echo "$rc" >"$2"
 }
 
-start=$(date +%s.%N)
-# ---- 1. the CLI signing three files ----
-for i in $(seq 1 "$N_SIGN"); do
+# sign_trial WINDOW / reset_trial WINDOW: the CLI killed 0..WINDOW ms after its start.
+sign_trial() {
     new_trial sign
     "$CLI" "${TOK[@]}" sign "$trial"/in/*.cnf.xml --out-dir "$trial/out" >/dev/null 2>&1 &
     pid=$!
-    hard_sleep_ms $((RANDOM % WINDOW))
+    hard_sleep_ms $((RANDOM % $1))
     kill -KILL "$pid" 2>/dev/null
     reap "$pid" "$trial/rc"
     restore_tokens "$T/token/tokens" "$T/tokens1.pristine"
-done
-# ---- 2. the CLI resetting an ITL over an existing output ----
-for i in $(seq 1 "$N_RESET"); do
+}
+reset_trial() {
     new_trial reset
     "$CLI" "${TOK[@]}" reset "$T/ITLFile.tlv" -o "$trial/out/ITL.tlv" --timestamp $((1700000000 + n)) \
         >/dev/null 2>&1 &
     pid=$!
-    hard_sleep_ms $((RANDOM % WINDOW))
+    hard_sleep_ms $((RANDOM % $1))
     kill -KILL "$pid" 2>/dev/null
     reap "$pid" "$trial/rc"
     restore_tokens "$T/token/tokens" "$T/tokens1.pristine"
-done
-cli_secs=$(elapsed "$start")
-
-# ---- 3. the service while it signs and audits, and a key command writing state and audit ----
-cp "$T/state/state.json" "$TR/state-before.json" || fail "no state file after the timing runs"
-start=$(date +%s.%N)
-for i in $(seq 1 "$N_SVC"); do
+}
+# svc_trial I WINDOW GEN_WINDOW ATTEST_WINDOW: the service while it signs and audits, killed
+# 0..WINDOW ms in, and a key command (attest-backup for even I, else generate) killed 0..its
+# window in.
+svc_trial() {
+    local key_window
     hard_start "$CFG"
     new_trial svc
     "$CLI" --quiet --socket "$SOCK" sign "$trial"/in/*.cnf.xml --out-dir "$trial/out" --jobs 2 \
         >/dev/null 2>&1 &
     client=$!
-    if [ $((i % 2)) -eq 0 ]; then
+    if [ $(($1 % 2)) -eq 0 ]; then
         echo attest >"$trial/keyop"
-        key_window=$ATTEST_WINDOW
+        key_window=$4
         SOFTHSM2_CONF=$CONF2 "$CLI" "${TOK2[@]}" --config "$T/keys.yaml" key attest-backup \
             --key recovery --p12 "$T/crashrec.p12" --p12-pass-file "$T/p12.pass" >/dev/null 2>&1 &
     else
         echo generate >"$trial/keyop"
-        key_window=$GEN_WINDOW
+        key_window=$3
         SOFTHSM2_CONF=$CONF2 "$CLI" "${TOK2[@]}" --config "$T/keys.yaml" key generate \
             --label CrashTFTP --subject "CN=crash-$n" >/dev/null 2>&1 &
     fi
     keycmd=$!
     # Two kill points, independent, each within its victim's run time.
-    d_svc=$((RANDOM % WINDOW)) d_key=$((RANDOM % key_window))
+    d_svc=$((RANDOM % $2)) d_key=$((RANDOM % key_window))
     if [ "$d_svc" -le "$d_key" ]; then
         hard_sleep_ms "$d_svc"; kill -KILL "$SVC_PID"
         hard_sleep_ms $((d_key - d_svc)); kill -KILL "$keycmd" 2>/dev/null
@@ -183,6 +182,63 @@ for i in $(seq 1 "$N_SVC"); do
     [ -f "$T/state/state.json" ] && cp "$T/state/state.json" "$trial/state.json"
     restore_tokens "$T/token/tokens" "$T/tokens1.pristine"
     restore_tokens "$T/token2/tokens" "$T/tokens2.pristine" always
+}
+# seen KIND FILE RC [KEYOP]: some trial of KIND (with that key command) has RC in FILE.
+seen() {
+    local d k v op
+    for d in "$TR"/*/; do
+        read -r k <"$d/kind" && [ "$k" = "$1" ] || continue
+        [ -f "$d/$2" ] && read -r v <"$d/$2" && [ "$v" = "$3" ] || continue
+        [ -z "${4:-}" ] || { read -r op <"$d/keyop" && [ "$op" = "$4" ]; } && return 0
+    done
+    return 1
+}
+# cover KIND WINDOW-VAR: the kill points must land on both sides of the end of the run (some
+# trials killed, some finished), or the test proved little. The windows were sized from one
+# timing run; on a host whose load changed since, more trials follow with the window halved
+# (all finished) or doubled (all killed): at most as many again as were planned plus 20 (the
+# doublings from 1 ms to a minute), a guard.
+cover() {
+    local kind=$1 var=$2 extra=0 max=$(($3 + 20))
+    while ! { seen "$kind" rc 137 && seen "$kind" rc 0; }; do
+        [ "$extra" -lt "$max" ] || break
+        if seen "$kind" rc 0; then
+            printf -v "$var" %d $(((${!var} + 1) / 2))
+        else
+            printf -v "$var" %d $((${!var} * 2))
+        fi
+        "${kind}_trial" "${!var}"
+        extra=$((extra + 1))
+    done
+    extra_trials=$((extra_trials + extra))
+}
+extra_trials=0
+
+start=$(date +%s.%N)
+# ---- 1. the CLI signing three files ----
+SIGN_WINDOW=$WINDOW RESET_WINDOW=$WINDOW
+for i in $(seq 1 "$N_SIGN"); do sign_trial "$SIGN_WINDOW"; done
+cover sign SIGN_WINDOW "$N_SIGN"
+# ---- 2. the CLI resetting an ITL over an existing output ----
+for i in $(seq 1 "$N_RESET"); do reset_trial "$RESET_WINDOW"; done
+cover reset RESET_WINDOW "$N_RESET"
+cli_secs=$(elapsed "$start")
+
+# ---- 3. the service while it signs and audits, and a key command writing state and audit ----
+cp "$T/state/state.json" "$TR/state-before.json" || fail "no state file after the timing runs"
+start=$(date +%s.%N)
+for i in $(seq 1 "$N_SVC"); do svc_trial "$i" "$WINDOW" "$GEN_WINDOW" "$ATTEST_WINDOW"; done
+# Each key command must have finished (written the state) in some trial, and the service must
+# have signed in one: else more trials, the windows doubled (up to N_SVC + 20 more).
+i=$N_SVC
+while ! { seen svc key.rc 0 generate && seen svc key.rc 0 attest && seen svc rc 0; }; do
+    [ "$i" -lt $((2 * N_SVC + 20)) ] || break
+    i=$((i + 1))
+    seen svc key.rc 0 generate || GEN_WINDOW=$((GEN_WINDOW * 2))
+    seen svc key.rc 0 attest || ATTEST_WINDOW=$((ATTEST_WINDOW * 2))
+    seen svc rc 0 || WINDOW=$((WINDOW * 2))
+    svc_trial "$i" "$WINDOW" "$GEN_WINDOW" "$ATTEST_WINDOW"
+    extra_trials=$((extra_trials + 1))
 done
 svc_secs=$(elapsed "$start")
 
@@ -263,8 +319,8 @@ EOF
     fail "crash trials: $(cat "$T/check.out")"
 counts=$(cat "$T/check.out")
 get() { "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["counts"].get(sys.argv[2], 0) if sys.argv[2] != "temps" else d["temps"])' "$counts" "$1"; }
-trials=$((N_SIGN + N_RESET + N_SVC))
-figures "crash: trials $trials (sign $N_SIGN: $(get "sign killed") killed / $(get "sign finished") finished; reset $N_RESET: $(get "reset killed") killed / $(get "reset finished") finished; service $N_SVC) in ${cli_secs}s + ${svc_secs}s, kill windows 0-${WINDOW} ms (CLI, service), 0-${GEN_WINDOW} ms (key generate), 0-${ATTEST_WINDOW} ms (attest-backup)"
+trials=$((N_SIGN + N_RESET + N_SVC + extra_trials))
+figures "crash: trials $trials ($extra_trials added to cover both sides of the runs' end; sign $N_SIGN: $(get "sign killed") killed / $(get "sign finished") finished; reset $N_RESET: $(get "reset killed") killed / $(get "reset finished") finished; service $N_SVC) in ${cli_secs}s + ${svc_secs}s, kill windows 0-${WINDOW} ms (CLI, service), 0-${GEN_WINDOW} ms (key generate), 0-${ATTEST_WINDOW} ms (attest-backup)"
 figures "crash outputs: sign old $(get "sign outputs old") / new $(get "sign outputs new") / mixed $(get "sign outputs new+old"); reset old $(get "reset outputs old") / new $(get "reset outputs new"); service old $(get "svc outputs old") / new $(get "svc outputs new") / mixed $(get "svc outputs new+old")"
 figures "crash state writers: key generate $(get "key generate completed") completed / $(get "key generate killed/failed") killed, $(get "state written by generate") state writes; attest-backup $(get "key attest completed") completed / $(get "key attest killed/failed") killed, $(get "state written by attest") state writes; leftover temporaries: outputs $(get temps); SoftHSM2 token files emptied by a kill (restored): $softhsm_damage"
 [ "$n" -eq "$trials" ] || fail "$n trials run, want $trials"

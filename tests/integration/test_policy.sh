@@ -125,7 +125,7 @@ ok "a new recovery key voids the attestation"
 start_daemon() { # config log
     "$DAEMON" --config "$1" --foreground 2>"$2" &
     pid=$!
-    for _ in $(seq 1 100); do [ -S sock ] && break; sleep 0.05; done
+    for _ in $(seq 1 1200); do [ -S sock ] && break; sleep 0.05; done # 60 s guard (ASan, busy host)
     [ -S sock ] || die "itl-signd did not start: $(cat "$2")"
     kill "$pid"
     wait "$pid" || die "itl-signd failed: $(cat "$2")"
@@ -147,12 +147,13 @@ ok "publisher-only in direct mode: $ERR"
 "$DAEMON" --config itl-signd.yaml --foreground 2>daemon.log &
 pid=$!
 cleanup_hooks+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
-for _ in $(seq 1 100); do [ -S sock ] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [ -S sock ] && break; sleep 0.05; done # 60 s guard (ASan, busy host)
 [ -S sock ] || die "itl-signd did not start: $(cat daemon.log)"
 expect_exit 5 "$BIN" --socket sock reset ITL.tlv -o sub.tlv
 echo "$ERR" | grep -q "This is not a Publisher Node" || die "publisher-only via the service: $ERR"
 ok "publisher-only through itl-signd: $ERR"
-expect_exit 0 "$BIN" --socket sock sign ITL.tlv --out-dir .
+printf '<device/>\n' > SEP000000000001.cnf.xml
+expect_exit 0 "$BIN" --socket sock sign SEP000000000001.cnf.xml --out-dir .
 ok "the TFTP key still signs on a subscriber"
 kill "$pid"; wait "$pid" || die "itl-signd exited with an error on SIGTERM: $(cat daemon.log)"
 grep -q '"rule":"publisher-only"' audit.log || die "publisher-only denial not audited"

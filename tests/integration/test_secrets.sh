@@ -68,6 +68,7 @@ for i in 1 2 3 4 5; do echo "<device><n>$i</n></device>" >"$T/work/SEP0000000000
 printf 'C_Sign always delay 400ms\n' >"$T/slow.control"
 seen=0
 for how in pin-file pin-fd; do
+    rm -f "$T"/work/*.sgn
     if [ "$how" = pin-file ]; then
         FAULTP11_MODULE=$ITL_MODULE FAULTP11_CONTROL=$T/slow.control MARKER_ENV=visible \
             "$CLI" --module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE" \
@@ -79,7 +80,13 @@ for how in pin-file pin-fd; do
             >"$T/out/slow-$how.stdout" 2>"$T/out/slow-$how.stderr" &
     fi
     pid=$!
-    sleep 0.8 # logged in, signing
+    # Logged in and signing: the first output is written, four more signatures (400 ms each)
+    # keep it running while /proc is read. A 60 s guard, not a time the host must meet.
+    for _ in $(seq 1 600); do
+        compgen -G "$T/work/*.sgn" >/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        hard_sleep_ms 100
+    done
     kill -0 "$pid" 2>/dev/null || fail "itl-sign ($how) ended before it could be inspected"
     no_pin_in_proc "itl-sign --$how" "$pid"
     grep -q MARKER_ENV=visible "$T/proc.environ" || fail "the environ check read the wrong process"
@@ -144,8 +151,9 @@ svc_stop
 cp "$T/wrong.pin" "$T/svc-wrong.pin"
 sed "s|pin-file: .*|pin-file: $T/svc-wrong.pin|" "$T/svc.yaml" >"$T/svc-wrong.yaml"
 rc=0
-timeout 20 "$SIGND" --config "$T/svc-wrong.yaml" --foreground >"$T/out/signd-wrong-pin.log" 2>&1 || rc=$?
+timeout 120 "$SIGND" --config "$T/svc-wrong.yaml" --foreground >"$T/out/signd-wrong-pin.log" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "itl-signd started with a wrong PIN"
+[ "$rc" -ne 124 ] || fail "itl-signd with a wrong PIN neither exited nor served within 120 s"
 grep -qi 'pin' "$T/out/signd-wrong-pin.log" || fail "itl-signd's wrong-PIN error: $(cat "$T/out/signd-wrong-pin.log")"
 no_pin_in "service files" "$T/signd.log" "$T/log/audit.log" "$T/state/state.json" "$T"/out/*
 ! grep -rqaF -e "$NEWPIN" -e "$WRONGPIN" "$T/state" "$T/log" || fail "a PIN in the state dir or the log dir"
@@ -155,6 +163,7 @@ ok "itl-signd: PIN not in /proc/PID/cmdline or environ (before and after serving
 # Started as root, serving as $USER2: a process of $USER2 may read a dumpable process of its
 # own (the control), but not the service.
 chown -R "$USER2" "$T/token" && chmod 0755 "$T/token"
+chown root "$ITL_PIN_FILE" # read as root before the drop: root's or the reader's only
 svc_config "$T/drop.yaml" "access:
   - { user: root, allow: [status] }
 run-as: { user: $USER2 }"
@@ -163,9 +172,9 @@ svc_start "$T/drop.yaml"
 as_user2() { setpriv --reuid="$USER2" --regid="$(id -g "$USER2")" --clear-groups "$@"; }
 setpriv --reuid="$USER2" --regid="$(id -g "$USER2")" --clear-groups sleep 30 & # not as_user2: $! must be sleep
 control=$!
-for i in $(seq 1 100); do # setpriv has switched and exec'd
+for i in $(seq 1 600); do # setpriv has switched and exec'd (a 30 s guard)
     [ "$(stat -c %u "/proc/$control/environ" 2>/dev/null)" = "$(id -u "$USER2")" ] && break
-    sleep 0.05
+    hard_sleep_ms 50
 done
 as_user2 cat "/proc/$control/environ" >/dev/null 2>&1 ||
     fail "control: $USER2 cannot read its own process's environ (the check would prove nothing)"
@@ -192,24 +201,30 @@ if [[ $pattern != \|* ]] && [[ $pattern != */* ]]; then
     chmod 0777 "$T/cores-control" "$T/cores-svc"
     (cd "$T/cores-control" && ulimit -c unlimited && exec sleep 30) &
     control=$!
-    sleep 0.2
+    # The control has set its limit and become `sleep` (a 30 s guard); a core is written
+    # before the parent's wait returns.
+    for _ in $(seq 1 600); do
+        [ "$(cat "/proc/$control/comm" 2>/dev/null)" = sleep ] && break
+        hard_sleep_ms 50
+    done
     kill -SEGV "$control"
     wait "$control" 2>/dev/null
-    sleep 0.3
     if [ -n "$(ls -A "$T/cores-control")" ]; then
         # The service itself: started as root in that directory, allowed to dump by the shell.
         svc_stop
         (cd "$T/cores-svc" && ulimit -c unlimited && exec "$SIGND" --config "$T/drop.yaml" --foreground \
             >>"$T/signd.log" 2>&1) &
         SVC_PID=$!
-        for _ in $(seq 1 100); do wire ping "$T/run-drop/socket" >/dev/null 2>&1 && break; sleep 0.1; done
+        # Serving (chdir'd, non-dumpable): a 60 s guard for a busy host.
+        up=0
+        for _ in $(seq 1 600); do wire ping "$T/run-drop/socket" >/dev/null 2>&1 && up=1 && break; hard_sleep_ms 100; done
+        [ "$up" = 1 ] || fail "itl-signd (run-as $USER2, in $T/cores-svc) did not serve within 60 s"
         # A core goes to the crashing process's working directory, wherever the service chdir'd.
         cwd=$(readlink "/proc/$SVC_PID/cwd") || fail "the service's cwd"
         cores_before=$(find "$cwd" -maxdepth 1 -name 'core*' | wc -l)
         kill -SEGV "$SVC_PID"
         wait "$SVC_PID" 2>/dev/null
         SVC_PID=""
-        sleep 0.3
         [ -z "$(ls -A "$T/cores-svc")" ] || fail "itl-signd left a core file: $(ls "$T/cores-svc")"
         [ "$(find "$cwd" -maxdepth 1 -name 'core*' | wc -l)" -eq "$cores_before" ] ||
             fail "itl-signd left a core file in its working directory $cwd"

@@ -2,6 +2,7 @@
 /* pkcs11: signing. Signatures verify with OpenSSL, equal the OpenSSL pkcs11 engine's byte for
  * byte, survive lost sessions and a lost login, and hold up under parallel use (SoftHSM2). */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,139 @@ START_TEST(test_token_absent_fails_fast)
 }
 END_TEST
 
+/* ---- A token directory that goes away and comes back (SoftHSM2, for real) ---- */
+
+/* SoftHSM2 keeps a token in a directory under tokens/ and reads them only in C_Initialize:
+ * moved away, its slot answers CKR_GENERAL_ERROR and shows no objects; moved back, it stays
+ * lost until the module is initialised again. */
+static void token_dir_path(const struct fixture *f, char *out, size_t size)
+{
+    char tokens[700];
+    DIR *d;
+    struct dirent *e;
+
+    snprintf(tokens, sizeof tokens, "%s/tokens", f->tt.dir);
+    d = opendir(tokens);
+    ck_assert_ptr_nonnull(d);
+    out[0] = '\0';
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') {
+            ck_assert_msg(out[0] == '\0', "more than one token directory in %s", tokens);
+            snprintf(out, size, "%s/%s", tokens, e->d_name);
+        }
+    closedir(d);
+    ck_assert_msg(out[0] != '\0', "no token directory in %s", tokens);
+}
+
+static void token_dir_move(const struct fixture *f, const char *dir, int away)
+{
+    char aside[700];
+
+    snprintf(aside, sizeof aside, "%s/away", f->tt.dir);
+    ck_assert_int_eq(away ? rename(dir, aside) : rename(aside, dir), 0);
+}
+
+static void assert_not_present(const struct tok_err *err, const char *what)
+{
+    ck_assert_msg(err->kind == TOK_E_NO_TOKEN, "%s: kind %d: %s", what, err->kind, err->msg);
+    ck_assert_msg(strstr(err->msg, "token 'itl-gone'") && strstr(err->msg, "token not present"),
+                  "%s: %s", what, err->msg);
+    ck_assert_msg(!strstr(err->msg, "no private key") && !strstr(err->msg, "no certificate"),
+                  "%s blames the key: %s", what, err->msg);
+}
+
+START_TEST(test_token_dir_gone_and_back)
+{
+    struct fixture f;
+    const uint8_t data[] = "gone";
+    uint8_t sig[512], *der;
+    size_t sig_len = sizeof sig, len, n;
+    char dir[800];
+    struct tok_key_info *keys;
+    struct tok_key *k2 = NULL;
+    struct tok_status st;
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-gone", "TFTP", 2);
+    token_dir_path(&f, dir, sizeof dir);
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     0);
+
+    token_dir_move(&f, dir, 1);
+    sig_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    assert_not_present(&err, "tok_sign");
+    /* the find-key path, as direct mode takes it, and the other lookups */
+    ck_assert_int_eq(tok_find_key(f.t, "TFTP", &k2, &err), -1);
+    assert_not_present(&err, "tok_find_key");
+    ck_assert_int_eq(tok_export_cert(f.t, "TFTP", &der, &len, &err), -1);
+    assert_not_present(&err, "tok_export_cert");
+    ck_assert_int_eq(tok_list_keys(f.t, &keys, &n, &err), -1); /* not an empty list */
+    assert_not_present(&err, "tok_list_keys");
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), -1);
+    ck_assert_int_eq(st.present, 0);
+    assert_not_present(&err, "tok_get_status");
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 1); /* nothing sent to a token not there */
+
+    token_dir_move(&f, dir, 0);
+    sig_len = sizeof sig;
+    if (tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err) != 0)
+        ck_abort_msg("sign after the token directory came back: %s", err.msg);
+    ck_assert(openssl_verify(f.k, NID_sha256, data, sizeof data, sig, sig_len));
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_int_eq(st.present, 1);
+    ck_assert_int_eq(st.logged_in, 1);
+    ck_assert_uint_eq(st.rebuilds, 1);
+    ck_assert_uint_eq(st.pool_in_use, 0);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2); /* re-login once with the held PIN */
+    if (tok_find_key(f.t, "TFTP", &k2, &err) != 0)
+        ck_abort_msg("tok_find_key once back: %s", err.msg);
+    tok_key_free(k2);
+    close_token(&f);
+}
+END_TEST
+
+/* The PIN changed while the token was away: the re-login after the module was initialised again
+ * costs one try, and the PIN is never sent again. */
+START_TEST(test_token_dir_back_with_other_pin)
+{
+    struct fixture f;
+    const uint8_t data[] = "gone-pin";
+    uint8_t sig[512];
+    size_t sig_len = sizeof sig;
+    char dir[800];
+    struct tok_err err;
+
+    setup_with_key(&f, "itl-gone", "TFTP", 1);
+    token_dir_path(&f, dir, sizeof dir);
+    ck_assert_uint_eq(f.t->mod->C_SetPIN(f.t->login_session, (CK_UTF8CHAR *)f.tt.pin,
+                                         strlen(f.tt.pin), (CK_UTF8CHAR *)"changed-elsewhere", 17),
+                      CKR_OK);
+    token_dir_move(&f, dir, 1);
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    assert_not_present(&err, "tok_sign while away");
+    token_dir_move(&f, dir, 0);
+    sig_len = sizeof sig;
+    ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
+                     -1);
+    ck_assert_msg(err.kind == TOK_E_PIN && err.ckr == CKR_PIN_INCORRECT, "%s", err.msg);
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
+    for (int i = 0; i < 2; i++) {
+        sig_len = sizeof sig;
+        ck_assert_int_eq(
+            tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err), -1);
+        ck_assert_int_eq(err.kind, TOK_E_PIN);
+        ck_assert_ptr_nonnull(
+            strstr(err.msg, "the PIN was rejected earlier; not sending it again"));
+    }
+    ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
+    ck_assert_ptr_null(f.t->pin.bytes);
+    close_token(&f);
+}
+END_TEST
+
 #define THREADS 4
 #define PER_THREAD 200
 
@@ -462,6 +596,175 @@ START_TEST(test_parallel_signing_through_rebuilds)
 }
 END_TEST
 
+/* The token directory goes away and comes back while 4 threads sign and a fifth asks for the
+ * status: the module is finalised and initialised again with no thread inside it. Phases are
+ * driven by what the threads report, never by time; the waits are deadlock guards only. */
+enum { PHASE_BEFORE, PHASE_AWAY, PHASE_BACK };
+
+struct gone_shared {
+    struct fixture *f;
+    pthread_mutex_t lock;
+    int phase;     /* set by the main thread */
+    int stop;      /* the workers and the status thread end */
+    int ok_before; /* signatures verified before the token left */
+    int failed_away;
+    int ok_back; /* signatures verified that started after the recovery */
+    char error[TOK_ERR_LEN];
+};
+
+struct gone_worker {
+    struct gone_shared *g;
+    int id;
+};
+
+static int gone_get(struct gone_shared *g, int *field)
+{
+    int v;
+    pthread_mutex_lock(&g->lock);
+    v = *field;
+    pthread_mutex_unlock(&g->lock);
+    return v;
+}
+
+static void gone_fail(struct gone_shared *g, const char *msg)
+{
+    pthread_mutex_lock(&g->lock);
+    if (!g->error[0])
+        snprintf(g->error, sizeof g->error, "status: %s", msg);
+    g->stop = 1;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void *gone_sign(void *arg)
+{
+    struct gone_worker *w = arg;
+    struct gone_shared *g = w->g;
+
+    for (int i = 0; !gone_get(g, &g->stop); i++) {
+        char data[64];
+        uint8_t sig[512];
+        size_t sig_len = sizeof sig;
+        struct tok_err err;
+        int phase = gone_get(g, &g->phase);
+        int len = snprintf(data, sizeof data, "thread %d message %d", w->id, i);
+        int rc = tok_sign_data(g->f->t, g->f->k, NID_sha256, (uint8_t *)data, (size_t)len, sig,
+                               &sig_len, &err);
+        pthread_mutex_lock(&g->lock);
+        if (rc == 0 &&
+            openssl_verify(g->f->k, NID_sha256, (uint8_t *)data, (size_t)len, sig, sig_len)) {
+            g->ok_before += phase == PHASE_BEFORE;
+            g->ok_back += phase == PHASE_BACK;
+        } else if (rc == 0) {
+            snprintf(g->error, sizeof g->error, "a signature did not verify");
+            g->stop = 1;
+        } else if (phase == PHASE_BACK) {
+            snprintf(g->error, sizeof g->error, "after the recovery: %s", err.msg);
+            g->stop = 1;
+        } else if (err.kind != TOK_E_NO_TOKEN || !strstr(err.msg, "token not present")) {
+            snprintf(g->error, sizeof g->error, "while away: kind %d: %s", err.kind, err.msg);
+            g->stop = 1;
+        } else {
+            g->failed_away++;
+        }
+        pthread_mutex_unlock(&g->lock);
+        if (rc != 0) {
+            struct timespec ts = {0, 1000 * 1000}; /* a client would wait before retrying */
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void *gone_status(void *arg)
+{
+    struct gone_shared *g = arg;
+
+    while (!gone_get(g, &g->stop)) {
+        struct tok_status st;
+        struct tok_err err;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        if (tok_get_status(g->f->t, &st, &err) != 0 && err.kind != TOK_E_NO_TOKEN) {
+            gone_fail(g, err.msg);
+            break;
+        }
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Waits (deadlock guard: 120 s) until *field >= want or a thread failed. */
+static void gone_wait(struct gone_shared *g, int *field, int want, const char *what)
+{
+    for (int i = 0; i < 120000; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        if (gone_get(g, field) >= want || gone_get(g, &g->stop))
+            return;
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("deadlock guard: no %s after 120 s", what);
+}
+
+START_TEST(test_token_dir_gone_under_load)
+{
+    struct fixture f;
+    struct gone_shared g = {.f = &f};
+    struct gone_worker w[THREADS];
+    pthread_t th[THREADS], status_th;
+    const uint8_t data[] = "recovered";
+    uint8_t sig[512];
+    size_t sig_len;
+    struct tok_status st;
+    struct tok_err err;
+    char dir[800];
+
+    setup_with_key(&f, "itl-gone", "TFTP", THREADS);
+    token_dir_path(&f, dir, sizeof dir);
+    pthread_mutex_init(&g.lock, NULL);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct gone_worker){.g = &g, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, gone_sign, &w[i]), 0);
+    }
+    ck_assert_int_eq(pthread_create(&status_th, NULL, gone_status, &g), 0);
+    gone_wait(&g, &g.ok_before, 2 * THREADS, "signature before the token left");
+
+    pthread_mutex_lock(&g.lock);
+    g.phase = PHASE_AWAY;
+    pthread_mutex_unlock(&g.lock);
+    token_dir_move(&f, dir, 1);
+    gone_wait(&g, &g.failed_away, 2 * THREADS, "'token not present' while away");
+
+    token_dir_move(&f, dir, 0);
+    /* One signature of our own: the module sees the token again; every request started after
+     * this one must succeed. */
+    for (int i = 0; i < 1000; i++) {
+        sig_len = sizeof sig;
+        if (tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err) == 0)
+            break;
+        ck_assert_msg(err.kind == TOK_E_NO_TOKEN, "after the return: %s", err.msg);
+    }
+    ck_assert(openssl_verify(f.k, NID_sha256, data, sizeof data, sig, sig_len));
+    pthread_mutex_lock(&g.lock);
+    g.phase = PHASE_BACK;
+    pthread_mutex_unlock(&g.lock);
+    gone_wait(&g, &g.ok_back, 4 * THREADS, "signature after the return");
+
+    pthread_mutex_lock(&g.lock);
+    g.stop = 1;
+    pthread_mutex_unlock(&g.lock);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_join(status_th, NULL);
+    ck_assert_msg(g.error[0] == '\0', "%s", g.error);
+    ck_assert_int_eq(tok_get_status(f.t, &st, &err), 0);
+    ck_assert_int_eq(st.present, 1);
+    ck_assert_int_eq(st.logged_in, 1);
+    ck_assert_uint_ge(st.rebuilds, 1);
+    ck_assert_uint_eq(st.pool_in_use, 0);
+    pthread_mutex_destroy(&g.lock);
+    close_token(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pkcs11_sign");
@@ -478,8 +781,11 @@ int main(void)
     tcase_add_test(tc, test_rebuild_after_sessions_closed);
     tcase_add_test(tc, test_relogin_with_rejected_pin);
     tcase_add_test(tc, test_token_absent_fails_fast);
+    tcase_add_test(tc, test_token_dir_gone_and_back);
+    tcase_add_test(tc, test_token_dir_back_with_other_pin);
     tcase_add_test(tc, test_parallel_signing);
     tcase_add_test(tc, test_parallel_signing_through_rebuilds);
+    tcase_add_test(tc, test_token_dir_gone_under_load);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define T0 ((time_t)1795452000)
 
@@ -43,7 +46,8 @@ static int python_check(const char *path, const char *extra)
             "lines = data.decode('utf-8').split('\\n')[:-1]\n"
             "recs = [json.loads(l) for l in lines]\n"
             "for r in recs:\n"
-            "    assert list(r.keys()) == keys, r.keys()\n"
+            "    want = keys + (['count'] if r['op'] == 'denied-summary' else [])\n"
+            "    assert list(r.keys()) == want, r.keys()\n"
             "%s\n",
             extra);
     fclose(f);
@@ -206,11 +210,177 @@ START_TEST(test_failures_are_reported)
     snprintf(want, sizeof want, "%s: cannot open the audit log: No such file or directory",
              missing);
     ck_assert_str_eq(err.msg, want);
-    /* a full disk: the record is not durable, the caller must fail the request */
-    ck_assert_int_eq(pol_audit_open("/dev/full", &a, &err), 0);
-    ck_assert_int_eq(pol_audit_write(a, &r, &err), -1);
-    ck_assert_str_eq(err.msg, "/dev/full: audit record not written: No space left on device");
+    /* not a regular file: a device, a FIFO someone planted, a link */
+    ck_assert_int_eq(pol_audit_open("/dev/full", &a, &err), -1);
+    ck_assert_str_eq(err.msg, "/dev/full: the audit log is not a regular file");
+    testlib_sh("mkfifo '%s'", log_path);
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), -1); /* and does not hang */
+    testlib_sh("rm -f '%s' && ln -s /etc/passwd '%s'", log_path, log_path);
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot open the audit log"));
+    (void)r;
+}
+END_TEST
+
+/* A full disk (here RLIMIT_FSIZE) in the middle of a record: the request fails, and the record
+ * is cut off again, so the next one is a line of its own and the log stays JSON lines. */
+START_TEST(test_short_write_leaves_no_torn_record)
+{
+    struct pol_audit *a;
+    struct pol_audit_record r = {.time = T0, .op = "sign", .result = "ok", .message = "one"};
+    struct rlimit old, small;
+    struct stat sb;
+    off_t before;
+
+    signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), 0);
+    ck_assert_int_eq(pol_audit_write(a, &r, &err), 0);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    before = sb.st_size;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = (rlim_t)before + 40; /* room for 40 bytes of the next record */
+    r.message = "two: a record that does not fit in what is left of the disk";
+    /* No ck_assert while the limit holds: Check writes its own messages to a file. */
+    int set = setrlimit(RLIMIT_FSIZE, &small);
+    int rc = pol_audit_write(a, &r, &err);
+    int reset = setrlimit(RLIMIT_FSIZE, &old);
+    ck_assert_int_eq(set, 0);
+    ck_assert_int_eq(reset, 0);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    ck_assert_int_eq(sb.st_size, before); /* the 40 bytes were cut off */
+    ck_assert_ptr_nonnull(strstr(err.msg, "audit record not written: File too large"));
+    r.message = "three";
+    ck_assert_int_eq(pol_audit_write(a, &r, &err), 0);
     pol_audit_close(a);
+    ck_assert_int_eq(python_check(log_path, "assert [r['message'] for r in recs] == ['one', "
+                                            "'three'], [r['message'] for r in recs]\n"),
+                     0);
+}
+END_TEST
+
+/* Whoever can write the log or its directory can rewrite the trail. */
+START_TEST(test_log_and_dir_modes_enforced)
+{
+    struct pol_audit *a;
+    struct pol_audit_record r = {.time = T0, .op = "status", .result = "ok"};
+    struct stat sb;
+    char want[800], link2[700];
+
+    /* an existing 0666 log is narrowed to 0640, at open and at reopen */
+    testlib_sh("touch '%s' && chmod 0666 '%s'", log_path, log_path);
+    ck_assert_msg(pol_audit_open(log_path, &a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 07777, 0640);
+    testlib_sh("mv '%s' '%s.1' && touch '%s' && chmod 0646 '%s'", log_path, log_path, log_path,
+               log_path);
+    ck_assert_msg(pol_audit_reopen(a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 07777, 0640);
+    /* a directory others can write: refused at reopen (the old log stays in use)... */
+    testlib_sh("chmod 0777 '%s' && mv '%s' '%s.2'", dir, log_path, log_path);
+    ck_assert_int_eq(pol_audit_reopen(a, &err), -1);
+    snprintf(want, sizeof want, "audit log directory %s is writable by others (mode 0777)", dir);
+    ck_assert_msg(strstr(err.msg, want) != NULL, "%s", err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "chmod o-w"));
+    ck_assert_int_eq(pol_audit_write(a, &r, &err), 0);
+    pol_audit_close(a);
+    ck_assert_int_eq(access(log_path, F_OK), -1); /* nothing was created there */
+    /* ... and at open, sticky or not */
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), -1);
+    testlib_sh("chmod 1777 '%s'", dir);
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "writable by others"));
+    testlib_sh("chmod 0700 '%s'", dir);
+    /* a second name (hard link) could make the log another file */
+    testlib_sh("touch '%s'", log_path);
+    snprintf(link2, sizeof link2, "%s/other", dir);
+    ck_assert_int_eq(link(log_path, link2), 0);
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "hard links"));
+}
+END_TEST
+
+/* As root: a log of another user is refused, not taken over; root's own log is handed to the
+ * service user through the descriptor. */
+START_TEST(test_log_owner_as_root)
+{
+    struct pol_audit *a;
+    struct stat sb;
+
+    if (geteuid() != 0)
+        return; /* CI runs as root */
+    testlib_sh("touch '%s' && chown 12345:12345 '%s'", log_path, log_path);
+    ck_assert_int_eq(pol_audit_open_as(log_path, 4242, 4243, &a, &err), -1);
+    ck_assert_msg(strstr(err.msg, "belongs to user 12345") != NULL, "%s", err.msg);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    ck_assert_uint_eq(sb.st_uid, 12345);
+    testlib_sh("chown 0:0 '%s' && chmod 0644 '%s'", log_path, log_path);
+    ck_assert_msg(pol_audit_open_as(log_path, 4242, 4243, &a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(stat(log_path, &sb), 0);
+    ck_assert_uint_eq(sb.st_uid, 4242);
+    ck_assert_uint_eq(sb.st_gid, 4243);
+    ck_assert_uint_eq(sb.st_mode & 07777, 0640);
+    pol_audit_close(a);
+    /* the service user's own log: accepted as it is */
+    ck_assert_msg(pol_audit_open_as(log_path, 4242, 4243, &a, &err) == 0, "%s", err.msg);
+    pol_audit_close(a);
+    /* a directory of another user */
+    testlib_sh("chown 12345 '%s'", dir);
+    ck_assert_int_eq(pol_audit_open_as(log_path, 4242, 4243, &a, &err), -1);
+    ck_assert_msg(strstr(err.msg, "audit log directory") != NULL, "%s", err.msg);
+}
+END_TEST
+
+/* One peer sending refused requests: the first 60 per minute (of record time) are written one
+ * by one, the rest are counted into one summary per uid, written when the minute is over or at
+ * close. Nothing is lost: the lines plus the counts are every denial. */
+START_TEST(test_denials_are_aggregated)
+{
+    struct pol_audit *a;
+    struct pol_peer p1 = {.uid = 1001, .gid = 1001, .pid = 7}, p2 = {.uid = 1002, .pid = 8};
+
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        struct pol_audit_record d = {.time = T0 + i / 20,
+                                     .peer = i % 50 == 49 ? &p2 : &p1,
+                                     .op = i % 3 ? "build" : "protocol",
+                                     .result = i % 3 ? "denied" : "error",
+                                     .message = "refused"};
+        ck_assert_int_eq(pol_audit_write(a, &d, &err), 0);
+    }
+    /* a served request is never held back; one a minute later closes the interval */
+    struct pol_audit_record ok = {.time = T0 + 30, .peer = &p1, .op = "sign", .result = "ok"};
+    ck_assert_int_eq(pol_audit_write(a, &ok, &err), 0);
+    ok.time = T0 + 61;
+    ok.message = "after";
+    ck_assert_int_eq(pol_audit_write(a, &ok, &err), 0);
+    for (int i = 0; i < 100; i++) {
+        struct pol_audit_record d = {
+            .time = T0 + 70, .peer = &p1, .op = "reset", .result = "denied"};
+        ck_assert_int_eq(pol_audit_write(a, &d, &err), 0);
+    }
+    pol_audit_close(a); /* the open interval's summary */
+    ck_assert_int_eq(
+        python_check(log_path, "den = [r for r in recs if r['result'] in ('denied', 'error') and "
+                               "r['op'] != 'denied-summary']\n"
+                               "summ = [r for r in recs if r['op'] == 'denied-summary']\n"
+                               "assert len(recs) <= 150, len(recs)\n"
+                               "for uid, total in ((1001, 980 + 100), (1002, 20)):\n"
+                               "    n = sum(1 for r in den if r['uid'] == uid)\n"
+                               "    c = sum(r['count'] for r in summ if r['uid'] == uid)\n"
+                               "    assert n + c == total, (uid, n, c)\n"
+                               "assert sum(1 for r in den if r['uid'] == 1001) == 120\n"
+                               "assert sum(1 for r in den if r['uid'] == 1002) == 20\n"
+                               "assert [r['count'] for r in summ] == [920, 40], summ\n"
+                               "ops = [r['op'] for r in recs]\n"
+                               "assert ops.index('denied-summary') < [r['message'] for r in "
+                               "recs].index('after')\n"
+                               "s = summ[0]\n"
+                               "assert s['uid'] == 1001 and s['result'] == 'denied', s\n"
+                               "assert '920 more denied' in s['message'], s['message']\n"),
+        0);
 }
 END_TEST
 
@@ -227,6 +397,10 @@ int main(void)
     tcase_add_test(tc, test_threads_one_line_per_write);
     tcase_add_test(tc, test_reopen_after_rotation);
     tcase_add_test(tc, test_failures_are_reported);
+    tcase_add_test(tc, test_short_write_leaves_no_torn_record);
+    tcase_add_test(tc, test_log_and_dir_modes_enforced);
+    tcase_add_test(tc, test_log_owner_as_root);
+    tcase_add_test(tc, test_denials_are_aggregated);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

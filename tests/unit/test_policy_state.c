@@ -4,6 +4,7 @@
 #include "tests/unit/testlib.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,8 +213,87 @@ START_TEST(test_corrupt_file_fails_closed)
     /* unreadable: a directory where the file should be */
     testlib_sh("rm -f '%s' && mkdir '%s'", path, path);
     ck_assert_int_eq(pol_state_load(dir, &st, &err), -1);
-    snprintf(want, sizeof want, "%s: not a regular file of at most 1048576 bytes", path);
+    snprintf(want, sizeof want, "state file %s is not a regular file (move it away)", path);
     ck_assert_str_eq(err.msg, want);
+}
+END_TEST
+
+/* Only root or the state's owner may have written the directory and its files (issue 12). */
+START_TEST(test_untrusted_state_refused)
+{
+    struct pol_state st;
+    struct pol_attestation a = attestation(POL_KEY_RECOVERY, 1, "label=b;serial=1", T0);
+    char path[600];
+
+    ck_assert_msg(pol_state_record_attestation(dir, &a, &err) == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    testlib_sh("chmod 0777 '%s'", dir);
+    ck_assert_int_eq(pol_state_load(dir, &st, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "state directory"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "writable by others (mode 0777)"));
+    ck_assert_int_eq(pol_state_record_attestation(dir, &a, &err), -1);
+    testlib_sh("chmod 0750 '%s' && chmod 0666 '%s'", dir, path);
+    ck_assert_int_eq(pol_state_load(dir, &st, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "state file"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "chmod o-w"));
+    testlib_sh("chmod 0640 '%s'", path);
+    ck_assert_msg(pol_state_load(dir, &st, &err) == 0, "%s", err.msg);
+    if (geteuid() == 0) { /* a file of another user: only root can make one for the test */
+        testlib_sh("chown 65534 '%s'", path);
+        ck_assert_int_eq(pol_state_load(dir, &st, &err), -1);
+        ck_assert_ptr_nonnull(strstr(err.msg, "belongs to user"));
+        ck_assert_ptr_nonnull(strstr(err.msg, "fix: chown"));
+    }
+}
+END_TEST
+
+/* Once written, a missing state.json is an error naming it, not an empty state. */
+START_TEST(test_vanished_state_fails_closed)
+{
+    struct pol_state st;
+    struct pol_decision d;
+    struct pol_regen_event ev = regen(POL_KEY_TFTP, "CallManager", T0);
+    char path[600];
+
+    cfg.policy.regen_hold = 300;
+    ck_assert_msg(pol_state_record_regen(dir, &cfg, &ev, &d, &err) == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(pol_state_load(dir, &st, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, path));
+    ck_assert_ptr_nonnull(strstr(err.msg, "is missing, but the state was written before"));
+    /* and no writer starts over behind the hold's back */
+    ev.time = T0 + 10;
+    ck_assert_int_eq(pol_state_record_regen(dir, &cfg, &ev, &d, &err), -1);
+    ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+/* The writer leaves the new content under the name and nothing else in the directory. */
+START_TEST(test_write_file_at_leaves_no_temporary)
+{
+    char out[600];
+    size_t len;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    ck_assert_int_ge(dfd, 0);
+    ck_assert_msg(
+        pol_write_file_at(dfd, dir, "a.sgn", "one", 3, 0600, (uid_t)-1, (gid_t)-1, 1, &err) == 0,
+        "%s", err.msg);
+    ck_assert_msg(
+        pol_write_file_at(dfd, dir, "a.sgn", "second", 6, 0600, (uid_t)-1, (gid_t)-1, 1, &err) == 0,
+        "%s", err.msg);
+    snprintf(out, sizeof out, "%s/a.sgn", dir);
+    char *text = (char *)testlib_read(out, &len);
+    ck_assert_str_eq(text, "second");
+    free(text);
+    struct stat sb;
+    ck_assert_int_eq(stat(out, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600);
+    ck_assert_int_eq(testlib_sh("test \"$(ls -A '%s')\" = a.sgn", dir), 0);
+    ck_assert_int_eq(
+        pol_write_file_at(dfd, dir, "x/y", "z", 1, 0600, (uid_t)-1, (gid_t)-1, 1, &err), -1);
+    close(dfd);
 }
 END_TEST
 
@@ -372,6 +452,9 @@ int main(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_parse_is_strict);
     tcase_add_test(tc, test_corrupt_file_fails_closed);
+    tcase_add_test(tc, test_untrusted_state_refused);
+    tcase_add_test(tc, test_vanished_state_fails_closed);
+    tcase_add_test(tc, test_write_file_at_leaves_no_temporary);
     tcase_add_test(tc, test_attestations_and_regen);
     tcase_add_test(tc, test_full_table_drops_oldest);
     tcase_add_test(tc, test_concurrent_writers);

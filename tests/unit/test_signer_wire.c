@@ -91,6 +91,31 @@ START_TEST(reply_round_trip)
 }
 END_TEST
 
+/* The client writes out-name into a directory: a reply naming a path or a non-trust file is a
+ * protocol error, whoever sent it (issue 12). */
+START_TEST(reply_out_name_is_a_base_name)
+{
+    static const char *const bad[] = {"../x.sgn", "/etc/x.sgn", "a/x.sgn",
+                                      "..",       "x.conf",     "ITLFile.tlv.sgn"};
+    struct sgn_result r = {.status = SGN_OK}, back;
+    uint8_t *frame;
+    size_t len, payload_len;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(r.out_name, sizeof r.out_name, "%s", bad[i]);
+        ck_assert_int_eq(sgn_wire_encode_reply(&r, NULL, &frame, &len), 0);
+        ck_assert_int_eq(
+            sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, err, sizeof err), 0);
+        ck_assert_int_eq(sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back,
+                                               NULL, err, sizeof err),
+                         -1);
+        ck_assert_msg(strstr(err, "the reply's output name"), "%s: %s", bad[i], err);
+        free(frame);
+    }
+}
+END_TEST
+
 static void expect_header_error(const uint8_t *hdr, size_t max, const char *needle)
 {
     size_t len;
@@ -190,6 +215,7 @@ int main(void)
 
     tcase_add_test(tc, request_round_trip);
     tcase_add_test(tc, reply_round_trip);
+    tcase_add_test(tc, reply_out_name_is_a_base_name);
     tcase_add_test(tc, header_errors);
     tcase_add_test(tc, payload_errors);
     tcase_add_test(tc, too_many_certs);
