@@ -39,8 +39,8 @@ enum {
     SIGND_EXIT_SETUP = 1, /* config, directories, socket, privileges, audit log */
     SIGND_EXIT_USAGE = 2, /* bad command line */
     /* The token refused the PIN, or it is locked, on its final try, expired or never set.
-     * Not retryable: a restart would send the same PIN again (itl-signd.service lists it in
-     * RestartPreventExitStatus). */
+     * Or the PIN file is missing, loose or not a regular file. Not retryable: a restart would
+     * send the same PIN again (itl-signd.service lists it in RestartPreventExitStatus). */
     SIGND_EXIT_PIN = 3,
     SIGND_EXIT_TOKEN = 4, /* module, token not present (yet), device: a restart may help */
 };
@@ -348,7 +348,8 @@ static int read_pin(struct service *sv)
     if (!sv->cfg->token.pin_file[0])
         return 0; /* pin-source in the URI, or a token that needs no PIN */
     if (tok_pin_from_file(sv->cfg->token.pin_file, &sv->pin, &te) != 0) {
-        startup_error(SIGND_EXIT_TOKEN, "token.pin-file: %s", te.msg);
+        /* A PIN file that is missing, loose or not a regular file stays so across restarts. */
+        startup_error(SIGND_EXIT_PIN, "token.pin-file: %s", te.msg);
         return -1;
     }
     return 0;
@@ -494,7 +495,7 @@ static int run(const struct pol_config *cfg, const struct srv_ids *ids, int fore
         return SIGND_EXIT_SETUP;
     }
     if (read_pin(&sv) != 0)
-        return SIGND_EXIT_TOKEN;
+        return SIGND_EXIT_PIN;
     if (prepare_dirs(&sv) != 0 || open_socket(&sv) != 0 || open_audit(&sv) != 0)
         goto out;
     if (drop_privileges(ids, err, sizeof err) != 0) {

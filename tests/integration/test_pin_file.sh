@@ -50,6 +50,7 @@ for kind in fifo link other loose; do
     out=$(timeout "$GUARD" "$SIGND" --config "$T/$kind.yaml" --foreground 2>&1) || rc=$?
     expect_refused "itl-signd with a $kind PIN file" "$rc" "$out" "$file"
     [[ $out == *"$want"* ]] || fail "itl-signd, $kind: '$out' (want '$want')"
+    [ "$rc" -eq 3 ] || fail "itl-signd, $kind PIN file: exit $rc (want 3: not retried by systemd)"
     [ ! -S "$T/run/socket" ] || fail "itl-signd served with a $kind PIN file"
 
     rc=0

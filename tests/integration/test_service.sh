@@ -62,9 +62,9 @@ out=$("$SIGND" --config "$T/loose.yaml" --check-config 2>&1) || rc=$?
     fail "--check-config passed a world-readable PIN file: rc $rc: $out"
 rc=0
 out=$(timeout 10 "$SIGND" --config "$T/loose.yaml" --foreground 2>&1) || rc=$?
-[ "$rc" -eq 4 ] && [[ $out == *"loose.pin"* ]] && [[ $out != *"$PIN"* ]] ||
-    fail "start with a world-readable PIN file: rc $rc (want 4): $out"
-ok "a PIN file readable by others: --check-config fails with the fix, the service refuses to start (exit 4)"
+[ "$rc" -eq 3 ] && [[ $out == *"loose.pin"* ]] && [[ $out != *"$PIN"* ]] ||
+    fail "start with a world-readable PIN file: rc $rc (want 3): $out"
+ok "a PIN file readable by others: --check-config fails with the fix, the service refuses to start (exit 3, not retried by systemd)"
 
 # ---- start, status ----
 svc_start "$CFG"
