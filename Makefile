@@ -7,7 +7,7 @@
 #   make test       the tests once, in this build only (no sanitizer pass)
 #   make asan       the tests under ASan + UBSan only
 #   make valgrind   the unit tests under valgrind
-#   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300)
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300; slow ones twice that)
 #   make bench      the benchmark (see bench/README.md)
 #   make stress     the long crash-safety and load runs
 

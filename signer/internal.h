@@ -15,8 +15,6 @@ void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned
 /* Shared by the client and the service (wire.c). */
 void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Sends all n bytes (retrying on EINTR, no SIGPIPE): 0, or -1 with errno set. */
-int sgn_send_all(int fd, const uint8_t *p, size_t n);
 
 /* Socket I/O against an absolute deadline (sockio.c): CLOCK_MONOTONIC milliseconds. */
 long long sgn_now_ms(void);

@@ -72,20 +72,6 @@ void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-int sgn_send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ---- Encoding: a growable buffer that starts with room for the frame header ---- */
 
 struct frame {
