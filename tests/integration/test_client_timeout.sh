@@ -24,7 +24,7 @@ while True:
 PYEOF
 "$PY" "$T/mute.py" "$T/mute.sock" "$T/mute.ready" &
 SVC_EXTRA_PIDS=$! # stopped by svc_cleanup
-for _ in $(seq 1 100); do [ -e "$T/mute.ready" ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ -e "$T/mute.ready" ] && break; sleep 0.1; done
 [ -e "$T/mute.ready" ] || fail "the mute service did not start"
 
 # The bound is a deadlock guard only: the baseline client waits forever, and timeout(1) ends it.

@@ -122,12 +122,12 @@ svc_start "$CFG"
 mv "$LOG/audit.log" "$LOG/audit.log.1"
 as_user sh -c "umask 0 && touch '$LOG/audit.log' && chmod 0666 '$LOG/audit.log'"
 kill -HUP "$SVC_PID"
-for _ in $(seq 1 100); do grep -q "audit log $LOG/audit.log reopened" "$T/signd.log" && break; sleep 0.05; done
+for _ in $(seq 1 1200); do grep -q "audit log $LOG/audit.log reopened" "$T/signd.log" && break; sleep 0.05; done
 [ "$(stat -c %a "$LOG/audit.log")" = 640 ] || fail "SIGHUP kept a 0666 audit log ($(stat -c %a "$LOG/audit.log"))"
 mv "$LOG/audit.log" "$LOG/audit.log.2"
 chmod 0777 "$LOG"
 kill -HUP "$SVC_PID"
-for _ in $(seq 1 100); do grep -q "cannot reopen the audit log" "$T/signd.log" && break; sleep 0.05; done
+for _ in $(seq 1 1200); do grep -q "cannot reopen the audit log" "$T/signd.log" && break; sleep 0.05; done
 grep -q "cannot reopen the audit log.*$LOG is writable by others" "$T/signd.log" ||
     fail "SIGHUP accepted an audit dir writable by others: $(tail -n 3 "$T/signd.log")"
 [ ! -e "$LOG/audit.log" ] || fail "a log was created in a dir writable by others"
