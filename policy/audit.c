@@ -49,9 +49,6 @@ struct pol_audit {
     uid_t owner;
     gid_t group;
     int fd;
-    /* A record may be torn (a short write that could not be cut off): start the next one on a
-     * new line. Under write_lock. */
-    int torn;
     /* Writers hold `fd_lock` shared while they use fd (write, fsync) so that a reopen, which
      * holds it exclusively, never closes a descriptor under them; `write_lock` orders the
      * write() calls themselves. */
@@ -143,8 +140,8 @@ static int open_log(const struct pol_audit *a, struct pol_err *err)
     }
     /* O_NONBLOCK: a FIFO planted as the log must not hang the start (it is refused below). */
     fd = openat(dfd, base,
-                O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-                0640);
+                /* O_RDWR: a torn last line is found by reading it (ends_torn). */
+                O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
     close(dfd);
     if (fd < 0)
         return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
@@ -266,16 +263,17 @@ static void format_fields(struct pol_buf *b, const struct pol_audit_record *r)
 
 /* ---- Denial aggregation ---- */
 
-/* A refusal a peer can repeat at will: denied by the rules, a malformed frame, a refused
- * connection. Records of served requests are never held back. */
+/* A refusal any peer can repeat at will and that says nothing about a file: denied by the
+ * access rules (no right for the operation), a malformed frame, a refused connection. A policy
+ * refusal (output-kind, key-role, sast-signer, ...) of a peer that holds the right is evidence
+ * of what it tried to get signed, and is always recorded whole; so are served requests. */
 static int is_denial(const struct pol_audit_record *r)
 {
     if (!r->peer || !r->result || !r->op)
         return 0;
-    if (strcmp(r->result, "denied") == 0)
-        return 1;
-    return strcmp(r->result, "error") == 0 &&
-           (strcmp(r->op, "protocol") == 0 || strcmp(r->op, "connection") == 0);
+    if (strcmp(r->op, "protocol") == 0 || strcmp(r->op, "connection") == 0)
+        return strcmp(r->result, "error") == 0 || strcmp(r->result, "denied") == 0;
+    return strcmp(r->result, "denied") == 0 && r->rule && strcmp(r->rule, "access") == 0;
 }
 
 /* One "denied-summary" record per uid with held denials; the interval is closed. Under
@@ -373,39 +371,24 @@ static int wait_durable(struct pol_audit *a, unsigned long long seq)
     return 0;
 }
 
-/* One write() of whole lines, under write_lock. A record is whole or absent: a short write
- * (disk full, RLIMIT_FSIZE) is cut off again, under an flock so that no other process (direct
- * mode writes the same log) appended behind it. If it cannot be cut off, the next record
- * starts on a new line. Returns 0 or -1 with errno. */
-static int write_whole(struct pol_audit *a, const struct pol_buf *b)
+/* Does the log end in the middle of a line? A record torn by a crash (SIGKILL between a short
+ * write and its cut), by a cut that failed, or by another writer must not swallow ours. */
+static int ends_torn(int fd, off_t size)
 {
-    struct stat st;
+    char last;
+
+    return size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n';
+}
+
+/* Appends all of data[0..len), or cuts the file back to `size` and returns -1 with errno. */
+static int append_or_cut(int fd, const char *data, size_t len, off_t size)
+{
     ssize_t n;
     int saved;
 
-    if (a->torn) {
-        do
-            n = write(a->fd, "\n", 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1) {
-            if (n >= 0)
-                errno = ENOSPC;
-            return -1;
-        }
-        a->torn = 0;
-    }
-    while (flock(a->fd, LOCK_EX) != 0)
-        if (errno != EINTR)
-            return -1;
-    if (fstat(a->fd, &st) != 0) {
-        saved = errno;
-        flock(a->fd, LOCK_UN);
-        errno = saved;
-        return -1;
-    }
     /* One write() normally; after a short one, the rest is tried to learn why it stopped. */
-    for (size_t done = 0; done < b->len; done += (size_t)n) {
-        n = write(a->fd, b->data + done, b->len - done);
+    for (size_t done = 0; done < len; done += (size_t)n) {
+        n = write(fd, data + done, len - done);
         if (n < 0 && errno == EINTR) {
             n = 0;
             continue;
@@ -413,14 +396,43 @@ static int write_whole(struct pol_audit *a, const struct pol_buf *b)
         if (n > 0)
             continue;
         saved = n < 0 ? errno : ENOSPC;
-        if (done && ftruncate(a->fd, st.st_size) != 0)
-            a->torn = 1;
-        flock(a->fd, LOCK_UN);
+        /* If even the cut fails, the next record sees the torn line (ends_torn). */
+        if (done)
+            (void)!ftruncate(fd, size);
         errno = saved;
         return -1;
     }
-    flock(a->fd, LOCK_UN);
     return 0;
+}
+
+/* One write() of whole lines, under write_lock. A record is whole or absent: a short write
+ * (disk full, RLIMIT_FSIZE) is cut off again, under an flock so that no other process (direct
+ * mode writes the same log) appends behind it; a line left torn before (a crash, a cut that
+ * failed) is ended first, so no record is ever glued onto it. Returns 0 or -1 with errno. */
+static int write_whole(struct pol_audit *a, const struct pol_buf *b)
+{
+    static const char newline = '\n';
+    struct stat st;
+    off_t size;
+    int rc = -1, saved;
+
+    while (flock(a->fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return -1;
+    if (fstat(a->fd, &st) != 0)
+        goto out;
+    size = st.st_size;
+    if (ends_torn(a->fd, size)) {
+        if (append_or_cut(a->fd, &newline, 1, size) != 0)
+            goto out;
+        size++;
+    }
+    rc = append_or_cut(a->fd, b->data, b->len, size);
+out:
+    saved = errno;
+    flock(a->fd, LOCK_UN);
+    errno = saved;
+    return rc;
 }
 
 /* Writes b and waits until it is durable. */

@@ -236,6 +236,9 @@ static void harden_process(void)
      * session state stay in this process. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     setrlimit(RLIMIT_CORE, &no_core);
+    /* A write past LimitFSIZE= must fail with EFBIG, so that the audit writer cuts its short
+     * record off and refuses the request, not kill the service halfway through a record. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static int drop_privileges(const struct srv_ids *ids, char *err, size_t err_size)

@@ -197,6 +197,27 @@ START_TEST(test_reopen_after_rotation)
 }
 END_TEST
 
+/* A line torn before this process opened the log (a crash between a short write and its cut,
+ * another writer): the next record starts on a new line instead of being glued onto it. */
+START_TEST(test_torn_line_left_by_a_crash_is_ended)
+{
+    struct pol_audit *a;
+    struct pol_audit_record r = {.time = T0, .op = "status", .result = "ok", .message = "whole"};
+
+    testlib_sh("printf '{\"op\":\"sign\",\"resu' >'%s' && chmod 0640 '%s'", log_path, log_path);
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), 0);
+    ck_assert_int_eq(pol_audit_write(a, &r, &err), 0);
+    ck_assert_int_eq(pol_audit_write(a, &r, &err), 0);
+    pol_audit_close(a);
+    ck_assert_int_eq(testlib_sh("test \"$(sed -n 1p '%s')\" = '{\"op\":\"sign\",\"resu' && "
+                                "test $(wc -l <'%s') -eq 3 && sed -n '2,3p' '%s' | "
+                                "/usr/bin/python3 -c 'import json,sys; "
+                                "[json.loads(l) for l in sys.stdin]'",
+                                log_path, log_path, log_path),
+                     0);
+}
+END_TEST
+
 START_TEST(test_failures_are_reported)
 {
     struct pol_audit *a;
@@ -347,6 +368,7 @@ START_TEST(test_denials_are_aggregated)
                                      .peer = i % 50 == 49 ? &p2 : &p1,
                                      .op = i % 3 ? "build" : "protocol",
                                      .result = i % 3 ? "denied" : "error",
+                                     .rule = i % 3 ? "access" : NULL,
                                      .message = "refused"};
         ck_assert_int_eq(pol_audit_write(a, &d, &err), 0);
     }
@@ -358,12 +380,25 @@ START_TEST(test_denials_are_aggregated)
     ck_assert_int_eq(pol_audit_write(a, &ok, &err), 0);
     for (int i = 0; i < 100; i++) {
         struct pol_audit_record d = {
-            .time = T0 + 70, .peer = &p1, .op = "reset", .result = "denied"};
+            .time = T0 + 70, .peer = &p1, .op = "reset", .result = "denied", .rule = "access"};
+        ck_assert_int_eq(pol_audit_write(a, &d, &err), 0);
+    }
+    /* a policy refusal of a peer with the right says what it tried: never only counted */
+    for (int i = 0; i < 70; i++) {
+        struct pol_audit_record d = {.time = T0 + 70,
+                                     .peer = &p1,
+                                     .op = "sign",
+                                     .result = "denied",
+                                     .rule = "output-kind",
+                                     .message = "policy"};
         ck_assert_int_eq(pol_audit_write(a, &d, &err), 0);
     }
     pol_audit_close(a); /* the open interval's summary */
     ck_assert_int_eq(
-        python_check(log_path, "den = [r for r in recs if r['result'] in ('denied', 'error') and "
+        python_check(log_path, "pol = [r for r in recs if r['rule'] == 'output-kind']\n"
+                               "assert len(pol) == 70, len(pol)\n"
+                               "recs = [r for r in recs if r['rule'] != 'output-kind']\n"
+                               "den = [r for r in recs if r['result'] in ('denied', 'error') and "
                                "r['op'] != 'denied-summary']\n"
                                "summ = [r for r in recs if r['op'] == 'denied-summary']\n"
                                "assert len(recs) <= 150, len(recs)\n"
@@ -398,6 +433,7 @@ int main(void)
     tcase_add_test(tc, test_reopen_after_rotation);
     tcase_add_test(tc, test_failures_are_reported);
     tcase_add_test(tc, test_short_write_leaves_no_torn_record);
+    tcase_add_test(tc, test_torn_line_left_by_a_crash_is_ended);
     tcase_add_test(tc, test_log_and_dir_modes_enforced);
     tcase_add_test(tc, test_log_owner_as_root);
     tcase_add_test(tc, test_denials_are_aggregated);
