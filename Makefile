@@ -32,19 +32,20 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshado
 	-I. $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN) -pthread $(LDFLAGS)
 
-LAYERS := format pkcs11 policy signer
+LAYERS := common format pkcs11 policy signer
 # The binaries' main files are not part of their layer's archive.
 DAEMON_MAIN := signer/itl-signd.c
 
 layer_srcs = $(filter-out $(DAEMON_MAIN),$(wildcard $(1)/*.c))
 layer_objs = $(patsubst %.c,$(BUILD)/%.o,$(call layer_srcs,$(1)))
 
+LIB_common := $(BUILD)/libcommon.a
 LIB_format := $(BUILD)/libformat.a
 LIB_pkcs11 := $(BUILD)/libpkcs11tok.a
 LIB_policy := $(BUILD)/libpolicy.a
 LIB_signer := $(BUILD)/libsigner.a
 # Link order: users before what they use.
-LIBS := $(LIB_signer) $(LIB_policy) $(LIB_pkcs11) $(LIB_format)
+LIBS := $(LIB_signer) $(LIB_policy) $(LIB_pkcs11) $(LIB_format) $(LIB_common)
 
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TOOL_SRCS))
@@ -85,15 +86,17 @@ $(BUILD)/itl-signd: $(BUILD)/$(DAEMON_MAIN:.c=.o) $(LIBS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS)
 
 # A unit test links only the layer its name starts with (test_format_*.c: libformat), so each
-# layer's tests build while other layers are being changed; test_tools_* link everything.
+# layer's tests build while other layers are being changed (with common/, which all use);
+# test_tools_* link everything.
 define unit_test_rule
 $(BUILD)/tests/test_$(1)%: $(BUILD)/tests/unit/test_$(1)%.o $(UNIT_HELPER_OBJS) $(2)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$< $(UNIT_HELPER_OBJS) $(2) $$(PKG_LIBS) $$(CHECK_LIBS)
 endef
-$(eval $(call unit_test_rule,format,$(LIB_format)))
-$(eval $(call unit_test_rule,pkcs11,$(LIB_pkcs11)))
-$(eval $(call unit_test_rule,policy,$(LIB_policy)))
+$(eval $(call unit_test_rule,common,$(LIB_common)))
+$(eval $(call unit_test_rule,format,$(LIB_format) $(LIB_common)))
+$(eval $(call unit_test_rule,pkcs11,$(LIB_pkcs11) $(LIB_common)))
+$(eval $(call unit_test_rule,policy,$(LIB_policy) $(LIB_common)))
 $(eval $(call unit_test_rule,signer,$(LIBS)))
 $(eval $(call unit_test_rule,tools,$(TOOL_LIB_OBJS) $(LIBS)))
 

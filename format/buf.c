@@ -7,17 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void itl_seterr(struct itl_err *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 uint16_t get_u16(const uint8_t *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);

@@ -11,7 +11,7 @@
 
 #define NAME_MAX_LEN 2048
 
-X509 *signer_x509(const struct itl_signer *signer, struct itl_err *err)
+X509 *signer_x509(const struct itl_signer *signer, struct itl_error *err)
 {
     X509 *x = (X509 *)signer->cert_x509;
 
@@ -21,13 +21,13 @@ X509 *signer_x509(const struct itl_signer *signer, struct itl_err *err)
 }
 
 int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
-                   struct itl_err *err)
+                   struct itl_error *err)
 {
     EVP_PKEY *pk;
 
     *x = NULL;
     if (!signer || !signer->sign || !signer->cert_der) {
-        itl_seterr(err, "no signer (certificate and signing callback) given");
+        err_set(err, ITL_E_INPUT, "no signer (certificate and signing callback) given");
         return -1;
     }
     if (!digest_md(signer->digest, err))
@@ -37,17 +37,18 @@ int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes,
         return -1;
     pk = X509_get0_pubkey(*x);
     if (!pk || !EVP_PKEY_is_a(pk, "RSA")) {
-        itl_seterr(err, "the signer certificate's key is not RSA: trust files are signed with "
-                        "RSA PKCS#1 v1.5");
+        err_set(err, ITL_E_INPUT,
+                "the signer certificate's key is not RSA: trust files are signed with "
+                "RSA PKCS#1 v1.5");
         goto fail;
     }
     *sig_bytes = (size_t)EVP_PKEY_get_size(pk);
     *modcode = modulus_code(*sig_bytes);
     if (*modcode < 0) {
-        itl_seterr(err,
-                   "the signer's RSA key is %d bits: SIGNATUREMODULUS can only say 512, 1024, "
-                   "2048 or 4096",
-                   EVP_PKEY_get_bits(pk));
+        err_set(err, ITL_E_INPUT,
+                "the signer's RSA key is %d bits: SIGNATUREMODULUS can only say 512, 1024, "
+                "2048 or 4096",
+                EVP_PKEY_get_bits(pk));
         goto fail;
     }
     return 0;
@@ -58,7 +59,7 @@ fail:
 }
 
 static int write_signer_info(struct wbuf *b, X509 *signer, enum itl_signer_order order,
-                             enum itl_name_style names, struct itl_err *err)
+                             enum itl_name_style names, struct itl_error *err)
 {
     char name[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
     uint8_t serial[128];
@@ -109,20 +110,20 @@ static void write_timestamp(struct wbuf *b, uint32_t t)
 }
 
 static int call_signer(const struct itl_signer *signer, const uint8_t *msg, size_t msg_len,
-                       uint8_t *sig, size_t *sig_len, struct itl_err *err)
+                       uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
     const EVP_MD *md = digest_md(signer->digest, err);
     uint8_t digest[EVP_MAX_MD_SIZE];
     size_t digest_len;
-    struct itl_err cb_err = {{0}};
+    struct itl_error cb_err = {0};
 
     if (!md || digest_two(md, msg, msg_len, NULL, 0, digest, &digest_len) != 0) {
-        itl_seterr(err, "cannot compute the digest of the %zu bytes to sign", msg_len);
+        err_set(err, ITL_E_INPUT, "cannot compute the digest of the %zu bytes to sign", msg_len);
         return -1;
     }
     if (signer->sign(signer->ctx, signer->digest, msg, msg_len, digest, digest_len, sig, sig_len,
                      &cb_err) != 0) {
-        itl_seterr(err, "%s", cb_err.msg[0] ? cb_err.msg : "the signer failed");
+        err_set(err, ITL_E_INPUT, "%s", cb_err.msg[0] ? cb_err.msg : "the signer failed");
         return -1;
     }
     return 0;
@@ -130,13 +131,13 @@ static int call_signer(const struct itl_signer *signer, const uint8_t *msg, size
 
 int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
                   const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
-                  size_t *out_len, struct itl_err *err)
+                  size_t *out_len, struct itl_error *err)
 {
     uint8_t sig[1024];
     size_t sig_len = sizeof sig, want, header_len, total;
     uint8_t *file;
     struct itl_file check;
-    struct itl_err verr;
+    struct itl_error verr;
     X509 *sx = signer_x509(signer, err);
     int rc = -1;
 
@@ -147,31 +148,33 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
         wb_u8(b, PADDING_BYTE);
     header_len = b->len + 3 + want;
     if (header_len > TLV_MAX) {
-        itl_seterr(err, "the header would be %zu bytes: HEADERLENGTH is a u16 (at most 65535)",
-                   header_len);
+        err_set(err, ITL_E_INPUT,
+                "the header would be %zu bytes: HEADERLENGTH is a u16 (at most 65535)", header_len);
         goto out;
     }
     wb_patch_u16(b, 8, (uint16_t)header_len);
     wb_put(b, tail, tail_len);
     if (b->too_long) {
-        itl_seterr(err, "a header field is longer than 65535 bytes, the most a TLV length says");
+        err_set(err, ITL_E_INPUT,
+                "a header field is longer than 65535 bytes, the most a TLV length says");
         goto out;
     }
     if (b->oom) {
-        itl_seterr(err, "out of memory building a %zu-byte file", b->len + 3 + want);
+        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file", b->len + 3 + want);
         goto out;
     }
     if (call_signer(signer, b->p, b->len, sig, &sig_len, err) != 0)
         goto out;
     if (sig_len != want) {
-        itl_seterr(err, "the signer returned a %zu-byte signature; its key makes %zu-byte ones",
-                   sig_len, want);
+        err_set(err, ITL_E_INPUT,
+                "the signer returned a %zu-byte signature; its key makes %zu-byte ones", sig_len,
+                want);
         goto out;
     }
     total = b->len + 3 + sig_len;
     file = malloc(total);
     if (!file) {
-        itl_seterr(err, "out of memory building a %zu-byte file", total);
+        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file", total);
         goto out;
     }
     memcpy(file, b->p, sig_at);
@@ -182,8 +185,8 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
     memcpy(file + sig_at + 3 + sig_len, b->p + sig_at, b->len - sig_at);
 
     if (itl_parse(file, total, kind, &check, &verr) != 0 || verify_with_x509(&check, sx, &verr)) {
-        itl_seterr(err, "the file just built does not verify with the signer certificate: %s",
-                   verr.msg);
+        err_set(err, ITL_E_INPUT,
+                "the file just built does not verify with the signer certificate: %s", verr.msg);
         itl_file_free(&check);
         free(file);
         goto out;
@@ -192,7 +195,7 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
     /* What was asked for is what every reader sees: a .sgn no reader takes for an ITL/CTL (its
      * FILENAME, its payload), an ITL/CTL under an ITL/CTL name (docs/format.md "Output kinds"). */
     if (itl_check_kind(file, total, kind, &verr) != 0) {
-        itl_seterr(err, "refused: %s", verr.msg);
+        err_set(err, ITL_E_INPUT, "refused: %s", verr.msg);
         free(file);
         goto out;
     }
@@ -217,7 +220,7 @@ static int signer_is_sast_entry(const struct itl_entry *entries, size_t n,
 }
 
 static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
-                        enum itl_layout layout, enum itl_name_style names, struct itl_err *err)
+                        enum itl_layout layout, enum itl_name_style names, struct itl_error *err)
 {
     char what[64], subject[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
     uint8_t serial[128], *pub = NULL;
@@ -231,7 +234,8 @@ static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
     if (!x)
         return -1;
     if (e->function > 0xffff) {
-        itl_seterr(err, "entry #%zu: FUNCTION %u does not fit in 16 bits", index, e->function);
+        err_set(err, ITL_E_INPUT, "entry #%zu: FUNCTION %u does not fit in 16 bits", index,
+                e->function);
         goto out;
     }
     if (cert_name_str(x, 0, names, subject, sizeof subject, err) != 0 ||
@@ -239,7 +243,7 @@ static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
         cert_serial_bytes(x, serial, sizeof serial, &serial_len, err) != 0)
         goto out;
     if (cert_public_key_der(x, &pub, &pub_len) != 0) {
-        itl_seterr(err, "%s has a public key that cannot be encoded", what);
+        err_set(err, ITL_E_INPUT, "%s has a public key that cannot be encoded", what);
         goto out;
     }
     cert_signature_value(x, &sig, &sig_len);
@@ -264,10 +268,10 @@ static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
     wb_tlv(r, REC_CERTIFICATE, e->cert_der, e->cert_len);
     rec_len = r->len - at;
     if (r->too_long || rec_len > TLV_MAX) {
-        itl_seterr(err,
-                   "entry #%zu (%s): its record would be %zu bytes, more than RECORDLENGTH (u16) "
-                   "can say",
-                   index, subject, rec_len);
+        err_set(err, ITL_E_INPUT,
+                "entry #%zu (%s): its record would be %zu bytes, more than RECORDLENGTH (u16) "
+                "can say",
+                index, subject, rec_len);
         goto out;
     }
     wb_patch_u16(r, at + 3, (uint16_t)rec_len);
@@ -280,7 +284,7 @@ out:
 
 int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                  struct itl_err *err)
+                  struct itl_error *err)
 {
     struct wbuf b = {0}, r = {0};
     X509 *sx = NULL;
@@ -289,14 +293,15 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
     uint8_t sv[2];
 
     if (!entries || n == 0 || !opts) {
-        itl_seterr(err, "an ITL/CTL needs at least one certificate");
+        err_set(err, ITL_E_INPUT, "an ITL/CTL needs at least one certificate");
         return -1;
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &modcode, err) != 0)
         return -1;
     if (!signer_is_sast_entry(entries, n, signer)) {
-        itl_seterr(err, "the signer certificate is not one of the SAST entries: phones could not "
-                        "verify the file with a certificate it contains");
+        err_set(err, ITL_E_INPUT,
+                "the signer certificate is not one of the SAST entries: phones could not "
+                "verify the file with a certificate it contains");
         goto out;
     }
     write_version(&b, 1, 2);
@@ -315,7 +320,7 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
         if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, err) != 0)
             goto out;
     if (r.oom) {
-        itl_seterr(err, "out of memory building the records");
+        err_set(err, ITL_E_INPUT, "out of memory building the records");
         goto out;
     }
     rc = finish_signed(&b, sig_at, r.p, r.len, signer, ITL_KIND_TLV, out, out_len, err);
@@ -348,7 +353,7 @@ struct resign {
 
 /* The replacement of a header field, or copy when the field stays as it is. */
 static int resign_field(struct wbuf *b, const struct itl_tlv *t, struct resign *rs,
-                        struct itl_err *err)
+                        struct itl_error *err)
 {
     static const struct {
         uint8_t header_tag, record_tag;
@@ -365,8 +370,8 @@ static int resign_field(struct wbuf *b, const struct itl_tlv *t, struct resign *
             continue;
         src = record_tlv(rs->rec, signer_fields[i].record_tag);
         if (!src) {
-            itl_seterr(err, "record #%zu has no %s to name the signer with", rs->index,
-                       signer_fields[i].name);
+            err_set(err, ITL_E_INPUT, "record #%zu has no %s to name the signer with", rs->index,
+                    signer_fields[i].name);
             return -1;
         }
         wb_tlv(b, t->tag, src->value.ptr, src->value.len);
@@ -406,7 +411,7 @@ static int is_container_tag(uint8_t tag)
 
 /* The input's header TLVs in their order and nesting, with the signer's fields replaced. */
 static int resign_header(struct wbuf *b, const struct itl_header *h, struct resign *rs,
-                         struct itl_err *err)
+                         struct itl_error *err)
 {
     struct {
         size_t out_at, in_end;
@@ -419,7 +424,7 @@ static int resign_header(struct wbuf *b, const struct itl_header *h, struct resi
             wb_close(b, open[--depth].out_at);
         if (is_container_tag(t->tag)) {
             if (depth == 8) {
-                itl_seterr(err, "containers nested too deep to re-sign");
+                err_set(err, ITL_E_INPUT, "containers nested too deep to re-sign");
                 return -1;
             }
             open[depth].out_at = wb_open(b, t->tag);
@@ -437,7 +442,7 @@ static int resign_header(struct wbuf *b, const struct itl_header *h, struct resi
 }
 
 static int resign_signer_matches(const struct itl_record *r, size_t index, X509 *sx,
-                                 const struct itl_signer *signer, struct itl_err *err)
+                                 const struct itl_signer *signer, struct itl_error *err)
 {
     uint8_t serial[128];
     size_t serial_len;
@@ -446,20 +451,22 @@ static int resign_signer_matches(const struct itl_record *r, size_t index, X509 
         if (r->certificate.len == signer->cert_len &&
             memcmp(r->certificate.ptr, signer->cert_der, signer->cert_len) == 0)
             return 0;
-        itl_seterr(err, "the signer certificate is not the certificate of record #%zu", index);
+        err_set(err, ITL_E_INPUT, "the signer certificate is not the certificate of record #%zu",
+                index);
         return -1;
     }
     if (cert_serial_bytes(sx, serial, sizeof serial, &serial_len, err) != 0)
         return -1;
     if (r->serial.ptr && serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
         return 0;
-    itl_seterr(err, "the signer certificate's serial number is not that of record #%zu", index);
+    err_set(err, ITL_E_INPUT, "the signer certificate's serial number is not that of record #%zu",
+            index);
     return -1;
 }
 
 int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t timestamp,
                    const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                   struct itl_err *err)
+                   struct itl_error *err)
 {
     struct wbuf b = {0};
     X509 *sx = NULL;
@@ -469,18 +476,19 @@ int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t time
     int rc = -1;
 
     if (!f || f->kind != ITL_KIND_TLV) {
-        itl_seterr(err, "only an ITL/CTL (.tlv) can be re-signed this way");
+        err_set(err, ITL_E_INPUT, "only an ITL/CTL (.tlv) can be re-signed this way");
         return -1;
     }
     if (signer_record >= f->n_records) {
-        itl_seterr(err, "there is no signer record: the file has %zu records and none is it",
-                   f->n_records);
+        err_set(err, ITL_E_INPUT,
+                "there is no signer record: the file has %zu records and none is it", f->n_records);
         return -1;
     }
     r = &f->records[signer_record];
     if (!r->has_function || r->function != ITL_ROLE_SAST) {
-        itl_seterr(err, "record #%zu is %s, not a SAST record: phones accept only a SAST signer",
-                   signer_record + 1, itl_role_name(r->function));
+        err_set(err, ITL_E_INPUT,
+                "record #%zu is %s, not a SAST record: phones accept only a SAST signer",
+                signer_record + 1, itl_role_name(r->function));
         return -1;
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &rs.modcode, err) != 0)
@@ -506,7 +514,7 @@ out:
 
 int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
                      const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
-                     struct itl_err *err)
+                     struct itl_error *err)
 {
     write_version(b, major, minor);
     if (write_signer_info(b, sx, opts->signer_order, opts->names, err) != 0)
@@ -520,7 +528,7 @@ int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
 
 int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_sgn_opts *opts,
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                  struct itl_err *err)
+                  struct itl_error *err)
 {
     struct wbuf b = {0};
     X509 *sx = NULL;
@@ -528,11 +536,12 @@ int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_s
     int modcode, rc = -1;
 
     if (!opts || !opts->filename || !opts->filename[0]) {
-        itl_seterr(err, "a .sgn needs its FILENAME (the logical name, e.g. SEP0011.cnf.xml.sgn)");
+        err_set(err, ITL_E_INPUT,
+                "a .sgn needs its FILENAME (the logical name, e.g. SEP0011.cnf.xml.sgn)");
         return -1;
     }
     if (!payload && payload_len > 0) {
-        itl_seterr(err, "no payload");
+        err_set(err, ITL_E_INPUT, "no payload");
         return -1;
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &modcode, err) != 0)

@@ -8,23 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_err *err)
+X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_error *err)
 {
     const unsigned char *p = der;
     X509 *x;
 
     if (!der || len == 0 || len > 0x7fffffff) {
-        itl_seterr(err, "%s is empty", what);
+        err_set(err, ITL_E_INPUT, "%s is empty", what);
         return NULL;
     }
     x = d2i_X509(NULL, &p, (long)len);
     if (!x) {
-        itl_seterr(err, "%s (%zu bytes) is not a DER X.509 certificate", what, len);
+        err_set(err, ITL_E_INPUT, "%s (%zu bytes) is not a DER X.509 certificate", what, len);
         return NULL;
     }
     if (p != der + len) {
-        itl_seterr(err, "%s has %zu bytes after the end of its DER certificate", what,
-                   (size_t)(der + len - p));
+        err_set(err, ITL_E_INPUT, "%s has %zu bytes after the end of its DER certificate", what,
+                (size_t)(der + len - p));
         X509_free(x);
         return NULL;
     }
@@ -124,7 +124,7 @@ static void put_escaped(struct sbuf *s, const char *v, size_t n)
 }
 
 int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, size_t out_size,
-                  struct itl_err *err)
+                  struct itl_error *err)
 {
     const X509_NAME *nm = issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x);
     struct sbuf s = {out, out_size, 0, 0};
@@ -156,8 +156,8 @@ int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, siz
         }
         n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
         if (n < 0) {
-            itl_seterr(err, "the %s name's attribute %s is not a readable string",
-                       issuer ? "issuer" : "subject", key);
+            err_set(err, ITL_E_INPUT, "the %s name's attribute %s is not a readable string",
+                    issuer ? "issuer" : "subject", key);
             return -1;
         }
         if (k > 0)
@@ -171,25 +171,27 @@ int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, siz
         OPENSSL_free(utf8);
     }
     if (s.overflow) {
-        itl_seterr(err, "the certificate's %s name is longer than %zu bytes",
-                   issuer ? "issuer" : "subject", out_size - 1);
+        err_set(err, ITL_E_INPUT, "the certificate's %s name is longer than %zu bytes",
+                issuer ? "issuer" : "subject", out_size - 1);
         return -1;
     }
     return 0;
 }
 
-int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len, struct itl_err *err)
+int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len,
+                      struct itl_error *err)
 {
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     int n;
 
     if (!bn) {
-        itl_seterr(err, "the certificate's serial number cannot be read");
+        err_set(err, ITL_E_INPUT, "the certificate's serial number cannot be read");
         return -1;
     }
     n = BN_num_bytes(bn);
     if ((size_t)(n ? n : 1) > out_size) {
-        itl_seterr(err, "the certificate's serial number is %d bytes, more than %zu", n, out_size);
+        err_set(err, ITL_E_INPUT, "the certificate's serial number is %d bytes, more than %zu", n,
+                out_size);
         BN_free(bn);
         return -1;
     }
@@ -205,7 +207,7 @@ int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len, s
 }
 
 int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_style style, char *out,
-                  size_t out_size, struct itl_err *err)
+                  size_t out_size, struct itl_error *err)
 {
     X509 *x = cert_parse(der, len, "the certificate", err);
     int rc;
@@ -218,13 +220,13 @@ int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_styl
 }
 
 int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char *out,
-                  size_t out_size, struct itl_err *err)
+                  size_t out_size, struct itl_error *err)
 {
     return cert_name_str((X509 *)x509, issuer, style, out, out_size, err);
 }
 
 int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
-                    struct itl_err *err)
+                    struct itl_error *err)
 {
     X509 *x = cert_parse(der, len, "the certificate", err);
     int rc;
@@ -236,7 +238,7 @@ int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_siz
     return rc;
 }
 
-int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_err *err)
+int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_error *err)
 {
     X509 *x = cert_parse(der, len, "the certificate", err);
     EVP_PKEY *pk;
@@ -246,10 +248,10 @@ int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl
         return -1;
     pk = X509_get0_pubkey(x);
     if (!pk || !EVP_PKEY_is_a(pk, "RSA"))
-        itl_seterr(err, "the certificate's key is not RSA (%s)",
-                   pk ? EVP_PKEY_get0_type_name(pk) : "unreadable");
+        err_set(err, ITL_E_INPUT, "the certificate's key is not RSA (%s)",
+                pk ? EVP_PKEY_get0_type_name(pk) : "unreadable");
     else if (EVP_PKEY_get_size(pk) <= 0)
-        itl_seterr(err, "the certificate's RSA key has no usable size");
+        err_set(err, ITL_E_INPUT, "the certificate's RSA key has no usable size");
     else {
         *bytes = (size_t)EVP_PKEY_get_size(pk);
         rc = 0;
@@ -258,7 +260,7 @@ int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl
     return rc;
 }
 
-const EVP_MD *digest_md(int digest, struct itl_err *err)
+const EVP_MD *digest_md(int digest, struct itl_error *err)
 {
     switch (digest) {
     case ITL_DIGEST_SHA1:
@@ -268,7 +270,8 @@ const EVP_MD *digest_md(int digest, struct itl_err *err)
     case ITL_DIGEST_SHA512:
         return EVP_sha512();
     default:
-        itl_seterr(err, "digest code %d is unknown (1 = SHA-1, 2 = SHA-256, 3 = SHA-512)", digest);
+        err_set(err, ITL_E_INPUT, "digest code %d is unknown (1 = SHA-1, 2 = SHA-256, 3 = SHA-512)",
+                digest);
         return NULL;
     }
 }
@@ -287,7 +290,7 @@ int digest_two(const EVP_MD *md, const uint8_t *p1, size_t n1, const uint8_t *p2
 }
 
 int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, size_t out_size,
-                    size_t *out_len, struct itl_err *err)
+                    size_t *out_len, struct itl_error *err)
 {
     const EVP_MD *evp = digest_md(digest, err);
     X509_SIG *sig;
@@ -299,24 +302,25 @@ int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, 
     if (!evp)
         return -1;
     if (md_len != (size_t)EVP_MD_get_size(evp)) {
-        itl_seterr(err, "a %s digest is %d bytes, not %zu", itl_digest_name(digest),
-                   EVP_MD_get_size(evp), md_len);
+        err_set(err, ITL_E_INPUT, "a %s digest is %d bytes, not %zu", itl_digest_name(digest),
+                EVP_MD_get_size(evp), md_len);
         return -1;
     }
     sig = X509_SIG_new();
     if (!sig) {
-        itl_seterr(err, "out of memory building a DigestInfo");
+        err_set(err, ITL_E_INPUT, "out of memory building a DigestInfo");
         return -1;
     }
     X509_SIG_getm(sig, &alg, &os);
     if (!X509_ALGOR_set0(alg, OBJ_nid2obj(itl_digest_nid(digest)), V_ASN1_NULL, NULL) ||
         !ASN1_OCTET_STRING_set(os, md, (int)md_len)) {
-        itl_seterr(err, "cannot build the DigestInfo");
+        err_set(err, ITL_E_INPUT, "cannot build the DigestInfo");
         goto out;
     }
     n = i2d_X509_SIG(sig, NULL);
     if (n <= 0 || (size_t)n > out_size) {
-        itl_seterr(err, "the DigestInfo (%d bytes) does not fit in %zu bytes", n, out_size);
+        err_set(err, ITL_E_INPUT, "the DigestInfo (%d bytes) does not fit in %zu bytes", n,
+                out_size);
         goto out;
     }
     i2d_X509_SIG(sig, &p);

@@ -26,7 +26,7 @@ static int aes_cbc(int encrypt, const uint8_t key[16], const uint8_t iv[16], con
 }
 
 static int wrap_key(X509 *phone, const uint8_t key[16], uint8_t **out, size_t *out_len,
-                    struct itl_err *err)
+                    struct itl_error *err)
 {
     EVP_PKEY *pk = X509_get0_pubkey(phone);
     EVP_PKEY_CTX *ctx;
@@ -35,10 +35,10 @@ static int wrap_key(X509 *phone, const uint8_t key[16], uint8_t **out, size_t *o
 
     *out = NULL;
     if (!pk || !EVP_PKEY_is_a(pk, "RSA")) {
-        itl_seterr(err,
-                   "the phone certificate's key is %s: the AES key can only be wrapped to "
-                   "an RSA key",
-                   pk ? EVP_PKEY_get0_type_name(pk) : "unreadable");
+        err_set(err, ITL_E_INPUT,
+                "the phone certificate's key is %s: the AES key can only be wrapped to "
+                "an RSA key",
+                pk ? EVP_PKEY_get0_type_name(pk) : "unreadable");
         return -1;
     }
     ctx = EVP_PKEY_CTX_new(pk, NULL);
@@ -50,7 +50,7 @@ static int wrap_key(X509 *phone, const uint8_t key[16], uint8_t **out, size_t *o
     if (!ok) {
         free(*out);
         *out = NULL;
-        itl_seterr(err, "cannot wrap the AES key to the phone certificate's RSA key");
+        err_set(err, ITL_E_INPUT, "cannot wrap the AES key to the phone certificate's RSA key");
         return -1;
     }
     *out_len = n;
@@ -81,7 +81,7 @@ static void write_enc_fields(struct wbuf *b, const uint8_t iv[16], uint16_t padd
 
 /* The plaintext, padded with p = 16 - len % 16 bytes of 0x0D (1..16), then encrypted. */
 static int encrypt_config(const uint8_t *xml, size_t xml_len, const struct itl_enc_keys *keys,
-                          uint8_t **out, size_t *out_len, uint16_t *padding, struct itl_err *err)
+                          uint8_t **out, size_t *out_len, uint16_t *padding, struct itl_error *err)
 {
     size_t pad = 16 - xml_len % 16, total = xml_len + pad;
     uint8_t *plain = malloc(total), *cipher = malloc(total);
@@ -89,7 +89,7 @@ static int encrypt_config(const uint8_t *xml, size_t xml_len, const struct itl_e
     if (!plain || !cipher) {
         free(plain);
         free(cipher);
-        itl_seterr(err, "out of memory encrypting %zu bytes", xml_len);
+        err_set(err, ITL_E_INPUT, "out of memory encrypting %zu bytes", xml_len);
         return -1;
     }
     if (xml_len)
@@ -98,7 +98,7 @@ static int encrypt_config(const uint8_t *xml, size_t xml_len, const struct itl_e
     if (aes_cbc(1, keys->aes_key, keys->iv, plain, total, cipher) != 0) {
         free(plain);
         free(cipher);
-        itl_seterr(err, "AES-128-CBC encryption of %zu bytes failed", total);
+        err_set(err, ITL_E_INPUT, "AES-128-CBC encryption of %zu bytes failed", total);
         return -1;
     }
     free(plain);
@@ -111,7 +111,7 @@ static int encrypt_config(const uint8_t *xml, size_t xml_len, const struct itl_e
 int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
                       size_t phone_cert_len, const struct itl_enc_keys *keys,
                       const struct itl_sgn_opts *opts, const struct itl_signer *signer,
-                      uint8_t **out, size_t *out_len, struct itl_err *err)
+                      uint8_t **out, size_t *out_len, struct itl_error *err)
 {
     struct wbuf b = {0};
     X509 *sx = NULL, *phone = NULL;
@@ -121,8 +121,9 @@ int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_c
     int modcode, rc = -1;
 
     if (!opts || !opts->filename || !opts->filename[0] || !keys || (!xml && xml_len)) {
-        itl_seterr(err, "a .enc.sgn needs the configuration, the AES key and IV, and its "
-                        "FILENAME");
+        err_set(err, ITL_E_INPUT,
+                "a .enc.sgn needs the configuration, the AES key and IV, and its "
+                "FILENAME");
         return -1;
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &modcode, err) != 0)
@@ -131,12 +132,13 @@ int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_c
     if (!phone || wrap_key(phone, keys->aes_key, &wrapped, &wrapped_len, err) != 0)
         goto out;
     if (wrapped_len * 8 > TLV_MAX) {
-        itl_seterr(err, "the phone's RSA key is too large: KEYSIZE (u16) cannot say %zu bits",
-                   wrapped_len * 8);
+        err_set(err, ITL_E_INPUT,
+                "the phone's RSA key is too large: KEYSIZE (u16) cannot say %zu bits",
+                wrapped_len * 8);
         goto out;
     }
     if (digest_two(digest_md(signer->digest, err), xml, xml_len, NULL, 0, hash, &hash_len) != 0) {
-        itl_seterr(err, "cannot hash the configuration");
+        err_set(err, ITL_E_INPUT, "cannot hash the configuration");
         goto out;
     }
     if (encrypt_config(xml, xml_len, keys, &cipher, &cipher_len, &padding, err) != 0)
@@ -154,30 +156,31 @@ out:
     return rc;
 }
 
-static EVP_PKEY *load_private_key(const uint8_t *der, size_t len, struct itl_err *err)
+static EVP_PKEY *load_private_key(const uint8_t *der, size_t len, struct itl_error *err)
 {
     const unsigned char *p = der;
     EVP_PKEY *pk;
 
     if (!der || len == 0 || len > 0x7fffffff) {
-        itl_seterr(err, "no phone private key given");
+        err_set(err, ITL_E_INPUT, "no phone private key given");
         return NULL;
     }
     pk = d2i_AutoPrivateKey(NULL, &p, (long)len);
     if (!pk) {
-        itl_seterr(err, "the phone key (%zu bytes) is not a DER private key (PKCS#1 or PKCS#8)",
-                   len);
+        err_set(err, ITL_E_INPUT,
+                "the phone key (%zu bytes) is not a DER private key (PKCS#1 or PKCS#8)", len);
         return NULL;
     }
     if (!EVP_PKEY_is_a(pk, "RSA")) {
-        itl_seterr(err, "the phone key is %s, not RSA", EVP_PKEY_get0_type_name(pk));
+        err_set(err, ITL_E_INPUT, "the phone key is %s, not RSA", EVP_PKEY_get0_type_name(pk));
         EVP_PKEY_free(pk);
         return NULL;
     }
     return pk;
 }
 
-static int unwrap_key(EVP_PKEY *pk, struct itl_bytes wrapped, uint8_t key[16], struct itl_err *err)
+static int unwrap_key(EVP_PKEY *pk, struct itl_bytes wrapped, uint8_t key[16],
+                      struct itl_error *err)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
     uint8_t buf[1024];
@@ -189,12 +192,14 @@ static int unwrap_key(EVP_PKEY *pk, struct itl_bytes wrapped, uint8_t key[16], s
 
     EVP_PKEY_CTX_free(ctx);
     if (!ok) {
-        itl_seterr(err, "the phone key cannot unwrap ENCRYPTIONKEY: the file was encrypted to "
-                        "another phone");
+        err_set(err, ITL_E_INPUT,
+                "the phone key cannot unwrap ENCRYPTIONKEY: the file was encrypted to "
+                "another phone");
         return -1;
     }
     if (n != 16) {
-        itl_seterr(err, "the unwrapped key is %zu bytes, not an AES-128 key (16 bytes)", n);
+        err_set(err, ITL_E_INPUT, "the unwrapped key is %zu bytes, not an AES-128 key (16 bytes)",
+                n);
         return -1;
     }
     memcpy(key, buf, 16);
@@ -203,47 +208,47 @@ static int unwrap_key(EVP_PKEY *pk, struct itl_bytes wrapped, uint8_t key[16], s
 }
 
 static int check_plaintext(const struct itl_enc_info *e, const uint8_t *plain, size_t len,
-                           struct itl_err *err)
+                           struct itl_error *err)
 {
     uint8_t md[EVP_MAX_MD_SIZE];
     size_t md_len;
     const EVP_MD *evp;
 
     if (e->padding < 1 || e->padding > 16) {
-        itl_seterr(err, "ENCRYPTIONPADDING %u is not between 1 and 16", e->padding);
+        err_set(err, ITL_E_INPUT, "ENCRYPTIONPADDING %u is not between 1 and 16", e->padding);
         return -1;
     }
     for (size_t i = len - e->padding; i < len; i++)
         if (plain[i] != PADDING_BYTE) {
-            itl_seterr(err,
-                       "the last %u decrypted bytes are not the 0x0D padding: wrong key or "
-                       "damaged file",
-                       e->padding);
+            err_set(err, ITL_E_INPUT,
+                    "the last %u decrypted bytes are not the 0x0D padding: wrong key or "
+                    "damaged file",
+                    e->padding);
             return -1;
         }
     if (!e->hash.ptr)
         return 0;
     evp = digest_md(e->hash_algorithm, NULL);
     if (!evp) {
-        itl_seterr(err,
-                   "ENCRYPTIONHASHALGORITHM %d is unknown (1 = SHA-1, 2 = SHA-256, 3 = "
-                   "SHA-512)",
-                   e->hash_algorithm);
+        err_set(err, ITL_E_INPUT,
+                "ENCRYPTIONHASHALGORITHM %d is unknown (1 = SHA-1, 2 = SHA-256, 3 = "
+                "SHA-512)",
+                e->hash_algorithm);
         return -1;
     }
     if (digest_two(evp, plain, len - e->padding, NULL, 0, md, &md_len) != 0 ||
         md_len != e->hash.len || memcmp(md, e->hash.ptr, md_len) != 0) {
-        itl_seterr(err,
-                   "the %s hash of the decrypted configuration does not match "
-                   "ENCRYPTIONHASH: wrong key or damaged file",
-                   itl_digest_name(e->hash_algorithm));
+        err_set(err, ITL_E_INPUT,
+                "the %s hash of the decrypted configuration does not match "
+                "ENCRYPTIONHASH: wrong key or damaged file",
+                itl_digest_name(e->hash_algorithm));
         return -1;
     }
     return 0;
 }
 
 int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
-                        size_t phone_key_len, uint8_t **out, size_t *out_len, struct itl_err *err)
+                        size_t phone_key_len, uint8_t **out, size_t *out_len, struct itl_error *err)
 {
     const struct itl_enc_info *e = &f->hdr.enc;
     EVP_PKEY *pk;
@@ -251,7 +256,7 @@ int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
     int rc = -1;
 
     if (f->kind != ITL_KIND_ENC_SGN) {
-        itl_seterr(err, "the file is not encrypted (no tags 16-27 in its header)");
+        err_set(err, ITL_E_INPUT, "the file is not encrypted (no tags 16-27 in its header)");
         return -1;
     }
     pk = load_private_key(phone_key_der, phone_key_len, err);
@@ -261,11 +266,11 @@ int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
         goto out;
     plain = malloc(f->payload.len + 1);
     if (!plain) {
-        itl_seterr(err, "out of memory decrypting %zu bytes", f->payload.len);
+        err_set(err, ITL_E_INPUT, "out of memory decrypting %zu bytes", f->payload.len);
         goto out;
     }
     if (aes_cbc(0, key, e->iv.ptr, f->payload.ptr, f->payload.len, plain) != 0) {
-        itl_seterr(err, "AES-128-CBC decryption of %zu bytes failed", f->payload.len);
+        err_set(err, ITL_E_INPUT, "AES-128-CBC decryption of %zu bytes failed", f->payload.len);
         goto out;
     }
     if (check_plaintext(e, plain, f->payload.len, err) != 0)

@@ -58,9 +58,6 @@ enum {
 #define PADDING_BYTE 0x0D
 #define TLV_MAX 65535u
 
-/* Fills err (which may be NULL) with one sentence. */
-void itl_seterr(struct itl_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* A growing output buffer. Allocation failure is sticky and reported once at the end. */
 struct wbuf {
     uint8_t *p;
@@ -89,26 +86,27 @@ uint16_t get_u16(const uint8_t *p);
 uint32_t get_u32(const uint8_t *p);
 
 /* The certificate, parsed; the whole input must be one DER certificate. NULL with err set. */
-X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_err *err);
+X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_error *err);
 /* The signer's certificate, parsed: the caller's (signer->cert_x509) with a new reference, or
  * parsed from signer->cert_der. Free with X509_free. */
-X509 *signer_x509(const struct itl_signer *signer, struct itl_err *err);
+X509 *signer_x509(const struct itl_signer *signer, struct itl_error *err);
 /* itl_verify_with_cert for a parsed certificate. */
-int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_err *err);
+int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_error *err);
 /* PKCS#1 RSAPublicKey DER (RSA) or X9.62 point (EC). *out malloc'd. */
 int cert_public_key_der(X509 *x, uint8_t **out, size_t *out_len);
 /* The certificate's signatureValue bytes (a view into x). */
 void cert_signature_value(X509 *x, const uint8_t **p, size_t *n);
 /* Name of the certificate's subject (issuer != 0: issuer) in the given style. */
 int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, size_t out_size,
-                  struct itl_err *err);
-int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len, struct itl_err *err);
+                  struct itl_error *err);
+int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len,
+                      struct itl_error *err);
 
 /* Equal as unsigned integers (leading zero bytes ignored). */
 int serial_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 /* The EVP_MD of a digest code, or NULL with err set. */
-const EVP_MD *digest_md(int digest, struct itl_err *err);
+const EVP_MD *digest_md(int digest, struct itl_error *err);
 /* Digest of msg[0:a) || msg[b:len) in one pass (the signed bytes without copying). */
 int digest_two(const EVP_MD *md, const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2,
                uint8_t *out, size_t *out_len);
@@ -123,15 +121,15 @@ int modulus_code(size_t bytes);
  */
 int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
                   const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
-                  size_t *out_len, struct itl_err *err);
+                  size_t *out_len, struct itl_error *err);
 
 /* Checks the signer (RSA certificate, known digest, callback) and returns its parsed
  * certificate, signature length and SIGNATUREMODULUS code. */
 int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
-                   struct itl_err *err);
+                   struct itl_error *err);
 /* The header of a .sgn / .enc.sgn up to TIMESTAMP; *sig_at is where the SIGNATURE goes. */
 int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
                      const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
-                     struct itl_err *err);
+                     struct itl_error *err);
 
 #endif

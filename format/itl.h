@@ -15,12 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ITL_ERR_LEN 512
+#include "common/common.h"
 
-/* Every failing call fills msg with one sentence that names the field and the offset. */
-struct itl_err {
-    char msg[ITL_ERR_LEN];
-};
+/* Every failing call fills its struct itl_error with one sentence that names the field and the
+ * offset, class ITL_E_INPUT unless said otherwise. */
 
 /* A view into a caller-owned buffer. Strings are stored without their NUL terminator. */
 struct itl_bytes {
@@ -157,7 +155,7 @@ struct itl_file {
 /* Parse any trust file. `hint` ITL_KIND_AUTO detects the kind: encryption tags mean .enc.sgn,
  * a FILENAME ending in ".tlv" means ITL/CTL, anything else is a .sgn. */
 int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_file *out,
-              struct itl_err *err);
+              struct itl_error *err);
 void itl_file_free(struct itl_file *f);
 
 /*
@@ -184,12 +182,12 @@ enum itl_kind itl_name_kind(const char *name, size_t len);
  * printable ASCII bytes without space or backslash, itl_name_kind() == kind and the exact
  * lowercase suffix (".tlv", ".sgn", ".enc.sgn"); with allow_dirs a relative path ("locale/x.sgn")
  * without empty, "." or ".." components, else no '/'. -1 with err naming the name otherwise. */
-int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct itl_err *err);
+int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct itl_error *err);
 
 /* 0 when `data` is a file of kind `want` and nothing else: itl_kind_of() == want, itl_parse()
  * with ITL_KIND_AUTO succeeds with that kind, and its FILENAME passes itl_check_name() (paths
  * allowed for .sgn only). The check a signer makes before it releases an output. */
-int itl_check_kind(const uint8_t *data, size_t len, enum itl_kind want, struct itl_err *err);
+int itl_check_kind(const uint8_t *data, size_t len, enum itl_kind want, struct itl_error *err);
 
 /* Names for printing. */
 const char *itl_kind_name(enum itl_kind kind);
@@ -201,10 +199,11 @@ const char *itl_header_tag_name(unsigned tag); /* "SIGNERNAME", ...; "UNKNOWN" *
 const char *itl_record_tag_name(unsigned tag); /* "SUBJECTNAME", ...; "UNKNOWN" */
 
 /* The bytes the signature covers: the file without the SIGNATURE TLV (format.md section 4). */
-int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, struct itl_err *err);
+int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len,
+                     struct itl_error *err);
 /* The digest of the signed bytes with the header's digest algorithm. */
 int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len,
-                      struct itl_err *err);
+                      struct itl_error *err);
 
 /* Index of the SAST record whose serial (and issuer, when the header has one) name the header's
  * signer, or -1. */
@@ -212,25 +211,25 @@ long itl_find_signer_record(const struct itl_file *f);
 
 /* Verify the file's signature with a given certificate (DER). 0 when valid. */
 int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size_t cert_len,
-                         struct itl_err *err);
+                         struct itl_error *err);
 /* Verify an ITL/CTL with its own signer record's certificate. 0 when valid; *signer_index is
  * set to the record used (or -1). */
-int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_err *err);
+int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_error *err);
 
 /* Record consistency with its certificate: PUBLICKEY == RSAPublicKey DER of the certificate and
  * SIGNATURE == its signatureValue. 0 when consistent (or when the record has no certificate). */
-int itl_record_check(const struct itl_record *r, struct itl_err *err);
+int itl_record_check(const struct itl_record *r, struct itl_error *err);
 
 /* Certificate helpers (DER in, strings out). */
 int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_style style, char *out,
-                  size_t out_size, struct itl_err *err);
+                  size_t out_size, struct itl_error *err);
 /* The same for a certificate already parsed (an OpenSSL X509 *), as in itl_signer.cert_x509. */
 int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char *out,
-                  size_t out_size, struct itl_err *err);
+                  size_t out_size, struct itl_error *err);
 int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
-                    struct itl_err *err);
+                    struct itl_error *err);
 /* Modulus length in bytes of the certificate's RSA key (the signature length). */
-int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_err *err);
+int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_error *err);
 /* Is this certificate (DER) present as a record with this role in the ITL? Compares DER
  * certificates, or serial + issuer for records that carry no certificate. */
 int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
@@ -238,7 +237,7 @@ int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t 
 
 /* DigestInfo (DER prefix + digest) for RSA PKCS#1 v1.5 with CKM_RSA_PKCS. */
 int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, size_t out_size,
-                    size_t *out_len, struct itl_err *err);
+                    size_t *out_len, struct itl_error *err);
 
 /*
  * Signing callback: sign `md` (the digest of `msg` with `digest`) with the signer's key, writing
@@ -247,7 +246,7 @@ int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, 
  */
 typedef int (*itl_sign_fn)(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
                            const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
-                           struct itl_err *err);
+                           struct itl_error *err);
 
 struct itl_signer {
     const uint8_t *cert_der; /* the signer certificate: names, serial, modulus size */
@@ -280,7 +279,7 @@ struct itl_build_opts {
  * the signer certificate before returning. *out is malloc'd. */
 int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                  struct itl_err *err);
+                  struct itl_error *err);
 
 /* Re-sign an ITL/CTL with a new signer (reset): every record byte-identical, the input's
  * conventions kept (VERSION, tag 28, signer-info order, unknown header tags, FILENAME); signer
@@ -288,7 +287,7 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
  * digest from signer->digest. The result is verified before returning. *out is malloc'd. */
 int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t timestamp,
                    const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                   struct itl_err *err);
+                   struct itl_error *err);
 
 struct itl_sgn_opts {
     const char *filename; /* logical name written in FILENAME, e.g. "SEP0011.cnf.xml.sgn" */
@@ -300,7 +299,7 @@ struct itl_sgn_opts {
 /* Build a .sgn around payload. Verified before returning. *out is malloc'd. */
 int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_sgn_opts *opts,
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
-                  struct itl_err *err);
+                  struct itl_error *err);
 
 /* Inputs of an encryption that the caller chooses (random in production, fixed in tests). */
 struct itl_enc_keys {
@@ -313,17 +312,18 @@ struct itl_enc_keys {
 int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
                       size_t phone_cert_len, const struct itl_enc_keys *keys,
                       const struct itl_sgn_opts *opts, const struct itl_signer *signer,
-                      uint8_t **out, size_t *out_len, struct itl_err *err);
+                      uint8_t **out, size_t *out_len, struct itl_error *err);
 
 /* Decrypt a parsed .enc.sgn with the phone's private key (DER, PKCS#1 or PKCS#8). Checks the
  * plaintext hash. *out is malloc'd. */
 int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
-                        size_t phone_key_len, uint8_t **out, size_t *out_len, struct itl_err *err);
+                        size_t phone_key_len, uint8_t **out, size_t *out_len,
+                        struct itl_error *err);
 
 /* The short companion config (format.md section 9): fullConfig=false, copies of
  * loadInformation, ipAddressMode, capfAuthMode, capfList, certHash (MD5 of the phone certificate),
  * encrConfig=true. *out is malloc'd, NUL-terminated, out_len excludes the NUL. */
 int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
-                     size_t phone_cert_len, char **out, size_t *out_len, struct itl_err *err);
+                     size_t phone_cert_len, char **out, size_t *out_len, struct itl_error *err);
 
 #endif

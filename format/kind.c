@@ -22,7 +22,7 @@ static int starts_like_tlv1(const uint8_t *d, size_t len)
 enum itl_kind itl_kind_of(const uint8_t *data, size_t len)
 {
     struct itl_file f;
-    struct itl_err ie;
+    struct itl_error ie;
     enum itl_kind kind;
 
     if (!data || !starts_like_tlv1(data, len))
@@ -141,7 +141,7 @@ static const char *kind_words(enum itl_kind kind)
 }
 
 /* Path components: relative, none empty, "." or "..". */
-static int check_components(const char *name, size_t n, struct itl_err *err)
+static int check_components(const char *name, size_t n, struct itl_error *err)
 {
     size_t start = 0;
 
@@ -152,10 +152,10 @@ static int check_components(const char *name, size_t n, struct itl_err *err)
         clen = i - start;
         if (clen == 0 || (clen == 1 && name[start] == '.') ||
             (clen == 2 && name[start] == '.' && name[start + 1] == '.')) {
-            itl_seterr(err,
-                       "'%s' has an empty, '.' or '..' path component: a file name is relative "
-                       "and stays in its directory",
-                       name);
+            err_set(err, ITL_E_INPUT,
+                    "'%s' has an empty, '.' or '..' path component: a file name is relative "
+                    "and stays in its directory",
+                    name);
             return -1;
         }
         start = i + 1;
@@ -163,27 +163,28 @@ static int check_components(const char *name, size_t n, struct itl_err *err)
     return 0;
 }
 
-int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct itl_err *err)
+int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct itl_error *err)
 {
     const char *suffix = kind_suffix(kind);
     size_t n = name ? strlen(name) : 0;
     enum itl_kind said;
 
     if (!suffix) {
-        itl_seterr(err, "no file kind to check a name against");
+        err_set(err, ITL_E_INPUT, "no file kind to check a name against");
         return -1;
     }
     if (n == 0 || n > ITL_MAX_NAME) {
-        itl_seterr(err, "a file name of %zu bytes: it must have 1 to %d", n, ITL_MAX_NAME);
+        err_set(err, ITL_E_INPUT, "a file name of %zu bytes: it must have 1 to %d", n,
+                ITL_MAX_NAME);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c <= ' ' || c >= 0x7f || c == '\\' || (c == '/' && !allow_dirs)) {
-            itl_seterr(err,
-                       "'%s' has byte 0x%02x at offset %zu: a file name is printable ASCII "
-                       "without spaces or backslashes%s",
-                       name, c, i, allow_dirs ? "" : ", and without '/' (a base name)");
+            err_set(err, ITL_E_INPUT,
+                    "'%s' has byte 0x%02x at offset %zu: a file name is printable ASCII "
+                    "without spaces or backslashes%s",
+                    name, c, i, allow_dirs ? "" : ", and without '/' (a base name)");
             return -1;
         }
     }
@@ -192,48 +193,48 @@ int itl_check_name(const char *name, enum itl_kind kind, int allow_dirs, struct 
     said = itl_name_kind(name, n);
     /* The exact suffix too: "x.SGN" or "x.sgn." are .sgn to lenient readers only. */
     if (said != kind || n < strlen(suffix) || strcmp(name + n - strlen(suffix), suffix) != 0) {
-        itl_seterr(err,
-                   "'%s' is not a name for %s: it must end in '%s'%s (a reader takes this name "
-                   "for %s)",
-                   name, kind_words(kind), suffix,
-                   kind == ITL_KIND_TLV ? ""
-                                        : " and neither contain '.tlv' nor begin with ITL or CTL",
-                   kind_words(said));
+        err_set(err, ITL_E_INPUT,
+                "'%s' is not a name for %s: it must end in '%s'%s (a reader takes this name "
+                "for %s)",
+                name, kind_words(kind), suffix,
+                kind == ITL_KIND_TLV ? "" : " and neither contain '.tlv' nor begin with ITL or CTL",
+                kind_words(said));
         return -1;
     }
     return 0;
 }
 
-int itl_check_kind(const uint8_t *data, size_t len, enum itl_kind want, struct itl_err *err)
+int itl_check_kind(const uint8_t *data, size_t len, enum itl_kind want, struct itl_error *err)
 {
     struct itl_file f;
-    struct itl_err ie;
+    struct itl_error ie;
     enum itl_kind seen = itl_kind_of(data, len);
     char name[ITL_MAX_NAME + 1];
     int rc;
 
     if (seen != want) {
-        itl_seterr(err, "the file would be read as %s, not as %s", kind_words(seen),
-                   kind_words(want));
+        err_set(err, ITL_E_INPUT, "the file would be read as %s, not as %s", kind_words(seen),
+                kind_words(want));
         return -1;
     }
     if (itl_parse(data, len, ITL_KIND_AUTO, &f, &ie) != 0) {
-        itl_seterr(err, "the file does not parse as %s: %s", kind_words(want), ie.msg);
+        err_set(err, ITL_E_INPUT, "the file does not parse as %s: %s", kind_words(want), ie.msg);
         return -1;
     }
     rc = f.kind == want ? 0 : -1;
     if (rc != 0)
-        itl_seterr(err, "the file parses as %s, not as %s", kind_words(f.kind), kind_words(want));
+        err_set(err, ITL_E_INPUT, "the file parses as %s, not as %s", kind_words(f.kind),
+                kind_words(want));
     else if (f.hdr.filename.len > ITL_MAX_NAME ||
              (f.hdr.filename.len > 0 && memchr(f.hdr.filename.ptr, 0, f.hdr.filename.len))) {
-        itl_seterr(err, "its FILENAME (%zu bytes) is longer than %d bytes or holds a NUL",
-                   f.hdr.filename.len, ITL_MAX_NAME);
+        err_set(err, ITL_E_INPUT, "its FILENAME (%zu bytes) is longer than %d bytes or holds a NUL",
+                f.hdr.filename.len, ITL_MAX_NAME);
         rc = -1;
     } else {
         snprintf(name, sizeof name, "%.*s", (int)f.hdr.filename.len,
                  (const char *)f.hdr.filename.ptr);
         if (itl_check_name(name, want, want == ITL_KIND_SGN, &ie) != 0) {
-            itl_seterr(err, "its FILENAME %s", ie.msg);
+            err_set(err, ITL_E_INPUT, "its FILENAME %s", ie.msg);
             rc = -1;
         }
     }

@@ -25,7 +25,7 @@ struct hdr_walk {
     uint32_t seen; /* one bit per known tag (all below 32) */
     struct frame stack[MAX_DEPTH];
     int depth;
-    struct itl_err *err;
+    struct itl_error *err;
 };
 
 static struct itl_bytes view(const uint8_t *p, size_t n)
@@ -68,8 +68,8 @@ static int want_len(struct hdr_walk *w, uint8_t tag, size_t at, size_t n, size_t
 {
     if (n == want)
         return 0;
-    itl_seterr(w->err, "offset 0x%zx: %s has length %zu, expected %zu", at,
-               itl_header_tag_name(tag), n, want);
+    err_set(w->err, ITL_E_INPUT, "offset 0x%zx: %s has length %zu, expected %zu", at,
+            itl_header_tag_name(tag), n, want);
     return -1;
 }
 
@@ -77,7 +77,7 @@ static int not_empty(struct hdr_walk *w, uint8_t tag, size_t at, size_t n)
 {
     if (n > 0)
         return 0;
-    itl_seterr(w->err, "offset 0x%zx: %s is empty", at, itl_header_tag_name(tag));
+    err_set(w->err, ITL_E_INPUT, "offset 0x%zx: %s is empty", at, itl_header_tag_name(tag));
     return -1;
 }
 
@@ -86,8 +86,8 @@ static int add_tlv(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_t *v,
     struct itl_header *h = w->h;
 
     if (h->n_tlvs == ITL_MAX_HEADER_TLVS) {
-        itl_seterr(w->err, "offset 0x%zx: the header has more than %d TLVs", at,
-                   ITL_MAX_HEADER_TLVS);
+        err_set(w->err, ITL_E_INPUT, "offset 0x%zx: the header has more than %d TLVs", at,
+                ITL_MAX_HEADER_TLVS);
         return -1;
     }
     h->tlvs[h->n_tlvs++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, view(v, n)};
@@ -135,8 +135,8 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
         if (not_empty(w, tag, at, n))
             return -1;
         if (w->depth > 0) { /* the signed bytes are the file without it: it must stand alone */
-            itl_seterr(w->err, "offset 0x%zx: SIGNATURE is inside the %s container", at,
-                       itl_header_tag_name(w->stack[w->depth - 1].tag));
+            err_set(w->err, ITL_E_INPUT, "offset 0x%zx: SIGNATURE is inside the %s container", at,
+                    itl_header_tag_name(w->stack[w->depth - 1].tag));
             return -1;
         }
         h->sig_offset = at;
@@ -198,8 +198,8 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
         return 0;
     default:
         if (h->n_extra == ITL_MAX_EXTRA_TLVS) {
-            itl_seterr(w->err, "offset 0x%zx: more than %d unknown tags in the header", at,
-                       ITL_MAX_EXTRA_TLVS);
+            err_set(w->err, ITL_E_INPUT, "offset 0x%zx: more than %d unknown tags in the header",
+                    at, ITL_MAX_EXTRA_TLVS);
             return -1;
         }
         h->extra[h->n_extra++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, view(v, n)};
@@ -213,23 +213,24 @@ static int header_start(struct hdr_walk *w)
     const uint8_t *d = w->d;
 
     if (w->len < 10) {
-        itl_seterr(w->err,
-                   "the file is %zu bytes, too short for a header (VERSION and HEADERLENGTH "
-                   "alone take 10 bytes)",
-                   w->len);
+        err_set(w->err, ITL_E_INPUT,
+                "the file is %zu bytes, too short for a header (VERSION and HEADERLENGTH "
+                "alone take 10 bytes)",
+                w->len);
         return -1;
     }
     if (d[0] != HDR_VERSION) {
-        itl_seterr(w->err,
-                   "offset 0x0: expected VERSION (tag 1), found tag %u: not a Cisco ITL/CTL or "
-                   "signed file",
-                   d[0]);
+        err_set(w->err, ITL_E_INPUT,
+                "offset 0x0: expected VERSION (tag 1), found tag %u: not a Cisco ITL/CTL or "
+                "signed file",
+                d[0]);
         return -1;
     }
     if (want_len(w, HDR_VERSION, 0, get_u16(d + 1), 2))
         return -1;
     if (d[5] != HDR_LENGTH) {
-        itl_seterr(w->err, "offset 0x5: expected HEADERLENGTH (tag 2), found tag %u", d[5]);
+        err_set(w->err, ITL_E_INPUT, "offset 0x5: expected HEADERLENGTH (tag 2), found tag %u",
+                d[5]);
         return -1;
     }
     if (want_len(w, HDR_LENGTH, 5, get_u16(d + 6), 2))
@@ -239,15 +240,16 @@ static int header_start(struct hdr_walk *w)
     w->h->header_length = get_u16(d + 8);
     w->hl = w->h->header_length;
     if (w->hl > w->len) {
-        itl_seterr(w->err, "offset 0x5: HEADERLENGTH %zu runs past the end of the file (%zu bytes)",
-                   w->hl, w->len);
+        err_set(w->err, ITL_E_INPUT,
+                "offset 0x5: HEADERLENGTH %zu runs past the end of the file (%zu bytes)", w->hl,
+                w->len);
         return -1;
     }
     if (w->hl < 10) {
-        itl_seterr(w->err,
-                   "offset 0x5: HEADERLENGTH %zu is shorter than VERSION and HEADERLENGTH "
-                   "themselves (10 bytes)",
-                   w->hl);
+        err_set(w->err, ITL_E_INPUT,
+                "offset 0x5: HEADERLENGTH %zu is shorter than VERSION and HEADERLENGTH "
+                "themselves (10 bytes)",
+                w->hl);
         return -1;
     }
     w->seen = (1u << HDR_VERSION) | (1u << HDR_LENGTH);
@@ -278,22 +280,22 @@ static int walk_header(struct hdr_walk *w)
         }
         if (limit - pos < 3) {
             where(w, at_end, sizeof at_end);
-            itl_seterr(w->err,
-                       "offset 0x%zx: the tag and length of %s (tag %u) run past the end of %s",
-                       pos, itl_header_tag_name(tag), tag, at_end);
+            err_set(w->err, ITL_E_INPUT,
+                    "offset 0x%zx: the tag and length of %s (tag %u) run past the end of %s", pos,
+                    itl_header_tag_name(tag), tag, at_end);
             return -1;
         }
         n = get_u16(w->d + pos + 1);
         if (n > limit - pos - 3) {
             where(w, at_end, sizeof at_end);
-            itl_seterr(w->err, "offset 0x%zx: %s length %zu runs past the end of %s", pos,
-                       itl_header_tag_name(tag), n, at_end);
+            err_set(w->err, ITL_E_INPUT, "offset 0x%zx: %s length %zu runs past the end of %s", pos,
+                    itl_header_tag_name(tag), n, at_end);
             return -1;
         }
         if (is_known_header_tag(tag)) {
             if (w->seen & (1u << tag)) {
-                itl_seterr(w->err, "offset 0x%zx: a second %s (tag %u) in the header", pos,
-                           itl_header_tag_name(tag), tag);
+                err_set(w->err, ITL_E_INPUT, "offset 0x%zx: a second %s (tag %u) in the header",
+                        pos, itl_header_tag_name(tag), tag);
                 return -1;
             }
             w->seen |= 1u << tag;
@@ -302,8 +304,8 @@ static int walk_header(struct hdr_walk *w)
             return -1;
         if (is_container(tag)) {
             if (w->depth == MAX_DEPTH) {
-                itl_seterr(w->err, "offset 0x%zx: containers nested more than %d deep", pos,
-                           MAX_DEPTH);
+                err_set(w->err, ITL_E_INPUT, "offset 0x%zx: containers nested more than %d deep",
+                        pos, MAX_DEPTH);
                 return -1;
             }
             w->stack[w->depth++] = (struct frame){tag, pos + 3 + n};
@@ -317,13 +319,13 @@ static int walk_header(struct hdr_walk *w)
         pos += 3 + n;
     }
     if (!(w->seen & (1u << HDR_SIGNATURE))) {
-        itl_seterr(w->err,
-                   "the header (%zu bytes) has no SIGNATURE (tag 12): the file is not signed",
-                   w->hl);
+        err_set(w->err, ITL_E_INPUT,
+                "the header (%zu bytes) has no SIGNATURE (tag 12): the file is not signed", w->hl);
         return -1;
     }
     if (!(w->seen & (1u << HDR_DIGEST))) {
-        itl_seterr(w->err, "the header (%zu bytes) has no DIGESTALGORITHM (tag 8)", w->hl);
+        err_set(w->err, ITL_E_INPUT, "the header (%zu bytes) has no DIGESTALGORITHM (tag 8)",
+                w->hl);
         return -1;
     }
     return 0;
@@ -336,7 +338,7 @@ static int ends_with(struct itl_bytes s, const char *suffix)
 }
 
 static int decide_kind(const struct itl_header *h, enum itl_kind hint, enum itl_kind *kind,
-                       struct itl_err *err)
+                       struct itl_error *err)
 {
     if (hint == ITL_KIND_AUTO) {
         if (h->enc.present)
@@ -348,12 +350,13 @@ static int decide_kind(const struct itl_header *h, enum itl_kind hint, enum itl_
         return 0;
     }
     if (hint == ITL_KIND_TLV && h->enc.present) {
-        itl_seterr(err,
-                   "the header has encryption fields (tags 16-27): a .enc.sgn, not an ITL/CTL");
+        err_set(err, ITL_E_INPUT,
+                "the header has encryption fields (tags 16-27): a .enc.sgn, not an ITL/CTL");
         return -1;
     }
     if (hint == ITL_KIND_ENC_SGN && !h->enc.present) {
-        itl_seterr(err, "the header has no encryption fields (tags 16-27): not a .enc.sgn");
+        err_set(err, ITL_E_INPUT,
+                "the header has no encryption fields (tags 16-27): not a .enc.sgn");
         return -1;
     }
     /* A .sgn hint still yields ENC_SGN when the header says the payload is encrypted. */
@@ -361,7 +364,7 @@ static int decide_kind(const struct itl_header *h, enum itl_kind hint, enum itl_
     return 0;
 }
 
-static int check_enc(const struct itl_file *f, struct itl_err *err)
+static int check_enc(const struct itl_file *f, struct itl_error *err)
 {
     const struct itl_enc_info *e = &f->hdr.enc;
     const char *missing = !e->iv.ptr            ? "ENCRYPTIONIV (tag 19)"
@@ -369,14 +372,14 @@ static int check_enc(const struct itl_file *f, struct itl_err *err)
                                                 : NULL;
 
     if (missing) {
-        itl_seterr(err, "the encrypted file's header has no %s", missing);
+        err_set(err, ITL_E_INPUT, "the encrypted file's header has no %s", missing);
         return -1;
     }
     if (f->payload.len == 0 || f->payload.len % 16 != 0) {
-        itl_seterr(err,
-                   "offset 0x%x: the ciphertext is %zu bytes, not a positive multiple of the AES "
-                   "block size (16)",
-                   f->hdr.header_length, f->payload.len);
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%x: the ciphertext is %zu bytes, not a positive multiple of the AES "
+                "block size (16)",
+                f->hdr.header_length, f->payload.len);
         return -1;
     }
     return 0;
@@ -384,16 +387,16 @@ static int check_enc(const struct itl_file *f, struct itl_err *err)
 
 /* ---- records ---- */
 
-static int record_err_len(struct itl_err *err, size_t at, size_t index, uint8_t tag, size_t n,
+static int record_err_len(struct itl_error *err, size_t at, size_t index, uint8_t tag, size_t n,
                           size_t want)
 {
-    itl_seterr(err, "offset 0x%zx: record #%zu: %s has length %zu, expected %zu", at, index,
-               itl_record_tag_name(tag), n, want);
+    err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: %s has length %zu, expected %zu", at,
+            index, itl_record_tag_name(tag), n, want);
     return -1;
 }
 
 static int record_field(struct itl_record *r, size_t index, uint8_t tag, size_t at,
-                        const uint8_t *v, size_t n, struct itl_err *err)
+                        const uint8_t *v, size_t n, struct itl_error *err)
 {
     switch (tag) {
     case REC_DNSNAME:
@@ -413,7 +416,8 @@ static int record_field(struct itl_record *r, size_t index, uint8_t tag, size_t 
         return 0;
     case REC_SERIAL:
         if (n == 0) {
-            itl_seterr(err, "offset 0x%zx: record #%zu: SERIALNUMBER is empty", at, index);
+            err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: SERIALNUMBER is empty", at,
+                    index);
             return -1;
         }
         r->serial = view(v, n);
@@ -445,11 +449,11 @@ static int record_field(struct itl_record *r, size_t index, uint8_t tag, size_t 
 }
 
 static int add_record_tlv(struct itl_record *r, size_t index, uint8_t tag, size_t at,
-                          const uint8_t *v, size_t n, struct itl_err *err)
+                          const uint8_t *v, size_t n, struct itl_error *err)
 {
     if (r->n_tlvs == ITL_MAX_RECORD_TLVS) {
-        itl_seterr(err, "offset 0x%zx: record #%zu has more than %d fields", at, index,
-                   ITL_MAX_RECORD_TLVS);
+        err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu has more than %d fields", at, index,
+                ITL_MAX_RECORD_TLVS);
         return -1;
     }
     r->tlvs[r->n_tlvs++] = (struct itl_tlv){tag, 0, at, view(v, n)};
@@ -458,7 +462,7 @@ static int add_record_tlv(struct itl_record *r, size_t index, uint8_t tag, size_
 
 /* The record starting at pos; index is 1-based for messages. */
 static int parse_record(const uint8_t *d, size_t len, size_t pos, size_t index,
-                        struct itl_record *r, struct itl_err *err)
+                        struct itl_record *r, struct itl_error *err)
 {
     size_t end, p;
     uint32_t seen = 1u << REC_LENGTH;
@@ -466,33 +470,34 @@ static int parse_record(const uint8_t *d, size_t len, size_t pos, size_t index,
     memset(r, 0, sizeof *r);
     r->offset = pos;
     if (len - pos < 5) {
-        itl_seterr(err,
-                   "offset 0x%zx: record #%zu: the %zu bytes left are too short for a "
-                   "RECORDLENGTH field (5 bytes)",
-                   pos, index, len - pos);
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: record #%zu: the %zu bytes left are too short for a "
+                "RECORDLENGTH field (5 bytes)",
+                pos, index, len - pos);
         return -1;
     }
     if (d[pos] != REC_LENGTH) {
-        itl_seterr(err, "offset 0x%zx: record #%zu starts with tag %u, expected RECORDLENGTH (1)",
-                   pos, index, d[pos]);
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: record #%zu starts with tag %u, expected RECORDLENGTH (1)", pos,
+                index, d[pos]);
         return -1;
     }
     if (get_u16(d + pos + 1) != 2)
         return record_err_len(err, pos, index, REC_LENGTH, get_u16(d + pos + 1), 2);
     r->length = get_u16(d + pos + 3);
     if (r->length < 5) {
-        itl_seterr(err,
-                   "offset 0x%zx: record #%zu: RECORDLENGTH %u is less than the 5 bytes of the "
-                   "RECORDLENGTH field itself",
-                   pos, index, r->length);
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: record #%zu: RECORDLENGTH %u is less than the 5 bytes of the "
+                "RECORDLENGTH field itself",
+                pos, index, r->length);
         return -1;
     }
     if (r->length > len - pos) {
-        itl_seterr(err,
-                   "offset 0x%zx: record #%zu: RECORDLENGTH %u runs past the end of the file (%zu "
-                   "bytes%s)",
-                   pos, index, r->length, len,
-                   len > TLV_MAX ? "; lengths are u16, so no record can reach past 64 KB" : "");
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: record #%zu: RECORDLENGTH %u runs past the end of the file (%zu "
+                "bytes%s)",
+                pos, index, r->length, len,
+                len > TLV_MAX ? "; lengths are u16, so no record can reach past 64 KB" : "");
         return -1;
     }
     end = pos + r->length;
@@ -503,24 +508,24 @@ static int parse_record(const uint8_t *d, size_t len, size_t pos, size_t index,
         size_t n;
 
         if (end - p < 3) {
-            itl_seterr(err,
-                       "offset 0x%zx: record #%zu: the tag and length of %s run past the end of "
-                       "the record (which ends at 0x%zx)",
-                       p, index, itl_record_tag_name(tag), end);
+            err_set(err, ITL_E_INPUT,
+                    "offset 0x%zx: record #%zu: the tag and length of %s run past the end of "
+                    "the record (which ends at 0x%zx)",
+                    p, index, itl_record_tag_name(tag), end);
             return -1;
         }
         n = get_u16(d + p + 1);
         if (n > end - p - 3) {
-            itl_seterr(err,
-                       "offset 0x%zx: record #%zu: %s length %zu runs past the end of the record "
-                       "(which ends at 0x%zx)",
-                       p, index, itl_record_tag_name(tag), n, end);
+            err_set(err, ITL_E_INPUT,
+                    "offset 0x%zx: record #%zu: %s length %zu runs past the end of the record "
+                    "(which ends at 0x%zx)",
+                    p, index, itl_record_tag_name(tag), n, end);
             return -1;
         }
         if (tag >= REC_LENGTH && tag <= REC_HASH_ALGORITHM) {
             if (seen & (1u << tag)) {
-                itl_seterr(err, "offset 0x%zx: record #%zu: a second %s (tag %u)", p, index,
-                           itl_record_tag_name(tag), tag);
+                err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: a second %s (tag %u)", p,
+                        index, itl_record_tag_name(tag), tag);
                 return -1;
             }
             seen |= 1u << tag;
@@ -531,18 +536,18 @@ static int parse_record(const uint8_t *d, size_t len, size_t pos, size_t index,
         p += 3 + n;
     }
     if (!r->has_function) {
-        itl_seterr(err, "offset 0x%zx: record #%zu has no FUNCTION (tag 4)", pos, index);
+        err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu has no FUNCTION (tag 4)", pos, index);
         return -1;
     }
     return 0;
 }
 
-static int parse_records(struct itl_file *f, struct itl_err *err)
+static int parse_records(struct itl_file *f, struct itl_error *err)
 {
     size_t pos = f->hdr.header_length, cap = 0;
 
     if (pos == f->len) {
-        itl_seterr(err, "the ITL/CTL has no records after its %zu-byte header", pos);
+        err_set(err, ITL_E_INPUT, "the ITL/CTL has no records after its %zu-byte header", pos);
         return -1;
     }
     while (pos < f->len) {
@@ -550,7 +555,7 @@ static int parse_records(struct itl_file *f, struct itl_err *err)
             size_t ncap = cap ? cap * 2 : 8;
             struct itl_record *nr = realloc(f->records, ncap * sizeof *nr);
             if (!nr) {
-                itl_seterr(err, "out of memory parsing record #%zu", f->n_records + 1);
+                err_set(err, ITL_E_INPUT, "out of memory parsing record #%zu", f->n_records + 1);
                 return -1;
             }
             f->records = nr;
@@ -565,7 +570,7 @@ static int parse_records(struct itl_file *f, struct itl_err *err)
 }
 
 int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_file *out,
-              struct itl_err *err)
+              struct itl_error *err)
 {
     struct hdr_walk w = {.d = data, .len = len, .h = &out->hdr, .err = err};
 
@@ -573,7 +578,7 @@ int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_fi
     out->data = data;
     out->len = len;
     if (!data && len > 0) {
-        itl_seterr(err, "no data");
+        err_set(err, ITL_E_INPUT, "no data");
         return -1;
     }
     if (walk_header(&w) != 0 || decide_kind(&out->hdr, hint, &out->kind, err) != 0)

@@ -24,7 +24,7 @@ struct scan {
     size_t len;
     struct span found[N_COPIED];
     int have[N_COPIED];
-    struct itl_err *err;
+    struct itl_error *err;
 };
 
 static const char *find(const char *x, size_t len, size_t from, const char *needle)
@@ -107,7 +107,8 @@ static int scan_children(struct scan *s)
         }
         skip = skip_special(s->x, s->len, pos);
         if (skip < 0) {
-            itl_seterr(s->err, "offset %zu of the configuration: unterminated '<!' or '<?'", pos);
+            err_set(s->err, ITL_E_INPUT,
+                    "offset %zu of the configuration: unterminated '<!' or '<?'", pos);
             return -1;
         }
         if (skip > 0) {
@@ -116,7 +117,7 @@ static int scan_children(struct scan *s)
         }
         end = tag_end(s->x, s->len, pos);
         if (end < 0) {
-            itl_seterr(s->err, "offset %zu of the configuration: unterminated tag", pos);
+            err_set(s->err, ITL_E_INPUT, "offset %zu of the configuration: unterminated tag", pos);
             return -1;
         }
         closing = s->x[pos + 1] == '/';
@@ -124,10 +125,10 @@ static int scan_children(struct scan *s)
         n = name_len(s->x, s->len, pos + 1 + closing);
         if (!closing && depth == 0) {
             if (root_seen || n != 6 || memcmp(s->x + pos + 1, "device", 6) != 0) {
-                itl_seterr(s->err,
-                           "offset %zu of the configuration: the root element is not "
-                           "<device>",
-                           pos);
+                err_set(s->err, ITL_E_INPUT,
+                        "offset %zu of the configuration: the root element is not "
+                        "<device>",
+                        pos);
                 return -1;
             }
             root_seen = 1;
@@ -138,10 +139,10 @@ static int scan_children(struct scan *s)
         }
         if (closing) {
             if (--depth < 0) {
-                itl_seterr(s->err,
-                           "offset %zu of the configuration: a closing tag without "
-                           "its opening tag",
-                           pos);
+                err_set(s->err, ITL_E_INPUT,
+                        "offset %zu of the configuration: a closing tag without "
+                        "its opening tag",
+                        pos);
                 return -1;
             }
         } else if (!self_closing) {
@@ -157,7 +158,7 @@ static int scan_children(struct scan *s)
         pos = (size_t)end + 1;
     }
     if (!root_seen) {
-        itl_seterr(s->err, "the configuration has no <device> element");
+        err_set(s->err, ITL_E_INPUT, "the configuration has no <device> element");
         return -1;
     }
     return 0;
@@ -169,7 +170,7 @@ static void put_str(struct wbuf *b, const char *s)
 }
 
 int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
-                     size_t phone_cert_len, char **out, size_t *out_len, struct itl_err *err)
+                     size_t phone_cert_len, char **out, size_t *out_len, struct itl_error *err)
 {
     struct scan s = {.x = (const char *)xml, .len = xml_len, .err = err};
     struct wbuf b = {0};
@@ -180,7 +181,7 @@ int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_ce
     int order[N_COPIED], n = 0;
 
     if (!xml && xml_len) {
-        itl_seterr(err, "no configuration given");
+        err_set(err, ITL_E_INPUT, "no configuration given");
         return -1;
     }
     phone = cert_parse(phone_cert_der, phone_cert_len, "the phone certificate", err);
@@ -190,7 +191,7 @@ int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_ce
     if (scan_children(&s) != 0)
         return -1;
     if (digest_two(EVP_md5(), phone_cert_der, phone_cert_len, NULL, 0, md5, &md5_len) != 0) {
-        itl_seterr(err, "cannot compute the MD5 certHash of the phone certificate");
+        err_set(err, ITL_E_INPUT, "cannot compute the MD5 certHash of the phone certificate");
         return -1;
     }
     for (size_t i = 0; i < md5_len; i++)
@@ -219,7 +220,7 @@ int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_ce
     wb_u8(&b, 0);
     if (b.oom) {
         wb_free(&b);
-        itl_seterr(err, "out of memory writing the short configuration");
+        err_set(err, ITL_E_INPUT, "out of memory writing the short configuration");
         return -1;
     }
     *out = (char *)b.p;

@@ -28,19 +28,20 @@ static size_t digest_offset(const struct itl_file *f)
     return 0;
 }
 
-static const EVP_MD *header_md(const struct itl_file *f, struct itl_err *err)
+static const EVP_MD *header_md(const struct itl_file *f, struct itl_error *err)
 {
     const EVP_MD *md = digest_md(f->hdr.digest, NULL);
 
     if (!md)
-        itl_seterr(err,
-                   "offset 0x%zx: DIGESTALGORITHM code %d is unknown (1 = SHA-1, 2 = SHA-256, "
-                   "3 = SHA-512)",
-                   digest_offset(f), f->hdr.digest);
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: DIGESTALGORITHM code %d is unknown (1 = SHA-1, 2 = SHA-256, "
+                "3 = SHA-512)",
+                digest_offset(f), f->hdr.digest);
     return md;
 }
 
-int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, struct itl_err *err)
+int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len,
+                     struct itl_error *err)
 {
     const uint8_t *p1, *p2;
     size_t n1, n2;
@@ -49,7 +50,7 @@ int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, s
     signed_parts(f, &p1, &n1, &p2, &n2);
     buf = malloc(n1 + n2 ? n1 + n2 : 1);
     if (!buf) {
-        itl_seterr(err, "out of memory copying %zu signed bytes", n1 + n2);
+        err_set(err, ITL_E_INPUT, "out of memory copying %zu signed bytes", n1 + n2);
         return -1;
     }
     memcpy(buf, p1, n1);
@@ -60,7 +61,8 @@ int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len, s
     return 0;
 }
 
-int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len, struct itl_err *err)
+int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len,
+                      struct itl_error *err)
 {
     const EVP_MD *evp = header_md(f, err);
     const uint8_t *p1, *p2;
@@ -70,7 +72,8 @@ int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len, 
         return -1;
     signed_parts(f, &p1, &n1, &p2, &n2);
     if (digest_two(evp, p1, n1, p2, n2, md, md_len) != 0) {
-        itl_seterr(err, "the %s digest of the signed bytes failed", itl_digest_name(f->hdr.digest));
+        err_set(err, ITL_E_INPUT, "the %s digest of the signed bytes failed",
+                itl_digest_name(f->hdr.digest));
         return -1;
     }
     return 0;
@@ -101,7 +104,7 @@ long itl_find_signer_record(const struct itl_file *f)
     return -1;
 }
 
-int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_err *err)
+int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_error *err)
 {
     const EVP_MD *md = header_md(f, err);
     const uint8_t *p1, *p2;
@@ -114,37 +117,37 @@ int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_err *err)
     if (!md)
         return -1;
     if (f->hdr.sig_algorithm != 0) {
-        itl_seterr(err,
-                   "SIGNATUREALGORITHM %u is not RSA PKCS#1 v1.5 (0), the only algorithm known",
-                   f->hdr.sig_algorithm);
+        err_set(err, ITL_E_INPUT,
+                "SIGNATUREALGORITHM %u is not RSA PKCS#1 v1.5 (0), the only algorithm known",
+                f->hdr.sig_algorithm);
         return -1;
     }
     if (cert_name_str(x, 0, ITL_NAMES_CUCM, subject, sizeof subject, NULL) != 0)
         strcpy(subject, "(unreadable name)");
     pk = X509_get0_pubkey(x);
     if (!pk || !EVP_PKEY_is_a(pk, "RSA")) {
-        itl_seterr(err, "the signer certificate %s has no RSA key", subject);
+        err_set(err, ITL_E_INPUT, "the signer certificate %s has no RSA key", subject);
         goto out;
     }
     if ((size_t)EVP_PKEY_get_size(pk) != f->hdr.signature.len) {
-        itl_seterr(err,
-                   "offset 0x%zx: the SIGNATURE is %zu bytes but the key of %s is %d-bit RSA "
-                   "(%d-byte signatures)",
-                   f->hdr.sig_offset, f->hdr.signature.len, subject, EVP_PKEY_get_bits(pk),
-                   EVP_PKEY_get_size(pk));
+        err_set(err, ITL_E_INPUT,
+                "offset 0x%zx: the SIGNATURE is %zu bytes but the key of %s is %d-bit RSA "
+                "(%d-byte signatures)",
+                f->hdr.sig_offset, f->hdr.signature.len, subject, EVP_PKEY_get_bits(pk),
+                EVP_PKEY_get_size(pk));
         goto out;
     }
     signed_parts(f, &p1, &n1, &p2, &n2);
     ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestVerifyInit(ctx, NULL, md, NULL, pk) != 1 ||
         EVP_DigestVerifyUpdate(ctx, p1, n1) != 1 || EVP_DigestVerifyUpdate(ctx, p2, n2) != 1) {
-        itl_seterr(err, "cannot set up %s verification with %s", itl_digest_name(f->hdr.digest),
-                   subject);
+        err_set(err, ITL_E_INPUT, "cannot set up %s verification with %s",
+                itl_digest_name(f->hdr.digest), subject);
         goto out;
     }
     if (EVP_DigestVerifyFinal(ctx, f->hdr.signature.ptr, f->hdr.signature.len) != 1) {
-        itl_seterr(err, "the %s signature does not verify with the key of %s",
-                   itl_digest_name(f->hdr.digest), subject);
+        err_set(err, ITL_E_INPUT, "the %s signature does not verify with the key of %s",
+                itl_digest_name(f->hdr.digest), subject);
         goto out;
     }
     rc = 0;
@@ -154,7 +157,7 @@ out:
 }
 
 int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size_t cert_len,
-                         struct itl_err *err)
+                         struct itl_error *err)
 {
     X509 *x = cert_parse(cert_der, cert_len, "the signer certificate", err);
     int rc;
@@ -166,7 +169,7 @@ int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size
     return rc;
 }
 
-int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_err *err)
+int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_error *err)
 {
     long i = itl_find_signer_record(f);
     const struct itl_record *r;
@@ -174,25 +177,28 @@ int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_err
     if (signer_index)
         *signer_index = i;
     if (f->kind != ITL_KIND_TLV) {
-        itl_seterr(err, "a %s file carries no certificates: verify it with a given certificate",
-                   itl_kind_name(f->kind));
+        err_set(err, ITL_E_INPUT,
+                "a %s file carries no certificates: verify it with a given certificate",
+                itl_kind_name(f->kind));
         return -1;
     }
     if (i < 0) {
-        itl_seterr(err, "no SAST record matches the signer named in the header (serial number and "
-                        "issuer)");
+        err_set(err, ITL_E_INPUT,
+                "no SAST record matches the signer named in the header (serial number and "
+                "issuer)");
         return -1;
     }
     r = &f->records[i];
     if (!r->certificate.ptr) {
-        itl_seterr(err, "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE",
-                   i + 1, r->offset);
+        err_set(err, ITL_E_INPUT,
+                "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE", i + 1,
+                r->offset);
         return -1;
     }
     return itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, err);
 }
 
-int itl_record_check(const struct itl_record *r, struct itl_err *err)
+int itl_record_check(const struct itl_record *r, struct itl_error *err)
 {
     X509 *x;
     uint8_t *pub = NULL, serial[128];
@@ -210,34 +216,34 @@ int itl_record_check(const struct itl_record *r, struct itl_err *err)
         return -1;
     if (r->public_key.ptr) {
         if (cert_public_key_der(x, &pub, &pub_len) != 0) {
-            itl_seterr(err, "%s has a public key that cannot be encoded", what);
+            err_set(err, ITL_E_INPUT, "%s has a public key that cannot be encoded", what);
             goto out;
         }
         if (pub_len != r->public_key.len || memcmp(pub, r->public_key.ptr, pub_len) != 0) {
-            itl_seterr(err,
-                       "record at offset 0x%zx: PUBLICKEY (%zu bytes) is not the certificate's "
-                       "public key (%zu bytes)",
-                       r->offset, r->public_key.len, pub_len);
+            err_set(err, ITL_E_INPUT,
+                    "record at offset 0x%zx: PUBLICKEY (%zu bytes) is not the certificate's "
+                    "public key (%zu bytes)",
+                    r->offset, r->public_key.len, pub_len);
             goto out;
         }
     }
     cert_signature_value(x, &sig, &sig_len);
     if (r->signature.ptr &&
         (sig_len != r->signature.len || memcmp(sig, r->signature.ptr, sig_len) != 0)) {
-        itl_seterr(err,
-                   "record at offset 0x%zx: SIGNATURE (%zu bytes) is not the certificate's "
-                   "signatureValue (%zu bytes)",
-                   r->offset, r->signature.len, sig_len);
+        err_set(err, ITL_E_INPUT,
+                "record at offset 0x%zx: SIGNATURE (%zu bytes) is not the certificate's "
+                "signatureValue (%zu bytes)",
+                r->offset, r->signature.len, sig_len);
         goto out;
     }
     if (r->serial.ptr) {
         if (cert_serial_bytes(x, serial, sizeof serial, &serial_len, err) != 0)
             goto out;
         if (!serial_equal(serial, serial_len, r->serial.ptr, r->serial.len)) {
-            itl_seterr(err,
-                       "record at offset 0x%zx: SERIALNUMBER is not the certificate's serial "
-                       "number",
-                       r->offset);
+            err_set(err, ITL_E_INPUT,
+                    "record at offset 0x%zx: SERIALNUMBER is not the certificate's serial "
+                    "number",
+                    r->offset);
             goto out;
         }
     }

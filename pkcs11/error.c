@@ -7,20 +7,6 @@
 
 #include <p11-kit/p11-kit.h>
 
-int tok_errf(struct tok_err *err, enum tok_errkind kind, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return -1;
-    err->kind = kind;
-    err->ckr = 0;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 #define CKR(x)                                                                                     \
     {                                                                                              \
         x, #x                                                                                      \
@@ -159,7 +145,7 @@ int tok_rv_needs_rebuild(CK_RV rv)
     }
 }
 
-enum tok_errkind tok_kind_for_rv(CK_RV rv)
+enum itl_errclass tok_kind_for_rv(CK_RV rv)
 {
     switch (rv) {
     case CKR_PIN_INCORRECT:
@@ -168,22 +154,22 @@ enum tok_errkind tok_kind_for_rv(CK_RV rv)
     case CKR_PIN_EXPIRED:
     case CKR_PIN_LOCKED:
     case CKR_USER_PIN_NOT_INITIALIZED:
-        return TOK_E_PIN;
+        return ITL_E_PIN;
     case CKR_DEVICE_REMOVED:
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_TOKEN_NOT_RECOGNIZED:
     case CKR_SLOT_ID_INVALID:
-        return TOK_E_NO_TOKEN;
+        return ITL_E_NO_TOKEN;
     case CKR_MECHANISM_INVALID:
     case CKR_MECHANISM_PARAM_INVALID:
     case CKR_KEY_FUNCTION_NOT_PERMITTED:
     case CKR_KEY_TYPE_INCONSISTENT:
-        return TOK_E_MECHANISM;
+        return ITL_E_MECHANISM;
     case CKR_KEY_HANDLE_INVALID:
     case CKR_OBJECT_HANDLE_INVALID:
-        return TOK_E_NO_KEY;
+        return ITL_E_NO_KEY;
     default:
-        return TOK_E_DEVICE;
+        return ITL_E_DEVICE;
     }
 }
 
@@ -224,12 +210,12 @@ const char *tok_ckr_hint(CK_RV rv)
     }
 }
 
-int tok_ckr_err(struct tok_err *err, CK_RV rv, const char *what)
+int tok_ckr_err(struct itl_error *err, CK_RV rv, const char *what)
 {
     if (!err)
         return -1;
-    tok_errf(err, tok_kind_for_rv(rv), "%s: %s (0x%08lx: %s); %s", what, tok_ckr_name(rv),
-             (unsigned long)rv, p11_kit_strerror(rv), tok_ckr_hint(rv));
+    err_set(err, tok_kind_for_rv(rv), "%s: %s (0x%08lx: %s); %s", what, tok_ckr_name(rv),
+            (unsigned long)rv, p11_kit_strerror(rv), tok_ckr_hint(rv));
     err->ckr = rv;
     return -1;
 }

@@ -15,13 +15,10 @@
 
 /* ---- Errors (error.c) ---- */
 
-/* Formats err (may be NULL) and returns -1, so failures read `return tok_errf(...)`. */
-int tok_errf(struct tok_err *err, enum tok_errkind kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* "<what>: CKR_X (0x..: p11-kit text); <what to do>". The kind follows from rv. */
-int tok_ckr_err(struct tok_err *err, CK_RV rv, const char *what);
+int tok_ckr_err(struct itl_error *err, CK_RV rv, const char *what);
 /* The class of failure a CK_RV belongs to. */
-enum tok_errkind tok_kind_for_rv(CK_RV rv);
+enum itl_errclass tok_kind_for_rv(CK_RV rv);
 /* What to do about rv, one short sentence. */
 const char *tok_ckr_hint(CK_RV rv);
 /* 1 when rv means the session, the login or the token went away: rebuild, then retry. */
@@ -36,9 +33,9 @@ void tok_padded_to_str(const CK_UTF8CHAR *in, size_t n, char *out, size_t size);
 /* ---- PINs (pin.c) ---- */
 
 /* Guards before C_Login: refuses USER_PIN_LOCKED, USER_PIN_FINAL_TRY, USER_PIN_TO_BE_CHANGED. */
-int tok_login_guard(const CK_TOKEN_INFO *info, struct tok_err *err);
+int tok_login_guard(const CK_TOKEN_INFO *info, struct itl_error *err);
 /* A copy in locked memory. */
-int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct tok_err *err);
+int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct itl_error *err);
 
 /* ---- The token ---- */
 
@@ -123,37 +120,37 @@ struct tok_key {
 /* A pool session for one operation. Blocks while all are busy; opens lazily; backs off on
  * CKR_SESSION_COUNT. *index identifies it for tok_session_put. */
 int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned long *generation,
-                    struct tok_err *err);
+                    struct itl_error *err);
 /* broken: the handle failed (it is closed and reopened next time). */
 void tok_session_put(struct tok *t, size_t index, int broken);
 /* Re-find the token by label + serial, new login session, re-login once with the held PIN.
  * Does nothing when another thread rebuilt since `seen_generation`. */
-int tok_rebuild(struct tok *t, unsigned long seen_generation, struct tok_err *err);
+int tok_rebuild(struct tok *t, unsigned long seen_generation, struct itl_error *err);
 /* C_Login with the held PIN (or NULL for a PIN pad); wipes the PIN when the token rejects it. */
-int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct tok_err *err);
+int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct itl_error *err);
 /* 1 when we logged in but session h does not see it (the login was lost). */
 int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h);
 /* A token that was found absent is looked for again (once, cheaply): fail fast while away. */
-int tok_ensure_present(struct tok *t, struct tok_err *err);
+int tok_ensure_present(struct tok *t, struct itl_error *err);
 /* The current rebuild generation. */
 unsigned long tok_generation(struct tok *t);
 /* The token's CK_TOKEN_INFO now. When its slot fails to answer or holds another token:
- * TOK_E_NO_TOKEN "token ... not present" with ckr CKR_TOKEN_NOT_PRESENT (a rebuild looks for it,
+ * ITL_E_NO_TOKEN "token ... not present" with ckr CKR_TOKEN_NOT_PRESENT (a rebuild looks for it,
  * re-initialising the module if need be). */
-int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err);
+int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct itl_error *err);
 /* 0 while the token is seen in its slot; else as tok_token_info. */
-int tok_check_present(struct tok *t, struct tok_err *err);
+int tok_check_present(struct tok *t, struct itl_error *err);
 /* An operation in session h failed with err. When the token went away or the login was lost,
  * SoftHSM2 answers "no such object" (or a general error): err then names that cause and asks
- * for a rebuild (TOK_E_NO_TOKEN / CKR_USER_NOT_LOGGED_IN) instead of blaming the key. */
-void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct tok_err *err);
+ * for a rebuild (ITL_E_NO_TOKEN / CKR_USER_NOT_LOGGED_IN) instead of blaming the key. */
+void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct itl_error *err);
 /* The same for a CK_RV from a call in session h: the CKR that asks for a rebuild, else rv. */
 CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv);
 
 /* Runs fn in a session (a pool session, or the login session when `mgmt`), rebuilding and
  * retrying within the retry budget when the session, login or token was lost. */
-typedef int (*tok_session_fn)(struct tok *t, CK_SESSION_HANDLE h, void *ctx, struct tok_err *err);
-int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_err *err);
+typedef int (*tok_session_fn)(struct tok *t, CK_SESSION_HANDLE h, void *ctx, struct itl_error *err);
+int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct itl_error *err);
 unsigned tok_budget(const struct tok *t);
 
 /* Test hook: C_CloseAllSessions on our slot between two operations, as a token reset would.
@@ -166,8 +163,8 @@ unsigned long tok_test_login_calls(struct tok *t);
 /* C_GetMechanismInfo: the mechanism is offered with `flag` (CKF_SIGN, CKF_GENERATE_KEY_PAIR).
  * The answers for the signing mechanisms we use are cached. */
 int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS flag,
-                             struct tok_err *err);
-int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct tok_err *err);
+                             struct itl_error *err);
+int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct itl_error *err);
 /* The DER DigestInfo prefix for nid (NULL when unsupported). */
 const uint8_t *tok_digestinfo_prefix(int nid, size_t *len, size_t *md_len);
 /* C_SignInit + C_Sign in one session (context-specific login when asked). */
@@ -183,14 +180,14 @@ EVP_PKEY_CTX *tok_new_verify_ctx(EVP_PKEY *pub);
 
 /* Every object in session h matching the template; *out malloc'd (NULL when none). */
 int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                     CK_OBJECT_HANDLE **out, size_t *count, struct tok_err *err);
+                     CK_OBJECT_HANDLE **out, size_t *count, struct itl_error *err);
 /* One attribute's value, malloc'd (NUL appended, not counted). CKR_ATTRIBUTE_* -> 1 (absent). */
 int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-                 uint8_t **value, size_t *len, struct tok_err *err);
+                 uint8_t **value, size_t *len, struct itl_error *err);
 /* A CK_BBOOL attribute: 1/0, or -1 when the token does not have it. */
 int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type);
 /* The private key labelled `label` (exactly one), by class. */
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
-                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct tok_err *err);
+                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct itl_error *err);
 
 #endif

@@ -97,7 +97,7 @@ static unsigned modulus_bits(const uint8_t *m, size_t len)
 /* Everything we say about the key with this CKA_ID (priv may be 0: a lone certificate). */
 static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, int has_priv,
                         const uint8_t *id, size_t id_len, struct tok_key_info *info,
-                        struct tok_err *err)
+                        struct itl_error *err)
 {
     CK_OBJECT_CLASS cls;
     CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, (void *)id, id_len}};
@@ -161,7 +161,7 @@ struct attrs_ctx {
 };
 
 static int attributes_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
-                                 struct tok_err *err)
+                                 struct itl_error *err)
 {
     struct attrs_ctx *c = vctx;
     CK_OBJECT_HANDLE priv;
@@ -179,7 +179,7 @@ static int attributes_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
 }
 
 int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *info,
-                       struct tok_err *err)
+                       struct itl_error *err)
 {
     struct attrs_ctx c = {label, info};
     return tok_run(t, 0, attributes_in_session, &c, err);
@@ -200,7 +200,7 @@ static int list_has_id(const struct list_ctx *c, const uint8_t *id, size_t len)
 
 /* Lists the private keys (and certificates without one) of class `cls`. */
 static int list_class(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, struct list_ctx *c,
-                      struct tok_err *err)
+                      struct itl_error *err)
 {
     CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof cls};
     CK_OBJECT_HANDLE *found;
@@ -226,7 +226,7 @@ static int list_class(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, s
         grown = realloc(c->keys, (c->n + 1) * sizeof *c->keys);
         if (!grown || !id) {
             free(id);
-            rc = tok_errf(err, TOK_E_DEVICE, "out of memory");
+            rc = err_set(err, ITL_E_DEVICE, "out of memory");
             break;
         }
         c->keys = grown;
@@ -239,7 +239,7 @@ static int list_class(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, s
     return rc;
 }
 
-static int list_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct tok_err *err)
+static int list_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
 {
     struct list_ctx *c = vctx;
 
@@ -269,7 +269,7 @@ static int by_label(const void *a, const void *b)
     return strcmp(((const struct tok_key_info *)a)->label, ((const struct tok_key_info *)b)->label);
 }
 
-int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct tok_err *err)
+int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct itl_error *err)
 {
     struct list_ctx c = {0};
 
@@ -294,7 +294,7 @@ struct export_ctx {
     size_t len;
 };
 
-static int export_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct tok_err *err)
+static int export_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
 {
     struct export_ctx *c = vctx;
     CK_OBJECT_HANDLE cert, priv;
@@ -303,9 +303,9 @@ static int export_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
     int rc;
 
     rc = tok_find_one(t, h, CKO_CERTIFICATE, c->label, NULL, 0, &cert, err);
-    if (rc != 0 && err->kind == TOK_E_NO_KEY) {
+    if (rc != 0 && err->cls == ITL_E_NO_KEY) {
         /* The certificate may carry another label: pair through the private key's CKA_ID. */
-        struct tok_err first = *err;
+        struct itl_error first = *err;
         if (tok_find_one(t, h, CKO_PRIVATE_KEY, c->label, NULL, 0, &priv, NULL) != 0 ||
             tok_get_attr(t, h, priv, CKA_ID, &id, &id_len, NULL) != 0 ||
             tok_find_one(t, h, CKO_CERTIFICATE, NULL, id, id_len, &cert, NULL) != 0) {
@@ -320,12 +320,12 @@ static int export_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
         return -1;
     rc = tok_get_attr(t, h, cert, CKA_VALUE, &c->der, &c->len, err);
     if (rc > 0)
-        return tok_errf(err, TOK_E_NO_KEY, "the certificate '%s' has no value", c->label);
+        return err_set(err, ITL_E_NO_KEY, "the certificate '%s' has no value", c->label);
     return rc;
 }
 
 int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der_len,
-                    struct tok_err *err)
+                    struct itl_error *err)
 {
     struct export_ctx c = {label, NULL, 0};
 
@@ -342,19 +342,20 @@ int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der
 
 /* ---- Shared by import and generate ---- */
 
-static int check_label_id(const char *label, const uint8_t *id, size_t id_len, struct tok_err *err)
+static int check_label_id(const char *label, const uint8_t *id, size_t id_len,
+                          struct itl_error *err)
 {
     if (!label || !label[0] || strlen(label) >= sizeof((struct tok_key_info *)0)->label)
-        return tok_errf(err, TOK_E_USAGE, "a key label of 1 to 127 bytes is needed");
+        return err_set(err, ITL_E_USAGE, "a key label of 1 to 127 bytes is needed");
     if (id && (id_len == 0 || id_len > sizeof((struct tok_key_info *)0)->id))
-        return tok_errf(err, TOK_E_USAGE, "a key id of 1 to 64 bytes is needed");
+        return err_set(err, ITL_E_USAGE, "a key id of 1 to 64 bytes is needed");
     return 0;
 }
 
 /* Refuses a label or id that is taken: overwriting a key is never what the admin meant. A token
  * the module lost shows no objects at all, so its presence is checked first. */
 static int refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *id,
-                           size_t id_len, struct tok_err *err)
+                           size_t id_len, struct itl_error *err)
 {
     CK_ATTRIBUTE by_label = {CKA_LABEL, (void *)label, strlen(label)};
     CK_ATTRIBUTE by_id = {CKA_ID, (void *)id, id_len};
@@ -368,20 +369,20 @@ static int refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label
         return -1;
     free(found);
     if (n > 0)
-        return tok_errf(err, TOK_E_USAGE,
-                        "token '%s' already has %zu object(s) labelled '%s': refusing to "
-                        "overwrite; choose another --label (or delete the old key first)",
-                        t->label_str, n, label);
+        return err_set(err, ITL_E_USAGE,
+                       "token '%s' already has %zu object(s) labelled '%s': refusing to "
+                       "overwrite; choose another --label (or delete the old key first)",
+                       t->label_str, n, label);
     if (tok_find_objects(t, h, &by_id, 1, &found, &n, err) != 0)
         return -1;
     free(found);
     for (size_t i = 0; i < id_len; i++)
         snprintf(hex + 2 * i, 3, "%02x", id[i]);
     if (n > 0)
-        return tok_errf(err, TOK_E_USAGE,
-                        "token '%s' already has %zu object(s) with id %s: refusing to "
-                        "overwrite; choose another --id",
-                        t->label_str, n, hex);
+        return err_set(err, ITL_E_USAGE,
+                       "token '%s' already has %zu object(s) with id %s: refusing to "
+                       "overwrite; choose another --id",
+                       t->label_str, n, hex);
     return 0;
 }
 
@@ -442,14 +443,14 @@ static CK_RV create_cert_object(struct tok *t, CK_SESSION_HANDLE h, const struct
 
 /* The private key must have come out sensitive and not extractable, whatever we asked for. */
 static int check_protected(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
-                           struct tok_err *err)
+                           struct itl_error *err)
 {
     if (tok_get_bool(t, h, priv, CKA_SENSITIVE) != 1 ||
         tok_get_bool(t, h, priv, CKA_EXTRACTABLE) != 0)
-        return tok_errf(err, TOK_E_DEVICE,
-                        "token '%s' did not keep the new private key sensitive and "
-                        "non-extractable as asked; the key was removed again",
-                        t->label_str);
+        return err_set(err, ITL_E_DEVICE,
+                       "token '%s' did not keep the new private key sensitive and "
+                       "non-extractable as asked; the key was removed again",
+                       t->label_str);
     return 0;
 }
 
@@ -508,7 +509,7 @@ struct import_ctx {
     struct tok_import_report *report;
 };
 
-static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct tok_err *err)
+static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
 {
     struct import_ctx *c = vctx;
     CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY, pub_cls = CKO_PUBLIC_KEY;
@@ -524,7 +525,7 @@ static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
     if (refuse_existing(t, h, c->label, c->id, c->id_len, err) != 0)
         return -1;
     if (rsa_parts_get(c->pkey, &rp) != 0 || cert_attrs_get(c->cert, &ca) != 0) {
-        tok_errf(err, TOK_E_USAGE, "cannot read the RSA key or certificate from the .p12");
+        err_set(err, ITL_E_USAGE, "cannot read the RSA key or certificate from the .p12");
         goto out;
     }
     priv[np++] = (CK_ATTRIBUTE){CKA_CLASS, &priv_cls, sizeof priv_cls};
@@ -625,7 +626,7 @@ static void legacy_free(struct legacy_ctx *l)
 }
 
 static int parse_p12(const uint8_t *der, size_t len, const struct tok_pin *password,
-                     EVP_PKEY **pkey, X509 **cert, struct legacy_ctx *legacy, struct tok_err *err)
+                     EVP_PKEY **pkey, X509 **cert, struct legacy_ctx *legacy, struct itl_error *err)
 {
     const unsigned char *p = der;
     const char *pass = password && password->bytes ? (const char *)password->bytes : "";
@@ -635,18 +636,18 @@ static int parse_p12(const uint8_t *der, size_t len, const struct tok_pin *passw
     int ok;
 
     if (password && password->bytes && memchr(password->bytes, 0, password->len))
-        return tok_errf(err, TOK_E_USAGE, "the .p12 password contains a NUL byte");
+        return err_set(err, ITL_E_USAGE, "the .p12 password contains a NUL byte");
     p12 = d2i_PKCS12(NULL, &p, (long)len);
     if (!p12) {
         ERR_clear_error();
-        return tok_errf(err, TOK_E_USAGE, "the file is not a PKCS#12 (.p12) file");
+        return err_set(err, ITL_E_USAGE, "the file is not a PKCS#12 (.p12) file");
     }
     if (PKCS12_mac_present(p12) && !PKCS12_verify_mac(p12, pass, -1) &&
         !(pass[0] == '\0' && PKCS12_verify_mac(p12, NULL, 0))) {
         PKCS12_free(p12);
         ERR_clear_error();
-        return tok_errf(err, TOK_E_USAGE,
-                        "wrong password for the .p12 (its integrity check failed)");
+        return err_set(err, ITL_E_USAGE,
+                       "wrong password for the .p12 (its integrity check failed)");
     }
     ok = PKCS12_parse(p12, pass, pkey, cert, &ca);
     if (!ok) {
@@ -657,21 +658,21 @@ static int parse_p12(const uint8_t *der, size_t len, const struct tok_pin *passw
     sk_X509_pop_free(ca, X509_free);
     if (!ok) {
         openssl_reason(why, sizeof why);
-        return tok_errf(err, TOK_E_USAGE, "cannot decrypt the .p12: %s", why);
+        return err_set(err, ITL_E_USAGE, "cannot decrypt the .p12: %s", why);
     }
     if (!*pkey || !*cert) {
         EVP_PKEY_free(*pkey);
         X509_free(*cert);
         *pkey = NULL;
         *cert = NULL;
-        return tok_errf(err, TOK_E_USAGE, "the .p12 must hold one private key and its certificate");
+        return err_set(err, ITL_E_USAGE, "the .p12 must hold one private key and its certificate");
     }
     return 0;
 }
 
 int tok_import_p12(struct tok *t, const uint8_t *p12, size_t p12_len,
                    const struct tok_pin *password, const char *label, const uint8_t *id,
-                   size_t id_len, struct tok_import_report *report, struct tok_err *err)
+                   size_t id_len, struct tok_import_report *report, struct itl_error *err)
 {
     struct import_ctx c = {.label = label, .report = report};
     struct legacy_ctx legacy = {0};
@@ -689,13 +690,13 @@ int tok_import_p12(struct tok *t, const uint8_t *p12, size_t p12_len,
         return -1;
     }
     if (EVP_PKEY_get_base_id(c.pkey) != EVP_PKEY_RSA) {
-        tok_errf(err, TOK_E_USAGE, "the .p12 holds a %s key; itl-sign imports RSA keys",
-                 OBJ_nid2sn(EVP_PKEY_get_base_id(c.pkey)));
+        err_set(err, ITL_E_USAGE, "the .p12 holds a %s key; itl-sign imports RSA keys",
+                OBJ_nid2sn(EVP_PKEY_get_base_id(c.pkey)));
         goto out;
     }
     if (X509_check_private_key(c.cert, c.pkey) != 1) {
         ERR_clear_error();
-        tok_errf(err, TOK_E_USAGE, "the .p12's certificate does not belong to its private key");
+        err_set(err, ITL_E_USAGE, "the .p12's certificate does not belong to its private key");
         goto out;
     }
     if (!id) {
@@ -728,7 +729,7 @@ out:
 /* The .p12 holds the private key of `cert_der` when its public key is the certificate's and a
  * signature of a fresh challenge by its private key verifies with the certificate. */
 int tok_p12_holds_key(const uint8_t *p12, size_t p12_len, const struct tok_pin *password,
-                      const uint8_t *cert_der, size_t cert_len, struct tok_err *err)
+                      const uint8_t *cert_der, size_t cert_len, struct itl_error *err)
 {
     struct legacy_ctx legacy = {0};
     EVP_PKEY *pkey = NULL, *pub = NULL;
@@ -746,11 +747,11 @@ int tok_p12_holds_key(const uint8_t *p12, size_t p12_len, const struct tok_pin *
     want = d2i_X509(NULL, &p, (long)cert_len);
     pub = want ? X509_get_pubkey(want) : NULL;
     if (!pub) {
-        tok_errf(err, TOK_E_USAGE, "the certificate to compare with is not valid X.509");
+        err_set(err, ITL_E_USAGE, "the certificate to compare with is not valid X.509");
         goto out;
     }
     if (EVP_PKEY_eq(pkey, pub) != 1) {
-        tok_errf(err, TOK_E_VERIFY, "the .p12 holds a different key");
+        err_set(err, ITL_E_VERIFY, "the .p12 holds a different key");
         goto out;
     }
     ctx = EVP_MD_CTX_new();
@@ -759,8 +760,8 @@ int tok_p12_holds_key(const uint8_t *p12, size_t p12_len, const struct tok_pin *
         EVP_DigestSign(ctx, sig, &sig_len, challenge, sizeof challenge) != 1 ||
         EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) != 1 ||
         EVP_DigestVerify(ctx, sig, sig_len, challenge, sizeof challenge) != 1) {
-        tok_errf(err, TOK_E_VERIFY,
-                 "a test signature by the .p12's key does not verify with the certificate");
+        err_set(err, ITL_E_VERIFY,
+                "a test signature by the .p12's key does not verify with the certificate");
         goto out;
     }
     rc = 0;
@@ -780,7 +781,7 @@ out:
 /* "CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,C=US" read as RFC 4514: the first component is the most
  * specific one and ends up last in the DER (C first), as Java and CUCM encode their names.
  * A ',' inside a value is written "\,". */
-static int parse_subject(const char *text, X509_NAME **out, struct tok_err *err)
+static int parse_subject(const char *text, X509_NAME **out, struct itl_error *err)
 {
     char *copy = strdup(text ? text : ""), *parts[32];
     size_t n = 0;
@@ -791,7 +792,7 @@ static int parse_subject(const char *text, X509_NAME **out, struct tok_err *err)
     if (!copy || !name) {
         free(copy);
         X509_NAME_free(name);
-        return tok_errf(err, TOK_E_USAGE, "out of memory");
+        return err_set(err, ITL_E_USAGE, "out of memory");
     }
     for (s = start = copy;; s++) {
         if (*s == '\\' && s[1]) {
@@ -814,10 +815,10 @@ static int parse_subject(const char *text, X509_NAME **out, struct tok_err *err)
             key++;
         eq = strchr(key, '=');
         if (!eq || eq == key || !eq[1]) {
-            tok_errf(err, TOK_E_USAGE,
-                     "subject component %zu ('%s') is not KEY=VALUE (e.g. "
-                     "\"CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,C=US\")",
-                     i + 1, key);
+            err_set(err, ITL_E_USAGE,
+                    "subject component %zu ('%s') is not KEY=VALUE (e.g. "
+                    "\"CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,C=US\")",
+                    i + 1, key);
             goto fail;
         }
         *eq = '\0';
@@ -826,15 +827,15 @@ static int parse_subject(const char *text, X509_NAME **out, struct tok_err *err)
             !X509_NAME_add_entry_by_txt(name, key, MBSTRING_UTF8, (unsigned char *)value, -1, -1,
                                         0)) {
             ERR_clear_error();
-            tok_errf(err, TOK_E_USAGE,
-                     "subject component %zu: '%s' is not a name attribute OpenSSL knows "
-                     "(CN, OU, O, L, ST, C, emailAddress, ...) or its value is invalid",
-                     i + 1, key);
+            err_set(err, ITL_E_USAGE,
+                    "subject component %zu: '%s' is not a name attribute OpenSSL knows "
+                    "(CN, OU, O, L, ST, C, emailAddress, ...) or its value is invalid",
+                    i + 1, key);
             goto fail;
         }
     }
     if (X509_NAME_entry_count(name) == 0) {
-        tok_errf(err, TOK_E_USAGE, "the subject is empty (e.g. \"CN=ITLRECOVERY_pub,O=Cisco\")");
+        err_set(err, ITL_E_USAGE, "the subject is empty (e.g. \"CN=ITLRECOVERY_pub,O=Cisco\")");
         goto fail;
     }
     free(copy);
@@ -855,7 +856,7 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 }
 
 static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pub,
-                                       struct tok_err *err)
+                                       struct itl_error *err)
 {
     uint8_t *n = NULL, *e = NULL;
     size_t n_len, e_len;
@@ -867,7 +868,7 @@ static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OB
 
     if (tok_get_attr(t, h, pub, CKA_MODULUS, &n, &n_len, err) != 0 ||
         tok_get_attr(t, h, pub, CKA_PUBLIC_EXPONENT, &e, &e_len, err) != 0) {
-        tok_errf(err, TOK_E_DEVICE, "cannot read the new public key from token '%s'", t->label_str);
+        err_set(err, ITL_E_DEVICE, "cannot read the new public key from token '%s'", t->label_str);
         goto out;
     }
     bn_n = BN_bin2bn(n, (int)n_len, NULL);
@@ -880,8 +881,8 @@ static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OB
         EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         ERR_clear_error();
-        tok_errf(err, TOK_E_DEVICE, "the new public key from token '%s' is not a valid RSA key",
-                 t->label_str);
+        err_set(err, ITL_E_DEVICE, "the new public key from token '%s' is not a valid RSA key",
+                t->label_str);
     }
 out:
     free(n);
@@ -990,7 +991,7 @@ struct generate_ctx {
 
 /* The self-signed certificate, signed on the token with CKM_RSA_PKCS over our DigestInfo. */
 static X509 *self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
-                              EVP_PKEY *pub, struct generate_ctx *c, struct tok_err *err)
+                              EVP_PKEY *pub, struct generate_ctx *c, struct itl_error *err)
 {
     X509 *x = unsigned_cert(c->name, pub, c->o), *signed_x = NULL;
     uint8_t *tbs = NULL, md[32], di[19 + 32], sig[1024];
@@ -1000,12 +1001,12 @@ static X509 *self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HAND
     CK_RV rv;
 
     if (!x) {
-        tok_errf(err, TOK_E_DEVICE, "cannot build the certificate (OpenSSL)");
+        err_set(err, ITL_E_DEVICE, "cannot build the certificate (OpenSSL)");
         return NULL;
     }
     tbs_len = i2d_re_X509_tbs(x, &tbs);
     if (tbs_len <= 0 || EVP_Digest(tbs, (size_t)tbs_len, md, NULL, EVP_sha256(), NULL) != 1) {
-        tok_errf(err, TOK_E_DEVICE, "cannot encode the certificate (OpenSSL)");
+        err_set(err, ITL_E_DEVICE, "cannot encode the certificate (OpenSSL)");
         goto out;
     }
     memcpy(di, prefix, prefix_len);
@@ -1020,10 +1021,10 @@ static X509 *self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HAND
         ERR_clear_error();
         X509_free(signed_x);
         signed_x = NULL;
-        tok_errf(err, TOK_E_VERIFY,
-                 "the certificate signed by the new key on token '%s' does not verify with the "
-                 "key's public half; the key was removed again",
-                 t->label_str);
+        err_set(err, ITL_E_VERIFY,
+                "the certificate signed by the new key on token '%s' does not verify with the "
+                "key's public half; the key was removed again",
+                t->label_str);
     }
 out:
     OPENSSL_free(tbs);
@@ -1031,7 +1032,8 @@ out:
     return signed_x;
 }
 
-static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct tok_err *err)
+static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
+                               struct itl_error *err)
 {
     struct generate_ctx *c = vctx;
     CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
@@ -1073,7 +1075,7 @@ static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, s
     if (!x)
         goto out;
     if (cert_attrs_get(x, &ca) != 0) {
-        tok_errf(err, TOK_E_DEVICE, "cannot encode the certificate (OpenSSL)");
+        err_set(err, ITL_E_DEVICE, "cannot encode the certificate (OpenSSL)");
         goto out;
     }
     rv = create_cert_object(t, h, &ca, label, c->id, c->id_len, &objs[2]);
@@ -1083,7 +1085,7 @@ static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, s
     }
     c->der = malloc((size_t)ca.value_len);
     if (!c->der) {
-        tok_errf(err, TOK_E_DEVICE, "out of memory");
+        err_set(err, ITL_E_DEVICE, "out of memory");
         goto out;
     }
     memcpy(c->der, ca.value, (size_t)ca.value_len);
@@ -1099,7 +1101,7 @@ out:
 }
 
 int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **cert_der,
-                 size_t *cert_len, struct tok_err *err)
+                 size_t *cert_len, struct itl_error *err)
 {
     struct generate_ctx c = {.o = opts};
     uint8_t random_id[16];
@@ -1112,9 +1114,9 @@ int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **
     if (check_label_id(opts->label, opts->id, opts->id_len, err) != 0)
         return -1;
     if (opts->bits && opts->bits != 2048 && opts->bits != 3072 && opts->bits != 4096)
-        return tok_errf(err, TOK_E_USAGE, "key size %u: use 2048, 3072 or 4096 bits", opts->bits);
+        return err_set(err, ITL_E_USAGE, "key size %u: use 2048, 3072 or 4096 bits", opts->bits);
     if (opts->days > 36500)
-        return tok_errf(err, TOK_E_USAGE, "validity of %u days: at most 36500", opts->days);
+        return err_set(err, ITL_E_USAGE, "validity of %u days: at most 36500", opts->days);
     if (parse_subject(opts->subject, &c.name, err) != 0)
         return -1;
     c.id = opts->id;
@@ -1122,7 +1124,7 @@ int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **
     if (!c.id) {
         if (RAND_bytes(random_id, sizeof random_id) != 1) {
             X509_NAME_free(c.name);
-            return tok_errf(err, TOK_E_DEVICE, "no random bytes for the key id");
+            return err_set(err, ITL_E_DEVICE, "no random bytes for the key id");
         }
         c.id = random_id;
         c.id_len = sizeof random_id;

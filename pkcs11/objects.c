@@ -7,7 +7,7 @@
 #include <string.h>
 
 int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                     CK_OBJECT_HANDLE **out, size_t *count, struct tok_err *err)
+                     CK_OBJECT_HANDLE **out, size_t *count, struct itl_error *err)
 {
     CK_OBJECT_HANDLE *found = NULL;
     size_t used = 0, cap = 0;
@@ -26,7 +26,7 @@ int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_
             if (!grown) {
                 (void)t->mod->C_FindObjectsFinal(h);
                 free(found);
-                return tok_errf(err, TOK_E_DEVICE, "out of memory");
+                return err_set(err, ITL_E_DEVICE, "out of memory");
             }
             found = grown;
             cap = ncap;
@@ -56,7 +56,7 @@ int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_
 }
 
 int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-                 uint8_t **value, size_t *len, struct tok_err *err)
+                 uint8_t **value, size_t *len, struct itl_error *err)
 {
     CK_ATTRIBUTE a = {type, NULL, 0};
     CK_RV rv;
@@ -71,7 +71,7 @@ int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTR
         return tok_ckr_err(err, rv, "reading an attribute (C_GetAttributeValue)");
     a.pValue = malloc(a.ulValueLen + 1);
     if (!a.pValue)
-        return tok_errf(err, TOK_E_DEVICE, "out of memory");
+        return err_set(err, ITL_E_DEVICE, "out of memory");
     rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
     if (rv != CKR_OK) {
         free(a.pValue);
@@ -108,7 +108,7 @@ static const char *class_name(CK_OBJECT_CLASS cls)
 }
 
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
-                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct tok_err *err)
+                 const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct itl_error *err)
 {
     CK_ATTRIBUTE tmpl[3];
     CK_ULONG n = 0;
@@ -129,12 +129,12 @@ int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const 
     }
     free(found);
     if (count == 0)
-        return tok_errf(err, TOK_E_NO_KEY, "no %s %s%s%s on token '%s'%s", class_name(cls),
-                        label ? "labelled '" : "with the key's CKA_ID", label ? label : "",
-                        label ? "'" : "", t->label_str,
-                        t->logged_in ? "" : " (not logged in: private objects are hidden)");
-    return tok_errf(err, TOK_E_AMBIGUOUS,
-                    "%zu %ss %s%s%s on token '%s': refusing to guess; give them distinct labels",
-                    count, class_name(cls), label ? "labelled '" : "with the same CKA_ID",
-                    label ? label : "", label ? "'" : "", t->label_str);
+        return err_set(err, ITL_E_NO_KEY, "no %s %s%s%s on token '%s'%s", class_name(cls),
+                       label ? "labelled '" : "with the key's CKA_ID", label ? label : "",
+                       label ? "'" : "", t->label_str,
+                       t->logged_in ? "" : " (not logged in: private objects are hidden)");
+    return err_set(err, ITL_E_AMBIGUOUS,
+                   "%zu %ss %s%s%s on token '%s': refusing to guess; give them distinct labels",
+                   count, class_name(cls), label ? "labelled '" : "with the same CKA_ID",
+                   label ? label : "", label ? "'" : "", t->label_str);
 }

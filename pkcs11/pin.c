@@ -22,14 +22,14 @@
 
 #define PIN_PAGE 4096
 
-static int pin_alloc(struct tok_pin *pin, struct tok_err *err)
+static int pin_alloc(struct tok_pin *pin, struct itl_error *err)
 {
     void *page = NULL;
 
     pin->bytes = NULL;
     pin->len = 0;
     if (posix_memalign(&page, PIN_PAGE, PIN_PAGE) != 0)
-        return tok_errf(err, TOK_E_USAGE, "out of memory for the PIN");
+        return err_set(err, ITL_E_USAGE, "out of memory for the PIN");
     memset(page, 0, PIN_PAGE); /* bytes[len] is always a NUL: PKCS12_parse wants a C string */
     /* Best effort: without CAP_IPC_LOCK the RLIMIT_MEMLOCK default still allows one page. */
     (void)mlock(page, PIN_PAGE);
@@ -52,25 +52,25 @@ void tok_pin_wipe(struct tok_pin *pin)
 }
 
 /* Drops trailing CR/LF and checks the length; `what` names the source for messages. */
-static int pin_finish(struct tok_pin *pin, const char *what, struct tok_err *err)
+static int pin_finish(struct tok_pin *pin, const char *what, struct itl_error *err)
 {
     while (pin->len > 0 && (pin->bytes[pin->len - 1] == '\n' || pin->bytes[pin->len - 1] == '\r'))
         pin->len--;
     if (pin->len == 0) {
         tok_pin_wipe(pin);
-        return tok_errf(err, TOK_E_USAGE, "%s is empty: it should hold the PIN", what);
+        return err_set(err, ITL_E_USAGE, "%s is empty: it should hold the PIN", what);
     }
     if (pin->len >= TOK_PIN_MAX) {
         tok_pin_wipe(pin);
-        return tok_errf(err, TOK_E_USAGE, "%s holds more than %d bytes: that is not a PIN", what,
-                        TOK_PIN_MAX - 1);
+        return err_set(err, ITL_E_USAGE, "%s holds more than %d bytes: that is not a PIN", what,
+                       TOK_PIN_MAX - 1);
     }
     OPENSSL_cleanse(pin->bytes + pin->len, PIN_PAGE - pin->len);
     return 0;
 }
 
 /* Reads fd to EOF into a fresh PIN (no stdio: nothing stays in a library buffer). */
-static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct tok_err *err)
+static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct itl_error *err)
 {
     if (pin_alloc(pin, err) != 0)
         return -1;
@@ -81,15 +81,15 @@ static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct tok
         if (n < 0) {
             int e = errno;
             tok_pin_wipe(pin);
-            return tok_errf(err, TOK_E_USAGE, "cannot read %s: %s", what, strerror(e));
+            return err_set(err, ITL_E_USAGE, "cannot read %s: %s", what, strerror(e));
         }
         if (n == 0)
             break;
         pin->len += (size_t)n;
         if (pin->len == PIN_PAGE) {
             tok_pin_wipe(pin);
-            return tok_errf(err, TOK_E_USAGE, "%s holds more than %d bytes: that is not a PIN",
-                            what, TOK_PIN_MAX - 1);
+            return err_set(err, ITL_E_USAGE, "%s holds more than %d bytes: that is not a PIN", what,
+                           TOK_PIN_MAX - 1);
         }
     }
     return pin_finish(pin, what, err);
@@ -109,35 +109,35 @@ static void describe_uid(uid_t uid, char *out, size_t size)
 
 /* The owner and mode of an opened secret: whoever else owns it or may write it chooses what we
  * send to the token; whoever may read it learns the secret. */
-static int secret_stat_ok(int fd, const char *path, const char *what, struct tok_err *err)
+static int secret_stat_ok(int fd, const char *path, const char *what, struct itl_error *err)
 {
     struct stat st;
     char owner[300], reader[300];
 
     if (fstat(fd, &st) != 0)
-        return tok_errf(err, TOK_E_USAGE, "cannot stat %s %s: %s", what, path, strerror(errno));
+        return err_set(err, ITL_E_USAGE, "cannot stat %s %s: %s", what, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return tok_errf(err, TOK_E_USAGE,
-                        "%s %s is not a regular file (a FIFO, device or directory): give a file "
-                        "that holds the secret, or pass it on a descriptor",
-                        what, path);
+        return err_set(err, ITL_E_USAGE,
+                       "%s %s is not a regular file (a FIFO, device or directory): give a file "
+                       "that holds the secret, or pass it on a descriptor",
+                       what, path);
     if (st.st_uid != 0 && st.st_uid != geteuid()) {
         describe_uid(st.st_uid, owner, sizeof owner);
         describe_uid(geteuid(), reader, sizeof reader);
-        return tok_errf(err, TOK_E_USAGE,
-                        "%s %s belongs to %s, neither root nor %s that reads it: its owner "
-                        "could change it; chown it to root or to %s",
-                        what, path, owner, reader, reader);
+        return err_set(err, ITL_E_USAGE,
+                       "%s %s belongs to %s, neither root nor %s that reads it: its owner "
+                       "could change it; chown it to root or to %s",
+                       what, path, owner, reader, reader);
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO))
-        return tok_errf(err, TOK_E_USAGE,
-                        "%s %s has mode %04o: other users could read or change it; "
-                        "run chmod 600 %s",
-                        what, path, (unsigned)(st.st_mode & 07777), path);
+        return err_set(err, ITL_E_USAGE,
+                       "%s %s has mode %04o: other users could read or change it; "
+                       "run chmod 600 %s",
+                       what, path, (unsigned)(st.st_mode & 07777), path);
     return 0;
 }
 
-int tok_secret_open(const char *path, const char *what, struct tok_err *err)
+int tok_secret_open(const char *path, const char *what, struct itl_error *err)
 {
     int fd, flags;
 
@@ -145,10 +145,10 @@ int tok_secret_open(const char *path, const char *what, struct tok_err *err)
      * symbolic link is a name that whoever owns it may point at another file. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0 && errno == ELOOP)
-        return tok_errf(err, TOK_E_USAGE,
-                        "%s %s is a symbolic link: give the path of the file itself", what, path);
+        return err_set(err, ITL_E_USAGE,
+                       "%s %s is a symbolic link: give the path of the file itself", what, path);
     if (fd < 0)
-        return tok_errf(err, TOK_E_USAGE, "cannot open %s %s: %s", what, path, strerror(errno));
+        return err_set(err, ITL_E_USAGE, "cannot open %s %s: %s", what, path, strerror(errno));
     if (secret_stat_ok(fd, path, what, err) != 0) {
         close(fd);
         return -1;
@@ -158,12 +158,12 @@ int tok_secret_open(const char *path, const char *what, struct tok_err *err)
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
         int e = errno;
         close(fd);
-        return tok_errf(err, TOK_E_USAGE, "%s %s: %s", what, path, strerror(e));
+        return err_set(err, ITL_E_USAGE, "%s %s: %s", what, path, strerror(e));
     }
     return fd;
 }
 
-int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err)
+int tok_pin_from_file(const char *path, struct tok_pin *pin, struct itl_error *err)
 {
     char what[600];
     int fd, rc;
@@ -177,24 +177,24 @@ int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err
     return rc;
 }
 
-int tok_pin_from_fd(int fd, struct tok_pin *pin, struct tok_err *err)
+int tok_pin_from_fd(int fd, struct tok_pin *pin, struct itl_error *err)
 {
     char what[64];
     int rc;
 
     snprintf(what, sizeof what, "the PIN on file descriptor %d", fd);
     if (fd < 0)
-        return tok_errf(err, TOK_E_USAGE, "file descriptor %d is not valid", fd);
+        return err_set(err, ITL_E_USAGE, "file descriptor %d is not valid", fd);
     rc = pin_read_fd(fd, pin, what, err);
     close(fd);
     return rc;
 }
 
-int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct tok_err *err)
+int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct itl_error *err)
 {
     if (len >= TOK_PIN_MAX)
-        return tok_errf(err, TOK_E_USAGE, "a PIN of %zu bytes is too long (at most %d)", len,
-                        TOK_PIN_MAX - 1);
+        return err_set(err, ITL_E_USAGE, "a PIN of %zu bytes is too long (at most %d)", len,
+                       TOK_PIN_MAX - 1);
     if (pin_alloc(pin, err) != 0)
         return -1;
     if (len)
@@ -203,7 +203,7 @@ int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct tok_e
     return 0;
 }
 
-int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct tok_err *err)
+int tok_pin_copy(struct tok_pin *dst, const struct tok_pin *src, struct itl_error *err)
 {
     return tok_pin_set(dst, src->bytes, src->len, err);
 }
@@ -221,7 +221,7 @@ static const int prompt_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP};
 #define N_PROMPT_SIGNALS (sizeof prompt_signals / sizeof prompt_signals[0])
 
 /* Reads one line from the terminal into the PIN, byte by byte so nothing is read ahead. */
-static int prompt_read_line(int tty, struct tok_pin *pin, struct tok_err *err)
+static int prompt_read_line(int tty, struct tok_pin *pin, struct itl_error *err)
 {
     for (;;) {
         unsigned char c;
@@ -229,16 +229,16 @@ static int prompt_read_line(int tty, struct tok_pin *pin, struct tok_err *err)
         if (n < 0 && errno == EINTR && !prompt_signal)
             continue;
         if (n < 0 || prompt_signal)
-            return tok_errf(err, TOK_E_USAGE, "no PIN read from the terminal");
+            return err_set(err, ITL_E_USAGE, "no PIN read from the terminal");
         if (n == 0 || c == '\n')
             return 0;
         if (pin->len + 1 >= PIN_PAGE)
-            return tok_errf(err, TOK_E_USAGE, "the PIN typed is too long");
+            return err_set(err, ITL_E_USAGE, "the PIN typed is too long");
         pin->bytes[pin->len++] = c;
     }
 }
 
-int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err)
+int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct itl_error *err)
 {
     struct sigaction sa, saved[N_PROMPT_SIGNALS];
     struct termios old, quiet;
@@ -246,11 +246,11 @@ int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err)
 
     tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (tty < 0)
-        return tok_errf(err, TOK_E_USAGE,
-                        "no terminal to ask for the PIN on: give --pin-file or --pin-fd");
+        return err_set(err, ITL_E_USAGE,
+                       "no terminal to ask for the PIN on: give --pin-file or --pin-fd");
     if (tcgetattr(tty, &old) != 0) {
         close(tty);
-        return tok_errf(err, TOK_E_USAGE, "cannot switch the terminal's echo off");
+        return err_set(err, ITL_E_USAGE, "cannot switch the terminal's echo off");
     }
     if (pin_alloc(pin, err) != 0) {
         close(tty);
@@ -281,7 +281,7 @@ int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err)
     if (prompt_signal) {
         tok_pin_wipe(pin);
         raise(prompt_signal);
-        return tok_errf(err, TOK_E_USAGE, "interrupted while reading the PIN");
+        return err_set(err, ITL_E_USAGE, "interrupted while reading the PIN");
     }
     if (rc != 0) {
         tok_pin_wipe(pin);
@@ -292,32 +292,32 @@ int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err)
 
 /* ---- Login guards ---- */
 
-int tok_login_guard(const CK_TOKEN_INFO *info, struct tok_err *err)
+int tok_login_guard(const CK_TOKEN_INFO *info, struct itl_error *err)
 {
     char label[33];
 
     tok_padded_to_str(info->label, sizeof info->label, label, sizeof label);
     if (info->flags & CKF_USER_PIN_LOCKED)
-        return tok_errf(err, TOK_E_PIN,
-                        "token '%s': the user PIN is locked (CKF_USER_PIN_LOCKED) after too many "
-                        "wrong PINs; the security officer must unlock it before anyone can log in",
-                        label);
+        return err_set(err, ITL_E_PIN,
+                       "token '%s': the user PIN is locked (CKF_USER_PIN_LOCKED) after too many "
+                       "wrong PINs; the security officer must unlock it before anyone can log in",
+                       label);
     if (info->flags & CKF_USER_PIN_FINAL_TRY)
-        return tok_errf(err, TOK_E_PIN,
-                        "token '%s': one more wrong PIN locks it (CKF_USER_PIN_FINAL_TRY); "
-                        "refusing to try a PIN automatically: check the PIN, then log in once "
-                        "with the token's own tool to reset the counter",
-                        label);
+        return err_set(err, ITL_E_PIN,
+                       "token '%s': one more wrong PIN locks it (CKF_USER_PIN_FINAL_TRY); "
+                       "refusing to try a PIN automatically: check the PIN, then log in once "
+                       "with the token's own tool to reset the counter",
+                       label);
     if (info->flags & CKF_USER_PIN_TO_BE_CHANGED)
-        return tok_errf(err, TOK_E_PIN,
-                        "token '%s': the user PIN must be changed before use "
-                        "(CKF_USER_PIN_TO_BE_CHANGED); change it with the token's own tool "
-                        "(e.g. pkcs11-tool --change-pin)",
-                        label);
+        return err_set(err, ITL_E_PIN,
+                       "token '%s': the user PIN must be changed before use "
+                       "(CKF_USER_PIN_TO_BE_CHANGED); change it with the token's own tool "
+                       "(e.g. pkcs11-tool --change-pin)",
+                       label);
     if ((info->flags & CKF_LOGIN_REQUIRED) && !(info->flags & CKF_USER_PIN_INITIALIZED))
-        return tok_errf(err, TOK_E_PIN,
-                        "token '%s': the user PIN was never set (CKF_USER_PIN_INITIALIZED is "
-                        "clear); initialise it (pkcs11-tool --init-pin)",
-                        label);
+        return err_set(err, ITL_E_PIN,
+                       "token '%s': the user PIN was never set (CKF_USER_PIN_INITIALIZED is "
+                       "clear); initialise it (pkcs11-tool --init-pin)",
+                       label);
     return 0;
 }

@@ -88,7 +88,7 @@ static const char *mech_advice(CK_MECHANISM_TYPE mech)
 }
 
 int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS flag,
-                             struct tok_err *err)
+                             struct itl_error *err)
 {
     int slot = mech_cache_slot(mech, flag);
     enum tok_mech_state state = MECH_UNCHECKED;
@@ -124,14 +124,14 @@ int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS fla
     }
     if (state == MECH_OK)
         return 0;
-    tok_errf(err, TOK_E_MECHANISM, "token '%s' does not offer %s for %s; %s", t->label_str, name,
-             flag == CKF_SIGN ? "signing" : "this operation", mech_advice(mech));
+    err_set(err, ITL_E_MECHANISM, "token '%s' does not offer %s for %s; %s", t->label_str, name,
+            flag == CKF_SIGN ? "signing" : "this operation", mech_advice(mech));
     if (err)
         err->ckr = CKR_MECHANISM_INVALID;
     return -1;
 }
 
-int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct tok_err *err)
+int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct itl_error *err)
 {
     return tok_check_mechanism_flag(t, mech, CKF_SIGN, err);
 }
@@ -209,7 +209,8 @@ static int rsa_modulus_matches(EVP_PKEY *pub, const uint8_t *mod, size_t mod_len
 }
 
 /* The private key, its CKA_ID, and the certificate with that CKA_ID; they must agree. */
-static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct tok_err *err)
+static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
+                               struct itl_error *err)
 {
     struct find_key_ctx *c = vctx;
     struct tok_key *k = c->k;
@@ -226,47 +227,47 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, s
     if (tok_find_one(t, h, CKO_PRIVATE_KEY, c->label, NULL, 0, &priv, err) != 0)
         return -1;
     if (t->mod->C_GetAttributeValue(h, priv, &ta, 1) != CKR_OK || type != CKK_RSA)
-        return tok_errf(err, TOK_E_MECHANISM, "key '%s' is not an RSA key: itl-sign signs with RSA",
-                        c->label);
+        return err_set(err, ITL_E_MECHANISM, "key '%s' is not an RSA key: itl-sign signs with RSA",
+                       c->label);
     if (tok_get_attr(t, h, priv, CKA_ID, &id, &id_len, err) < 0)
         return -1;
     if (id_len == 0 || id_len > sizeof k->id) {
-        tok_errf(err, TOK_E_NO_KEY,
-                 "key '%s' has %s CKA_ID: its certificate cannot be paired with it", c->label,
-                 id_len ? "an over-long" : "no");
+        err_set(err, ITL_E_NO_KEY,
+                "key '%s' has %s CKA_ID: its certificate cannot be paired with it", c->label,
+                id_len ? "an over-long" : "no");
         goto out;
     }
     if (tok_find_one(t, h, CKO_CERTIFICATE, NULL, id, id_len, &cert, err) != 0) {
-        if (err && err->kind == TOK_E_NO_KEY)
-            tok_errf(err, TOK_E_NO_KEY,
-                     "key '%s' has no certificate with the same CKA_ID on token '%s' (import or "
-                     "generate it with itl-sign key)",
-                     c->label, t->label_str);
+        if (err && err->cls == ITL_E_NO_KEY)
+            err_set(err, ITL_E_NO_KEY,
+                    "key '%s' has no certificate with the same CKA_ID on token '%s' (import or "
+                    "generate it with itl-sign key)",
+                    c->label, t->label_str);
         goto out;
     }
     if (tok_get_attr(t, h, cert, CKA_VALUE, &value, &value_len, err) != 0 ||
         tok_get_attr(t, h, priv, CKA_MODULUS, &modulus, &mod_len, err) < 0) {
-        tok_errf(err, TOK_E_NO_KEY, "cannot read the certificate of key '%s'", c->label);
+        err_set(err, ITL_E_NO_KEY, "cannot read the certificate of key '%s'", c->label);
         goto out;
     }
     p = value;
     x = d2i_X509(NULL, &p, (long)value_len);
     if (!x || p != value + value_len) {
-        tok_errf(err, TOK_E_NO_KEY, "the certificate of key '%s' on the token is not valid DER",
-                 c->label);
+        err_set(err, ITL_E_NO_KEY, "the certificate of key '%s' on the token is not valid DER",
+                c->label);
         goto out;
     }
     k->pub = X509_get_pubkey(x);
     if (!k->pub || EVP_PKEY_get_base_id(k->pub) != EVP_PKEY_RSA) {
-        tok_errf(err, TOK_E_NO_KEY, "the certificate of key '%s' does not hold an RSA key",
-                 c->label);
+        err_set(err, ITL_E_NO_KEY, "the certificate of key '%s' does not hold an RSA key",
+                c->label);
         goto out;
     }
     if (modulus && !rsa_modulus_matches(k->pub, modulus, mod_len)) {
-        tok_errf(err, TOK_E_NO_KEY,
-                 "the certificate with the CKA_ID of key '%s' belongs to another key (its "
-                 "modulus differs)",
-                 c->label);
+        err_set(err, ITL_E_NO_KEY,
+                "the certificate with the CKA_ID of key '%s' belongs to another key (its "
+                "modulus differs)",
+                c->label);
         goto out;
     }
     memcpy(k->id, id, id_len);
@@ -289,18 +290,18 @@ out:
     return rc;
 }
 
-int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct tok_err *err)
+int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct itl_error *err)
 {
     struct find_key_ctx c = {.label = label};
     struct tok_key *k;
 
     *out = NULL;
     if (!label || !label[0] || strlen(label) >= sizeof k->label)
-        return tok_errf(err, TOK_E_USAGE, "a key label of 1 to %zu bytes is needed",
-                        sizeof k->label - 1);
+        return err_set(err, ITL_E_USAGE, "a key label of 1 to %zu bytes is needed",
+                       sizeof k->label - 1);
     k = calloc(1, sizeof *k);
     if (!k)
-        return tok_errf(err, TOK_E_DEVICE, "out of memory");
+        return err_set(err, ITL_E_DEVICE, "out of memory");
     k->t = t;
     snprintf(k->label, sizeof k->label, "%s", label);
     pthread_mutex_init(&k->lock, NULL);
@@ -349,7 +350,7 @@ size_t tok_key_sig_len(const struct tok_key *k)
 
 /* The key's handle valid in sessions of generation `gen`, found again after a rebuild. */
 static int key_handle(struct tok_key *k, CK_SESSION_HANDLE h, unsigned long gen,
-                      CK_OBJECT_HANDLE *out, struct tok_err *err)
+                      CK_OBJECT_HANDLE *out, struct itl_error *err)
 {
     struct tok *t = k->t;
     CK_OBJECT_HANDLE o;
@@ -381,7 +382,7 @@ static void key_handle_forget(struct tok_key *k)
 /* A context-specific login (CKA_ALWAYS_AUTHENTICATE keys) right after C_SignInit. */
 static CK_RV context_login(struct tok *t, CK_SESSION_HANDLE h)
 {
-    struct tok_err ignored;
+    struct itl_error ignored;
     if (tok_do_login(t, h, CKU_CONTEXT_SPECIFIC, &ignored) == 0)
         return CKR_OK;
     return ignored.ckr ? ignored.ckr : CKR_PIN_INCORRECT;
@@ -412,7 +413,7 @@ CK_RV tok_sign_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE k
 }
 
 static int sign_error(struct tok *t, struct tok_key *k, CK_MECHANISM_TYPE mech, CK_RV rv,
-                      const char *extra, struct tok_err *err)
+                      const char *extra, struct itl_error *err)
 {
     char what[300], buf[40];
 
@@ -422,9 +423,9 @@ static int sign_error(struct tok *t, struct tok_key *k, CK_MECHANISM_TYPE mech, 
 }
 
 int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size_t msg_len,
-             const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct tok_err *err)
+             const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
-    struct tok_err scratch;
+    struct itl_error scratch;
     const struct digest *d = digest_for(nid);
     uint8_t mdbuf[64], di[DI_MAX];
     const uint8_t *in;
@@ -439,25 +440,25 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
         err = &scratch;
     memset(err, 0, sizeof *err);
     if (!d)
-        return tok_errf(err, TOK_E_USAGE,
-                        "digest NID %d: only SHA-1, SHA-256 and SHA-512 are "
-                        "supported",
-                        nid);
+        return err_set(err, ITL_E_USAGE,
+                       "digest NID %d: only SHA-1, SHA-256 and SHA-512 are "
+                       "supported",
+                       nid);
     if (md && md_len != d->md_len)
-        return tok_errf(err, TOK_E_USAGE, "a %s digest has %zu bytes, not %zu", OBJ_nid2sn(nid),
-                        d->md_len, md_len);
+        return err_set(err, ITL_E_USAGE, "a %s digest has %zu bytes, not %zu", OBJ_nid2sn(nid),
+                       d->md_len, md_len);
     if (!md) {
         if (!msg || EVP_Digest(msg, msg_len, mdbuf, NULL, EVP_get_digestbynid(nid), NULL) != 1)
-            return tok_errf(err, TOK_E_USAGE, "nothing to sign: neither a digest nor a message");
+            return err_set(err, ITL_E_USAGE, "nothing to sign: neither a digest nor a message");
         md = mdbuf;
     }
     if (*sig_len < k->sig_len)
-        return tok_errf(err, TOK_E_USAGE, "signature buffer of %zu bytes; key '%s' needs %zu",
-                        *sig_len, k->label, k->sig_len);
+        return err_set(err, ITL_E_USAGE, "signature buffer of %zu bytes; key '%s' needs %zu",
+                       *sig_len, k->label, k->sig_len);
     if (t->opts.use_hash_mechanisms) {
         if (!msg)
-            return tok_errf(err, TOK_E_USAGE,
-                            "hash mechanisms (CKM_SHAx_RSA_PKCS) need the message, not a digest");
+            return err_set(err, ITL_E_USAGE,
+                           "hash mechanisms (CKM_SHAx_RSA_PKCS) need the message, not a digest");
         mech = d->hash_mech;
         in = msg;
         in_len = msg_len;
@@ -511,14 +512,14 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
 
     vctx = vctx_take(k);
     if (!vctx)
-        return tok_errf(err, TOK_E_DEVICE, "out of memory for signature verification");
+        return err_set(err, ITL_E_DEVICE, "out of memory for signature verification");
     if (tok_verify_digestinfo(vctx, nid, md, d->md_len, sig, out_len) != 0) {
         vctx_give_back(k, vctx);
-        return tok_errf(err, TOK_E_VERIFY,
-                        "the signature key '%s' made on token '%s' does not verify with its "
-                        "certificate: the certificate on the token does not belong to the key, "
-                        "or the token is faulty; nothing was signed",
-                        k->label, t->label_str);
+        return err_set(err, ITL_E_VERIFY,
+                       "the signature key '%s' made on token '%s' does not verify with its "
+                       "certificate: the certificate on the token does not belong to the key, "
+                       "or the token is faulty; nothing was signed",
+                       k->label, t->label_str);
     }
     vctx_give_back(k, vctx);
     *sig_len = out_len;
@@ -526,16 +527,16 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
 }
 
 int tok_sign_data(struct tok *t, struct tok_key *k, int nid, const uint8_t *data, size_t len,
-                  uint8_t *sig, size_t *sig_len, struct tok_err *err)
+                  uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
     uint8_t md[64];
     unsigned md_len = 0;
     const EVP_MD *type = EVP_get_digestbynid(nid);
 
     if (!type || !digest_for(nid))
-        return tok_errf(err, TOK_E_USAGE,
-                        "digest NID %d: only SHA-1, SHA-256 and SHA-512 are supported", nid);
+        return err_set(err, ITL_E_USAGE,
+                       "digest NID %d: only SHA-1, SHA-256 and SHA-512 are supported", nid);
     if (EVP_Digest(data, len, md, &md_len, type, NULL) != 1)
-        return tok_errf(err, TOK_E_DEVICE, "hashing failed");
+        return err_set(err, ITL_E_DEVICE, "hashing failed");
     return tok_sign(t, k, nid, data, len, md, md_len, sig, sig_len, err);
 }

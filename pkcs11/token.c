@@ -37,31 +37,31 @@ static void backoff(unsigned attempt)
 
 /* A module path must be absolute, exist, be a regular file, and be writable only by root or
  * us: whoever can replace it runs code in this process and sees the PIN. */
-static int check_module_path(const char *path, struct tok_err *err)
+static int check_module_path(const char *path, struct itl_error *err)
 {
     struct stat st;
 
     if (stat(path, &st) != 0)
-        return tok_errf(err, TOK_E_MODULE, "PKCS#11 module %s: %s", path,
-                        errno == ENOENT ? "no such file (is the package installed?)"
-                                        : strerror(errno));
+        return err_set(err, ITL_E_MODULE, "PKCS#11 module %s: %s", path,
+                       errno == ENOENT ? "no such file (is the package installed?)"
+                                       : strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return tok_errf(err, TOK_E_MODULE,
-                        "PKCS#11 module %s is not a regular file: give the path of the .so", path);
+        return err_set(err, ITL_E_MODULE,
+                       "PKCS#11 module %s is not a regular file: give the path of the .so", path);
     if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return tok_errf(err, TOK_E_MODULE,
-                        "PKCS#11 module %s is writable by group or others (mode %04o): refusing "
-                        "to load code others can change",
-                        path, (unsigned)(st.st_mode & 07777));
+        return err_set(err, ITL_E_MODULE,
+                       "PKCS#11 module %s is writable by group or others (mode %04o): refusing "
+                       "to load code others can change",
+                       path, (unsigned)(st.st_mode & 07777));
     if (st.st_uid != 0 && st.st_uid != geteuid())
-        return tok_errf(err, TOK_E_MODULE,
-                        "PKCS#11 module %s belongs to uid %u, neither root nor us: refusing to "
-                        "load it",
-                        path, (unsigned)st.st_uid);
+        return err_set(err, ITL_E_MODULE,
+                       "PKCS#11 module %s belongs to uid %u, neither root nor us: refusing to "
+                       "load it",
+                       path, (unsigned)st.st_uid);
     return 0;
 }
 
-static int load_by_path(struct tok *t, const char *path, struct tok_err *err)
+static int load_by_path(struct tok *t, const char *path, struct itl_error *err)
 {
     CK_RV rv;
 
@@ -70,10 +70,10 @@ static int load_by_path(struct tok *t, const char *path, struct tok_err *err)
     /* Managed: p11-kit shares C_Initialize/C_Finalize with other users in this process. */
     t->mod = p11_kit_module_load(path, 0);
     if (!t->mod)
-        return tok_errf(err, TOK_E_MODULE,
-                        "p11-kit could not load the PKCS#11 module %s (not a PKCS#11 module, or "
-                        "missing libraries: P11_KIT_DEBUG=lib shows why)",
-                        path);
+        return err_set(err, ITL_E_MODULE,
+                       "p11-kit could not load the PKCS#11 module %s (not a PKCS#11 module, or "
+                       "missing libraries: P11_KIT_DEBUG=lib shows why)",
+                       path);
     rv = p11_kit_module_initialize(t->mod);
     if (rv != CKR_OK) {
         char what[600];
@@ -81,7 +81,7 @@ static int load_by_path(struct tok *t, const char *path, struct tok_err *err)
         t->mod = NULL;
         snprintf(what, sizeof what, "initialising the PKCS#11 module %s (C_Initialize)", path);
         tok_ckr_err(err, rv, what);
-        err->kind = TOK_E_MODULE;
+        err->cls = ITL_E_MODULE;
         return -1;
     }
     return 0;
@@ -102,7 +102,7 @@ static void append_module_names(CK_FUNCTION_LIST **mods, char *out, size_t size)
 }
 
 /* A p11-kit module name ("softhsm2", as `p11-kit list-modules` shows it): its configured file. */
-static int load_by_name(struct tok *t, const char *name, struct tok_err *err)
+static int load_by_name(struct tok *t, const char *name, struct itl_error *err)
 {
     CK_FUNCTION_LIST **mods = p11_kit_modules_load(NULL, 0);
     CK_FUNCTION_LIST *m;
@@ -110,36 +110,36 @@ static int load_by_name(struct tok *t, const char *name, struct tok_err *err)
     int rc;
 
     if (!mods)
-        return tok_errf(err, TOK_E_MODULE, "p11-kit could not read its module configuration");
+        return err_set(err, ITL_E_MODULE, "p11-kit could not read its module configuration");
     m = p11_kit_module_for_name(mods, name);
     if (!m) {
         char names[400] = "";
         append_module_names(mods, names, sizeof names);
         p11_kit_modules_release(mods);
-        return tok_errf(err, TOK_E_MODULE,
-                        "no p11-kit module named '%s' (registered: %s); give --module as a "
-                        "name from `p11-kit list-modules` or an absolute path",
-                        name, names[0] ? names : "none");
+        return err_set(err, ITL_E_MODULE,
+                       "no p11-kit module named '%s' (registered: %s); give --module as a "
+                       "name from `p11-kit list-modules` or an absolute path",
+                       name, names[0] ? names : "none");
     }
     file = p11_kit_module_get_filename(m);
     p11_kit_modules_release(mods);
     if (!file)
-        return tok_errf(err, TOK_E_MODULE, "p11-kit module '%s' has no file name", name);
+        return err_set(err, ITL_E_MODULE, "p11-kit module '%s' has no file name", name);
     rc = load_by_path(t, file, err);
     free(file);
     return rc;
 }
 
-static int load_modules(struct tok *t, struct tok_err *err)
+static int load_modules(struct tok *t, struct itl_error *err)
 {
     const char *m = t->opts.module;
 
     if (!m) {
         t->modules = p11_kit_modules_load_and_initialize(0);
         if (!t->modules)
-            return tok_errf(err, TOK_E_MODULE,
-                            "p11-kit could not load the registered modules "
-                            "(`p11-kit list-modules` shows them)");
+            return err_set(err, ITL_E_MODULE,
+                           "p11-kit could not load the registered modules "
+                           "(`p11-kit list-modules` shows them)");
         t->module_name = strdup("the p11-kit proxy (all registered modules)");
         return 0;
     }
@@ -147,8 +147,8 @@ static int load_modules(struct tok *t, struct tok_err *err)
     if (m[0] == '/')
         return load_by_path(t, m, err);
     if (strchr(m, '/'))
-        return tok_errf(err, TOK_E_USAGE,
-                        "--module %s: give an absolute path or a p11-kit module name", m);
+        return err_set(err, ITL_E_USAGE,
+                       "--module %s: give an absolute path or a p11-kit module name", m);
     return load_by_name(t, m, err);
 }
 
@@ -167,7 +167,7 @@ struct token_search {
     size_t n_match;
 };
 
-static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struct tok_err *err)
+static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struct itl_error *err)
 {
     CK_RV rv;
 
@@ -181,7 +181,7 @@ static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struc
             return tok_ckr_err(err, rv, "listing slots (C_GetSlotList)");
         slots = calloc(count ? count : 1, sizeof *slots);
         if (!slots)
-            return tok_errf(err, TOK_E_DEVICE, "out of memory");
+            return err_set(err, ITL_E_DEVICE, "out of memory");
         rv = mod->C_GetSlotList(CK_TRUE, slots, &count);
         if (rv == CKR_BUFFER_TOO_SMALL) { /* a token arrived between the two calls */
             free(slots);
@@ -195,7 +195,7 @@ static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struc
         *n = count;
         return 0;
     }
-    return tok_errf(err, TOK_E_DEVICE, "the slot list keeps changing (C_GetSlotList)");
+    return err_set(err, ITL_E_DEVICE, "the slot list keeps changing (C_GetSlotList)");
 }
 
 static int push_token(struct found_token **arr, size_t *n, const struct found_token *ft)
@@ -230,7 +230,7 @@ static int module_matches(const struct tok *t, CK_FUNCTION_LIST *mod)
 }
 
 static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_search *s,
-                         struct tok_err *err)
+                         struct itl_error *err)
 {
     CK_SLOT_ID *slots;
     CK_ULONG n;
@@ -259,7 +259,7 @@ static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_sear
     return 0;
 oom:
     free(slots);
-    return tok_errf(err, TOK_E_DEVICE, "out of memory");
+    return err_set(err, ITL_E_DEVICE, "out of memory");
 }
 
 static void describe_tokens(const struct found_token *arr, size_t n, char *out, size_t size)
@@ -282,10 +282,10 @@ static void describe_tokens(const struct found_token *arr, size_t n, char *out, 
     }
 }
 
-static int select_token(struct tok *t, struct tok_err *err)
+static int select_token(struct tok *t, struct itl_error *err)
 {
     struct token_search s = {0};
-    char list[TOK_ERR_LEN];
+    char list[ITL_ERROR_LEN];
     int rc = -1;
 
     if (t->modules) {
@@ -299,20 +299,20 @@ static int select_token(struct tok *t, struct tok_err *err)
                     sizeof list);
     if (s.n_match == 0) {
         if (s.n_all == 0)
-            tok_errf(err, TOK_E_NO_TOKEN,
-                     "token not present: no initialised token in %s matches %s (is "
-                     "SOFTHSM2_CONF set, the token created by this user, the HSM reachable?)",
-                     t->module_name, t->uri_text);
+            err_set(err, ITL_E_NO_TOKEN,
+                    "token not present: no initialised token in %s matches %s (is "
+                    "SOFTHSM2_CONF set, the token created by this user, the HSM reachable?)",
+                    t->module_name, t->uri_text);
         else
-            tok_errf(err, TOK_E_NO_TOKEN,
-                     "token not present: no token matches %s; tokens present: %s", t->uri_text,
-                     list);
+            err_set(err, ITL_E_NO_TOKEN,
+                    "token not present: no token matches %s; tokens present: %s", t->uri_text,
+                    list);
         goto out;
     }
     if (s.n_match > 1) {
-        tok_errf(err, TOK_E_AMBIGUOUS,
-                 "%s matches %zu tokens, refusing to guess: %s; add serial=... to the URI",
-                 t->uri_text, s.n_match, list);
+        err_set(err, ITL_E_AMBIGUOUS,
+                "%s matches %zu tokens, refusing to guess: %s; add serial=... to the URI",
+                t->uri_text, s.n_match, list);
         goto out;
     }
     t->mod = s.match[0].mod;
@@ -341,7 +341,7 @@ out:
 }
 
 /* The token again after a rebuild: same label and serial, any slot. */
-static int refind_token(struct tok *t, struct tok_err *err)
+static int refind_token(struct tok *t, struct itl_error *err)
 {
     CK_SLOT_ID *slots;
     CK_ULONG n;
@@ -362,8 +362,8 @@ static int refind_token(struct tok *t, struct tok_err *err)
         }
     }
     free(slots);
-    tok_errf(err, TOK_E_NO_TOKEN, "token not present: token '%s' (serial %s) is not in %s",
-             t->label_str, t->serial_str, t->module_name);
+    err_set(err, ITL_E_NO_TOKEN, "token not present: token '%s' (serial %s) is not in %s",
+            t->label_str, t->serial_str, t->module_name);
     if (err)
         err->ckr = CKR_TOKEN_NOT_PRESENT;
     return -1;
@@ -375,7 +375,7 @@ static int refind_token(struct tok *t, struct tok_err *err)
  * tok_rebuild with the pool drained and mgmt_lock + rebuild_lock held; the write lock keeps
  * status and mechanism queries out, so no other thread is inside the module at C_Finalize.
  * Every session and the login are gone afterwards. */
-static int reinit_module(struct tok *t, struct tok_err *err)
+static int reinit_module(struct tok *t, struct itl_error *err)
 {
     char what[600];
     CK_RV rv;
@@ -393,16 +393,16 @@ static int reinit_module(struct tok *t, struct tok_err *err)
              "again (C_Initialize) failed",
              t->label_str, t->module_name);
     tok_ckr_err(err, rv, what);
-    err->kind = TOK_E_NO_TOKEN; /* err is never NULL here: find_token_again's own */
+    err->cls = ITL_E_NO_TOKEN; /* err is never NULL here: find_token_again's own */
     err->ckr = CKR_TOKEN_NOT_PRESENT;
     return -1;
 }
 
 /* The token by label + serial; when the module cannot see it, once more after initialising the
  * module again. */
-static int find_token_again(struct tok *t, struct tok_err *err)
+static int find_token_again(struct tok *t, struct itl_error *err)
 {
-    struct tok_err e = {0};
+    struct itl_error e = {0};
     size_t used;
 
     if (refind_token(t, NULL) == 0)
@@ -420,7 +420,7 @@ static int find_token_again(struct tok *t, struct tok_err *err)
     return -1;
 }
 
-static int parse_uri(struct tok *t, struct tok_err *err)
+static int parse_uri(struct tok *t, struct itl_error *err)
 {
     const char *text = t->opts.uri ? t->opts.uri : "pkcs11:";
     char *formatted = NULL;
@@ -428,26 +428,26 @@ static int parse_uri(struct tok *t, struct tok_err *err)
 
     t->uri = p11_kit_uri_new();
     if (!t->uri)
-        return tok_errf(err, TOK_E_USAGE, "out of memory");
+        return err_set(err, ITL_E_USAGE, "out of memory");
     rc = p11_kit_uri_parse(text, P11_KIT_URI_FOR_ANY, t->uri);
     if (rc != P11_KIT_URI_OK)
-        return tok_errf(err, TOK_E_USAGE,
-                        "the token URI is not a valid RFC 7512 PKCS#11 URI: %s (expected e.g. "
-                        "'pkcs11:token=itl-sign;serial=...')",
-                        p11_kit_uri_message(rc));
+        return err_set(err, ITL_E_USAGE,
+                       "the token URI is not a valid RFC 7512 PKCS#11 URI: %s (expected e.g. "
+                       "'pkcs11:token=itl-sign;serial=...')",
+                       p11_kit_uri_message(rc));
     /* pin-value would mean the PIN was on the command line, readable in /proc by anyone. */
     if (p11_kit_uri_get_pin_value(t->uri))
-        return tok_errf(err, TOK_E_USAGE,
-                        "the token URI carries pin-value: a PIN in a URI ends up in argv and "
-                        "logs; use --pin-file, --pin-fd or pin-source=file:PATH");
+        return err_set(err, ITL_E_USAGE,
+                       "the token URI carries pin-value: a PIN in a URI ends up in argv and "
+                       "logs; use --pin-file, --pin-fd or pin-source=file:PATH");
     if (p11_kit_uri_any_unrecognized(t->uri))
-        return tok_errf(err, TOK_E_USAGE,
-                        "the token URI has attributes p11-kit does not know (a typo? use "
-                        "token=, serial=, manufacturer=, model=, object=, id=, type=)");
+        return err_set(err, ITL_E_USAGE,
+                       "the token URI has attributes p11-kit does not know (a typo? use "
+                       "token=, serial=, manufacturer=, model=, object=, id=, type=)");
     if (p11_kit_uri_get_slot_id(t->uri) != (CK_SLOT_ID)-1)
-        return tok_errf(err, TOK_E_USAGE,
-                        "the token URI selects by slot-id: slot numbers change when tokens are "
-                        "added or re-initialised; select by token= and serial= instead");
+        return err_set(err, ITL_E_USAGE,
+                       "the token URI selects by slot-id: slot numbers change when tokens are "
+                       "added or re-initialised; select by token= and serial= instead");
     if (p11_kit_uri_format(t->uri, P11_KIT_URI_FOR_TOKEN, &formatted) == P11_KIT_URI_OK) {
         snprintf(t->uri_text, sizeof t->uri_text, "%s",
                  strcmp(formatted, "pkcs11:") ? formatted : "pkcs11: (any token)");
@@ -456,7 +456,7 @@ static int parse_uri(struct tok *t, struct tok_err *err)
     return 0;
 }
 
-static int open_login_session(struct tok *t, struct tok_err *err)
+static int open_login_session(struct tok *t, struct itl_error *err)
 {
     CK_SESSION_HANDLE h;
     CK_RV rv = CKR_OK;
@@ -474,7 +474,7 @@ static int open_login_session(struct tok *t, struct tok_err *err)
     return 0;
 }
 
-int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *err)
+int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error *err)
 {
     struct tok *t;
 
@@ -483,7 +483,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *e
         memset(err, 0, sizeof *err);
     t = calloc(1, sizeof *t);
     if (!t)
-        return tok_errf(err, TOK_E_DEVICE, "out of memory");
+        return err_set(err, ITL_E_DEVICE, "out of memory");
     t->opts = *opts;
     t->opts.module = NULL; /* only for load_modules below; not kept */
     t->opts.uri = NULL;
@@ -506,7 +506,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *e
         goto fail;
     t->pool = calloc(t->pool_size, sizeof *t->pool);
     if (!t->pool) {
-        tok_errf(err, TOK_E_DEVICE, "out of memory");
+        err_set(err, ITL_E_DEVICE, "out of memory");
         goto fail;
     }
     if (open_login_session(t, err) != 0)
@@ -557,7 +557,7 @@ void tok_close(struct tok *t)
 /* Any failure of C_GetTokenInfo on the token's slot means the module cannot see the token:
  * SoftHSM2 answers CKR_GENERAL_ERROR once its token directory went away, and keeps doing so
  * after it is back until the module is initialised again. The CKR stays in the message. */
-int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err)
+int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct itl_error *err)
 {
     CK_RV rv;
 
@@ -568,19 +568,19 @@ int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct tok_err *err)
         memcmp(info->serialNumber, t->serial, sizeof t->serial) == 0)
         return 0;
     if (rv == CKR_OK)
-        tok_errf(err, TOK_E_NO_TOKEN,
-                 "token not present: the slot of token '%s' (serial %s) holds another token now",
-                 t->label_str, t->serial_str);
+        err_set(err, ITL_E_NO_TOKEN,
+                "token not present: the slot of token '%s' (serial %s) holds another token now",
+                t->label_str, t->serial_str);
     else
-        tok_errf(err, TOK_E_NO_TOKEN,
-                 "token not present: the slot of token '%s' (serial %s) answers %s", t->label_str,
-                 t->serial_str, tok_ckr_name(rv));
+        err_set(err, ITL_E_NO_TOKEN,
+                "token not present: the slot of token '%s' (serial %s) answers %s", t->label_str,
+                t->serial_str, tok_ckr_name(rv));
     if (err)
         err->ckr = CKR_TOKEN_NOT_PRESENT;
     return -1;
 }
 
-int tok_check_present(struct tok *t, struct tok_err *err)
+int tok_check_present(struct tok *t, struct itl_error *err)
 {
     CK_TOKEN_INFO info;
     return tok_token_info(t, &info, err);
@@ -588,7 +588,7 @@ int tok_check_present(struct tok *t, struct tok_err *err)
 
 CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv)
 {
-    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || tok_kind_for_rv(rv) == TOK_E_PIN)
+    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || tok_kind_for_rv(rv) == ITL_E_PIN)
         return rv;
     if (tok_check_present(t, NULL) != 0)
         return CKR_TOKEN_NOT_PRESENT;
@@ -598,25 +598,25 @@ CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv)
     return rv;
 }
 
-void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct tok_err *err)
+void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct itl_error *err)
 {
     if (!err || tok_rv_needs_rebuild(err->ckr))
         return;
-    if (err->kind != TOK_E_NO_KEY && err->kind != TOK_E_DEVICE)
+    if (err->cls != ITL_E_NO_KEY && err->cls != ITL_E_DEVICE)
         return; /* the caller's mistake, a PIN, a mechanism: not what a lost token looks like */
     if (tok_check_present(t, err) != 0)
         return;
     /* SoftHSM2 hides private objects without a word once the login is gone */
-    if (err->kind == TOK_E_NO_KEY && tok_session_lacks_login(t, h))
+    if (err->cls == ITL_E_NO_KEY && tok_session_lacks_login(t, h))
         tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
 }
 
-static int pin_rejected_err(struct tok *t, struct tok_err *err)
+static int pin_rejected_err(struct tok *t, struct itl_error *err)
 {
-    tok_errf(err, TOK_E_PIN,
-             "token '%s': the PIN was rejected earlier; not sending it again (open the token "
-             "again with the right PIN)",
-             t->label_str);
+    err_set(err, ITL_E_PIN,
+            "token '%s': the PIN was rejected earlier; not sending it again (open the token "
+            "again with the right PIN)",
+            t->label_str);
     err->ckr = CKR_PIN_INCORRECT;
     return -1;
 }
@@ -627,7 +627,7 @@ static int pin_rv_rejects(CK_RV rv)
            rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED;
 }
 
-int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct tok_err *err)
+int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct itl_error *err)
 {
     char what[160];
     CK_RV rv;
@@ -639,7 +639,7 @@ int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct to
     }
     if (!t->pin.bytes && !t->protected_path) {
         pthread_mutex_unlock(&t->pin_lock);
-        return tok_errf(err, TOK_E_PIN, "token '%s' needs a PIN and none was given", t->label_str);
+        return err_set(err, ITL_E_PIN, "token '%s' needs a PIN and none was given", t->label_str);
     }
     t->login_calls++;
     rv = t->mod->C_Login(h, who, t->pin.bytes, (CK_ULONG)t->pin.len);
@@ -654,7 +654,7 @@ int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct to
     tok_ckr_err(err, rv, what);
     if (pin_rv_rejects(rv)) {
         CK_TOKEN_INFO info;
-        struct tok_err now = {0};
+        struct itl_error now = {0};
         if (tok_token_info(t, &info, NULL) == 0 && tok_login_guard(&info, &now) != 0) {
             size_t used = strlen(err->msg);
             snprintf(err->msg + used, sizeof err->msg - used, "; now: %s", now.msg);
@@ -664,7 +664,7 @@ int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct to
 }
 
 /* pin-source=file:/path (or a bare path): read like --pin-file. Commands are refused. */
-static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct tok_err *err)
+static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct itl_error *err)
 {
     const char *src = p11_kit_uri_get_pin_source(t->uri);
 
@@ -673,12 +673,12 @@ static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct tok_err *err)
     if (strncmp(src, "file:", 5) == 0)
         src += 5;
     if (src[0] != '/')
-        return tok_errf(err, TOK_E_USAGE,
-                        "pin-source in the URI must be file:/absolute/path (commands are not run)");
+        return err_set(err, ITL_E_USAGE,
+                       "pin-source in the URI must be file:/absolute/path (commands are not run)");
     return tok_pin_from_file(src, pin, err);
 }
 
-int tok_login(struct tok *t, const struct tok_pin *pin, struct tok_err *err)
+int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err)
 {
     CK_TOKEN_INFO info;
     struct tok_pin from_uri = {0};
@@ -719,10 +719,10 @@ int tok_login(struct tok *t, const struct tok_pin *pin, struct tok_err *err)
     if (rc != 0)
         goto out;
     if (!t->pin.bytes && !t->protected_path) {
-        rc = tok_errf(err, TOK_E_PIN,
-                      "token '%s' needs a PIN: give --pin-file or --pin-fd (or pin-source=file: "
-                      "in the URI)",
-                      t->label_str);
+        rc = err_set(err, ITL_E_PIN,
+                     "token '%s' needs a PIN: give --pin-file or --pin-fd (or pin-source=file: "
+                     "in the URI)",
+                     t->label_str);
         goto out;
     }
     rc = tok_do_login(t, t->login_session, CKU_USER, err);
@@ -764,7 +764,7 @@ static void pool_resume(struct tok *t)
     pthread_mutex_unlock(&t->lock);
 }
 
-int tok_rebuild(struct tok *t, unsigned long seen_generation, struct tok_err *err)
+int tok_rebuild(struct tok *t, unsigned long seen_generation, struct itl_error *err)
 {
     int relogin;
     int rc = -1;
@@ -842,7 +842,7 @@ int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h)
 /* ---- Pool ---- */
 
 int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned long *generation,
-                    struct tok_err *err)
+                    struct itl_error *err)
 {
     struct pool_session *ps = NULL;
     unsigned long gen;
@@ -914,7 +914,7 @@ void tok_session_put(struct tok *t, size_t index, int broken)
 }
 
 /* A token that was absent: look again now (cheap), so callers fail fast while it is away. */
-int tok_ensure_present(struct tok *t, struct tok_err *err)
+int tok_ensure_present(struct tok *t, struct itl_error *err)
 {
     unsigned long gen;
     int present;
@@ -927,9 +927,9 @@ int tok_ensure_present(struct tok *t, struct tok_err *err)
     return present ? 0 : tok_rebuild(t, gen, err);
 }
 
-int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct tok_err *err)
+int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct itl_error *err)
 {
-    struct tok_err scratch;
+    struct itl_error scratch;
     unsigned budget = tok_budget(t);
     int rc = -1;
 
@@ -989,7 +989,7 @@ unsigned long tok_generation(struct tok *t)
 
 /* ---- Status and test hooks ---- */
 
-int tok_get_status(struct tok *t, struct tok_status *st, struct tok_err *err)
+int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err)
 {
     CK_TOKEN_INFO info;
     int rc;

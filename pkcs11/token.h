@@ -19,27 +19,10 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define TOK_ERR_LEN 768
+#include "common/common.h"
 
-/* The class of failure, so callers can answer "token not present" fast, or refuse to retry. */
-enum tok_errkind {
-    TOK_E_NONE = 0,
-    TOK_E_USAGE,     /* bad argument, URI, file, option */
-    TOK_E_MODULE,    /* module cannot be loaded / initialised */
-    TOK_E_NO_TOKEN,  /* URI matches no token, or token not present */
-    TOK_E_AMBIGUOUS, /* URI matches several tokens / objects */
-    TOK_E_PIN,       /* wrong PIN, locked, final try, must change: never retried */
-    TOK_E_NO_KEY,    /* key or certificate not found */
-    TOK_E_MECHANISM, /* mechanism not supported or forbidden */
-    TOK_E_VERIFY,    /* a signature from the token did not verify with the certificate */
-    TOK_E_DEVICE,    /* other PKCS#11 failure */
-};
-
-struct tok_err {
-    enum tok_errkind kind;
-    unsigned long ckr; /* the CK_RV when the failure came from the module, else 0 */
-    char msg[TOK_ERR_LEN];
-};
+/* Errors are struct itl_error; the class tells callers to answer "token not present" fast
+ * (ITL_E_NO_TOKEN) or never to retry (ITL_E_PIN). */
 
 /* ---- PINs: byte strings with a length, in locked memory, wiped after use. ---- */
 
@@ -50,20 +33,20 @@ struct tok_pin {
     size_t len;
 };
 
-/* Opens a file holding a secret (PIN, .p12 password) for reading, or refuses it (TOK_E_USAGE,
+/* Opens a file holding a secret (PIN, .p12 password) for reading, or refuses it (ITL_E_USAGE,
  * -1): a symbolic link, anything but a regular file (a FIFO never blocks the open), a file
  * owned by neither root nor the reading uid, a mode with any group/other access. The one rule
  * for every PIN or password file, in the CLI, the service and --check-config. `what` names the
  * file in messages ("PIN file", "token.pin-file"). Returns a blocking descriptor. */
-int tok_secret_open(const char *path, const char *what, struct tok_err *err);
+int tok_secret_open(const char *path, const char *what, struct itl_error *err);
 /* Opened by tok_secret_open; only trailing CR/LF are stripped. */
-int tok_pin_from_file(const char *path, struct tok_pin *pin, struct tok_err *err);
+int tok_pin_from_file(const char *path, struct tok_pin *pin, struct itl_error *err);
 /* Reads to EOF from fd (then closes it); trailing CR/LF stripped. */
-int tok_pin_from_fd(int fd, struct tok_pin *pin, struct tok_err *err);
-/* Prompt on /dev/tty without echo. Fails (TOK_E_USAGE) when there is no terminal. */
-int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct tok_err *err);
+int tok_pin_from_fd(int fd, struct tok_pin *pin, struct itl_error *err);
+/* Prompt on /dev/tty without echo. Fails (ITL_E_USAGE) when there is no terminal. */
+int tok_pin_prompt(const char *prompt, struct tok_pin *pin, struct itl_error *err);
 /* From a bare byte string (tests, pin-source). */
-int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct tok_err *err);
+int tok_pin_set(struct tok_pin *pin, const void *bytes, size_t len, struct itl_error *err);
 void tok_pin_wipe(struct tok_pin *pin);
 
 /* ---- Opening a token ---- */
@@ -82,12 +65,12 @@ struct tok_options {
 struct tok;
 
 /* Load the module (p11-kit managed), find the one token the URI names. No login. */
-int tok_open(const struct tok_options *opts, struct tok **out, struct tok_err *err);
+int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error *err);
 /* Log in as user. The PIN is copied into locked memory and kept for one re-login after a lost
  * login; it is wiped as soon as the token rejects it. Refuses at USER_PIN_LOCKED, FINAL_TRY,
  * USER_PIN_TO_BE_CHANGED. `pin` may be NULL for tokens without CKF_LOGIN_REQUIRED or with a
  * protected authentication path; when NULL and the URI has pin-source, that is read. */
-int tok_login(struct tok *t, const struct tok_pin *pin, struct tok_err *err);
+int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err);
 /* Log out, close the sessions, release the module. NULL is fine. */
 void tok_close(struct tok *t);
 
@@ -98,7 +81,7 @@ struct tok_key;
 
 /* Find by CKA_LABEL (and optionally CKA_ID): the private key and the certificate with the
  * same CKA_ID must both exist. A label matching several keys is refused. */
-int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct tok_err *err);
+int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct itl_error *err);
 void tok_key_free(struct tok_key *k);
 const uint8_t *tok_key_cert(const struct tok_key *k, size_t *len);
 /* The same certificate parsed (an OpenSSL X509 *, owned by the key): parsing costs as much as a
@@ -112,11 +95,12 @@ size_t tok_key_sig_len(const struct tok_key *k);
  * while all are busy), rebuilds on lost session/login/token within the retry budget, verifies
  * the signature with the key's certificate before returning it. Thread-safe. */
 int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size_t msg_len,
-             const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct tok_err *err);
+             const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
+             struct itl_error *err);
 
 /* Sign arbitrary data (hashes it first): attestation challenges, test signatures. */
 int tok_sign_data(struct tok *t, struct tok_key *k, int nid, const uint8_t *data, size_t len,
-                  uint8_t *sig, size_t *sig_len, struct tok_err *err);
+                  uint8_t *sig, size_t *sig_len, struct itl_error *err);
 
 /* ---- Status ---- */
 
@@ -132,7 +116,7 @@ struct tok_status {
     size_t pool_in_use;
     unsigned long rebuilds; /* how many times sessions/login were rebuilt */
 };
-int tok_get_status(struct tok *t, struct tok_status *st, struct tok_err *err);
+int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err);
 
 /* ---- Key management ---- */
 
@@ -152,7 +136,7 @@ struct tok_key_info {
 };
 
 /* Every private key / certificate pair on the token (grouped by CKA_ID). *out is malloc'd. */
-int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct tok_err *err);
+int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct itl_error *err);
 
 struct tok_import_report {
     uint8_t id[64];
@@ -168,14 +152,14 @@ struct tok_import_report {
  * existing label or id. `id` NULL = derived from the public key (SHA-1, 20 bytes). */
 int tok_import_p12(struct tok *t, const uint8_t *p12, size_t p12_len,
                    const struct tok_pin *password, const char *label, const uint8_t *id,
-                   size_t id_len, struct tok_import_report *report, struct tok_err *err);
+                   size_t id_len, struct tok_import_report *report, struct itl_error *err);
 
 /* Does a PKCS#12 file hold the private key of this certificate (DER)? Its public key must be
- * the certificate's and a test signature must verify. 0 yes; -1 with TOK_E_VERIFY when it holds
- * another key, TOK_E_USAGE when it cannot be opened (wrong password, not a .p12). Used to attest
+ * the certificate's and a test signature must verify. 0 yes; -1 with ITL_E_VERIFY when it holds
+ * another key, ITL_E_USAGE when it cannot be opened (wrong password, not a .p12). Used to attest
  * an offline backup. */
 int tok_p12_holds_key(const uint8_t *p12, size_t p12_len, const struct tok_pin *password,
-                      const uint8_t *cert_der, size_t cert_len, struct tok_err *err);
+                      const uint8_t *cert_der, size_t cert_len, struct itl_error *err);
 
 struct tok_generate_opts {
     const char *label;
@@ -191,15 +175,15 @@ struct tok_generate_opts {
  * certificate signed by the token key, store it as CKO_CERTIFICATE with the same CKA_ID.
  * *cert_der is malloc'd. */
 int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **cert_der,
-                 size_t *cert_len, struct tok_err *err);
+                 size_t *cert_len, struct itl_error *err);
 
 /* The certificate (DER) stored with this label. *der is malloc'd. */
 int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der_len,
-                    struct tok_err *err);
+                    struct itl_error *err);
 
 /* Read the key-protection attributes of a private key (tests and `key list`). */
 int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *info,
-                       struct tok_err *err);
+                       struct itl_error *err);
 
 /* CKR name ("CKR_PIN_INCORRECT") for messages. */
 const char *tok_ckr_name(unsigned long rv);

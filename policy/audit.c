@@ -82,12 +82,13 @@ static void path_split(const char *path, char *dir, size_t size, const char **ba
 
 /* Anyone who can write the directory can replace the log: it is held to the rules of the
  * service's other directories. */
-static int check_dir(const struct pol_audit *a, int dfd, const char *dir, struct pol_err *err)
+static int check_dir(const struct pol_audit *a, int dfd, const char *dir, struct itl_error *err)
 {
     struct stat st;
 
     if (fstat(dfd, &st) != 0)
-        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot open the audit log: %s", a->path,
+                       strerror(errno));
     return pol_check_trusted("audit log directory", dir, &st, a->owner, a->group, err);
 }
 
@@ -95,36 +96,37 @@ static int check_dir(const struct pol_audit *a, int dfd, const char *dir, struct
  * user's file is refused rather than taken over: whoever owned it could have rewritten what it
  * holds), handed to the owner and narrowed to 0640 (a wider mode is the admin's slip, fixed
  * without loss). Everything goes through the descriptor: the name may point elsewhere by now. */
-static int check_log(const struct pol_audit *a, int fd, struct pol_err *err)
+static int check_log(const struct pol_audit *a, int fd, struct itl_error *err)
 {
     struct stat st, narrowed;
 
     if (fstat(fd, &st) != 0)
-        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot open the audit log: %s", a->path,
+                       strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return pol_errf(err, "%s: the audit log is not a regular file", a->path);
+        return err_set(err, ITL_E_IO, "%s: the audit log is not a regular file", a->path);
     if (st.st_nlink != 1)
-        return pol_errf(err,
-                        "%s: the audit log has %lu names (hard links), so it may be another "
-                        "file; refusing it (fix: give it one name)",
-                        a->path, (unsigned long)st.st_nlink);
+        return err_set(err, ITL_E_IO,
+                       "%s: the audit log has %lu names (hard links), so it may be another "
+                       "file; refusing it (fix: give it one name)",
+                       a->path, (unsigned long)st.st_nlink);
     narrowed = st;
     narrowed.st_mode &= S_IFMT | 0640;
     if (pol_check_trusted("audit log", a->path, &narrowed, a->owner, a->group, err) != 0)
         return -1;
     if (geteuid() == 0 && (st.st_uid != a->owner || st.st_gid != a->group) &&
         fchown(fd, a->owner, a->group) != 0)
-        return pol_errf(err, "%s: cannot give the audit log to uid %u: %s", a->path,
-                        (unsigned)a->owner, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot give the audit log to uid %u: %s", a->path,
+                       (unsigned)a->owner, strerror(errno));
     if (narrowed.st_mode != st.st_mode && fchmod(fd, narrowed.st_mode & 07777) != 0)
-        return pol_errf(err,
-                        "%s: the audit log has mode %04o and cannot be narrowed to 0640: %s (fix: "
-                        "chmod 0640 %s)",
-                        a->path, (unsigned)(st.st_mode & 07777), strerror(errno), a->path);
+        return err_set(err, ITL_E_IO,
+                       "%s: the audit log has mode %04o and cannot be narrowed to 0640: %s (fix: "
+                       "chmod 0640 %s)",
+                       a->path, (unsigned)(st.st_mode & 07777), strerror(errno), a->path);
     return 0;
 }
 
-static int open_log(const struct pol_audit *a, struct pol_err *err)
+static int open_log(const struct pol_audit *a, struct itl_error *err)
 {
     char dir[sizeof a->path];
     const char *base;
@@ -133,7 +135,8 @@ static int open_log(const struct pol_audit *a, struct pol_err *err)
     path_split(a->path, dir, sizeof dir, &base);
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot open the audit log: %s", a->path,
+                       strerror(errno));
     if (check_dir(a, dfd, dir, err) != 0) {
         close(dfd);
         return -1;
@@ -144,7 +147,8 @@ static int open_log(const struct pol_audit *a, struct pol_err *err)
                 O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
     close(dfd);
     if (fd < 0)
-        return pol_errf(err, "%s: cannot open the audit log: %s", a->path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot open the audit log: %s", a->path,
+                       strerror(errno));
     if (check_log(a, fd, err) != 0) {
         close(fd);
         return -1;
@@ -153,16 +157,16 @@ static int open_log(const struct pol_audit *a, struct pol_err *err)
 }
 
 int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_audit **out,
-                      struct pol_err *err)
+                      struct itl_error *err)
 {
     struct pol_audit *a;
 
     *out = NULL;
     if (strlen(path) >= sizeof a->path)
-        return pol_errf(err, "%s: audit log path too long", path);
+        return err_set(err, ITL_E_IO, "%s: audit log path too long", path);
     a = calloc(1, sizeof *a);
     if (!a)
-        return pol_errf(err, "%s: out of memory", path);
+        return err_set(err, ITL_E_IO, "%s: out of memory", path);
     snprintf(a->path, sizeof a->path, "%s", path);
     a->owner = owner;
     a->group = group;
@@ -180,7 +184,7 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     return 0;
 }
 
-int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err)
+int pol_audit_open(const char *path, struct pol_audit **out, struct itl_error *err)
 {
     uid_t uid;
     gid_t gid;
@@ -197,11 +201,11 @@ void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned in
     pthread_mutex_unlock(&a->denial_lock);
 }
 
-static int flush_held(struct pol_audit *a, struct pol_err *err);
+static int flush_held(struct pol_audit *a, struct itl_error *err);
 
-int pol_audit_reopen(struct pol_audit *a, struct pol_err *err)
+int pol_audit_reopen(struct pol_audit *a, struct itl_error *err)
 {
-    struct pol_err held_err;
+    struct itl_error held_err;
     int fd = open_log(a, err);
 
     /* On failure keep the old descriptor: records still land (in the rotated file). */
@@ -218,7 +222,7 @@ int pol_audit_reopen(struct pol_audit *a, struct pol_err *err)
 
 void pol_audit_close(struct pol_audit *a)
 {
-    struct pol_err held_err;
+    struct itl_error held_err;
 
     if (!a)
         return;
@@ -436,24 +440,24 @@ out:
 }
 
 /* Writes b and waits until it is durable. */
-static int write_durable(struct pol_audit *a, const struct pol_buf *b, struct pol_err *err)
+static int write_durable(struct pol_audit *a, const struct pol_buf *b, struct itl_error *err)
 {
     int rc = 0, saved;
 
     if (b->failed)
-        return pol_errf(err, "%s: out of memory for an audit record", a->path);
+        return err_set(err, ITL_E_IO, "%s: out of memory for an audit record", a->path);
     pthread_rwlock_rdlock(&a->fd_lock);
     pthread_mutex_lock(&a->write_lock);
     if (write_whole(a, b) != 0)
-        rc = pol_errf(err, "%s: audit record not written: %s", a->path, strerror(errno));
+        rc = err_set(err, ITL_E_IO, "%s: audit record not written: %s", a->path, strerror(errno));
     else if ((saved = wait_durable(a, ++a->written)) != 0)
-        rc = pol_errf(err, "%s: audit record not durable: %s", a->path, strerror(saved));
+        rc = err_set(err, ITL_E_IO, "%s: audit record not durable: %s", a->path, strerror(saved));
     pthread_mutex_unlock(&a->write_lock);
     pthread_rwlock_unlock(&a->fd_lock);
     return rc;
 }
 
-int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct pol_err *err)
+int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err)
 {
     struct pol_buf line = {0};
     int rc = 0;
@@ -469,7 +473,7 @@ int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struc
 }
 
 /* The summaries of an interval still open (close, reopen). */
-static int flush_held(struct pol_audit *a, struct pol_err *err)
+static int flush_held(struct pol_audit *a, struct itl_error *err)
 {
     struct pol_buf b = {0};
     int rc = 0;

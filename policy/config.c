@@ -150,7 +150,7 @@ static const char *const file_kinds[] = {"itl", "config", NULL};
 struct cfg_ctx {
     yaml_document_t *doc;
     const char *name;
-    struct pol_err *err;
+    struct itl_error *err;
     struct pol_config *cfg;
     unsigned char *visited; /* per node: a node reached twice came from an alias */
     size_t n_nodes;
@@ -166,13 +166,13 @@ static int fail(struct cfg_ctx *c, const yaml_node_t *node, const char *fmt, ...
 
 static int fail(struct cfg_ctx *c, const yaml_node_t *node, const char *fmt, ...)
 {
-    char msg[POL_ERR_LEN];
+    char msg[ITL_ERROR_LEN];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return pol_errf(c->err, "%s:%d: %s", c->name, node ? line_of(node) : 1, msg);
+    return err_set(c->err, ITL_E_USAGE, "%s:%d: %s", c->name, node ? line_of(node) : 1, msg);
 }
 
 /* The node behind an index; every node is visited once, so a second visit means an alias. */
@@ -655,10 +655,10 @@ static int parse_field(struct cfg_ctx *c, const struct field *f, yaml_node_t *no
 static int check_whole(struct cfg_ctx *c)
 {
     if (strcmp(c->cfg->keys[POL_KEY_RECOVERY].label, c->cfg->keys[POL_KEY_TFTP].label) == 0)
-        return pol_errf(c->err,
-                        "%s: keys.recovery.label and keys.tftp.label are both '%s': the ITL "
-                        "Recovery key must be a key of its own",
-                        c->name, c->cfg->keys[POL_KEY_TFTP].label);
+        return err_set(c->err, ITL_E_USAGE,
+                       "%s: keys.recovery.label and keys.tftp.label are both '%s': the ITL "
+                       "Recovery key must be a key of its own",
+                       c->name, c->cfg->keys[POL_KEY_TFTP].label);
     return 0;
 }
 
@@ -694,14 +694,13 @@ static int load_document(struct cfg_ctx *c, yaml_parser_t *parser, yaml_document
 {
     if (yaml_parser_load(parser, doc))
         return 0;
-    return pol_errf(c->err, "%s:%zu: YAML syntax error: %s%s%s", c->name,
-                    (parser->problem_mark.line + 1),
-                    parser->problem ? parser->problem : "malformed", parser->context ? " " : "",
-                    parser->context ? parser->context : "");
+    return err_set(c->err, ITL_E_USAGE, "%s:%zu: YAML syntax error: %s%s%s", c->name,
+                   (parser->problem_mark.line + 1), parser->problem ? parser->problem : "malformed",
+                   parser->context ? " " : "", parser->context ? parser->context : "");
 }
 
 int pol_config_parse(const char *text, size_t len, const char *name, struct pol_config *cfg,
-                     struct pol_err *err)
+                     struct itl_error *err)
 {
     struct cfg_ctx c = {.name = name && name[0] ? name : "<config>", .err = err, .cfg = cfg};
     yaml_parser_t parser;
@@ -713,10 +712,10 @@ int pol_config_parse(const char *text, size_t len, const char *name, struct pol_
     if (name)
         snprintf(cfg->path, sizeof cfg->path, "%s", name);
     if (len > CONFIG_MAX_BYTES)
-        return pol_errf(err, "%s: too large (%zu bytes, at most %d)", c.name, len,
-                        CONFIG_MAX_BYTES);
+        return err_set(err, ITL_E_USAGE, "%s: too large (%zu bytes, at most %d)", c.name, len,
+                       CONFIG_MAX_BYTES);
     if (!yaml_parser_initialize(&parser))
-        return pol_errf(err, "%s: out of memory", c.name);
+        return err_set(err, ITL_E_USAGE, "%s: out of memory", c.name);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (load_document(&c, &parser, &doc) != 0) {
         yaml_parser_delete(&parser);
@@ -732,14 +731,14 @@ int pol_config_parse(const char *text, size_t len, const char *name, struct pol_
         size_t extra_line = extra.start_mark.line + 1;
         yaml_document_delete(&extra);
         if (more) {
-            pol_errf(err, "%s:%zu: a second YAML document; the config is one document", c.name,
-                     extra_line);
+            err_set(err, ITL_E_USAGE, "%s:%zu: a second YAML document; the config is one document",
+                    c.name, extra_line);
             goto out;
         }
     }
     c.visited = calloc(c.n_nodes ? c.n_nodes : 1, 1);
     if (!c.visited) {
-        pol_errf(err, "%s: out of memory", c.name);
+        err_set(err, ITL_E_USAGE, "%s: out of memory", c.name);
         goto out;
     }
     if (root) {
@@ -755,7 +754,7 @@ out:
     return rc;
 }
 
-int pol_config_load(const char *path, struct pol_config *cfg, struct pol_err *err)
+int pol_config_load(const char *path, struct pol_config *cfg, struct itl_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat st;
@@ -766,20 +765,20 @@ int pol_config_load(const char *path, struct pol_config *cfg, struct pol_err *er
 
     pol_config_defaults(cfg);
     if (fd < 0)
-        return pol_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        return err_set(err, ITL_E_USAGE, "%s: cannot open: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return pol_errf(err, "%s: not a regular file", path);
+        return err_set(err, ITL_E_USAGE, "%s: not a regular file", path);
     }
     if (st.st_size > CONFIG_MAX_BYTES) {
         close(fd);
-        return pol_errf(err, "%s: too large (%lld bytes, at most %d)", path, (long long)st.st_size,
-                        CONFIG_MAX_BYTES);
+        return err_set(err, ITL_E_USAGE, "%s: too large (%lld bytes, at most %d)", path,
+                       (long long)st.st_size, CONFIG_MAX_BYTES);
     }
     text = malloc((size_t)st.st_size + 1);
     if (!text) {
         close(fd);
-        return pol_errf(err, "%s: out of memory", path);
+        return err_set(err, ITL_E_USAGE, "%s: out of memory", path);
     }
     while (got < (size_t)st.st_size &&
            ((n = read(fd, text + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
@@ -788,18 +787,18 @@ int pol_config_load(const char *path, struct pol_config *cfg, struct pol_err *er
     close(fd);
     if (got != (size_t)st.st_size) {
         free(text);
-        return pol_errf(err, "%s: read failed", path);
+        return err_set(err, ITL_E_USAGE, "%s: read failed", path);
     }
     rc = pol_config_parse(text, got, path, cfg, err);
     free(text);
     return rc;
 }
 
-int pol_config_check_service(const struct pol_config *cfg, struct pol_err *err)
+int pol_config_check_service(const struct pol_config *cfg, struct itl_error *err)
 {
     const char *name = cfg->path[0] ? cfg->path : "<config>";
     if (!cfg->token.uri[0])
-        return pol_errf(err, "%s: token.uri is required (e.g. uri: \"pkcs11:token=itl-sign\")",
-                        name);
+        return err_set(err, ITL_E_USAGE,
+                       "%s: token.uri is required (e.g. uri: \"pkcs11:token=itl-sign\")", name);
     return 0;
 }

@@ -37,41 +37,41 @@ static void group_text(gid_t gid, char *out, size_t size)
 }
 
 int pol_check_trusted(const char *what, const char *path, const struct stat *st, uid_t uid,
-                      gid_t gid, struct pol_err *err)
+                      gid_t gid, struct itl_error *err)
 {
     char who[256], owner[256];
 
     user_text(uid, owner, sizeof owner);
     if (st->st_uid != 0 && st->st_uid != uid) {
         user_text(st->st_uid, who, sizeof who);
-        return pol_errf(err,
-                        "%s %s belongs to user %s; it must belong to root or the service user "
-                        "%s (fix: chown %s %s)",
-                        what, path, who, owner, owner, path);
+        return err_set(err, ITL_E_IO,
+                       "%s %s belongs to user %s; it must belong to root or the service user "
+                       "%s (fix: chown %s %s)",
+                       what, path, who, owner, owner, path);
     }
     if (st->st_mode & S_IWOTH)
-        return pol_errf(err,
-                        "%s %s is writable by others (mode %04o): any local user could replace "
-                        "what the service keeps there; refusing it (fix: chmod o-w %s)",
-                        what, path, (unsigned)(st->st_mode & 07777), path);
+        return err_set(err, ITL_E_IO,
+                       "%s %s is writable by others (mode %04o): any local user could replace "
+                       "what the service keeps there; refusing it (fix: chmod o-w %s)",
+                       what, path, (unsigned)(st->st_mode & 07777), path);
     if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && st->st_gid != gid) {
         group_text(st->st_gid, who, sizeof who);
-        return pol_errf(err,
-                        "%s %s is writable by group %s, which is not the service's group (mode "
-                        "%04o); refusing it (fix: chmod g-w %s)",
-                        what, path, who, (unsigned)(st->st_mode & 07777), path);
+        return err_set(err, ITL_E_IO,
+                       "%s %s is writable by group %s, which is not the service's group (mode "
+                       "%04o); refusing it (fix: chmod g-w %s)",
+                       what, path, who, (unsigned)(st->st_mode & 07777), path);
     }
     return 0;
 }
 
-int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct pol_err *err)
+int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct itl_error *err)
 {
     struct stat st;
 
     if (stat(dir, &st) != 0)
-        return pol_errf(err, "%s %s: %s", what, dir, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s %s: %s", what, dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return pol_errf(err, "%s %s is not a directory", what, dir);
+        return err_set(err, ITL_E_IO, "%s %s is not a directory", what, dir);
     return pol_check_trusted(what, dir, &st, uid, gid, err);
 }
 
@@ -187,20 +187,21 @@ static int publish_unnamed(int fd, int dirfd, const char *name, char *tmp, size_
 }
 
 int pol_write_file_at(int dirfd, const char *dir, const char *name, const void *data, size_t len,
-                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct pol_err *err)
+                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct itl_error *err)
 {
     char tmp[512] = "";
     int fd, unnamed = 1, saved;
 
     if (strchr(name, '/') || !name[0] || strlen(name) > 200)
-        return pol_errf(err, "%s/%s: not a file name of at most 200 bytes", dir, name);
+        return err_set(err, ITL_E_IO, "%s/%s: not a file name of at most 200 bytes", dir, name);
     fd = open_unnamed(dirfd, mode);
     if (fd < 0) {
         unnamed = 0;
         fd = open_named(dirfd, name, mode, tmp, sizeof tmp);
     }
     if (fd < 0)
-        return pol_errf(err, "cannot create a file in %s for %s: %s", dir, name, strerror(errno));
+        return err_set(err, ITL_E_IO, "cannot create a file in %s for %s: %s", dir, name,
+                       strerror(errno));
     /* By descriptor, before the file has a name: nothing another user renames is followed. */
     if ((owner != (uid_t)-1 || group != (gid_t)-1) && fchown(fd, owner, group) != 0)
         goto fail;
@@ -215,8 +216,8 @@ int pol_write_file_at(int dirfd, const char *dir, const char *name, const void *
         goto fail;
     }
     if (sync_dir && fsync(dirfd) != 0)
-        return pol_errf(err, "wrote %s/%s but could not sync the directory: %s", dir, name,
-                        strerror(errno));
+        return err_set(err, ITL_E_IO, "wrote %s/%s but could not sync the directory: %s", dir, name,
+                       strerror(errno));
     return 0;
 fail:
     saved = errno;
@@ -224,5 +225,5 @@ fail:
         close(fd);
     if (!unnamed && tmp[0])
         unlinkat(dirfd, tmp, 0);
-    return pol_errf(err, "cannot write %s/%s: %s", dir, name, strerror(saved));
+    return err_set(err, ITL_E_IO, "cannot write %s/%s: %s", dir, name, strerror(saved));
 }

@@ -11,11 +11,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* Formats into err (may be NULL) and returns -1, so failures read `return pol_errf(...)`. */
-int pol_errf(struct pol_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int pol_verrf(struct pol_err *err, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
 /* "2026-11-23T16:40:00Z" (always UTC); out holds at least POL_TIME_LEN bytes. */
 #define POL_TIME_LEN 32
 void pol_time_iso(time_t t, char out[POL_TIME_LEN]);

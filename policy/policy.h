@@ -16,11 +16,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define POL_ERR_LEN 512
-
-struct pol_err {
-    char msg[POL_ERR_LEN];
-};
+#include "common/common.h"
 
 /* ---- Operations and roles ---- */
 
@@ -107,11 +103,11 @@ struct pol_config {
 void pol_config_defaults(struct pol_config *cfg);
 /* Load a YAML file / parse YAML text. Unknown keys and bad values are errors naming the line:
  * "itl-signd.yaml:12: unknown key 'regen_hold' in policy (did you mean 'regen-hold'?)". */
-int pol_config_load(const char *path, struct pol_config *cfg, struct pol_err *err);
+int pol_config_load(const char *path, struct pol_config *cfg, struct itl_error *err);
 int pol_config_parse(const char *text, size_t len, const char *name, struct pol_config *cfg,
-                     struct pol_err *err);
+                     struct itl_error *err);
 /* What the service needs beyond a valid file (token.uri). 0 or -1 with err. */
-int pol_config_check_service(const struct pol_config *cfg, struct pol_err *err);
+int pol_config_check_service(const struct pol_config *cfg, struct itl_error *err);
 
 /* "90s", "5m", "1h", "2d", "300" (seconds). -1 on error. */
 long pol_parse_duration(const char *text);
@@ -131,9 +127,9 @@ struct pol_decision {
     int allow;     /* 1 allow, 0 deny */
     char rule[32]; /* "access", "publisher-only", "regen-hold", "backup", "key-role",
                       "sast-signer", "max-itl-bytes", "expired", "ok" */
-    char message[POL_ERR_LEN];
+    char message[ITL_ERROR_LEN];
     int warn; /* allowed with a warning (backup: warn, expired: warn) */
-    char warning[POL_ERR_LEN];
+    char warning[ITL_ERROR_LEN];
 };
 
 /* Every pol_check_* fills d and returns 0 when allowed (perhaps with d->warn), -1 when denied.
@@ -226,25 +222,25 @@ struct pol_state {
  * unreadable one, a missing one after the first write, or a directory or file that another
  * user could have written (pol_check_trusted, pol_state_set_owner) is an error: fail closed,
  * never reset). Takes a shared lock while reading. */
-int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *err);
+int pol_state_load(const char *state_dir, struct pol_state *st, struct itl_error *err);
 /* Record a regeneration: voids attestations of that key. Exclusive lock, re-read, check the
  * hold again under the lock (d filled on denial), write temp + fsync + rename + fsync(dir).
  * All record functions return 0 when the state is durable, -1 with err otherwise; a denied
  * regeneration also sets d->allow = 0 (and err holds d->message). */
 int pol_state_record_regen(const char *state_dir, const struct pol_config *cfg,
                            const struct pol_regen_event *ev, struct pol_decision *d,
-                           struct pol_err *err);
+                           struct itl_error *err);
 /* Replaces an attestation of the same key, certificate, kind and identity; when the table is
  * full the oldest goes (only those for the current certificate matter). */
 int pol_state_record_attestation(const char *state_dir, const struct pol_attestation *a,
-                                 struct pol_err *err);
-int pol_state_record_backup_warning(const char *state_dir, time_t when, struct pol_err *err);
+                                 struct itl_error *err);
+int pol_state_record_backup_warning(const char *state_dir, time_t when, struct itl_error *err);
 /* The attestation for this key and certificate, or NULL. */
 const struct pol_attestation *pol_state_find_attestation(const struct pol_state *st,
                                                          enum pol_key_role key,
                                                          const uint8_t cert_sha256[32]);
 /* Serialize / parse (exposed for tests and fuzzing). */
-int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct pol_err *err);
+int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct itl_error *err);
 int pol_state_format(const struct pol_state *st, char **out, size_t *out_len);
 
 /* Whose state it is, besides root: the user the service runs as (run-as.user, and run-as.group
@@ -253,7 +249,7 @@ int pol_state_format(const struct pol_state *st, char **out, size_t *out_len);
  * before any state access and before threads start; without the call every access trusts the
  * effective ids it runs with (which the service has after dropping privileges). -1 with err
  * when run-as names no user or group. */
-int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err);
+int pol_state_set_owner(const struct pol_config *cfg, struct itl_error *err);
 
 /* ---- Files the service trusts or publishes (files.c) ---- */
 
@@ -262,9 +258,9 @@ int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err);
  * only when that is group 0 or `gid`. -1 with err naming the path, the owner or mode and the
  * fix. `what` names it in the message ("state directory"). */
 int pol_check_trusted(const char *what, const char *path, const struct stat *st, uid_t uid,
-                      gid_t gid, struct pol_err *err);
+                      gid_t gid, struct itl_error *err);
 /* stat() of `dir`, which must be a directory, then pol_check_trusted. */
-int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct pol_err *err);
+int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct itl_error *err);
 
 /* Replace `name` in the directory `dirfd` (called `dir` in messages) atomically and durably:
  * the content goes into an unnamed file (O_TMPFILE, else a hidden ".NAME.tmp.XXXXXX" made
@@ -275,7 +271,7 @@ int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struc
  * directory too (a batch syncs each directory once at the end instead). On failure `name` is
  * untouched and no temporary is left. */
 int pol_write_file_at(int dirfd, const char *dir, const char *name, const void *data, size_t len,
-                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct pol_err *err);
+                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct itl_error *err);
 
 /* ---- Audit log: one JSON object per line, appended with O_APPEND, fsync'd before the reply ----
  */
@@ -300,18 +296,18 @@ struct pol_audit_record {
  * owned by root or its owner; a wider mode is narrowed to 0640. Checked again by reopen.
  * pol_audit_open_as: the owner besides root is owner:group (the run-as user), and root gives
  * the log to them; pol_audit_open: the owner pol_state_set_owner set, else the effective ids. */
-int pol_audit_open(const char *path, struct pol_audit **out, struct pol_err *err);
+int pol_audit_open(const char *path, struct pol_audit **out, struct itl_error *err);
 int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_audit **out,
-                      struct pol_err *err);
+                      struct itl_error *err);
 /* Denials and malformed requests (result "denied", or "error" for op "protocol"/"connection")
  * from one uid: the first `burst` per `interval_s` seconds of record time are written one by
  * one, the rest are counted into one "denied-summary" record (with "count") written when the
  * interval ends, at reopen and at close. Default 60 per 60 s; interval 0 writes every one. */
 void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned interval_s);
 /* One line, one write(), fsync. Thread-safe. Fails if the line could not be made durable. */
-int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct pol_err *err);
+int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err);
 /* SIGHUP: reopen the path (after rotation). */
-int pol_audit_reopen(struct pol_audit *a, struct pol_err *err);
+int pol_audit_reopen(struct pol_audit *a, struct itl_error *err);
 void pol_audit_close(struct pol_audit *a);
 
 /* CUCM's backup warning text. */

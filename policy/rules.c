@@ -343,7 +343,7 @@ static int check_itl_shape(const struct pol_config *cfg, const struct pol_sign_r
 static int check_validity(const struct pol_config *cfg, const struct pol_sign_request *req,
                           struct pol_decision *d)
 {
-    char when[POL_TIME_LEN], text[POL_ERR_LEN];
+    char when[POL_TIME_LEN], text[ITL_ERROR_LEN];
 
     if (req->now > req->signer_not_after) {
         pol_time_iso(req->signer_not_after, when);

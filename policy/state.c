@@ -79,18 +79,19 @@ int pol_state_format(const struct pol_state *st, char **out, size_t *out_len)
 
 /* ---- a strict reader for that format ---- */
 
-struct reader {
+struct state_reader {
     const char *s;
     size_t len, pos;
-    struct pol_err *err;
+    struct itl_error *err;
     int failed;
 };
 
-static int rfail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rfail(struct state_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static int rfail(struct reader *r, const char *fmt, ...)
+static int rfail(struct state_reader *r, const char *fmt, ...)
 {
-    char msg[POL_ERR_LEN];
+    char msg[ITL_ERROR_LEN];
     size_t line = 1;
     va_list ap;
 
@@ -102,23 +103,23 @@ static int rfail(struct reader *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return pol_errf(r->err, "line %zu (byte %zu): %s", line, r->pos, msg);
+    return err_set(r->err, ITL_E_IO, "line %zu (byte %zu): %s", line, r->pos, msg);
 }
 
-static void skip_space(struct reader *r)
+static void skip_space(struct state_reader *r)
 {
     while (r->pos < r->len && (r->s[r->pos] == ' ' || r->s[r->pos] == '\n' ||
                                r->s[r->pos] == '\t' || r->s[r->pos] == '\r'))
         r->pos++;
 }
 
-static int peek(struct reader *r)
+static int peek(struct state_reader *r)
 {
     skip_space(r);
     return r->pos < r->len ? (unsigned char)r->s[r->pos] : -1;
 }
 
-static int expect(struct reader *r, char c)
+static int expect(struct state_reader *r, char c)
 {
     if (peek(r) != (unsigned char)c)
         return r->pos < r->len ? rfail(r, "expected '%c'", c)
@@ -127,7 +128,7 @@ static int expect(struct reader *r, char c)
     return 0;
 }
 
-static int literal(struct reader *r, const char *word)
+static int literal(struct state_reader *r, const char *word)
 {
     size_t n = strlen(word);
     peek(r);
@@ -137,7 +138,7 @@ static int literal(struct reader *r, const char *word)
     return 0;
 }
 
-static int hex4(struct reader *r, unsigned *out)
+static int hex4(struct state_reader *r, unsigned *out)
 {
     *out = 0;
     for (int i = 0; i < 4; i++) {
@@ -153,7 +154,8 @@ static int hex4(struct reader *r, unsigned *out)
     return 0;
 }
 
-static int put(struct reader *r, char *out, size_t size, size_t *n, const char *bytes, size_t k)
+static int put(struct state_reader *r, char *out, size_t size, size_t *n, const char *bytes,
+               size_t k)
 {
     if (*n + k >= size)
         return rfail(r, "string too long (at most %zu bytes)", size - 1);
@@ -163,7 +165,7 @@ static int put(struct reader *r, char *out, size_t size, size_t *n, const char *
 }
 
 /* Decodes one escape after the backslash into UTF-8. No NUL, no surrogates. */
-static int escape(struct reader *r, char *out, size_t size, size_t *n)
+static int escape(struct state_reader *r, char *out, size_t size, size_t *n)
 {
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     char c = r->pos < r->len ? r->s[r->pos++] : 0;
@@ -194,7 +196,7 @@ static int escape(struct reader *r, char *out, size_t size, size_t *n)
     return put(r, out, size, n, utf8, 3);
 }
 
-static int string(struct reader *r, char *out, size_t size)
+static int string(struct state_reader *r, char *out, size_t size)
 {
     size_t n = 0;
 
@@ -230,7 +232,7 @@ static int string(struct reader *r, char *out, size_t size)
     return 0;
 }
 
-static int integer(struct reader *r, long long min, long long max, long long *out)
+static int integer(struct state_reader *r, long long min, long long max, long long *out)
 {
     int negative = 0;
     unsigned long long v = 0, limit;
@@ -263,20 +265,20 @@ static int integer(struct reader *r, long long min, long long max, long long *ou
 }
 
 /* A string value; *at = where it starts, so a bad value can be pointed at. */
-static int string_at(struct reader *r, char *out, size_t size, size_t *at)
+static int string_at(struct state_reader *r, char *out, size_t size, size_t *at)
 {
     peek(r);
     *at = r->pos;
     return string(r, out, size);
 }
 
-static int fail_at(struct reader *r, size_t at, const char *what)
+static int fail_at(struct state_reader *r, size_t at, const char *what)
 {
     r->pos = at;
     return rfail(r, "%s", what);
 }
 
-static int hash_string(struct reader *r, uint8_t out[32])
+static int hash_string(struct state_reader *r, uint8_t out[32])
 {
     char hex[80];
     size_t at;
@@ -287,7 +289,7 @@ static int hash_string(struct reader *r, uint8_t out[32])
     return 0;
 }
 
-static int key_role(struct reader *r, enum pol_key_role *out)
+static int key_role(struct state_reader *r, enum pol_key_role *out)
 {
     char name[32];
     size_t at;
@@ -304,10 +306,10 @@ static int key_role(struct reader *r, enum pol_key_role *out)
  * Walks an object: for each member, `member(r, index_of_key, ctx)` reads the value. Every key
  * in `keys` must appear exactly once, and no other.
  */
-typedef int (*member_fn)(struct reader *r, int which, void *ctx);
+typedef int (*member_fn)(struct state_reader *r, int which, void *ctx);
 
-static int object(struct reader *r, const char *what, const char *const *keys, member_fn member,
-                  void *ctx)
+static int object(struct state_reader *r, const char *what, const char *const *keys,
+                  member_fn member, void *ctx)
 {
     unsigned seen = 0;
     char key[32];
@@ -356,7 +358,7 @@ static int object(struct reader *r, const char *what, const char *const *keys, m
 
 static const char *const regen_keys[] = {"key", "label", "cert_sha256", "time", "uid", NULL};
 
-static int regen_member(struct reader *r, int which, void *ctx)
+static int regen_member(struct state_reader *r, int which, void *ctx)
 {
     struct pol_regen_event *ev = ctx;
     long long v;
@@ -384,7 +386,7 @@ static int regen_member(struct reader *r, int which, void *ctx)
 static const char *const attestation_keys[] = {"key",  "cert_sha256", "kind", "identity",
                                                "time", "uid",         NULL};
 
-static int attestation_member(struct reader *r, int which, void *ctx)
+static int attestation_member(struct state_reader *r, int which, void *ctx)
 {
     struct pol_attestation *a = ctx;
     long long v;
@@ -417,7 +419,7 @@ static int attestation_member(struct reader *r, int which, void *ctx)
     }
 }
 
-static int attestation_list(struct reader *r, struct pol_state *st)
+static int attestation_list(struct state_reader *r, struct pol_state *st)
 {
     if (expect(r, '[') != 0)
         return -1;
@@ -443,7 +445,7 @@ static int attestation_list(struct reader *r, struct pol_state *st)
 static const char *const state_keys[] = {"version",    "generation",   "last_backup_warning",
                                          "last_regen", "attestations", NULL};
 
-static int state_member(struct reader *r, int which, void *ctx)
+static int state_member(struct state_reader *r, int which, void *ctx)
 {
     struct pol_state *st = ctx;
     long long v;
@@ -478,14 +480,15 @@ static int state_member(struct reader *r, int which, void *ctx)
     }
 }
 
-int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct pol_err *err)
+int pol_state_parse(const char *text, size_t len, struct pol_state *st, struct itl_error *err)
 {
-    struct reader r = {.s = text, .len = len, .err = err};
+    struct state_reader r = {.s = text, .len = len, .err = err};
 
     memset(st, 0, sizeof *st);
     if (len == 0)
-        return pol_errf(err, "empty file (a state file is never empty; it may have been "
-                             "truncated)");
+        return err_set(err, ITL_E_IO,
+                       "empty file (a state file is never empty; it may have been "
+                       "truncated)");
     if (object(&r, "the state", state_keys, state_member, st) != 0)
         goto bad;
     if (peek(&r) != -1) {
@@ -552,7 +555,7 @@ static int numeric_id(const char *text, unsigned long *id)
     return errno || *end || *id >= (unsigned long)(uid_t)-1 ? -1 : 0;
 }
 
-int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err)
+int pol_state_set_owner(const struct pol_config *cfg, struct itl_error *err)
 {
     const char *where = cfg->path[0] ? cfg->path : "config";
     struct passwd *pw;
@@ -566,7 +569,8 @@ int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err)
         if (!pw && numeric_id(cfg->run_as.user, &id) == 0)
             pw = getpwuid((uid_t)id);
         if (!pw)
-            return pol_errf(err, "%s: run-as.user: no such user '%s'", where, cfg->run_as.user);
+            return err_set(err, ITL_E_IO, "%s: run-as.user: no such user '%s'", where,
+                           cfg->run_as.user);
         uid = pw->pw_uid;
         gid = pw->pw_gid;
         if (cfg->run_as.group[0]) {
@@ -576,8 +580,8 @@ int pol_state_set_owner(const struct pol_config *cfg, struct pol_err *err)
             else if (numeric_id(cfg->run_as.group, &id) == 0)
                 gid = (gid_t)id;
             else
-                return pol_errf(err, "%s: run-as.group: no such group '%s'", where,
-                                cfg->run_as.group);
+                return err_set(err, ITL_E_IO, "%s: run-as.group: no such group '%s'", where,
+                               cfg->run_as.group);
         }
     }
     owner_uid = uid;
@@ -605,17 +609,17 @@ struct state_files {
 };
 
 static int state_path(const char *dir, const char *file, char *out, size_t size,
-                      struct pol_err *err)
+                      struct itl_error *err)
 {
     int n = snprintf(out, size, "%s/%s", dir, file);
     if (n < 0 || (size_t)n >= size)
-        return pol_errf(err, "%s: state directory path too long", dir);
+        return err_set(err, ITL_E_IO, "%s: state directory path too long", dir);
     return 0;
 }
 
 /* A file of the state directory, opened as `fd`: a regular file only its owners could write. */
 static int check_file(const struct state_files *sf, const char *what, const char *name, int fd,
-                      struct pol_err *err)
+                      struct itl_error *err)
 {
     char path[4096];
     struct stat sb;
@@ -625,16 +629,16 @@ static int check_file(const struct state_files *sf, const char *what, const char
     if (state_path(sf->dir, name, path, sizeof path, err) != 0)
         return -1;
     if (fstat(fd, &sb) != 0)
-        return pol_errf(err, "%s %s: %s", what, path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s %s: %s", what, path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
-        return pol_errf(err, "%s %s is not a regular file (move it away)", what, path);
+        return err_set(err, ITL_E_IO, "%s %s is not a regular file (move it away)", what, path);
     state_owner(&uid, &gid);
     return pol_check_trusted(what, path, &sb, uid, gid, err);
 }
 
 /* Opens and checks the state directory; a writer makes it when missing (one level: a typo in
  * state-dir should not grow a tree). */
-static int open_state_dir(struct state_files *sf, int create, struct pol_err *err)
+static int open_state_dir(struct state_files *sf, int create, struct itl_error *err)
 {
     struct stat sb;
     uid_t uid;
@@ -649,16 +653,16 @@ static int open_state_dir(struct state_files *sf, int create, struct pol_err *er
     if (sf->dfd < 0) {
         if (errno == ENOENT && !create)
             return 0;
-        return pol_errf(err, "state directory %s: %s", sf->dir, strerror(errno));
+        return err_set(err, ITL_E_IO, "state directory %s: %s", sf->dir, strerror(errno));
     }
     if ((made && give_to_owner(sf->dfd) != 0) || fstat(sf->dfd, &sb) != 0)
-        return pol_errf(err, "state directory %s: %s", sf->dir, strerror(errno));
+        return err_set(err, ITL_E_IO, "state directory %s: %s", sf->dir, strerror(errno));
     state_owner(&uid, &gid);
     return pol_check_trusted("state directory", sf->dir, &sb, uid, gid, err);
 }
 
 /* Opens, checks and locks state.lock. */
-static int lock_state(struct state_files *sf, int exclusive, struct pol_err *err)
+static int lock_state(struct state_files *sf, int exclusive, struct itl_error *err)
 {
     char path[4096];
     const char *how = exclusive ? "exclusive" : "shared";
@@ -673,15 +677,17 @@ static int lock_state(struct state_files *sf, int exclusive, struct pol_err *err
     if (sf->lock < 0) {
         if (!exclusive && errno == ENOENT)
             return 0; /* a reader that may not create it: nothing was ever written here */
-        return pol_errf(err, "%s: cannot open the state lock: %s", path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot open the state lock: %s", path, strerror(errno));
     }
     if (exclusive && give_to_owner(sf->lock) != 0)
-        return pol_errf(err, "%s: cannot give it to the service user: %s", path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot give it to the service user: %s", path,
+                       strerror(errno));
     if (check_file(sf, "state lock", LOCK_FILE, sf->lock, err) != 0)
         return -1;
     while (flock(sf->lock, exclusive ? LOCK_EX : LOCK_SH) != 0)
         if (errno != EINTR)
-            return pol_errf(err, "%s: cannot take the %s lock: %s", path, how, strerror(errno));
+            return err_set(err, ITL_E_IO, "%s: cannot take the %s lock: %s", path, how,
+                           strerror(errno));
     return 0;
 }
 
@@ -701,19 +707,19 @@ static int state_was_written(const struct state_files *sf)
 }
 
 /* Under the exclusive lock, once the state file is durable. */
-static int mark_written(const struct state_files *sf, struct pol_err *err)
+static int mark_written(const struct state_files *sf, struct itl_error *err)
 {
     const size_t len = sizeof WRITTEN_MARK - 1;
 
     if (state_was_written(sf))
         return 0;
     if (pwrite(sf->lock, WRITTEN_MARK, len, 0) != (ssize_t)len || fsync(sf->lock) != 0)
-        return pol_errf(err, "%s/%s: cannot record the first state write: %s", sf->dir, LOCK_FILE,
-                        strerror(errno));
+        return err_set(err, ITL_E_IO, "%s/%s: cannot record the first state write: %s", sf->dir,
+                       LOCK_FILE, strerror(errno));
     return 0;
 }
 
-static int read_state(const struct state_files *sf, struct pol_state *st, struct pol_err *err)
+static int read_state(const struct state_files *sf, struct pol_state *st, struct itl_error *err)
 {
     char path[4096], lock[4096], *text;
     struct stat sb;
@@ -732,26 +738,28 @@ static int read_state(const struct state_files *sf, struct pol_state *st, struct
     if (fd < 0 && errno == ENOENT && !state_was_written(sf))
         return 0;
     if (fd < 0 && errno == ENOENT)
-        return pol_errf(err,
-                        "%s is missing, but the state was written before (%s records it): "
-                        "refusing to continue with an empty state, which would clear the "
-                        "regeneration hold and the backup attestations (restore %s from a "
-                        "backup; to start over on purpose, remove %s as well)",
-                        path, lock, path, lock);
+        return err_set(err, ITL_E_IO,
+                       "%s is missing, but the state was written before (%s records it): "
+                       "refusing to continue with an empty state, which would clear the "
+                       "regeneration hold and the backup attestations (restore %s from a "
+                       "backup; to start over on purpose, remove %s as well)",
+                       path, lock, path, lock);
     if (fd < 0)
-        return pol_errf(err, "%s: cannot read the policy state: %s", path, strerror(errno));
+        return err_set(err, ITL_E_IO, "%s: cannot read the policy state: %s", path,
+                       strerror(errno));
     if (check_file(sf, "state file", STATE_FILE, fd, err) != 0) {
         close(fd);
         return -1;
     }
     if (fstat(fd, &sb) != 0 || sb.st_size > STATE_MAX_BYTES) {
         close(fd);
-        return pol_errf(err, "%s: not a regular file of at most %d bytes", path, STATE_MAX_BYTES);
+        return err_set(err, ITL_E_IO, "%s: not a regular file of at most %d bytes", path,
+                       STATE_MAX_BYTES);
     }
     text = malloc((size_t)sb.st_size + 1);
     if (!text) {
         close(fd);
-        return pol_errf(err, "%s: out of memory", path);
+        return err_set(err, ITL_E_IO, "%s: out of memory", path);
     }
     while (got < (size_t)sb.st_size &&
            ((n = read(fd, text + got, (size_t)sb.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
@@ -760,39 +768,40 @@ static int read_state(const struct state_files *sf, struct pol_state *st, struct
     close(fd);
     if (got != (size_t)sb.st_size) {
         free(text);
-        return pol_errf(err, "%s: read failed", path);
+        return err_set(err, ITL_E_IO, "%s: read failed", path);
     }
-    struct pol_err why;
+    struct itl_error why;
     rc = pol_state_parse(text, got, st, &why);
     free(text);
     if (rc != 0)
-        return pol_errf(err,
-                        "%s: corrupt policy state: %s (refusing to continue; restore the file "
-                        "or move it away after checking it)",
-                        path, why.msg);
+        return err_set(err, ITL_E_IO,
+                       "%s: corrupt policy state: %s (refusing to continue; restore the file "
+                       "or move it away after checking it)",
+                       path, why.msg);
     return 0;
 }
 
 /* Never write what the reader would refuse: that would stop signing at the next load. */
-static int reads_back(const char *text, size_t len, struct pol_err *err, const char *path)
+static int reads_back(const char *text, size_t len, struct itl_error *err, const char *path)
 {
     struct pol_state *check = malloc(sizeof *check);
-    struct pol_err why;
+    struct itl_error why;
     int ok;
 
     if (!check) {
-        pol_errf(err, "%s: out of memory", path);
+        err_set(err, ITL_E_IO, "%s: out of memory", path);
         return 0;
     }
     ok = pol_state_parse(text, len, check, &why) == 0;
     free(check);
     if (!ok)
-        pol_errf(err, "%s: refusing to write a state that would not read back: %s", path, why.msg);
+        err_set(err, ITL_E_IO, "%s: refusing to write a state that would not read back: %s", path,
+                why.msg);
     return ok;
 }
 
 static int write_state(const struct state_files *sf, const struct pol_state *st,
-                       struct pol_err *err)
+                       struct itl_error *err)
 {
     char path[4096], *text = NULL;
     size_t len;
@@ -803,7 +812,7 @@ static int write_state(const struct state_files *sf, const struct pol_state *st,
     if (state_path(sf->dir, STATE_FILE, path, sizeof path, err) != 0)
         return -1;
     if (pol_state_format(st, &text, &len) != 0)
-        return pol_errf(err, "%s: out of memory", path);
+        return err_set(err, ITL_E_IO, "%s: out of memory", path);
     if (!reads_back(text, len, err, path)) {
         free(text);
         return -1;
@@ -814,7 +823,7 @@ static int write_state(const struct state_files *sf, const struct pol_state *st,
     return rc == 0 ? mark_written(sf, err) : -1;
 }
 
-int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *err)
+int pol_state_load(const char *state_dir, struct pol_state *st, struct itl_error *err)
 {
     struct state_files sf = {.dir = state_dir, .dfd = -1, .lock = -1};
     int rc = -1;
@@ -827,10 +836,10 @@ int pol_state_load(const char *state_dir, struct pol_state *st, struct pol_err *
 }
 
 /* Read-modify-write under the exclusive lock; change() returns -1 (err set) to write nothing. */
-typedef int (*change_fn)(struct pol_state *st, const void *arg, struct pol_err *err);
+typedef int (*change_fn)(struct pol_state *st, const void *arg, struct itl_error *err);
 
 static int update_state(const char *state_dir, change_fn change, const void *arg,
-                        struct pol_err *err)
+                        struct itl_error *err)
 {
     struct state_files sf = {.dir = state_dir, .dfd = -1, .lock = -1};
     struct pol_state *st;
@@ -838,13 +847,13 @@ static int update_state(const char *state_dir, change_fn change, const void *arg
 
     /* What another user wrote would be refused at the next read: do not write it. */
     if (owner_set && geteuid() != 0 && geteuid() != owner_uid)
-        return pol_errf(err,
-                        "%s: the policy state is written only by root or the service user (uid "
-                        "%u); run this as one of them",
-                        state_dir, (unsigned)owner_uid);
+        return err_set(err, ITL_E_IO,
+                       "%s: the policy state is written only by root or the service user (uid "
+                       "%u); run this as one of them",
+                       state_dir, (unsigned)owner_uid);
     st = malloc(sizeof *st);
     if (!st)
-        return pol_errf(err, "%s: out of memory", state_dir);
+        return err_set(err, ITL_E_IO, "%s: out of memory", state_dir);
     if (open_state_dir(&sf, 1, err) == 0 && lock_state(&sf, 1, err) == 0 &&
         read_state(&sf, st, err) == 0 && change(st, arg, err) == 0) {
         st->generation++;
@@ -880,20 +889,21 @@ struct regen_change {
     struct pol_decision *d;
 };
 
-static int apply_regen(struct pol_state *st, const void *arg, struct pol_err *err)
+static int apply_regen(struct pol_state *st, const void *arg, struct itl_error *err)
 {
     const struct regen_change *c = arg;
     size_t kept = 0;
 
     if ((unsigned)c->ev->key >= POL_KEY_COUNT)
-        return pol_errf(err, "regeneration: unknown key role %d", (int)c->ev->key);
+        return err_set(err, ITL_E_IO, "regeneration: unknown key role %d", (int)c->ev->key);
     if (!text_ok(c->ev->label, sizeof c->ev->label))
-        return pol_errf(err, "regeneration: label must be set, UTF-8, without control "
-                             "characters");
+        return err_set(err, ITL_E_IO,
+                       "regeneration: label must be set, UTF-8, without control "
+                       "characters");
     if (!time_ok(c->ev->time) || c->ev->uid == (uid_t)-1)
-        return pol_errf(err, "regeneration: time or uid out of range");
+        return err_set(err, ITL_E_IO, "regeneration: time or uid out of range");
     if (pol_check_hold(c->cfg, st, c->ev->key, c->ev->time, c->d) != 0)
-        return pol_errf(err, "%s", c->d->message);
+        return err_set(err, ITL_E_IO, "%s", c->d->message);
     st->has_last_regen = 1;
     st->last_regen = *c->ev;
     for (size_t i = 0; i < st->n_attestations; i++)
@@ -905,7 +915,7 @@ static int apply_regen(struct pol_state *st, const void *arg, struct pol_err *er
 
 int pol_state_record_regen(const char *state_dir, const struct pol_config *cfg,
                            const struct pol_regen_event *ev, struct pol_decision *d,
-                           struct pol_err *err)
+                           struct itl_error *err)
 {
     struct pol_decision unused;
     struct regen_change c;
@@ -925,25 +935,26 @@ static int same_attestation(const struct pol_attestation *a, const struct pol_at
            strcmp(a->kind, b->kind) == 0 && strcmp(a->identity, b->identity) == 0;
 }
 
-static int valid_attestation(const struct pol_attestation *a, struct pol_err *err)
+static int valid_attestation(const struct pol_attestation *a, struct itl_error *err)
 {
     int kind_ok = 0;
 
     if ((unsigned)a->key >= POL_KEY_COUNT)
-        return pol_errf(err, "attestation: unknown key role %d", (int)a->key);
+        return err_set(err, ITL_E_IO, "attestation: unknown key role %d", (int)a->key);
     for (int i = 0; attestation_kinds[i]; i++)
         kind_ok |= strncmp(a->kind, attestation_kinds[i], sizeof a->kind) == 0;
     if (!kind_ok)
-        return pol_errf(err, "attestation: kind must be token or p12");
+        return err_set(err, ITL_E_IO, "attestation: kind must be token or p12");
     if (!text_ok(a->identity, sizeof a->identity))
-        return pol_errf(err, "attestation: identity must be set, UTF-8, without control "
-                             "characters");
+        return err_set(err, ITL_E_IO,
+                       "attestation: identity must be set, UTF-8, without control "
+                       "characters");
     if (!time_ok(a->time) || a->uid == (uid_t)-1)
-        return pol_errf(err, "attestation: time or uid out of range");
+        return err_set(err, ITL_E_IO, "attestation: time or uid out of range");
     return 0;
 }
 
-static int apply_attestation(struct pol_state *st, const void *arg, struct pol_err *err)
+static int apply_attestation(struct pol_state *st, const void *arg, struct itl_error *err)
 {
     const struct pol_attestation *a = arg;
     size_t slot = st->n_attestations;
@@ -965,22 +976,22 @@ static int apply_attestation(struct pol_state *st, const void *arg, struct pol_e
 }
 
 int pol_state_record_attestation(const char *state_dir, const struct pol_attestation *a,
-                                 struct pol_err *err)
+                                 struct itl_error *err)
 {
     if (valid_attestation(a, err) != 0)
         return -1;
     return update_state(state_dir, apply_attestation, a, err);
 }
 
-static int apply_backup_warning(struct pol_state *st, const void *arg, struct pol_err *err)
+static int apply_backup_warning(struct pol_state *st, const void *arg, struct itl_error *err)
 {
     if (!time_ok(*(const time_t *)arg))
-        return pol_errf(err, "backup warning: time out of range");
+        return err_set(err, ITL_E_IO, "backup warning: time out of range");
     st->last_backup_warning = *(const time_t *)arg;
     return 0;
 }
 
-int pol_state_record_backup_warning(const char *state_dir, time_t when, struct pol_err *err)
+int pol_state_record_backup_warning(const char *state_dir, time_t when, struct itl_error *err)
 {
     return update_state(state_dir, apply_backup_warning, &when, err);
 }

@@ -84,22 +84,6 @@ long pol_parse_duration(const char *text)
     return value * unit;
 }
 
-int pol_verrf(struct pol_err *err, const char *fmt, va_list ap)
-{
-    if (err)
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    return -1;
-}
-
-int pol_errf(struct pol_err *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    pol_verrf(err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 void pol_time_iso(time_t t, char out[POL_TIME_LEN])
 {
     struct tm tm;

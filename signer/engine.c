@@ -98,12 +98,12 @@ void sgn_engine_free(struct sgn_engine *e)
     free(e);
 }
 
-static enum sgn_status status_from_tok(const struct tok_err *te)
+static enum sgn_status status_from_tok(const struct itl_error *te)
 {
-    switch (te->kind) {
-    case TOK_E_NO_TOKEN:
+    switch (te->cls) {
+    case ITL_E_NO_TOKEN:
         return SGN_E_NO_TOKEN;
-    case TOK_E_USAGE:
+    case ITL_E_USAGE:
         return SGN_E_USAGE;
     default:
         return SGN_E_TOKEN;
@@ -142,12 +142,12 @@ static int resolve_role(const struct sgn_engine *e, const struct sgn_request *re
 struct sign_ctx {
     struct sgn_engine *e;
     struct tok_key *key;
-    struct tok_err te;
+    struct itl_error te;
 };
 
 static int sign_with_token(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
                            const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
-                           struct itl_err *err)
+                           struct itl_error *err)
 {
     struct sign_ctx *sc = ctx;
     int nid = itl_digest_nid(digest);
@@ -161,9 +161,9 @@ static int sign_with_token(void *ctx, int digest, const uint8_t *msg, size_t msg
 
 /* Maps a failed format call to a result: the token's own error when the token failed. */
 static void fail_format(struct sgn_result *r, const struct sign_ctx *sc, const char *what,
-                        const struct itl_err *ie)
+                        const struct itl_error *ie)
 {
-    if (sc->te.kind != TOK_E_NONE)
+    if (sc->te.cls != ITL_E_NONE)
         fail(r, status_from_tok(&sc->te), "%s: %s", what, sc->te.msg);
     else
         fail(r, SGN_E_INPUT, "%s: %s", what, ie->msg);
@@ -187,7 +187,7 @@ static time_t asn1_to_time(const ASN1_TIME *t)
 
 static void cert_facts(X509 *x, const uint8_t *der, size_t len, struct cert_facts *cf)
 {
-    struct itl_err ie;
+    struct itl_error ie;
 
     cf->not_before = asn1_to_time(X509_get0_notBefore(x));
     cf->not_after = asn1_to_time(X509_get0_notAfter(x));
@@ -215,7 +215,7 @@ static void engine_key_free(struct engine_key *k)
 static struct engine_key *load_key(struct sgn_engine *e, enum pol_key_role role,
                                    struct sgn_result *r)
 {
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct engine_key *k = calloc(1, sizeof *k);
     const uint8_t *p;
     size_t len;
@@ -257,7 +257,7 @@ static struct engine_key *engine_key(struct sgn_engine *e, enum pol_key_role rol
 static int load_state_for(struct sgn_engine *e, enum pol_key_role role, struct pol_state *st,
                           struct sgn_result *r)
 {
-    struct pol_err pe;
+    struct itl_error pe;
 
     memset(st, 0, sizeof *st);
     if (!e->use_state || role != POL_KEY_RECOVERY)
@@ -371,7 +371,7 @@ static void deny_kind(struct sgn_result *r, const char *fmt, ...)
 static int check_name(struct sgn_result *r, const char *what, const char *name, enum itl_kind kind,
                       int allow_dirs)
 {
-    struct itl_err ie;
+    struct itl_error ie;
 
     if (itl_check_name(name, kind, allow_dirs, &ie) == 0)
         return 0;
@@ -396,7 +396,7 @@ static int join_name(struct sgn_result *r, char *dst, size_t dst_size, const cha
 static int release_one(struct sgn_result *r, const uint8_t *data, size_t len, const char *name,
                        enum itl_kind want)
 {
-    struct itl_err ie;
+    struct itl_error ie;
     char what[300];
 
     snprintf(what, sizeof what, "%s was not released", name[0] ? name : "the output");
@@ -460,7 +460,7 @@ static long sast_record_of(const struct itl_file *f, const uint8_t *der, size_t 
 {
     uint8_t serial[64];
     size_t serial_len = 0;
-    struct itl_err ie;
+    struct itl_error ie;
     int have_serial = itl_cert_serial(der, len, serial, sizeof serial, &serial_len, &ie) == 0;
 
     for (size_t i = 0; i < f->n_records; i++) {
@@ -510,7 +510,7 @@ static int reset_names(struct op_ctx *o, const struct itl_file *f)
 static void op_reset(struct op_ctx *o)
 {
     struct itl_file f;
-    struct itl_err ie = {{0}};
+    struct itl_error ie = {0};
     struct pol_sign_request pr;
     long idx;
 
@@ -554,7 +554,7 @@ static int collect_build_certs(struct op_ctx *o, struct itl_entry *entries, uint
 {
     for (size_t i = 0; i < o->req->n_certs; i++) {
         const struct sgn_cert_arg *c = &o->req->certs[i];
-        struct tok_err te = {0};
+        struct itl_error te = {0};
         entries[i].function = c->function;
         if (c->der) {
             entries[i].cert_der = c->der;
@@ -586,7 +586,7 @@ static void op_build(struct op_ctx *o)
 {
     struct itl_entry entries[SGN_MAX_BUILD_CERTS];
     uint8_t *owned[SGN_MAX_BUILD_CERTS] = {0};
-    struct itl_err ie = {{0}};
+    struct itl_error ie = {0};
     struct pol_sign_request pr;
     struct itl_build_opts bo = {0};
 
@@ -637,7 +637,7 @@ out:
  * for an ITL). */
 static int sign_input(struct op_ctx *o, const char *in_name, struct itl_file *f)
 {
-    struct itl_err ie;
+    struct itl_error ie;
 
     switch (itl_kind_of(o->req->data, o->req->len)) {
     case ITL_KIND_AUTO:
@@ -699,7 +699,7 @@ static int sign_names(struct op_ctx *o, const char *in_name, const struct itl_fi
 static void op_sign(struct op_ctx *o)
 {
     struct itl_file f = {0};
-    struct itl_err ie = {{0}};
+    struct itl_error ie = {0};
     struct pol_sign_request pr;
     struct itl_sgn_opts so = {0};
     const char *in_name = base_name(o->req->filename, "config.xml");
@@ -737,7 +737,7 @@ out:
 
 static void op_encrypt(struct op_ctx *o)
 {
-    struct itl_err ie = {{0}};
+    struct itl_error ie = {0};
     struct pol_sign_request pr;
     struct itl_sgn_opts so = {0};
     struct itl_enc_keys keys;
@@ -810,7 +810,7 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
 {
     uint8_t in_sha[32], out_sha[32];
     struct pol_audit_record rec = {0};
-    struct pol_err pe;
+    struct itl_error pe;
 
     if (!e->audit)
         return;
@@ -894,7 +894,7 @@ int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_
 {
     struct sgn_result r = {0};
     struct pol_state st;
-    struct pol_err pe;
+    struct itl_error pe;
     struct engine_key *k;
 
     if (!e->use_state || e->cfg.policy.backup == POL_BACKUP_OFF)
@@ -921,7 +921,7 @@ void sgn_audit_event(struct sgn_engine *e, const struct pol_peer *peer, const ch
         .rule = rule,
         .message = message,
     };
-    struct pol_err pe;
+    struct itl_error pe;
 
     atomic_fetch_add(&e->requests, 1);
     atomic_fetch_add(&e->failures, 1);

@@ -46,9 +46,9 @@ enum {
 };
 
 /* A token failure's exit code: PIN errors must stop systemd from restarting us. */
-static int token_exit_code(const struct tok_err *te)
+static int token_exit_code(const struct itl_error *te)
 {
-    return te->kind == TOK_E_PIN ? SIGND_EXIT_PIN : SIGND_EXIT_TOKEN;
+    return te->cls == ITL_E_PIN ? SIGND_EXIT_PIN : SIGND_EXIT_TOKEN;
 }
 
 struct options {
@@ -172,7 +172,7 @@ static int check_module(const struct pol_config *cfg, char *err, size_t err_size
 static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids, char *err,
                           size_t err_size)
 {
-    struct tok_err te;
+    struct itl_error te;
     int fd;
 
     (void)ids; /* the PIN is read before the drop: pkcs11/pin.c's rule for the reading uid */
@@ -346,7 +346,7 @@ struct service {
 
 static int read_pin(struct service *sv)
 {
-    struct tok_err te = {0};
+    struct itl_error te = {0};
 
     if (!sv->cfg->token.pin_file[0])
         return 0; /* pin-source in the URI, or a token that needs no PIN */
@@ -407,7 +407,7 @@ static int open_socket(struct service *sv)
 
 static int open_audit(struct service *sv)
 {
-    struct pol_err pe;
+    struct itl_error pe;
 
     /* Root gives the log to the service user, who must be able to reopen it after rotation
      * (SIGHUP) and is the only other owner accepted. */
@@ -428,7 +428,7 @@ static int open_token(struct service *sv)
         .uri = cfg->token.uri,
         .pool_size = cfg->token.pool_size,
     };
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     int rc;
 
     if (tok_open(&to, &sv->tok, &te) != 0) {
@@ -466,7 +466,7 @@ static int start_engine(struct service *sv)
 static void log_started(const struct service *sv)
 {
     struct tok_status ts = {0};
-    struct tok_err te = {0};
+    struct itl_error te = {0};
 
     tok_get_status(sv->tok, &ts, &te);
     srv_log(LOG_NOTICE,
@@ -532,7 +532,7 @@ int main(int argc, char **argv)
     static struct pol_config cfg; /* large: not on the stack */
     struct options o;
     struct srv_ids ids;
-    struct pol_err pe;
+    struct itl_error pe;
     char err[SRV_ERR_LEN];
 
     umask(027);

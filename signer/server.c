@@ -164,7 +164,7 @@ int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err
 int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, char *err,
                   size_t err_size)
 {
-    struct pol_err pe;
+    struct itl_error pe;
 
     /* The same rule direct mode applies to the state directory (policy/files.c). */
     if (pol_check_dir(what, dir, ids->run_uid, ids->run_gid, &pe) != 0) {
@@ -338,7 +338,7 @@ static int probe_existing(int dfd, const char *name, const struct sockaddr_un *a
  * relative to it, whatever its name points at meanwhile. */
 static int open_socket_dir(const char *dir, const struct srv_ids *ids, char *err, size_t err_size)
 {
-    struct pol_err pe;
+    struct itl_error pe;
     struct stat st;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -1089,7 +1089,7 @@ static void accept_one(struct server *s)
 static int handle_signal(struct server *s, int sfd)
 {
     struct signalfd_siginfo si;
-    struct pol_err pe;
+    struct itl_error pe;
 
     if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
         return 0;
@@ -1152,7 +1152,7 @@ int srv_run(const struct srv_params *p)
     fds[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
 
     while (!stop) {
-        char reminder[POL_ERR_LEN + 64];
+        char reminder[ITL_ERROR_LEN + 64];
         time_t now = time(NULL);
         reap(&s, 0);
         /* CUCM raises its ITLRecoveryCertBackup alert once a day until the key is backed up;

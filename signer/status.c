@@ -53,7 +53,7 @@ static void json_printf(struct json *j, const char *fmt, ...)
     }
 }
 
-static void json_string(struct json *j, const char *s)
+static void status_json_string(struct json *j, const char *s)
 {
     json_printf(j, "\"");
     for (; *s; s++) {
@@ -78,20 +78,20 @@ static void iso_time(time_t t, char out[32])
 static void token_json(struct json *j, struct tok *t)
 {
     struct tok_status st = {0};
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     int ok = tok_get_status(t, &st, &te) == 0;
 
     json_printf(j, "\"token\":{\"present\":%s,\"logged_in\":%s,",
                 ok && st.present ? "true" : "false", ok && st.logged_in ? "true" : "false");
     json_printf(j, "\"label\":");
-    json_string(j, st.label);
+    status_json_string(j, st.label);
     json_printf(j, ",\"serial\":");
-    json_string(j, st.serial);
+    status_json_string(j, st.serial);
     json_printf(j, ",\"pool_size\":%zu,\"pool_in_use\":%zu,\"rebuilds\":%lu", st.pool_size,
                 st.pool_in_use, st.rebuilds);
     if (!ok) {
         json_printf(j, ",\"error\":");
-        json_string(j, te.msg);
+        status_json_string(j, te.msg);
     }
     json_printf(j, "}");
 }
@@ -101,12 +101,12 @@ static void key_json(struct json *j, struct tok *t, const char *label, uint8_t s
 {
     uint8_t *der = NULL;
     size_t len = 0;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     char when[32];
 
     *found = tok_export_cert(t, label, &der, &len, &te) == 0;
     json_printf(j, "{\"label\":");
-    json_string(j, label);
+    status_json_string(j, label);
     json_printf(j, ",\"found\":%s", *found ? "true" : "false");
     if (*found) {
         const unsigned char *p = der;
@@ -125,11 +125,11 @@ static void key_json(struct json *j, struct tok *t, const char *label, uint8_t s
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", sha256[i]);
         json_printf(j, ",\"subject\":");
-        json_string(j, subject);
+        status_json_string(j, subject);
         json_printf(j, ",\"cert_sha256\":\"%s\"", hex);
     } else {
         json_printf(j, ",\"error\":");
-        json_string(j, te.msg);
+        status_json_string(j, te.msg);
     }
     json_printf(j, "}");
     free(der);
@@ -140,12 +140,12 @@ static void policy_json(struct json *j, const struct pol_config *cfg, const uint
 {
     static const char *const backup_modes[] = {"off", "warn", "require"};
     struct pol_state st;
-    struct pol_err pe;
+    struct itl_error pe;
     char when[32];
     time_t now = time(NULL);
 
     json_printf(j, "\"node\":{\"name\":");
-    json_string(j, cfg->node.name);
+    status_json_string(j, cfg->node.name);
     json_printf(j, ",\"role\":\"%s\"},",
                 cfg->node.role == POL_NODE_PUBLISHER ? "publisher" : "subscriber");
     json_printf(j, "\"policy\":{\"backup\":\"%s\",\"regen_hold_s\":%ld,\"max_itl_bytes\":%zu",
@@ -153,7 +153,7 @@ static void policy_json(struct json *j, const struct pol_config *cfg, const uint
                 cfg->policy.max_itl_bytes);
     if (pol_state_load(cfg->state_dir, &st, &pe) != 0) {
         json_printf(j, ",\"state_error\":");
-        json_string(j, pe.msg);
+        status_json_string(j, pe.msg);
         json_printf(j, "}");
         return;
     }
@@ -164,20 +164,20 @@ static void policy_json(struct json *j, const struct pol_config *cfg, const uint
         if (a) {
             iso_time(a->time, when);
             json_printf(j, ",\"attestation\":{\"kind\":");
-            json_string(j, a->kind);
+            status_json_string(j, a->kind);
             json_printf(j, ",\"identity\":");
-            json_string(j, a->identity);
+            status_json_string(j, a->identity);
             json_printf(j, ",\"time\":\"%s\",\"uid\":%u}", when, (unsigned)a->uid);
         } else if (cfg->policy.backup != POL_BACKUP_OFF) {
             json_printf(j, ",\"warning\":");
-            json_string(j, POL_BACKUP_WARNING);
+            status_json_string(j, POL_BACKUP_WARNING);
         }
     }
     if (st.has_last_regen) {
         iso_time(st.last_regen.time, when);
         json_printf(
             j, ",\"last_regen\":{\"key\":\"%s\",\"label\":", pol_key_role_name(st.last_regen.key));
-        json_string(j, st.last_regen.label);
+        status_json_string(j, st.last_regen.label);
         json_printf(j, ",\"time\":\"%s\",\"hold_remaining_s\":%ld}", when,
                     st.last_regen.time + cfg->policy.regen_hold > now
                         ? (long)(st.last_regen.time + cfg->policy.regen_hold - now)

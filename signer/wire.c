@@ -442,7 +442,7 @@ static int copy_str(const struct field *f, char *dst, size_t dst_size, char *err
 static int copy_out_name(const struct field *f, char *dst, size_t dst_size, char *err,
                          size_t err_size)
 {
-    struct itl_err ie;
+    struct itl_error ie;
     const char *s;
 
     if (field_str(f, &s, err, err_size))

@@ -13,7 +13,7 @@
 
 static int load_config(struct cli_global *g, struct backend *b)
 {
-    struct pol_err pe;
+    struct itl_error pe;
 
     if (!g->config) {
         pol_config_defaults(&b->cfg);
@@ -31,7 +31,7 @@ static int load_config(struct cli_global *g, struct backend *b)
 static int open_direct(struct cli_global *g, struct backend *b)
 {
     struct sgn_engine_opts eo = {0};
-    struct pol_err pe;
+    struct itl_error pe;
     char err[512];
     int rc;
 

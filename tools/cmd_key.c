@@ -34,9 +34,9 @@ enum {
     OPT_OUT,
 };
 
-static int exit_for(const struct tok_err *te)
+static int exit_for(const struct itl_error *te)
 {
-    return te->kind == TOK_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
+    return te->cls == ITL_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
 }
 
 static int parse_hex_id(const char *hex, uint8_t *out, size_t *len)
@@ -135,7 +135,7 @@ static const char import_usage[] =
 
 static int read_p12_password(const char *file, int fd, const char *p12, struct tok_pin *pw)
 {
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     char prompt[600];
     int rc;
 
@@ -210,7 +210,7 @@ static int key_import(int argc, char **argv, struct cli_global *g)
     struct tok_pin pw = {0};
     struct tok_import_report report;
     struct tok_status st;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct tok *t = NULL;
     char err[600];
 
@@ -392,7 +392,7 @@ static int key_generate(int argc, char **argv, struct cli_global *g)
     uint8_t id[64], *der = NULL;
     size_t id_len = 0, der_len = 0;
     struct tok_key_info info;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct tok *t = NULL;
     int opt, rc;
 
@@ -481,7 +481,7 @@ static int key_list(int argc, char **argv, struct cli_global *g)
 {
     static const struct option longopts[] = {CLI_GLOBAL_LONG_OPTIONS, {NULL, 0, NULL, 0}};
     struct tok_key_info *keys = NULL;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct tok *t = NULL;
     size_t n = 0;
     int opt, rc;
@@ -537,7 +537,7 @@ static int key_export_cert(int argc, char **argv, struct cli_global *g)
     const char *label = NULL, *out = NULL;
     uint8_t *der = NULL, *pem = NULL;
     size_t der_len = 0, pem_len = 0;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct tok *t = NULL;
     int opt, rc, as_der = 0;
     char err[600];

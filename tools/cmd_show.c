@@ -44,7 +44,7 @@ struct verdict {
     enum outcome outcome;
     long record;        /* the record that verified it (self or trust file), or -1 */
     const char *source; /* where that record is: NULL for the file itself */
-    char why[ITL_ERR_LEN + 256];
+    char why[ITL_ERROR_LEN + 256];
 };
 
 struct show_opts {
@@ -57,7 +57,7 @@ struct show_opts {
 static int load_input(const char *path, enum itl_kind hint, struct input *in)
 {
     char msg[512];
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     memset(in, 0, sizeof *in);
     in->path = path;
@@ -148,7 +148,7 @@ static enum outcome failure_kind(const struct itl_file *f)
 static void verify_against(const struct itl_file *f, const struct itl_file *trust,
                            const char *trust_path, struct verdict *v)
 {
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long named = -1;
 
     if (!f->hdr.signer_serial.ptr) {
@@ -193,7 +193,7 @@ static void verify_against(const struct itl_file *f, const struct itl_file *trus
 static void verify_file(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
                         size_t cert_len, const struct itl_file *trust, struct verdict *v)
 {
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     memset(v, 0, sizeof *v);
     v->record = -1;
@@ -451,7 +451,7 @@ static void print_header(FILE *out, const struct itl_file *f)
 /* Returns the number of records that do not match their certificate. */
 static int print_records(FILE *out, const struct itl_file *f, long signer)
 {
-    struct itl_err err;
+    struct itl_error err;
     int bad = 0;
 
     for (size_t i = 0; i < f->n_records; i++) {
@@ -511,7 +511,7 @@ static void json_bytes_str(FILE *out, struct itl_bytes b)
         cli_json_string(out, (const char *)b.ptr, b.len);
 }
 
-static void json_hex(FILE *out, struct itl_bytes b, const char *sep)
+static void show_json_hex(FILE *out, struct itl_bytes b, const char *sep)
 {
     if (!b.ptr) {
         fputs("null", out);
@@ -524,7 +524,7 @@ static void json_hex(FILE *out, struct itl_bytes b, const char *sep)
 
 static void json_record(FILE *out, const struct itl_record *r, size_t i, long signer)
 {
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     int ok = itl_record_check(r, &err) == 0;
 
     fprintf(out, "{\"index\":%zu,\"offset\":%zu,\"length\":%u,\"function\":%u,\"role\":", i + 1,
@@ -537,7 +537,7 @@ static void json_record(FILE *out, const struct itl_record *r, size_t i, long si
     fputs(",\"issuer\":", out);
     json_bytes_str(out, r->issuer);
     fputs(",\"serial\":", out);
-    json_hex(out, r->serial, ":");
+    show_json_hex(out, r->serial, ":");
     fprintf(out, ",\"public_key_length\":%zu,\"signature_length\":%zu", r->public_key.len,
             r->signature.len);
     if (r->certificate.ptr) {
@@ -550,9 +550,9 @@ static void json_record(FILE *out, const struct itl_record *r, size_t i, long si
         fputs(",\"certificate_length\":null,\"certificate_sha1\":null", out);
     }
     fputs(",\"ipaddress\":", out);
-    json_hex(out, r->ipaddress, "");
+    show_json_hex(out, r->ipaddress, "");
     fputs(",\"certhash\":", out);
-    json_hex(out, r->certhash, "");
+    show_json_hex(out, r->certhash, "");
     if (r->has_hash_algorithm)
         fprintf(out, ",\"hash_algorithm\":%u", r->hash_algorithm);
     else
@@ -570,12 +570,12 @@ static void json_record(FILE *out, const struct itl_record *r, size_t i, long si
 static void json_enc(FILE *out, const struct itl_enc_info *e)
 {
     fprintf(out, ",\"encryption\":{\"iv\":");
-    json_hex(out, e->iv, "");
+    show_json_hex(out, e->iv, "");
     fprintf(out,
             ",\"padding\":%u,\"key_size_bits\":%u,\"key_algorithm\":%u,"
             "\"wrapped_key_length\":%zu,\"hash_algorithm\":%d,\"hash\":",
             e->padding, e->key_size_bits, e->key_algorithm, e->wrapped_key.len, e->hash_algorithm);
-    json_hex(out, e->hash, "");
+    show_json_hex(out, e->hash, "");
     fputc('}', out);
 }
 
@@ -598,7 +598,7 @@ static void json_show(FILE *out, const struct input *in, const struct verdict *v
     fputs(",\"signer\":{\"name\":", out);
     json_bytes_str(out, h->signer_name);
     fputs(",\"serial\":", out);
-    json_hex(out, h->signer_serial, ":");
+    show_json_hex(out, h->signer_serial, ":");
     fputs(",\"issuer\":", out);
     json_bytes_str(out, h->signer_issuer);
     fprintf(out, ",\"order\":\"%s\"}",
@@ -784,7 +784,7 @@ int cmd_show(int argc, char **argv, struct cli_global *g)
     signer = itl_find_signer_record(&in.f);
     if (g->json) {
         for (size_t i = 0; i < in.f.n_records; i++) {
-            struct itl_err err;
+            struct itl_error err;
             bad += itl_record_check(&in.f.records[i], &err) != 0;
         }
         json_show(stdout, &in, &v, signer, bad);

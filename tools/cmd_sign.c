@@ -745,7 +745,7 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
                                              {NULL, 0, NULL, 0}};
     struct sign_opts o = {0};
     struct itl_file f;
-    struct itl_err ie;
+    struct itl_error ie;
     uint8_t *data, *key = NULL, *plain = NULL;
     size_t len, key_len = 0, plain_len = 0;
     char err[600];

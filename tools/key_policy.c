@@ -21,7 +21,7 @@
 
 static int load_config(const struct cli_global *g, struct pol_config *cfg)
 {
-    struct pol_err pe;
+    struct itl_error pe;
 
     if (!g->config) {
         pol_config_defaults(cfg);
@@ -51,7 +51,7 @@ static void audit_key_event(const struct pol_config *cfg, const char *what, cons
                             const char *result, const char *rule, const char *message)
 {
     struct pol_audit *a;
-    struct pol_err pe;
+    struct itl_error pe;
     struct pol_peer self = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
     struct pol_audit_record rec = {.time = time(NULL),
                                    .peer = &self,
@@ -76,7 +76,7 @@ static int recovery_cert_sha256(struct tok *t, const struct pol_config *cfg, uin
 {
     uint8_t *der = NULL;
     size_t len = 0;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
 
     if (tok_export_cert(t, cfg->keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
         return -1;
@@ -100,7 +100,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
     struct pol_state st;
     struct pol_regen_event ev = {0};
     struct pol_decision d = {0};
-    struct pol_err pe;
+    struct itl_error pe;
     uint8_t rec_sha[32];
     int role, have_recovery, rc = load_config(g, &cfg);
 
@@ -117,7 +117,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
     }
     {
         struct tok_key_info existing;
-        struct tok_err te = {0};
+        struct itl_error te = {0};
         /* The label is taken: the token layer refuses the operation, which then changes
          * nothing and must not start a hold. */
         if (tok_key_attributes(t, label, &existing, &te) == 0)
@@ -205,7 +205,7 @@ static int attest_token(const struct attest_opts *o, const char *module, const c
     struct tok_key *k = NULL;
     struct tok_pin pin = {0};
     struct tok_status st = {0};
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     uint8_t challenge[32], sig[1024];
     size_t sig_len = sizeof sig;
     int rc = EXIT_TOKEN;
@@ -244,7 +244,7 @@ static int attest_p12(const struct attest_opts *o, const uint8_t *cert, size_t c
     size_t len;
     char err[600];
     struct tok_pin pw = {0};
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     int rc;
 
     if (cli_read_file(o->p12, 1 << 20, &buf, &len, err, sizeof err) != 0) {
@@ -261,7 +261,7 @@ static int attest_p12(const struct attest_opts *o, const uint8_t *cert, size_t c
     if (rc != 0) {
         cli_error("%s: %s; it is not a backup of the recovery key", o->p12, te.msg);
         free(buf);
-        return te.kind == TOK_E_VERIFY ? EXIT_INVALID : EXIT_INPUT;
+        return te.cls == ITL_E_VERIFY ? EXIT_INVALID : EXIT_INPUT;
     }
     EVP_Digest(buf, len, sha, NULL, EVP_sha256(), NULL);
     free(buf);
@@ -340,9 +340,9 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
     struct attest_opts o = {0};
     struct pol_config cfg;
     struct pol_attestation a = {0};
-    struct pol_err pe;
+    struct itl_error pe;
     struct tok *t = NULL;
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     uint8_t *cert = NULL;
     size_t cert_len = 0;
     EVP_PKEY *pub = NULL;

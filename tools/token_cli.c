@@ -10,18 +10,18 @@
 
 #include "pkcs11/token.h"
 
-static int exit_for(const struct tok_err *te)
+static int exit_for(const struct itl_error *te)
 {
-    return te->kind == TOK_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
+    return te->cls == ITL_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
 }
 
 /* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
  * token without login then decide). */
-static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct tok_err *te)
+static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
 {
     if (g->pin_file && g->pin_fd >= 0) {
         snprintf(te->msg, sizeof te->msg, "give either --pin-file or --pin-fd, not both");
-        te->kind = TOK_E_USAGE;
+        te->cls = ITL_E_USAGE;
         return -1;
     }
     if (g->pin_file)
@@ -34,7 +34,7 @@ static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct tok_
 static int needs_prompt(struct tok *t, const struct cli_global *g)
 {
     struct tok_status st;
-    struct tok_err ignored;
+    struct itl_error ignored;
 
     if (g->pin_file || g->pin_fd >= 0 || (g->token && strstr(g->token, "pin-source=")))
         return 0;
@@ -48,7 +48,7 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
 {
     struct tok_options opts = {.module = g->module, .uri = g->token};
     struct tok_pin pin = {0};
-    struct tok_err te = {0};
+    struct itl_error te = {0};
     struct tok *t = NULL;
 
     *out = NULL;

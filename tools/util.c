@@ -236,7 +236,7 @@ int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, 
                              int sync_dir, char *err, size_t err_size)
 {
     char dir[PATH_MAX], name[PATH_MAX];
-    struct pol_err pe;
+    struct itl_error pe;
     int dfd, rc;
 
     if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {

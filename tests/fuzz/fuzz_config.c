@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void state_round_trip(const struct pol_state *st)
 {
     struct pol_state again;
-    struct pol_err err;
+    struct itl_error err;
     char *text, *text2;
     size_t len, len2;
 
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct pol_config cfg;
     struct pol_state st;
-    struct pol_err err;
+    struct itl_error err;
 
     if (size > 256 * 1024)
         return 0;

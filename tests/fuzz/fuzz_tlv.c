@@ -18,7 +18,7 @@ static const enum itl_kind kinds[] = {ITL_KIND_AUTO, ITL_KIND_TLV, ITL_KIND_SGN,
 
 static void walk(const struct itl_file *f)
 {
-    struct itl_err err;
+    struct itl_error err;
     uint8_t md[64], *bytes = NULL;
     size_t md_len, n;
 
@@ -42,7 +42,7 @@ static void check_filename(const struct itl_file *f)
     /* The kind the name says and one other (by the name's length): fit for at most the one. */
     for (int i = 0; i < 2; i++) {
         enum itl_kind k = i == 0 && by_name != ITL_KIND_AUTO ? by_name : kinds[1 + (len + i) % 3];
-        struct itl_err err = {{0}};
+        struct itl_error err = {0};
         if (itl_check_name(name, k, (int)(len & 1), &err) == 0) {
             if (by_name != k)
                 abort(); /* a name fit for a kind says that kind */
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* A copy of exactly `size` bytes: any read past it is caught by ASan. */
     uint8_t *copy = malloc(size ? size : 1);
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     enum itl_kind want, detected = ITL_KIND_AUTO;
     int named = 0;
 

@@ -23,7 +23,7 @@ size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 
 static int no_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len, const uint8_t *md,
-                   size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_err *err)
+                   size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
     (void)ctx, (void)digest, (void)msg, (void)msg_len, (void)md, (void)md_len, (void)sig;
     (void)sig_len;
@@ -33,7 +33,7 @@ static int no_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len, co
 
 static void walk(const struct itl_file *f)
 {
-    struct itl_err err;
+    struct itl_error err;
     uint8_t *out = NULL;
     size_t out_len;
     long idx;
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* A copy of exactly `size` bytes: any read past it is caught by ASan. */
     uint8_t *copy = malloc(size ? size : 1);
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     if (!copy)
         return 0;
@@ -84,7 +84,7 @@ __attribute__((weak)) size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
 {
     struct itl_file f;
-    struct itl_err err;
+    struct itl_error err;
     size_t from = 0, to = size, total = 0, pick, at = 0, tail, n;
 
     /* The certificate consumers need no larger files than CUCM's (the sample ITL is 10 KB);

@@ -15,7 +15,7 @@ static struct itl_build_opts cucm_opts(void)
 static void check_built(const uint8_t *out, size_t out_len, int digest, size_t sig_bytes,
                         size_t n_records, struct itl_file *f)
 {
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx;
 
     tf_parse_ok(out, out_len, ITL_KIND_AUTO, f);
@@ -52,7 +52,7 @@ START_TEST(test_build_parse_verify_matrix)
                                           {tftp.der, tftp.der_len, ITL_ROLE_TVS}};
             struct itl_signer signer = tf_signer(&sast, digests[d]);
             struct itl_build_opts opts = cucm_opts();
-            struct itl_err err = {{0}};
+            struct itl_error err = {0};
             struct itl_file f;
             uint8_t *out;
             size_t out_len;
@@ -146,7 +146,7 @@ START_TEST(test_openssl_cli_verifies_built_files)
     struct itl_sgn_opts sopts = {"SEP001122334455.cnf.xml.sgn", when, ITL_ORDER_NAME_SERIAL_ISSUER,
                                  ITL_NAMES_CUCM};
     struct itl_signer signer;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out;
     size_t out_len;
     char dir[512];
@@ -193,7 +193,7 @@ START_TEST(test_sgn_round_trip)
     struct tf_key tftp, other;
     struct itl_sgn_opts opts = {"SEP001122334455.cnf.xml.sgn", when, ITL_ORDER_NAME_SERIAL_ISSUER,
                                 ITL_NAMES_CUCM};
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     static const char payload[] = "<device>\n  <fullConfig>true</fullConfig>\n</device>\n";
     static const int digests[] = {ITL_DIGEST_SHA1, ITL_DIGEST_SHA256, ITL_DIGEST_SHA512};
 
@@ -250,7 +250,7 @@ START_TEST(test_resign)
     struct itl_entry entries[3];
     struct itl_build_opts opts = cucm_opts();
     struct itl_signer sa, sb;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct itl_file in, out_f;
     uint8_t *built, *grown, *out;
     size_t built_len, grown_len, out_len, hl;
@@ -332,7 +332,7 @@ START_TEST(test_build_refusals)
     struct itl_entry e[2];
     struct itl_build_opts opts = cucm_opts();
     struct itl_signer s;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out = NULL;
     size_t out_len;
     static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
@@ -372,7 +372,7 @@ START_TEST(test_build_refusals)
 END_TEST
 
 static int short_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len, const uint8_t *md,
-                      size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_err *err)
+                      size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
     (void)ctx, (void)digest, (void)msg, (void)msg_len, (void)md, (void)md_len, (void)err;
     memset(sig, 1, 10);
@@ -382,7 +382,7 @@ static int short_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
 
 static int failing_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
                         const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
-                        struct itl_err *err)
+                        struct itl_error *err)
 {
     (void)ctx, (void)digest, (void)msg, (void)msg_len, (void)md, (void)md_len, (void)sig;
     (void)sig_len;
@@ -396,7 +396,7 @@ START_TEST(test_bad_signers)
     struct itl_entry e;
     struct itl_build_opts opts = cucm_opts();
     struct itl_signer s;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out = NULL;
     size_t out_len;
 
@@ -421,7 +421,7 @@ START_TEST(test_70k_file)
     struct itl_entry e[48];
     struct itl_build_opts opts = cucm_opts();
     struct itl_signer s;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct itl_file f;
     uint8_t *out;
     size_t out_len, last;
@@ -453,7 +453,7 @@ START_TEST(test_digest_info)
     };
     static const int digests[] = {ITL_DIGEST_SHA1, ITL_DIGEST_SHA256, ITL_DIGEST_SHA512};
     struct tf_key k;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     tf_make_key(&k, 1024, "/CN=k", 3);
     for (size_t i = 0; i < 3; i++) {
@@ -494,7 +494,7 @@ END_TEST
 START_TEST(test_names_serials_styles)
 {
     struct tf_key k;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     char name[512];
     uint8_t serial[64];
     size_t n;

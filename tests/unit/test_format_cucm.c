@@ -142,7 +142,7 @@ static void teardown(void)
 START_TEST(test_parse_cucm_layout)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx;
 
     tf_parse_ok(file.p, file.len, ITL_KIND_AUTO, &f);
@@ -189,7 +189,7 @@ END_TEST
 START_TEST(test_reset_cucm_layout)
 {
     struct itl_file f, g;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct itl_signer s = tf_signer(&rec, ITL_DIGEST_SHA512);
     uint8_t *out;
     size_t out_len;

@@ -83,7 +83,7 @@ START_TEST(test_round_trip_lengths)
         uint8_t *xml = malloc(len + 1), *out, *plain;
         int digest = i % 2 ? ITL_DIGEST_SHA512 : ITL_DIGEST_SHA1;
         struct itl_signer s = tf_signer(&tftp, digest);
-        struct itl_err err = {{0}};
+        struct itl_error err = {0};
         struct itl_file f;
         uint8_t md[64];
 
@@ -136,7 +136,7 @@ START_TEST(test_decrypt_failures)
 {
     static const char xml[] = "<device><fullConfig>true</fullConfig></device>\n";
     struct itl_signer s = tf_signer(&tftp, ITL_DIGEST_SHA1);
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct itl_file f;
     uint8_t *out, *plain = NULL, *wrong;
     size_t out_len, plain_len, wrong_len, right_len;
@@ -194,7 +194,7 @@ START_TEST(test_ec_phone_refused)
     unsigned char *der = NULL;
     int n;
     struct itl_signer s = tf_signer(&tftp, ITL_DIGEST_SHA1);
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out = NULL;
     size_t out_len;
 
@@ -254,7 +254,7 @@ START_TEST(test_short_config)
         "</device>\n";
     char hash[33], want[2048], *out;
     size_t out_len;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     md5_hex(&phone, hash);
     snprintf(want, sizeof want,
@@ -280,7 +280,7 @@ START_TEST(test_short_config_missing_and_bad)
 {
     char hash[33], want[512], *out = NULL;
     size_t out_len;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     md5_hex(&phone, hash);
     snprintf(want, sizeof want,

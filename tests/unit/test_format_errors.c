@@ -21,7 +21,7 @@ static void teardown(void)
 static void parse_fails_exact(const uint8_t *d, size_t n, const char *want)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     int rc = itl_parse(d, n, ITL_KIND_AUTO, &f, &err);
     itl_file_free(&f);
     ck_assert_int_ne(rc, 0);
@@ -170,7 +170,7 @@ END_TEST
 START_TEST(test_unknown_digest_code)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t md[64];
     size_t md_len;
     long idx;
@@ -203,7 +203,7 @@ END_TEST
 START_TEST(test_garbage_certificate)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx;
     size_t cert_at;
 
@@ -226,7 +226,7 @@ END_TEST
 START_TEST(test_signer_not_found)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx;
 
     copy[0x49] ^= 0xff; /* header SERIALNUMBER */

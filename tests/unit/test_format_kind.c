@@ -150,7 +150,7 @@ START_TEST(test_check_name)
         {"x.sgn", ITL_KIND_AUTO, 0, 0, "no file kind"},
     };
     char long_name[ITL_MAX_NAME + 2];
-    struct itl_err err;
+    struct itl_error err;
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc;
@@ -176,7 +176,7 @@ START_TEST(test_check_kind)
     struct itl_sgn_opts so = {"SEP001122334455.cnf.xml.sgn", 1700000000,
                               ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM};
     struct itl_signer s = tf_signer(&key, ITL_DIGEST_SHA1);
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out;
     size_t out_len;
 
@@ -211,7 +211,7 @@ START_TEST(test_builders_refuse)
     struct itl_build_opts bo = {.filename = "SEP1.cnf.xml.sgn", .timestamp = 1700000000};
     struct itl_entry e = {key.der, key.der_len, ITL_ROLE_SAST};
     struct itl_signer s = tf_signer(&key, ITL_DIGEST_SHA1);
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     uint8_t *out = NULL;
     size_t out_len;
 

@@ -102,7 +102,7 @@ END_TEST
 START_TEST(test_signed_bytes_digest)
 {
     struct itl_file f;
-    struct itl_err err;
+    struct itl_error err;
     uint8_t md[64], *signed_bytes, own[20];
     size_t md_len, n;
     static const uint8_t want[20] = {0xfe, 0xf0, 0x24, 0xdc, 0xb9, 0x38, 0x65, 0x83, 0xee, 0xa1,
@@ -127,7 +127,7 @@ END_TEST
 START_TEST(test_verify)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx = -2;
 
     tf_parse_ok(sample, sample_len, ITL_KIND_AUTO, &f);
@@ -156,7 +156,7 @@ START_TEST(test_tampered)
 {
     uint8_t *copy = malloc(sample_len);
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     long idx;
 
     /* One bit of a record (inside record 5's certificate) changes the signed bytes. */
@@ -187,7 +187,7 @@ END_TEST
 START_TEST(test_record_fields_match_certificates)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     tf_parse_ok(sample, sample_len, ITL_KIND_AUTO, &f);
     for (size_t i = 0; i < f.n_records; i++) {
@@ -218,7 +218,7 @@ START_TEST(test_record_check_detects_mismatch)
 {
     uint8_t *copy = malloc(sample_len);
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
 
     memcpy(copy, sample, sample_len);
     tf_parse_ok(copy, sample_len, ITL_KIND_AUTO, &f);
@@ -240,7 +240,7 @@ END_TEST
 START_TEST(test_names_and_serials)
 {
     struct itl_file f;
-    struct itl_err err;
+    struct itl_error err;
     char name[512];
     uint8_t serial[64];
     size_t serial_len;
@@ -282,7 +282,7 @@ struct replay {
 };
 
 static int replay_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len, const uint8_t *md,
-                       size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_err *err)
+                       size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
     struct replay *r = ctx;
     (void)digest, (void)msg, (void)msg_len, (void)md, (void)md_len, (void)err;
@@ -296,7 +296,7 @@ static int replay_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len
 START_TEST(test_rebuild_byte_for_byte)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct itl_entry entries[5];
     struct replay rp;
     struct itl_signer signer;
@@ -341,7 +341,7 @@ END_TEST
 START_TEST(test_resign_reproduces_sample)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     struct replay rp;
     struct itl_signer signer;
     uint8_t *out = NULL;
@@ -395,7 +395,7 @@ START_TEST(test_every_truncation)
     for (size_t n = 0; n < sample_len; n++) {
         uint8_t *copy = malloc(n ? n : 1);
         struct itl_file f;
-        struct itl_err err = {{0}};
+        struct itl_error err = {0};
         long idx;
         memcpy(copy, sample, n);
         if (itl_parse(copy, n, ITL_KIND_AUTO, &f, &err) == 0) {

@@ -106,7 +106,7 @@ static inline void tf_free_key(struct tf_key *k)
 /* The signing callback of the tests: RSA PKCS#1 v1.5 over the digest the codec computed. */
 static inline int tf_sign(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
                           const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
-                          struct itl_err *err)
+                          struct itl_error *err)
 {
     EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new((EVP_PKEY *)ctx, NULL);
     const EVP_MD *evp = EVP_get_digestbynid(itl_digest_nid(digest));
@@ -204,7 +204,7 @@ static inline void tf_set_u16(uint8_t *p, uint16_t v)
 /* Parses or fails the test with the codec's message. */
 static inline void tf_parse_ok(const uint8_t *d, size_t n, enum itl_kind hint, struct itl_file *f)
 {
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     int rc = itl_parse(d, n, hint, f, &err);
     ck_assert_msg(rc == 0, "parse failed: %s", err.msg);
 }
@@ -213,7 +213,7 @@ static inline void tf_parse_ok(const uint8_t *d, size_t n, enum itl_kind hint, s
 static inline void tf_parse_fails(const uint8_t *d, size_t n, enum itl_kind hint, const char *want)
 {
     struct itl_file f;
-    struct itl_err err = {{0}};
+    struct itl_error err = {0};
     int rc = itl_parse(d, n, hint, &f, &err);
     itl_file_free(&f);
     ck_assert_msg(rc != 0, "parse accepted bad input (wanted: %s)", want);

@@ -18,7 +18,7 @@ static struct tok *open_logged_in(const char *label, struct testlib_token *tt, c
 {
     struct tok_options o = {0};
     struct tok_pin pin;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
 
     if (label)
@@ -64,7 +64,7 @@ START_TEST(test_import_p12)
     struct tok_import_report r;
     struct tok_key_info info;
     struct tok_pin pw;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *p12, *cert_der, *exported, want_id[20];
     size_t p12_len, cert_len, exported_len;
     unsigned want_len;
@@ -111,7 +111,7 @@ START_TEST(test_import_p12)
 
     /* never overwrite: the same label, or the same id under another label */
     ck_assert_int_eq(tok_import_p12(t, p12, p12_len, &pw, "ITLRecovery", NULL, 0, &r, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "already has 3 object(s) labelled 'ITLRecovery'"));
     ck_assert_int_eq(tok_import_p12(t, p12, p12_len, &pw, "Other", NULL, 0, &r, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "with id "));
@@ -132,7 +132,7 @@ START_TEST(test_import_bad_input)
     struct testlib_token tt;
     struct tok_import_report r;
     struct tok_pin pw;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *p12;
     size_t p12_len;
     char path[700];
@@ -146,7 +146,7 @@ START_TEST(test_import_bad_input)
     p12 = testlib_read(path, &p12_len);
     ck_assert_int_eq(tok_pin_set(&pw, "wrong", 5, &err), 0);
     ck_assert_int_eq(tok_import_p12(t, p12, p12_len, &pw, "K", NULL, 0, &r, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "wrong password for the .p12"));
     ck_assert_int_eq(tok_import_p12(t, (const uint8_t *)"junk", 4, &pw, "K", NULL, 0, &r, &err),
                      -1);
@@ -170,7 +170,7 @@ START_TEST(test_import_legacy_p12)
     struct testlib_token tt;
     struct tok_import_report r;
     struct tok_pin pw;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *p12;
     size_t p12_len;
     char path[700];
@@ -203,7 +203,7 @@ START_TEST(test_generate)
                                   .id_len = sizeof id,
                                   .now = 1700000000};
     struct tok_key_info info;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *der, *exported;
     size_t len, exported_len;
     X509 *x;
@@ -280,7 +280,7 @@ START_TEST(test_generate_refuses_bad_options)
     struct testlib_token tt;
     struct tok *t = open_logged_in("itl-gen-bad", &tt, NULL);
     struct tok_generate_opts o = {.label = "K", .subject = "CN=x", .bits = 1024};
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *der;
     size_t len;
     struct tok_key_info *keys;
@@ -291,14 +291,14 @@ START_TEST(test_generate_refuses_bad_options)
     o.bits = 2048;
     o.subject = "CN=x,OU";
     ck_assert_int_eq(tok_generate(t, &o, &der, &len, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "subject component 2 ('OU') is not KEY=VALUE"));
     o.subject = "CN=x,XYZ=y";
     ck_assert_int_eq(tok_generate(t, &o, &der, &len, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "'XYZ' is not a name attribute"));
     o.subject = "";
     ck_assert_int_eq(tok_generate(t, &o, &der, &len, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_int_eq(tok_list_keys(t, &keys, &n, &err), 0);
     ck_assert_uint_eq(n, 0);
     free(keys);
@@ -315,7 +315,7 @@ START_TEST(test_list_keys)
     struct tok_import_report r;
     struct tok_key_info *keys;
     struct tok_pin pw;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *der, *p12;
     size_t len, p12_len, n;
     char path[700], uri[300];

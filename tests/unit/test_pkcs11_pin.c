@@ -27,7 +27,7 @@ START_TEST(test_fifo_refused_without_hanging)
     const char *dir = testlib_tmpdir("pin-fifo");
     char path[600];
     struct tok_pin pin = {0};
-    struct tok_err err;
+    struct itl_error err;
 
     snprintf(path, sizeof path, "%s/pin", dir);
     ck_assert_int_eq(mkfifo(path, 0600), 0);
@@ -35,7 +35,7 @@ START_TEST(test_fifo_refused_without_hanging)
     ck_assert_int_eq(tok_pin_from_file(path, &pin, &err), -1);
     ck_assert_int_eq(tok_secret_open(path, "token.pin-file", &err), -1);
     alarm(0);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "token.pin-file"));
     ck_assert_ptr_nonnull(strstr(err.msg, path));
     ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
@@ -48,14 +48,14 @@ START_TEST(test_symlink_refused)
     const char *dir = testlib_tmpdir("pin-link");
     char target[600], link[600];
     struct tok_pin pin = {0};
-    struct tok_err err;
+    struct itl_error err;
 
     snprintf(target, sizeof target, "%s/real.pin", dir);
     snprintf(link, sizeof link, "%s/pin", dir);
     write_mode(target, "1234\n", 0600);
     ck_assert_int_eq(symlink(target, link), 0);
     ck_assert_int_eq(tok_pin_from_file(link, &pin, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "symbolic link"));
     ck_assert_ptr_nonnull(strstr(err.msg, link));
     ck_assert_ptr_null(strstr(err.msg, "1234"));
@@ -73,7 +73,7 @@ START_TEST(test_other_owner_refused)
     const char *dir = testlib_tmpdir("pin-owner");
     char path[600];
     struct tok_pin pin = {0};
-    struct tok_err err;
+    struct itl_error err;
     uid_t other = geteuid() == 65534 ? 65533 : 65534;
 
     if (geteuid() != 0) {
@@ -84,7 +84,7 @@ START_TEST(test_other_owner_refused)
     write_mode(path, "secret-5678", 0600);
     ck_assert_int_eq(chown(path, other, (gid_t)-1), 0);
     ck_assert_int_eq(tok_pin_from_file(path, &pin, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_msg(strstr(err.msg, "belongs to uid 6553") && strstr(err.msg, "neither root nor") &&
                       strstr(err.msg, "chown"),
                   "%s", err.msg);
@@ -104,7 +104,7 @@ START_TEST(test_secret_open_blocking_regular)
 {
     const char *dir = testlib_tmpdir("pin-open");
     char path[600];
-    struct tok_err err;
+    struct itl_error err;
     int fd;
 
     snprintf(path, sizeof path, "%s/pass", dir);

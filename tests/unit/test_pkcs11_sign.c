@@ -25,7 +25,7 @@ struct fixture {
 static void login(struct fixture *f)
 {
     struct tok_pin pin;
-    struct tok_err err;
+    struct itl_error err;
 
     ck_assert_int_eq(tok_pin_from_file(f->tt.pin_file, &pin, &err), 0);
     if (tok_login(f->t, &pin, &err) != 0)
@@ -39,7 +39,7 @@ static void open_token(struct fixture *f, size_t pool, int hash_mechanisms)
                             .uri = f->tt.uri,
                             .pool_size = pool,
                             .use_hash_mechanisms = hash_mechanisms};
-    struct tok_err err;
+    struct itl_error err;
 
     if (tok_open(&o, &f->t, &err) != 0)
         ck_abort_msg("tok_open: %s", err.msg);
@@ -48,7 +48,7 @@ static void open_token(struct fixture *f, size_t pool, int hash_mechanisms)
 
 static void find_key(struct fixture *f, const char *label)
 {
-    struct tok_err err;
+    struct itl_error err;
     if (tok_find_key(f->t, label, &f->k, &err) != 0)
         ck_abort_msg("tok_find_key: %s", err.msg);
 }
@@ -65,7 +65,7 @@ static void close_token(struct fixture *f)
 static void setup_with_key(struct fixture *f, const char *token, const char *label, size_t pool)
 {
     struct tok_generate_opts o = {.label = label, .subject = "CN=TFTP,O=itl-sign test"};
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *der;
     size_t len;
 
@@ -105,7 +105,7 @@ START_TEST(test_signatures_verify)
     const uint8_t data[] = "ITLFile.tlv contents";
     uint8_t sig[512], sig2[512], md[32];
     size_t sig_len, sig2_len;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-sign1", "TFTP", 2);
     ck_assert_uint_eq(tok_key_sig_len(f.k), 256);
@@ -135,12 +135,12 @@ START_TEST(test_sign_usage_errors)
     struct fixture f;
     uint8_t sig[512], md[32] = {0};
     size_t sig_len = sizeof sig;
-    struct tok_err err;
+    struct itl_error err;
     struct tok_key *none;
 
     setup_with_key(&f, "itl-sign2", "TFTP", 1);
     ck_assert_int_eq(tok_sign(f.t, f.k, NID_md5, NULL, 0, md, 16, sig, &sig_len, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "SHA-1, SHA-256 and SHA-512"));
     ck_assert_int_eq(tok_sign(f.t, f.k, NID_sha256, NULL, 0, md, 20, sig, &sig_len, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "32 bytes, not 20"));
@@ -148,7 +148,7 @@ START_TEST(test_sign_usage_errors)
     ck_assert_int_eq(tok_sign(f.t, f.k, NID_sha256, NULL, 0, md, 32, sig, &sig_len, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "signature buffer of 100 bytes"));
     ck_assert_int_eq(tok_find_key(f.t, "NoSuchKey", &none, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_NO_KEY);
+    ck_assert_int_eq(err.cls, ITL_E_NO_KEY);
     ck_assert_ptr_nonnull(strstr(err.msg, "no private key labelled 'NoSuchKey' on token"));
     close_token(&f);
 }
@@ -172,7 +172,7 @@ START_TEST(test_signatures_equal_engine)
     for (size_t i = 0; i < 3; i++) {
         uint8_t sig[512], *engine_sig;
         size_t sig_len = sizeof sig, engine_len;
-        struct tok_err err;
+        struct itl_error err;
         int rc;
 
         snprintf(sig_path, sizeof sig_path, "%s/sig.%s", f.dir, digest_names[i]);
@@ -202,7 +202,7 @@ START_TEST(test_hash_mechanisms_agree)
     struct fixture f;
     const uint8_t data[] = "SEP001122334455.cnf.xml";
     uint8_t a[512], b[512];
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-hashmech", "TFTP", 1);
     for (size_t i = 0; i < 3; i++) {
@@ -240,7 +240,7 @@ START_TEST(test_unverifiable_signature_refused)
     size_t sig_len = sizeof sig;
     struct tok_generate_opts o = {.label = "Other", .subject = "CN=other"};
     struct tok_key *other;
-    struct tok_err err;
+    struct itl_error err;
     uint8_t *der;
     size_t len;
     EVP_PKEY *swap;
@@ -258,7 +258,7 @@ START_TEST(test_unverifiable_signature_refused)
     f.k->n_vctx = 0;
     ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
                      -1);
-    ck_assert_int_eq(err.kind, TOK_E_VERIFY);
+    ck_assert_int_eq(err.cls, ITL_E_VERIFY);
     ck_assert_ptr_nonnull(strstr(err.msg, "does not verify with its certificate"));
     tok_key_free(other);
     close_token(&f);
@@ -272,7 +272,7 @@ START_TEST(test_rebuild_after_sessions_closed)
     uint8_t sig[512];
     size_t sig_len;
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-rebuild", "TFTP", 2);
     sig_len = sizeof sig;
@@ -310,7 +310,7 @@ START_TEST(test_relogin_with_rejected_pin)
     const uint8_t data[] = "relogin";
     uint8_t sig[512];
     size_t sig_len = sizeof sig;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-relogin", "TFTP", 1);
     ck_assert_uint_eq(f.t->mod->C_SetPIN(f.t->login_session, (CK_UTF8CHAR *)f.tt.pin,
@@ -319,7 +319,7 @@ START_TEST(test_relogin_with_rejected_pin)
     ck_assert_uint_eq(tok_test_close_all_sessions(f.t), CKR_OK);
     ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
                      -1);
-    ck_assert_msg(err.kind == TOK_E_PIN, "%s", err.msg);
+    ck_assert_msg(err.cls == ITL_E_PIN, "%s", err.msg);
     ck_assert_uint_eq(err.ckr, CKR_PIN_INCORRECT);
     ck_assert_ptr_nonnull(strstr(err.msg, "CKR_PIN_INCORRECT"));
     ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
@@ -327,7 +327,7 @@ START_TEST(test_relogin_with_rejected_pin)
     sig_len = sizeof sig;
     ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
                      -1);
-    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
     ck_assert_ptr_nonnull(strstr(err.msg, "the PIN was rejected earlier; not sending it again"));
     ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
     close_token(&f);
@@ -344,7 +344,7 @@ START_TEST(test_token_absent_fails_fast)
     size_t sig_len = sizeof sig;
     CK_UTF8CHAR held[32];
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-absent", "TFTP", 2);
     memcpy(held, f.t->label, sizeof held);
@@ -355,7 +355,7 @@ START_TEST(test_token_absent_fails_fast)
         sig_len = sizeof sig;
         ck_assert_int_eq(
             tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err), -1);
-        ck_assert_int_eq(err.kind, TOK_E_NO_TOKEN);
+        ck_assert_int_eq(err.cls, ITL_E_NO_TOKEN);
         ck_assert_ptr_nonnull(strstr(err.msg, "not present"));
     }
     ck_assert_int_eq(tok_get_status(f.t, &st, &err), -1);
@@ -407,9 +407,9 @@ static void token_dir_move(const struct fixture *f, const char *dir, int away)
     ck_assert_int_eq(away ? rename(dir, aside) : rename(aside, dir), 0);
 }
 
-static void assert_not_present(const struct tok_err *err, const char *what)
+static void assert_not_present(const struct itl_error *err, const char *what)
 {
-    ck_assert_msg(err->kind == TOK_E_NO_TOKEN, "%s: kind %d: %s", what, err->kind, err->msg);
+    ck_assert_msg(err->cls == ITL_E_NO_TOKEN, "%s: kind %d: %s", what, err->cls, err->msg);
     ck_assert_msg(strstr(err->msg, "token 'itl-gone'") && strstr(err->msg, "token not present"),
                   "%s: %s", what, err->msg);
     ck_assert_msg(!strstr(err->msg, "no private key") && !strstr(err->msg, "no certificate"),
@@ -426,7 +426,7 @@ START_TEST(test_token_dir_gone_and_back)
     struct tok_key_info *keys;
     struct tok_key *k2 = NULL;
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-gone", "TFTP", 2);
     token_dir_path(&f, dir, sizeof dir);
@@ -477,7 +477,7 @@ START_TEST(test_token_dir_back_with_other_pin)
     uint8_t sig[512];
     size_t sig_len = sizeof sig;
     char dir[800];
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-gone", "TFTP", 1);
     token_dir_path(&f, dir, sizeof dir);
@@ -492,13 +492,13 @@ START_TEST(test_token_dir_back_with_other_pin)
     sig_len = sizeof sig;
     ck_assert_int_eq(tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err),
                      -1);
-    ck_assert_msg(err.kind == TOK_E_PIN && err.ckr == CKR_PIN_INCORRECT, "%s", err.msg);
+    ck_assert_msg(err.cls == ITL_E_PIN && err.ckr == CKR_PIN_INCORRECT, "%s", err.msg);
     ck_assert_uint_eq(tok_test_login_calls(f.t), 2);
     for (int i = 0; i < 2; i++) {
         sig_len = sizeof sig;
         ck_assert_int_eq(
             tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err), -1);
-        ck_assert_int_eq(err.kind, TOK_E_PIN);
+        ck_assert_int_eq(err.cls, ITL_E_PIN);
         ck_assert_ptr_nonnull(
             strstr(err.msg, "the PIN was rejected earlier; not sending it again"));
     }
@@ -515,7 +515,7 @@ struct worker {
     struct fixture *f;
     int id;
     int verified;
-    char error[TOK_ERR_LEN];
+    char error[ITL_ERROR_LEN];
 };
 
 static void *sign_many(void *arg)
@@ -525,7 +525,7 @@ static void *sign_many(void *arg)
         char data[64];
         uint8_t sig[512];
         size_t sig_len = sizeof sig;
-        struct tok_err err;
+        struct itl_error err;
         int len = snprintf(data, sizeof data, "thread %d message %d", w->id, i);
         int nid = nids[i % 3];
         if (tok_sign_data(w->f->t, w->f->k, nid, (uint8_t *)data, (size_t)len, sig, &sig_len,
@@ -545,7 +545,7 @@ START_TEST(test_parallel_signing)
     pthread_t th[THREADS];
     struct worker w[THREADS];
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-parallel", "TFTP", 4);
     for (int i = 0; i < THREADS; i++) {
@@ -572,7 +572,7 @@ START_TEST(test_parallel_signing_through_rebuilds)
     pthread_t th[THREADS];
     struct worker w[THREADS];
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
 
     setup_with_key(&f, "itl-par-rebuild", "TFTP", 4);
     for (int i = 0; i < THREADS; i++) {
@@ -609,7 +609,7 @@ struct gone_shared {
     int ok_before; /* signatures verified before the token left */
     int failed_away;
     int ok_back; /* signatures verified that started after the recovery */
-    char error[TOK_ERR_LEN];
+    char error[ITL_ERROR_LEN];
 };
 
 struct gone_worker {
@@ -644,7 +644,7 @@ static void *gone_sign(void *arg)
         char data[64];
         uint8_t sig[512];
         size_t sig_len = sizeof sig;
-        struct tok_err err;
+        struct itl_error err;
         int phase = gone_get(g, &g->phase);
         int len = snprintf(data, sizeof data, "thread %d message %d", w->id, i);
         int rc = tok_sign_data(g->f->t, g->f->k, NID_sha256, (uint8_t *)data, (size_t)len, sig,
@@ -660,8 +660,8 @@ static void *gone_sign(void *arg)
         } else if (phase == PHASE_BACK) {
             snprintf(g->error, sizeof g->error, "after the recovery: %s", err.msg);
             g->stop = 1;
-        } else if (err.kind != TOK_E_NO_TOKEN || !strstr(err.msg, "token not present")) {
-            snprintf(g->error, sizeof g->error, "while away: kind %d: %s", err.kind, err.msg);
+        } else if (err.cls != ITL_E_NO_TOKEN || !strstr(err.msg, "token not present")) {
+            snprintf(g->error, sizeof g->error, "while away: kind %d: %s", err.cls, err.msg);
             g->stop = 1;
         } else {
             g->failed_away++;
@@ -681,9 +681,9 @@ static void *gone_status(void *arg)
 
     while (!gone_get(g, &g->stop)) {
         struct tok_status st;
-        struct tok_err err;
+        struct itl_error err;
         struct timespec ts = {0, 2 * 1000 * 1000};
-        if (tok_get_status(g->f->t, &st, &err) != 0 && err.kind != TOK_E_NO_TOKEN) {
+        if (tok_get_status(g->f->t, &st, &err) != 0 && err.cls != ITL_E_NO_TOKEN) {
             gone_fail(g, err.msg);
             break;
         }
@@ -714,7 +714,7 @@ START_TEST(test_token_dir_gone_under_load)
     uint8_t sig[512];
     size_t sig_len;
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
     char dir[800];
 
     setup_with_key(&f, "itl-gone", "TFTP", THREADS);
@@ -740,7 +740,7 @@ START_TEST(test_token_dir_gone_under_load)
         sig_len = sizeof sig;
         if (tok_sign_data(f.t, f.k, NID_sha256, data, sizeof data, sig, &sig_len, &err) == 0)
             break;
-        ck_assert_msg(err.kind == TOK_E_NO_TOKEN, "after the return: %s", err.msg);
+        ck_assert_msg(err.cls == ITL_E_NO_TOKEN, "after the return: %s", err.msg);
     }
     ck_assert(openssl_verify(f.k, NID_sha256, data, sizeof data, sig, sig_len));
     pthread_mutex_lock(&g.lock);

@@ -24,7 +24,7 @@ static void write_mode(const char *path, const void *data, size_t len, mode_t mo
 static struct tok *open_ok(const char *module, const char *uri)
 {
     struct tok_options o = {.module = module, .uri = uri};
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t = NULL;
 
     if (tok_open(&o, &t, &err) != 0)
@@ -39,7 +39,7 @@ START_TEST(test_pin_file_strips_only_crlf)
     const char *dir = testlib_tmpdir("pin");
     char path[600];
     struct tok_pin pin;
-    struct tok_err err;
+    struct itl_error err;
 
     snprintf(path, sizeof path, "%s/pin", dir);
     write_mode(path, " user:pa\0ss \r\n\n", 15, 0600);
@@ -57,12 +57,12 @@ START_TEST(test_pin_file_refused)
     const char *dir = testlib_tmpdir("pin");
     char path[600], big[300];
     struct tok_pin pin = {0};
-    struct tok_err err;
+    struct itl_error err;
 
     snprintf(path, sizeof path, "%s/pin", dir);
     write_mode(path, "secret-1234\n", 12, 0640);
     ck_assert_int_eq(tok_pin_from_file(path, &pin, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "mode 0640"));
     ck_assert_ptr_nonnull(strstr(err.msg, "chmod 600"));
     ck_assert_ptr_null(strstr(err.msg, "secret"));
@@ -93,7 +93,7 @@ START_TEST(test_pin_fd)
 {
     int fds[2];
     struct tok_pin pin;
-    struct tok_err err;
+    struct itl_error err;
 
     ck_assert_int_eq(pipe(fds), 0);
     ck_assert_int_eq(write(fds[1], "12:34\n", 6), 6);
@@ -114,9 +114,9 @@ START_TEST(test_pin_prompt_without_terminal)
     ck_assert_int_ne(pid, -1);
     if (pid == 0) {
         struct tok_pin pin = {0};
-        struct tok_err err;
+        struct itl_error err;
         setsid(); /* no controlling terminal any more */
-        if (tok_pin_prompt("PIN: ", &pin, &err) == -1 && err.kind == TOK_E_USAGE &&
+        if (tok_pin_prompt("PIN: ", &pin, &err) == -1 && err.cls == ITL_E_USAGE &&
             strstr(err.msg, "--pin-file") && !pin.bytes)
             _exit(0);
         _exit(1);
@@ -129,7 +129,7 @@ END_TEST
 START_TEST(test_login_guard)
 {
     CK_TOKEN_INFO info;
-    struct tok_err err;
+    struct itl_error err;
 
     memset(&info, ' ', sizeof info);
     memcpy(info.label, "guarded", 7);
@@ -141,7 +141,7 @@ START_TEST(test_login_guard)
 
     info.flags |= CKF_USER_PIN_FINAL_TRY;
     ck_assert_int_eq(tok_login_guard(&info, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
     ck_assert_ptr_nonnull(strstr(err.msg, "token 'guarded'"));
     ck_assert_ptr_nonnull(strstr(err.msg, "CKF_USER_PIN_FINAL_TRY"));
 
@@ -166,7 +166,7 @@ START_TEST(test_open_login_status)
     struct testlib_token tt;
     struct tok_pin pin;
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
 
     testlib_make_token("itl-open", &tt);
@@ -192,14 +192,14 @@ START_TEST(test_wrong_pin_never_sent_again)
 {
     struct testlib_token tt;
     struct tok_pin wrong, right;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
 
     testlib_make_token("itl-wrongpin", &tt);
     t = open_ok(tt.module, tt.uri);
     ck_assert_int_eq(tok_pin_set(&wrong, "wrong:pin-0000", 14, &err), 0);
     ck_assert_int_eq(tok_login(t, &wrong, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
     ck_assert_uint_eq(err.ckr, CKR_PIN_INCORRECT);
     ck_assert_ptr_nonnull(strstr(err.msg, "CKR_PIN_INCORRECT"));
     ck_assert_ptr_nonnull(strstr(err.msg, "itl-wrongpin"));
@@ -209,7 +209,7 @@ START_TEST(test_wrong_pin_never_sent_again)
     /* Even the right PIN does not reach the token: this tok has burned its one try. */
     ck_assert_int_eq(tok_pin_set(&right, tt.pin, strlen(tt.pin), &err), 0);
     ck_assert_int_eq(tok_login(t, &right, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
     ck_assert_ptr_nonnull(strstr(err.msg, "the PIN was rejected earlier; not sending it again"));
     ck_assert_uint_eq(tok_test_login_calls(t), 1);
     ck_assert_ptr_null(t->pin.bytes); /* the held copy was wiped */
@@ -227,14 +227,14 @@ END_TEST
 START_TEST(test_no_pin_and_pin_source)
 {
     struct testlib_token tt;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
     char uri[900];
 
     testlib_make_token("itl-pinsrc", &tt);
     t = open_ok(tt.module, tt.uri);
     ck_assert_int_eq(tok_login(t, NULL, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_PIN);
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
     ck_assert_ptr_nonnull(strstr(err.msg, "needs a PIN"));
     ck_assert_uint_eq(tok_test_login_calls(t), 0);
     tok_close(t);
@@ -259,7 +259,7 @@ START_TEST(test_uri_matches_nothing)
 {
     struct testlib_token tt;
     struct tok_options o = {0};
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t = NULL;
 
     testlib_make_token("itl-present", &tt);
@@ -267,7 +267,7 @@ START_TEST(test_uri_matches_nothing)
     o.uri = "pkcs11:token=itl-absent";
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
     ck_assert_ptr_null(t);
-    ck_assert_int_eq(err.kind, TOK_E_NO_TOKEN);
+    ck_assert_int_eq(err.cls, ITL_E_NO_TOKEN);
     ck_assert_ptr_nonnull(
         strstr(err.msg, "token not present: no token matches pkcs11:token=itl-absent"));
     ck_assert_ptr_nonnull(strstr(err.msg, "token='itl-present' serial="));
@@ -328,7 +328,7 @@ START_TEST(test_uri_matches_several)
     struct testlib_token tt;
     struct tok_options o = {0};
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t = NULL;
     char serial[17], uri[200];
 
@@ -338,7 +338,7 @@ START_TEST(test_uri_matches_several)
     o.uri = tt.uri;
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
     ck_assert_ptr_null(t);
-    ck_assert_int_eq(err.kind, TOK_E_AMBIGUOUS);
+    ck_assert_int_eq(err.cls, ITL_E_AMBIGUOUS);
     ck_assert_ptr_nonnull(strstr(err.msg, "matches 2 tokens"));
     ck_assert_ptr_nonnull(strstr(err.msg, serial));
     ck_assert_ptr_nonnull(strstr(err.msg, "serial="));
@@ -357,14 +357,14 @@ START_TEST(test_uri_refused)
 {
     struct testlib_token tt;
     struct tok_options o = {0};
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t = NULL;
 
     testlib_make_token("itl-uri", &tt);
     o.module = tt.module;
     o.uri = "token=itl-uri";
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "not a valid RFC 7512"));
 
     o.uri = "pkcs11:token=itl-uri?pin-value=73519";
@@ -389,13 +389,13 @@ START_TEST(test_module_path_checked)
 {
     const char *dir = testlib_tmpdir("mod");
     struct tok_options o = {.uri = "pkcs11:"};
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t = NULL;
     char path[600];
 
     o.module = "/nonexistent/libnothing.so";
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_MODULE);
+    ck_assert_int_eq(err.cls, ITL_E_MODULE);
     ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/libnothing.so: no such file"));
 
     o.module = dir;
@@ -406,7 +406,7 @@ START_TEST(test_module_path_checked)
     write_mode(path, "not an ELF file", 15, 0644);
     o.module = path;
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_MODULE);
+    ck_assert_int_eq(err.cls, ITL_E_MODULE);
     ck_assert_ptr_nonnull(strstr(err.msg, "could not load"));
 
     ck_assert_int_eq(chmod(path, 0666), 0);
@@ -415,12 +415,12 @@ START_TEST(test_module_path_checked)
 
     o.module = "lib/softhsm/libsofthsm2.so";
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_USAGE);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "absolute path"));
 
     o.module = "no-such-module";
     ck_assert_int_eq(tok_open(&o, &t, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_MODULE);
+    ck_assert_int_eq(err.cls, ITL_E_MODULE);
     ck_assert_ptr_nonnull(strstr(err.msg, "no p11-kit module named 'no-such-module'"));
     ck_assert_ptr_nonnull(strstr(err.msg, "softhsm2"));
     ck_assert_ptr_null(t);
@@ -432,7 +432,7 @@ START_TEST(test_module_by_name_and_proxy)
     struct testlib_token tt;
     struct tok_pin pin;
     struct tok_status st;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
 
     testlib_make_token("itl-byname", &tt);
@@ -457,7 +457,7 @@ END_TEST
 START_TEST(test_mechanism_check)
 {
     struct testlib_token tt;
-    struct tok_err err;
+    struct itl_error err;
     struct tok *t;
 
     testlib_make_token("itl-mech", &tt);
@@ -466,7 +466,7 @@ START_TEST(test_mechanism_check)
     ck_assert_int_eq(tok_check_mechanism(t, CKM_SHA512_RSA_PKCS, &err), 0);
     /* SoftHSM2 has no ANSI X9.31 RSA */
     ck_assert_int_eq(tok_check_mechanism(t, CKM_RSA_X9_31, &err), -1);
-    ck_assert_int_eq(err.kind, TOK_E_MECHANISM);
+    ck_assert_int_eq(err.cls, ITL_E_MECHANISM);
     ck_assert_ptr_nonnull(strstr(err.msg, "does not offer CKM_RSA_X9_31 for signing"));
     /* present, but a digest: no CKF_SIGN */
     ck_assert_int_eq(tok_check_mechanism(t, CKM_SHA256, &err), -1);
@@ -479,13 +479,13 @@ END_TEST
 
 START_TEST(test_ckr_text)
 {
-    struct tok_err err;
+    struct itl_error err;
 
     ck_assert_str_eq(tok_ckr_name(CKR_PIN_INCORRECT), "CKR_PIN_INCORRECT");
     ck_assert_str_eq(tok_ckr_name(CKR_SESSION_HANDLE_INVALID), "CKR_SESSION_HANDLE_INVALID");
     ck_assert_str_eq(tok_ckr_name(0x80000001UL), "CKR_VENDOR_DEFINED");
     tok_ckr_err(&err, CKR_DEVICE_REMOVED, "signing");
-    ck_assert_int_eq(err.kind, TOK_E_NO_TOKEN);
+    ck_assert_int_eq(err.cls, ITL_E_NO_TOKEN);
     ck_assert_uint_eq(err.ckr, CKR_DEVICE_REMOVED);
     ck_assert_ptr_nonnull(strstr(err.msg, "signing: CKR_DEVICE_REMOVED (0x00000032: "));
     ck_assert_ptr_nonnull(strstr(err.msg, p11_kit_strerror(CKR_DEVICE_REMOVED)));

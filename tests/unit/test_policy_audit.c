@@ -16,7 +16,7 @@
 #define T0 ((time_t)1795452000)
 
 static char dir[512], log_path[600];
-static struct pol_err err;
+static struct itl_error err;
 
 static void setup(void)
 {
@@ -128,7 +128,7 @@ static void *write_many(void *arg)
     struct writer *w = arg;
     struct pol_peer peer = {.uid = (uid_t)w->id, .gid = 0, .pid = 1};
     char message[64];
-    struct pol_err e;
+    struct itl_error e;
 
     for (int i = 0; i < PER_THREAD; i++) {
         snprintf(message, sizeof message, "t%d-%d", w->id, i);

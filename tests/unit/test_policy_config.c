@@ -9,7 +9,7 @@
 #include <string.h>
 
 static struct pol_config cfg;
-static struct pol_err err;
+static struct itl_error err;
 
 static int parse(const char *text)
 {

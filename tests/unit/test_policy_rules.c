@@ -22,7 +22,7 @@ static const uint8_t other_cert[32] = {0x11, 0x22};
 
 static void config(const char *yaml)
 {
-    struct pol_err err;
+    struct itl_error err;
     ck_assert_msg(pol_config_parse(yaml, strlen(yaml), "test.yaml", &cfg, &err) == 0, "%s",
                   err.msg);
     memset(&st, 0, sizeof st);
@@ -245,7 +245,7 @@ START_TEST(test_validity)
     ck_allowed(pol_check_sign(&cfg, &st, &r, &d));
     ck_assert_int_eq(d.warn, 1);
     /* warnings accumulate, one per line */
-    char want[POL_ERR_LEN];
+    char want[ITL_ERROR_LEN];
     snprintf(want, sizeof want, "%s\n%s", POL_BACKUP_WARNING,
              "the signer certificate (ITLRecovery) expired at 2026-11-23T16:39:59Z");
     ck_assert_str_eq(d.warning, want);

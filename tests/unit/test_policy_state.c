@@ -16,7 +16,7 @@
 
 static char dir[512];
 static struct pol_config cfg;
-static struct pol_err err;
+static struct itl_error err;
 
 static void setup(void)
 {
@@ -410,7 +410,7 @@ START_TEST(test_concurrent_writers)
         pids[w] = fork();
         ck_assert_int_ge(pids[w], 0);
         if (pids[w] == 0) {
-            struct pol_err e;
+            struct itl_error e;
             struct pol_decision d;
             struct pol_state seen;
             for (int i = 0; i < CYCLES; i++) {

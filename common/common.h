@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common: what every layer needs and none owns. It includes nothing of ours; format, pkcs11,
+ * policy, signer and tools all build on it.
+ *
+ *   errors   one error type for the project: a class (what the caller does about it), the
+ *            PKCS#11 return value when there is one, and a message that each layer prefixes in
+ *            place ("reading /etc/x: line 3: ...") instead of copying between buffers
+ *   buf      a growable byte buffer with a size limit and a sticky failure flag (writers check
+ *            once, at the end), and a bounds-checked reader over bytes someone else owns
+ *            (OpenSSH's sshbuf is the model)
+ *   json     JSON strings with the audit log's rules: valid UTF-8 kept, everything else escaped
+ *   hex      lower- or upper-case hex with an optional separator, and its inverse
+ *   files    read with a limit, write-all, durable atomic replace of a file in a directory
+ *   ids      user and group lookups by name or number, thread-safe
+ *   time     the two time formats the project prints
+ *
+ * Functions that can fail return 0 on success and -1 on failure with *err filled in (err may be
+ * NULL when the caller only needs the verdict).
+ */
+#ifndef ITL_COMMON_COMMON_H
+#define ITL_COMMON_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* ---- Errors ---- */
+
+#define ITL_ERROR_LEN 1024
+
+/* What the caller does about a failure; the CLI turns it into an exit code, the service into
+ * a wire status. */
+enum itl_errclass {
+    ITL_E_NONE = 0,
+    ITL_E_USAGE,     /* bad argument, option, URI, configuration or file name */
+    ITL_E_INPUT,     /* malformed bytes, or not what the operation needs */
+    ITL_E_DENIED,    /* a rule said no */
+    ITL_E_IO,        /* a file or directory could not be read or written */
+    ITL_E_MODULE,    /* a PKCS#11 module cannot be loaded or initialised */
+    ITL_E_NO_TOKEN,  /* no token matches, or it is not present right now: retry later */
+    ITL_E_AMBIGUOUS, /* several tokens or objects match */
+    ITL_E_PIN,       /* wrong PIN, locked, final try, must change: never retried */
+    ITL_E_NO_KEY,    /* key or certificate not found */
+    ITL_E_MECHANISM, /* mechanism not supported or forbidden */
+    ITL_E_VERIFY,    /* a signature did not verify */
+    ITL_E_DEVICE,    /* another PKCS#11 failure */
+    ITL_E_INTERNAL,  /* out of memory, a broken invariant */
+};
+
+struct itl_error {
+    enum itl_errclass cls;
+    unsigned long ckr; /* the CK_RV when the failure came from a PKCS#11 module, else 0 */
+    char msg[ITL_ERROR_LEN];
+};
+
+/* Set class and message (ckr is reset to 0); returns -1 so callers can `return err_set(...)`.
+ * A message longer than the buffer ends in "...". */
+int err_set(struct itl_error *err, enum itl_errclass cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int err_setv(struct itl_error *err, enum itl_errclass cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* Like err_set, with errno's text appended: "<message>: <strerror(errnum)>"; class ITL_E_IO. */
+int err_errno(struct itl_error *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Put text in front of the message, in place, keeping class and ckr; returns -1. */
+int err_prefix(struct itl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void err_clear(struct itl_error *err);
+/* "usage", "input", ... for logs and the wire. */
+const char *err_class_name(enum itl_errclass cls);
+
+/* ---- Growable buffer ---- */
+
+/* The largest buffer any caller may grow, unless it sets a smaller limit. */
+#define BUF_MAX ((size_t)1 << 30)
+
+struct buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t limit; /* growing past this fails the buffer; 0 = BUF_MAX */
+    int failed;   /* sticky: out of memory or over the limit; later writes do nothing */
+    int wipe;     /* zero the memory before freeing or moving it (secrets) */
+};
+
+/* A zeroed struct buf is an empty buffer with limit BUF_MAX; these set the options. */
+void buf_init(struct buf *b, size_t limit);
+void buf_init_secret(struct buf *b, size_t limit);
+void buf_put(struct buf *b, const void *data, size_t n);
+void buf_put_u8(struct buf *b, uint8_t v);
+void buf_put_u16(struct buf *b, uint16_t v); /* big-endian */
+void buf_put_u32(struct buf *b, uint32_t v); /* big-endian */
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reserve n bytes at the end and return them (NULL once failed); len grows by n. */
+uint8_t *buf_append_space(struct buf *b, size_t n);
+/* Overwrite 2 bytes at `at` (already written) big-endian. */
+void buf_patch_u16(struct buf *b, size_t at, uint16_t v);
+/* The buffer's bytes NUL-terminated (not counted in len), or NULL once failed. */
+const char *buf_str(struct buf *b);
+/* Hand the bytes to the caller (free() them); the buffer is empty again. NULL once failed. */
+uint8_t *buf_take(struct buf *b, size_t *len);
+void buf_reset(struct buf *b); /* empty, keeping options and memory */
+void buf_free(struct buf *b);  /* wiped first if the buffer is secret */
+
+/* A bounds-checked reader over bytes the caller owns. Every read past the end fails and sets
+ * the sticky `failed`; a parser checks once. */
+struct reader {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+    int failed;
+};
+
+void rd_init(struct reader *r, const void *data, size_t len);
+size_t rd_left(const struct reader *r);
+int rd_u8(struct reader *r, uint8_t *v);
+int rd_u16(struct reader *r, uint16_t *v); /* big-endian */
+int rd_u32(struct reader *r, uint32_t *v); /* big-endian */
+/* Point *p at the next n bytes and step over them. */
+int rd_bytes(struct reader *r, size_t n, const uint8_t **p);
+int rd_skip(struct reader *r, size_t n);
+
+/* Big-endian loads from memory the caller has checked. */
+uint16_t load_u16(const uint8_t *p);
+uint32_t load_u32(const uint8_t *p);
+
+/* ---- JSON ---- */
+
+/* Append s (n bytes) as a quoted JSON string: valid UTF-8 is kept as is; ", \, control bytes
+ * and bytes that are not valid UTF-8 are escaped as \uXXXX (an invalid byte b as \u00bb), so
+ * every byte of the input can be read back from the record and the line stays one line. */
+void json_string(struct buf *b, const char *s, size_t n);
+void json_cstring(struct buf *b, const char *s); /* NUL-terminated; NULL is written as null */
+void json_hex(struct buf *b, const uint8_t *data, size_t n); /* "0a1b..." */
+
+/* ---- Hex ---- */
+
+/* out needs 2n+1 bytes without a separator, 3n with one (sep = 0: none). Returns out. */
+char *hex_lower(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
+char *hex_upper(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
+/* Exactly 2n hex digits (either case, no separator) into n bytes; -1 on anything else. */
+int hex_decode(const char *hex, uint8_t *out, size_t n);
+
+/* ---- Files ---- */
+
+#define FILE_NOFOLLOW 1u /* refuse a symlink as the last path component */
+
+/* Read a whole regular file of at most `limit` bytes into a new malloc'd buffer (NUL-terminated
+ * beyond *len, so text can be parsed in place). Errors name the path. */
+int file_read(const char *path, unsigned flags, size_t limit, uint8_t **out, size_t *len,
+              struct itl_error *err);
+/* The same from an open descriptor; `name` is used in messages. */
+int file_read_fd(int fd, const char *name, size_t limit, uint8_t **out, size_t *len,
+                 struct itl_error *err);
+/* write(2) until done, through EINTR and short writes; -1 with errno set. */
+int file_write_all(int fd, const void *data, size_t n);
+/* Replace dirfd/name with exactly these bytes, or leave it as it was: an unnamed O_TMPFILE
+ * (or, where the file system has none, a hidden ".NAME.tmp.XXXXXX"), fdatasync, linked in
+ * place, the directory fsync'd. `name` is one path component. When uid/gid are not -1 the
+ * file is given to them before it appears. */
+int file_replace_at(int dirfd, const char *name, const void *data, size_t n, mode_t mode, uid_t uid,
+                    gid_t gid, struct itl_error *err);
+/* The same for a path: its directory is opened, then file_replace_at. */
+int file_replace(const char *path, const void *data, size_t n, mode_t mode, struct itl_error *err);
+int file_sync_dir_of(const char *path, struct itl_error *err);
+
+/* ---- Users and groups ---- */
+
+/* A user by name, or by number when `name` is all digits; its primary group in *gid. */
+int ids_user(const char *name, uid_t *uid, gid_t *gid, struct itl_error *err);
+int ids_group(const char *name, gid_t *gid, struct itl_error *err);
+/* The user's name, or its number as text when it has none. Returns out. */
+const char *ids_user_name(uid_t uid, char *out, size_t size);
+const char *ids_group_name(gid_t gid, char *out, size_t size);
+/* 1 if `user` (with primary group `primary`) is a member of `gid`, 0 if not, -1 on error. */
+int ids_user_in_group(const char *user, gid_t primary, gid_t gid);
+
+/* ---- Time ---- */
+
+#define TIME_ISO_LEN 21 /* "2026-12-02T22:01:10Z" */
+
+/* RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ"; "-" for a time that cannot be shown. Returns out. */
+const char *time_iso(time_t t, char out[TIME_ISO_LEN]);
+/* "YYYY-MM-DD HH:MM:SS UTC" for people. */
+const char *time_human(time_t t, char *out, size_t size);
+
+#endif
