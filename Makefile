@@ -69,7 +69,7 @@ BINS := $(BUILD)/itl-sign $(BUILD)/itl-signd
 .SECONDARY:
 
 .PHONY: all deps demo check test unit integration asan valgrind fuzz fuzz-smoke fuzz-regress \
-	bench stress format-check clean
+	bench stress format-check clean libs print-libs
 
 all: $(BINS) $(UNIT_BINS) $(FAULT_LIB) $(BENCH_BINS) $(FUZZ_BINS)
 
@@ -119,6 +119,12 @@ $(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBS)
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+# The layer archives, and their link line (users before what they use), for scripts that link
+# their own binaries (tests/fuzz/run.sh): one list, here.
+libs: $(LIBS)
+print-libs:
+	@echo $(LIBS)
 
 deps:
 	@tools/install-deps.sh

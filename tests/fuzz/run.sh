@@ -12,8 +12,8 @@ build=${FUZZ_BUILD:-build-fuzz}
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
 make --no-print-directory BUILD=$build CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
-    SAN="$san -fsanitize=fuzzer-no-link" \
-    $build/libformat.a $build/libpkcs11tok.a $build/libpolicy.a $build/libsigner.a >/dev/null
+    SAN="$san -fsanitize=fuzzer-no-link" libs >/dev/null
+libs=$(make --no-print-directory -s BUILD=$build print-libs)
 
 targets=()
 for src in tests/fuzz/fuzz_*.c; do
@@ -40,8 +40,7 @@ for src in "${targets[@]}"; do
     case $name in fuzz_tlv_x509 | fuzz_config) [ -n "${FUZZ_TOTAL_SECONDS:-}" ] || t_secs=$((secs * 2)) ;; esac
     clang -std=c11 -D_GNU_SOURCE -O1 -g -I. $(pkg-config --cflags p11-kit-1 yaml-0.1 openssl) \
         $san -fsanitize=fuzzer -o "$bin" "$src" \
-        $build/libsigner.a $build/libpolicy.a $build/libpkcs11tok.a $build/libformat.a \
-        $(pkg-config --libs p11-kit-1 yaml-0.1 openssl) -pthread
+        $libs $(pkg-config --libs p11-kit-1 yaml-0.1 openssl) -pthread
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/ 2>/dev/null || true
     log=$build/$name.log
