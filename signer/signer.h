@@ -127,6 +127,9 @@ enum sgn_frame_type { SGN_FRAME_REQUEST = 1, SGN_FRAME_REPLY = 2 };
 int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type expect,
                     size_t max_payload, size_t *len, char *err, size_t err_size);
 
+/* The op byte a request carries for op (docs/protocol.md); -1 for an op with no number. */
+int sgn_wire_op_number(enum pol_op op, uint8_t *wire);
+
 /* Encode a request / reply into one frame (header + payload). *out is malloc'd. */
 int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t *out_len);
 int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, uint8_t **out,

@@ -40,6 +40,37 @@ enum field_tag {
     F_STATUS_JSON = 0x4a,
 };
 
+/* The op byte on the wire is the protocol's own number (docs/protocol.md, "Request fields"),
+ * mapped to policy's ops here and only here: reordering enum pol_op must not change the
+ * protocol. */
+static const struct {
+    uint8_t wire;
+    enum pol_op op;
+} wire_ops[] = {
+    {0, POL_OP_RESET},   {1, POL_OP_BUILD},  {2, POL_OP_SIGN},
+    {3, POL_OP_ENCRYPT}, {4, POL_OP_STATUS}, {5, POL_OP_KEY},
+};
+
+int sgn_wire_op_number(enum pol_op op, uint8_t *wire)
+{
+    for (size_t i = 0; i < sizeof wire_ops / sizeof wire_ops[0]; i++)
+        if (wire_ops[i].op == op) {
+            *wire = wire_ops[i].wire;
+            return 0;
+        }
+    return -1;
+}
+
+static int op_of_wire_number(uint8_t wire, enum pol_op *op)
+{
+    for (size_t i = 0; i < sizeof wire_ops / sizeof wire_ops[0]; i++)
+        if (wire_ops[i].wire == wire) {
+            *op = wire_ops[i].op;
+            return 0;
+        }
+    return -1;
+}
+
 static void put_u16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -161,8 +192,11 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     struct frame f;
     uint8_t ts[4], fn[2];
 
+    uint8_t op;
+    if (sgn_wire_op_number(req->op, &op))
+        return -1;
     frame_begin(&f);
-    frame_u8(&f, F_OP, (uint8_t)req->op);
+    frame_u8(&f, F_OP, op);
     frame_str(&f, F_FILENAME, req->filename);
     frame_bytes(&f, F_DATA, req->data ? req->data : (const uint8_t *)"", req->len);
     if (req->digest)
@@ -358,11 +392,10 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         case F_OP:
             if (field_u8(&f, &v, err, err_size))
                 return -1;
-            if (v >= POL_OP_COUNT) {
+            if (op_of_wire_number(v, &req->op)) {
                 sgn_set_err(err, err_size, "unknown operation %u", v);
                 return -1;
             }
-            req->op = (enum pol_op)v;
             break;
         case F_FILENAME:
             if (field_str(&f, &req->filename, err, err_size))

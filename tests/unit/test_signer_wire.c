@@ -29,6 +29,40 @@ static uint8_t *encode_sample(size_t *len)
     return frame;
 }
 
+/* The protocol's op numbers are fixed by docs/protocol.md, whatever order enum pol_op has;
+ * every op policy knows has one, and a frame carries exactly that byte. */
+START_TEST(op_numbers_are_the_protocol_s)
+{
+    static const struct {
+        enum pol_op op;
+        uint8_t wire;
+    } documented[] = {{POL_OP_RESET, 0},   {POL_OP_BUILD, 1},  {POL_OP_SIGN, 2},
+                      {POL_OP_ENCRYPT, 3}, {POL_OP_STATUS, 4}, {POL_OP_KEY, 5}};
+    ck_assert_uint_eq(sizeof documented / sizeof documented[0], POL_OP_COUNT);
+    for (size_t i = 0; i < POL_OP_COUNT; i++) {
+        uint8_t wire = 0xff, *frame;
+        size_t len, payload_len;
+        char err[256];
+        struct sgn_request req = {.op = documented[i].op, .filename = "x"}, back;
+        ck_assert_int_eq(sgn_wire_op_number(documented[i].op, &wire), 0);
+        ck_assert_uint_eq(wire, documented[i].wire);
+        ck_assert_int_eq(sgn_wire_encode_request(&req, &frame, &len), 0);
+        /* The first field: tag 0x01, length 1, the op byte. */
+        ck_assert_uint_eq(frame[SGN_WIRE_HEADER_LEN], 0x01);
+        ck_assert_uint_eq(frame[SGN_WIRE_HEADER_LEN + 5], documented[i].wire);
+        ck_assert_int_eq(
+            sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, err, sizeof err), 0);
+        ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &back,
+                                                 certs, err, sizeof err),
+                         0);
+        ck_assert_int_eq(back.op, documented[i].op);
+        free(frame);
+    }
+    uint8_t wire;
+    ck_assert_int_eq(sgn_wire_op_number(POL_OP_COUNT, &wire), -1);
+}
+END_TEST
+
 START_TEST(request_round_trip)
 {
     size_t len, payload_len;
@@ -213,6 +247,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_test(tc, op_numbers_are_the_protocol_s);
     tcase_add_test(tc, request_round_trip);
     tcase_add_test(tc, reply_round_trip);
     tcase_add_test(tc, reply_out_name_is_a_base_name);
