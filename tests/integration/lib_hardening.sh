@@ -36,7 +36,6 @@ hard_init() {
 
 hard_keys() {
     svc_make_token
-    TOK=(--module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
     "$CLI" "${TOK[@]}" key generate --label CallManager --subject "CN=cucm-pub,O=itl-sign-test" \
         --cert-out "$T/tftp.pem" >"$T/keygen.log" 2>&1 || fail "key generate CallManager: $(cat "$T/keygen.log")"
     "$CLI" "${TOK[@]}" key generate --label ITLRecovery \

@@ -2,8 +2,11 @@
 # Helpers for the itl-signd integration tests (sourced by tests/integration/test_service.sh).
 #
 #   svc_init                  temp dir $T (removed on exit), binaries, python helper
+#   svc_need_root WHY         fail unless running as root (WHY says what needs it)
+#   svc_test_user             the unprivileged peer itlsvc-test (created once, kept): TEST_USER
 #   svc_make_token            a SoftHSM2 token in $T/token: sets SOFTHSM2_CONF, ITL_MODULE,
-#                             ITL_TOKEN_URI, ITL_PIN_FILE
+#                             ITL_TOKEN_URI, ITL_PIN_FILE and TOK=(--module .. --token .. --pin-file ..)
+#   svc_make_keys             the TFTP (CallManager) and ITL Recovery keys on that token
 #   svc_config FILE [YAML]    a service config for the temp dir (+ extra YAML lines)
 #   svc_start CONFIG [ARGS]   start itl-signd --foreground in the background: SVC_PID, $T/signd.log
 #   svc_stop                  SIGTERM, wait; the exit code in SVC_RC
@@ -53,11 +56,32 @@ svc_init() {
     svc_write_wire_py "$T/wire.py"
 }
 
+svc_need_root() {
+    [ "$(id -u)" -eq 0 ] || fail "runs as root ($1)"
+}
+
+# Kept afterwards: test runs that overlap must not delete it under each other.
+svc_test_user() {
+    TEST_USER=itlsvc-test
+    id "$TEST_USER" >/dev/null 2>&1 ||
+        useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER" ||
+        id "$TEST_USER" >/dev/null 2>&1 || fail "useradd $TEST_USER"
+}
+
 svc_make_token() {
     local out
     out=$("$ITL_SRC/softhsm-conf/make-token.sh" "$T/token" itl-svc) || fail "make-token.sh failed"
     eval "$out"
     export SOFTHSM2_CONF ITL_MODULE ITL_TOKEN_URI ITL_PIN_FILE
+    TOK=(--module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
+}
+
+# The cluster's two keys, made by `itl-sign key generate` (sensitive, sign-only) as an admin does.
+svc_make_keys() {
+    "$CLI" "${TOK[@]}" key generate --label CallManager --subject "CN=cucm-pub,O=test" \
+        >"$T/keygen.log" 2>&1 || { cat "$T/keygen.log"; fail "key generate CallManager"; }
+    "$CLI" "${TOK[@]}" key generate --label ITLRecovery --subject "CN=ITLRECOVERY_cucm-pub,O=test" \
+        >>"$T/keygen.log" 2>&1 || { cat "$T/keygen.log"; fail "key generate ITLRecovery"; }
 }
 
 # svc_config FILE [EXTRA-YAML]: socket in $T/run, state in $T/state, audit log in $T/log.

@@ -16,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (like test_service.sh)"
+svc_need_root "like test_service.sh"
 hard_init
 hard_keys
 N_SIGN=100 N_RESET=60 N_SVC=40

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (like test_service.sh)"
+svc_need_root "like test_service.sh"
 hard_init
 hard_keys
 FAULT=$ITL_BUILD/tests/libfaultp11.so

@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
+svc_need_root "it switches uids with setpriv"
 hard_init
 hard_keys
 PER_CLIENT=1000

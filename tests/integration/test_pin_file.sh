@@ -8,7 +8,7 @@ set -u
 set -o pipefail
 . "$(dirname "$0")/lib_service.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it chowns a PIN file to another uid)"
+svc_need_root "it chowns a PIN file to another uid"
 GUARD=30
 svc_init
 svc_make_token

@@ -13,14 +13,10 @@ set -u
 set -o pipefail
 . "$(dirname "$0")/lib_service.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
+svc_need_root "it switches uids with setpriv"
 svc_init
 svc_make_token
-TOK=(--module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
-TEST_USER=itlsvc-test
-id "$TEST_USER" >/dev/null 2>&1 ||
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER" ||
-    id "$TEST_USER" >/dev/null 2>&1 || fail "useradd $TEST_USER"
+svc_test_user
 uid=$(id -u "$TEST_USER")
 gid=$(id -g "$TEST_USER")
 as_user() { setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"; }

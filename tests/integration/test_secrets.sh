@@ -14,12 +14,11 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_hardening.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
+svc_need_root "it switches uids with setpriv"
 hard_init
 hard_keys
-USER2=itlsvc-test
-id "$USER2" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$USER2" ||
-    fail "useradd $USER2"
+svc_test_user
+USER2=$TEST_USER
 
 # ---- a distinctive PIN: nothing else in the tests contains it ----
 NEWPIN="Pin-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')-Zq7"

@@ -8,22 +8,14 @@ set -u
 set -o pipefail
 . "$(dirname "$0")/lib_service.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
+svc_need_root "it switches uids with setpriv"
 svc_init
 svc_make_token
-TOK=(--module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
 PIN=$(cat "$ITL_PIN_FILE")
-TEST_USER=itlsvc-test
-# Kept afterwards: test runs that overlap must not delete it under each other.
-id "$TEST_USER" >/dev/null 2>&1 ||
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER" ||
-    id "$TEST_USER" >/dev/null 2>&1 || fail "useradd $TEST_USER"
+svc_test_user
 
 # ---- keys: TFTP (CallManager) and ITL Recovery, made on the token by the key commands ----
-"$CLI" "${TOK[@]}" key generate --label CallManager --subject "CN=cucm-pub,O=test" \
-    >"$T/keygen.log" 2>&1 || { cat "$T/keygen.log"; fail "key generate CallManager"; }
-"$CLI" "${TOK[@]}" key generate --label ITLRecovery --subject "CN=ITLRECOVERY_cucm-pub,O=test" \
-    >>"$T/keygen.log" 2>&1 || { cat "$T/keygen.log"; fail "key generate ITLRecovery"; }
+svc_make_keys
 for label in CallManager ITLRecovery; do
     pkcs11-tool --module "$ITL_MODULE" --token-label itl-svc --read-object --type cert \
         --label "$label" -o "$T/$label.der" >/dev/null 2>&1 || fail "export the $label certificate"

@@ -10,13 +10,10 @@ set -u
 set -o pipefail
 . "$(dirname "$0")/lib_service.sh"
 
-[ "$(id -u)" -eq 0 ] || fail "runs as root (it switches uids with setpriv)"
+svc_need_root "it switches uids with setpriv"
 svc_init
 svc_make_token
-TEST_USER=itlsvc-test
-id "$TEST_USER" >/dev/null 2>&1 ||
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER" ||
-    id "$TEST_USER" >/dev/null 2>&1 || fail "useradd $TEST_USER"
+svc_test_user
 mkdir -p "$T/run" "$T/out" && chmod 0755 "$T/run" && chmod 0777 "$T/out"
 S=$T/run/socket
 # Prefixes, not functions: a peer started in the background must be the process $! names.

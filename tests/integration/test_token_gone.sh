@@ -12,7 +12,6 @@ set -o pipefail
 
 svc_init
 svc_make_token
-TOK=(--module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
 PIN=$(cat "$ITL_PIN_FILE")
 for label in CallManager ITLRecovery; do
     "$CLI" "${TOK[@]}" key generate --label "$label" --subject "CN=$label,O=test" \
