@@ -100,10 +100,14 @@ uint8_t *buf_append_space(struct buf *b, size_t n);
 void buf_patch_u16(struct buf *b, size_t at, uint16_t v);
 /* The buffer's bytes NUL-terminated (not counted in len), or NULL once failed. */
 const char *buf_str(struct buf *b);
-/* Hand the bytes to the caller (free() them); the buffer is empty again. NULL once failed. */
+/* Hand the bytes to the caller (free() them; NUL-terminated beyond *len); the buffer is empty
+ * again. NULL once failed, and then the buffer's memory is already released. */
 uint8_t *buf_take(struct buf *b, size_t *len);
-void buf_reset(struct buf *b); /* empty, keeping options and memory */
-void buf_free(struct buf *b);  /* wiped first if the buffer is secret */
+/* Empty, and no longer failed, keeping options and memory (wiped if secret). */
+void buf_reset(struct buf *b);
+/* Release the memory (wiped first if the buffer is secret); the options stay, so a buffer
+ * reused after buf_free is still limited and still secret. */
+void buf_free(struct buf *b);
 
 /* A bounds-checked reader over bytes the caller owns. Every read past the end fails and sets
  * the sticky `failed`; a parser checks once. */
@@ -119,7 +123,8 @@ size_t rd_left(const struct reader *r);
 int rd_u8(struct reader *r, uint8_t *v);
 int rd_u16(struct reader *r, uint16_t *v); /* big-endian */
 int rd_u32(struct reader *r, uint32_t *v); /* big-endian */
-/* Point *p at the next n bytes and step over them. */
+/* On failure *v is 0 (and *p NULL), and every later read fails too. rd_left is 0 once failed.
+ * Point *p at the next n bytes and step over them. */
 int rd_bytes(struct reader *r, size_t n, const uint8_t **p);
 int rd_skip(struct reader *r, size_t n);
 
@@ -129,16 +134,19 @@ uint32_t load_u32(const uint8_t *p);
 
 /* ---- JSON ---- */
 
-/* Append s (n bytes) as a quoted JSON string: valid UTF-8 is kept as is; ", \, control bytes
- * and bytes that are not valid UTF-8 are escaped as \uXXXX (an invalid byte b as \u00bb), so
- * every byte of the input can be read back from the record and the line stays one line. */
+/* Append s (n bytes) as a quoted JSON string: valid UTF-8 is kept as is (overlong forms,
+ * surrogates and code points above U+10FFFF are not valid); " and \ as \" and \\, newline and
+ * tab as \n and \t; other control bytes, DEL and bytes that are not valid UTF-8 as \u00XX per
+ * byte (an invalid byte bb as \u00bb), so every byte of the input can be read back from the
+ * record (valid characters are never escaped) and the line stays one line. */
 void json_string(struct buf *b, const char *s, size_t n);
 void json_cstring(struct buf *b, const char *s); /* NUL-terminated; NULL is written as null */
 void json_hex(struct buf *b, const uint8_t *data, size_t n); /* "0a1b..." */
 
 /* ---- Hex ---- */
 
-/* out needs 2n+1 bytes without a separator, 3n with one (sep = 0: none). Returns out. */
+/* out needs 2n+1 bytes without a separator, 3n with one (sep = 0: none); a smaller out gets
+ * as many whole bytes as fit, NUL-terminated. Returns out. */
 char *hex_lower(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
 char *hex_upper(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
 /* Exactly 2n hex digits (either case, no separator) into n bytes; -1 on anything else. */
@@ -158,33 +166,44 @@ int file_read_fd(int fd, const char *name, size_t limit, uint8_t **out, size_t *
 /* write(2) until done, through EINTR and short writes; -1 with errno set. */
 int file_write_all(int fd, const void *data, size_t n);
 /* Replace dirfd/name with exactly these bytes, or leave it as it was: an unnamed O_TMPFILE
- * (or, where the file system has none, a hidden ".NAME.tmp.XXXXXX"), fdatasync, linked in
- * place, the directory fsync'd. `name` is one path component. When uid/gid are not -1 the
- * file is given to them before it appears. */
+ * (or, where the file system has none, a hidden ".NAME.tmp.XXXXXX"), fsync (not fdatasync: the
+ * owner must be durable too), linked in place, the directory fsync'd. `name` is one path
+ * component of at most 200 bytes. When uid/gid are not -1 the file is given to them before it
+ * appears. */
 int file_replace_at(int dirfd, const char *name, const void *data, size_t n, mode_t mode, uid_t uid,
                     gid_t gid, struct itl_error *err);
 /* The same for a path: its directory is opened, then file_replace_at. */
 int file_replace(const char *path, const void *data, size_t n, mode_t mode, struct itl_error *err);
+/* file_replace without the directory fsync, for a batch that calls file_sync_dir_of once at
+ * the end: the new names are durable only after that. */
+int file_replace_no_dir_sync(const char *path, const void *data, size_t n, mode_t mode,
+                             struct itl_error *err);
+/* fsync the directory holding path; on failure errno is kept for the caller to look at. */
 int file_sync_dir_of(const char *path, struct itl_error *err);
 
 /* ---- Users and groups ---- */
 
-/* A user by name, or by number when `name` is all digits; its primary group in *gid. */
+/* A user by name, or by number when `name` is all digits (the name is tried first); the user
+ * must exist: its primary group goes in *gid (gid may be NULL). "no such user" is ITL_E_USAGE. */
 int ids_user(const char *name, uid_t *uid, gid_t *gid, struct itl_error *err);
+/* A group by name, or by number when all digits (a number needs no group entry). */
 int ids_group(const char *name, gid_t *gid, struct itl_error *err);
 /* The user's name, or its number as text when it has none. Returns out. */
 const char *ids_user_name(uid_t uid, char *out, size_t size);
 const char *ids_group_name(gid_t gid, char *out, size_t size);
-/* 1 if `user` (with primary group `primary`) is a member of `gid`, 0 if not, -1 on error. */
+/* 1 if `user` (with primary group `primary`) is a member of `gid`, 0 if not, -1 on error
+ * (getgrouplist: the group database's member lists). */
 int ids_user_in_group(const char *user, gid_t primary, gid_t gid);
 
 /* ---- Time ---- */
 
 #define TIME_ISO_LEN 21 /* "2026-12-02T22:01:10Z" */
 
-/* RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ"; "-" for a time that cannot be shown. Returns out. */
+/* RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ"; "-" for a time that cannot be shown (a year outside
+ * 0..9999). Returns out. */
 const char *time_iso(time_t t, char out[TIME_ISO_LEN]);
-/* "YYYY-MM-DD HH:MM:SS UTC" for people. */
+/* "YYYY-MM-DD HH:MM:SS UTC" for people; the number of seconds as text when it cannot be
+ * shown. Returns out. */
 const char *time_human(time_t t, char *out, size_t size);
 
 #endif

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/* common: reading with a limit, refusing links and non-files, the atomic replace and its
+ * failures (the old file stays, no temporary is left). */
+#include "common/common.h"
+#include "tests/unit/testlib.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[512], path[600];
+static struct itl_error err;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "%s", testlib_tmpdir("commonfile"));
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+}
+
+static void teardown(void)
+{
+    testlib_sh("rm -rf '%s'", dir);
+}
+
+/* How many entries the directory holds, besides . and .. */
+static int entries(const char *d)
+{
+    DIR *dp = opendir(d);
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(dp);
+    while ((e = readdir(dp)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(dp);
+    return n;
+}
+
+START_TEST(test_read_limit)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    testlib_write(path, "hello", 5);
+    ck_assert_msg(file_read(path, 0, 5, &data, &len, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_str_eq((char *)data, "hello"); /* NUL-terminated beyond len */
+    free(data);
+    ck_assert_int_eq(file_read(path, 0, 4, &data, &len, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "larger than the limit of 4 bytes"));
+    ck_assert_ptr_nonnull(strstr(err.msg, path));
+}
+END_TEST
+
+START_TEST(test_read_empty_and_large)
+{
+    uint8_t *data = NULL, *big = malloc(300000);
+    size_t len = 99;
+
+    testlib_write(path, "", 0);
+    ck_assert_int_eq(file_read(path, 0, 0, &data, &len, &err), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_uint_eq(data[0], 0);
+    free(data);
+    /* Several reads and reallocations: bigger than the first chunk. */
+    for (size_t i = 0; i < 300000; i++)
+        big[i] = (uint8_t)(i * 7);
+    testlib_write(path, big, 300000);
+    ck_assert_int_eq(file_read(path, 0, 300000, &data, &len, &err), 0);
+    ck_assert_uint_eq(len, 300000);
+    ck_assert_mem_eq(data, big, 300000);
+    free(data);
+    ck_assert_int_eq(file_read(path, 0, 299999, &data, &len, &err), -1);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_read_refuses_symlink_with_nofollow)
+{
+    char link[700];
+    uint8_t *data = NULL;
+    size_t len;
+
+    testlib_write(path, "x", 1);
+    snprintf(link, sizeof link, "%s/link", dir);
+    ck_assert_int_eq(symlink(path, link), 0);
+    ck_assert_int_eq(file_read(link, FILE_NOFOLLOW, 100, &data, &len, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "symbolic link"));
+    /* Without the flag the link is followed. */
+    ck_assert_int_eq(file_read(link, 0, 100, &data, &len, &err), 0);
+    ck_assert_uint_eq(len, 1);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_read_refuses_non_files)
+{
+    char fifo[700], missing[700];
+    uint8_t *data = NULL;
+    size_t len;
+
+    ck_assert_int_eq(file_read(dir, 0, 100, &data, &len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "a directory, not a regular file"));
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    /* Would hang if the FIFO were opened for blocking reads. */
+    ck_assert_int_eq(file_read(fifo, 0, 100, &data, &len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "a FIFO, not a regular file"));
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    ck_assert_int_eq(file_read(missing, 0, 100, &data, &len, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "No such file"));
+}
+END_TEST
+
+START_TEST(test_read_fd_pipe)
+{
+    int p[2];
+    uint8_t *data = NULL;
+    size_t len;
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(file_write_all(p[1], "secret\n", 7), 0);
+    close(p[1]);
+    ck_assert_int_eq(file_read_fd(p[0], "the pipe", 100, &data, &len, &err), 0);
+    close(p[0]);
+    ck_assert_uint_eq(len, 7);
+    ck_assert_mem_eq(data, "secret\n", 7);
+    free(data);
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(file_write_all(p[1], "12345", 5), 0);
+    close(p[1]);
+    ck_assert_int_eq(file_read_fd(p[0], "the pipe", 4, &data, &len, &err), -1);
+    close(p[0]);
+    ck_assert_ptr_nonnull(strstr(err.msg, "the pipe is larger"));
+}
+END_TEST
+
+START_TEST(test_replace_at)
+{
+    struct stat st;
+    size_t len;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+    ck_assert_int_ge(dfd, 0);
+    ck_assert_msg(file_replace_at(dfd, "f.txt", "one", 3, 0640, (uid_t)-1, (gid_t)-1, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_msg(file_replace_at(dfd, "f.txt", "second", 6, 0640, (uid_t)-1, (gid_t)-1, &err) == 0,
+                  "%s", err.msg);
+    char *text = (char *)testlib_read(path, &len);
+    ck_assert_str_eq(text, "second");
+    free(text);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640 & ~0022u & 0777);
+    ck_assert_int_eq(entries(dir), 1); /* no temporary left */
+    ck_assert_int_eq(file_replace_at(dfd, "x/y", "z", 1, 0600, (uid_t)-1, (gid_t)-1, &err), -1);
+    ck_assert_int_eq(file_replace_at(dfd, "", "z", 1, 0600, (uid_t)-1, (gid_t)-1, &err), -1);
+    close(dfd);
+}
+END_TEST
+
+START_TEST(test_replace_at_gives_owner)
+{
+    struct stat st;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    /* Root may give the file away; anyone else may give it to themselves. */
+    uid_t uid = geteuid() == 0 ? 4321 : geteuid();
+    gid_t gid = geteuid() == 0 ? 4322 : getegid();
+
+    ck_assert_int_ge(dfd, 0);
+    ck_assert_msg(file_replace_at(dfd, "owned", "x", 1, 0600, uid, gid, &err) == 0, "%s", err.msg);
+    close(dfd);
+    snprintf(path, sizeof path, "%s/owned", dir);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_uid, uid);
+    ck_assert_uint_eq(st.st_gid, gid);
+}
+END_TEST
+
+START_TEST(test_replace_failure_keeps_old_file)
+{
+    struct rlimit old, small = {.rlim_cur = 8, .rlim_max = RLIM_INFINITY};
+    char big[64];
+    size_t len;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+    ck_assert_int_ge(dfd, 0);
+    testlib_write(path, "old", 3);
+    memset(big, 'n', sizeof big);
+    /* A write past RLIMIT_FSIZE fails with EFBIG (SIGXFSZ ignored) half-way through. */
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = file_replace_at(dfd, "f.txt", big, sizeof big, 0600, (uid_t)-1, (gid_t)-1, &err);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    close(dfd);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.cls, ITL_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot write f.txt"));
+    char *text = (char *)testlib_read(path, &len);
+    ck_assert_str_eq(text, "old");
+    free(text);
+    ck_assert_int_eq(entries(dir), 1);
+}
+END_TEST
+
+START_TEST(test_replace_path_and_sync)
+{
+    char sub[700], bad[700];
+    size_t len;
+
+    ck_assert_msg(file_replace(path, "abc", 3, 0600, &err) == 0, "%s", err.msg);
+    ck_assert_msg(file_replace_no_dir_sync(path, "abcd", 4, 0600, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(file_sync_dir_of(path, &err), 0);
+    char *text = (char *)testlib_read(path, &len);
+    ck_assert_str_eq(text, "abcd");
+    free(text);
+    ck_assert_int_eq(entries(dir), 1);
+    /* A path naming a directory, and a missing directory, named in the message. */
+    snprintf(sub, sizeof sub, "%s/", dir);
+    ck_assert_int_eq(file_replace(sub, "x", 1, 0600, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
+    ck_assert_int_eq(file_replace("", "x", 1, 0600, &err), -1);
+    snprintf(bad, sizeof bad, "%s/missing/f", dir);
+    ck_assert_int_eq(file_replace(bad, "x", 1, 0600, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/missing"));
+    ck_assert_int_eq(file_sync_dir_of(bad, &err), -1);
+    ck_assert_int_eq(errno, ENOENT); /* kept for callers that tolerate a missing directory */
+}
+END_TEST
+
+START_TEST(test_write_all)
+{
+    int p[2];
+    char back[5];
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(file_write_all(p[1], "hello", 5), 0);
+    ck_assert_int_eq(read(p[0], back, 5), 5);
+    ck_assert_mem_eq(back, "hello", 5);
+    close(p[0]);
+    signal(SIGPIPE, SIG_IGN);
+    ck_assert_int_eq(file_write_all(p[1], "x", 1), -1);
+    ck_assert_int_eq(errno, EPIPE);
+    signal(SIGPIPE, SIG_DFL);
+    close(p[1]);
+    ck_assert_int_eq(file_write_all(-1, "x", 1), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("common_file");
+    TCase *tc = tcase_create("file");
+    SRunner *sr;
+    int failed;
+
+    umask(022);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_read_limit);
+    tcase_add_test(tc, test_read_empty_and_large);
+    tcase_add_test(tc, test_read_refuses_symlink_with_nofollow);
+    tcase_add_test(tc, test_read_refuses_non_files);
+    tcase_add_test(tc, test_read_fd_pipe);
+    tcase_add_test(tc, test_replace_at);
+    tcase_add_test(tc, test_replace_at_gives_owner);
+    tcase_add_test(tc, test_replace_failure_keeps_old_file);
+    tcase_add_test(tc, test_replace_path_and_sync);
+    tcase_add_test(tc, test_write_all);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
