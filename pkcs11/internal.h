@@ -151,6 +151,24 @@ CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv);
  * retrying within the retry budget when the session, login or token was lost. */
 typedef int (*tok_session_fn)(struct tok *t, CK_SESSION_HANDLE h, void *ctx, struct itl_error *err);
 int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct itl_error *err);
+/* What an operation adds to the common retry loop (tok_run_with); any hook may be NULL.
+ * The loop itself: a lost session / login / token is rebuilt and the attempt repeated, up to the
+ * retry budget; a PIN the token rejected is never sent again (tok_rebuild refuses). in_fn: the
+ * failure came from fn (0: no session could be had). */
+struct tok_retry_rules {
+    /* fn explains its own failures (else tok_explain_failure is called on them) */
+    int fn_explains_failure;
+    /* called with the session's generation before fn runs on it */
+    void (*session_taken)(void *ctx, unsigned long generation);
+    /* 1: retry at once without a rebuild (uses up an attempt) */
+    int (*retry_at_once)(void *ctx, int in_fn, const struct itl_error *err);
+    /* 1: close the failed pool session even though no rebuild is needed */
+    int (*session_spoiled)(void *ctx, const struct itl_error *err);
+    /* the final error (after_rebuild: the budget ran out); returns -1 */
+    int (*give_up)(void *ctx, int in_fn, int after_rebuild, struct itl_error *err);
+};
+int tok_run_with(struct tok *t, int mgmt, tok_session_fn fn, void *ctx,
+                 const struct tok_retry_rules *rules, struct itl_error *err);
 unsigned tok_budget(const struct tok *t);
 
 /* Test hook: C_CloseAllSessions on our slot between two operations, as a token reset would.
@@ -189,5 +207,31 @@ int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTR
 /* The private key labelled `label` (exactly one), by class. */
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
                  const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct itl_error *err);
+
+/* ---- Shared between the files of pkcs11/ (module, login, session, create) ---- */
+
+struct cert_attrs {
+    uint8_t *value, *subject, *issuer, *serial;
+    int value_len, subject_len, issuer_len, serial_len;
+};
+
+int tok_find_token_again(struct tok *t, struct itl_error *err);
+int tok_open_login_session(struct tok *t, struct itl_error *err);
+int tok_load_modules(struct tok *t, struct itl_error *err);
+int tok_pin_rejected_err(struct tok *t, struct itl_error *err);
+void tok_backoff(unsigned attempt);
+void tok_pool_drain(struct tok *t);
+void tok_pool_resume(struct tok *t);
+int tok_check_label_id(const char *label, const uint8_t *id, size_t id_len, struct itl_error *err);
+int tok_refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *id,
+                        size_t id_len, struct itl_error *err);
+void tok_destroy_objects(struct tok *t, CK_SESSION_HANDLE h, const CK_OBJECT_HANDLE *o, size_t n);
+int tok_cert_attrs_get(X509 *x, struct cert_attrs *ca);
+void tok_cert_attrs_free(struct cert_attrs *ca);
+CK_RV tok_create_cert_object(struct tok *t, CK_SESSION_HANDLE h, const struct cert_attrs *ca,
+                             const char *label, const uint8_t *id, size_t id_len,
+                             CK_OBJECT_HANDLE *o);
+int tok_check_protected(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
+                        struct itl_error *err);
 
 #endif

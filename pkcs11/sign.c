@@ -422,6 +422,90 @@ static int sign_error(struct tok *t, struct tok_key *k, CK_MECHANISM_TYPE mech, 
     return tok_ckr_err(err, rv, what);
 }
 
+/* One signing, as the common retry loop sees it. */
+struct sign_ctx {
+    struct tok_key *k;
+    CK_MECHANISM_TYPE mech;
+    const uint8_t *in;
+    size_t in_len;
+    uint8_t *sig;
+    size_t sig_cap, out_len;
+    unsigned long generation; /* of the session the attempt runs on */
+    int in_sign;              /* the failure came from C_SignInit / C_Sign, not the key lookup */
+    int always_auth;
+    int refound; /* the key handle was looked up again once already */
+};
+
+static void sign_session_taken(void *vctx, unsigned long generation)
+{
+    struct sign_ctx *c = vctx;
+    c->generation = generation;
+    c->in_sign = 0;
+}
+
+static int sign_attempt(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
+{
+    struct sign_ctx *c = vctx;
+    CK_OBJECT_HANDLE key;
+    CK_RV rv;
+
+    if (key_handle(c->k, h, c->generation, &key, err) != 0) {
+        tok_explain_failure(t, h, err);
+        return -1;
+    }
+    c->in_sign = 1;
+    c->out_len = c->sig_cap;
+    c->always_auth = c->k->always_authenticate;
+    rv = tok_sign_in_session(t, h, key, c->mech, c->always_auth, c->in, c->in_len, c->sig,
+                             &c->out_len);
+    /* SoftHSM2 answers a lost login or a lost token with "no such key" */
+    rv = tok_failure_cause(t, h, rv);
+    if (rv == CKR_OK)
+        return 0;
+    return sign_error(t, c->k, c->mech, rv, "", err);
+}
+
+/* A context-specific login leaves the session in a state we do not reuse. */
+static int sign_session_spoiled(void *vctx, const struct itl_error *err)
+{
+    const struct sign_ctx *c = vctx;
+    (void)err;
+    return c->in_sign && c->always_auth;
+}
+
+/* Key handles may not survive a re-login on some tokens: look the key up again, once. */
+static int sign_retry_at_once(void *vctx, int in_fn, const struct itl_error *err)
+{
+    struct sign_ctx *c = vctx;
+
+    if (c->refound || (in_fn && !c->in_sign))
+        return 0;
+    if (err->ckr != CKR_KEY_HANDLE_INVALID && err->ckr != CKR_OBJECT_HANDLE_INVALID)
+        return 0;
+    c->refound = 1;
+    key_handle_forget(c->k);
+    return 1;
+}
+
+/* A failed key lookup keeps its own message unless the budget ran out. */
+static int sign_give_up(void *vctx, int in_fn, int after_rebuild, struct itl_error *err)
+{
+    struct sign_ctx *c = vctx;
+
+    if (in_fn && !c->in_sign && !after_rebuild)
+        return -1;
+    return sign_error(c->k->t, c->k, c->mech, err->ckr,
+                      after_rebuild ? ", gave up after rebuilding" : "", err);
+}
+
+static const struct tok_retry_rules sign_retry_rules = {
+    .fn_explains_failure = 1,
+    .session_taken = sign_session_taken,
+    .retry_at_once = sign_retry_at_once,
+    .session_spoiled = sign_session_spoiled,
+    .give_up = sign_give_up,
+};
+
 int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size_t msg_len,
              const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
@@ -431,10 +515,8 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
     const uint8_t *in;
     size_t in_len, out_len = 0;
     CK_MECHANISM_TYPE mech;
-    unsigned budget = tok_budget(t);
-    int refound = 0;
+    struct sign_ctx sc;
     EVP_PKEY_CTX *vctx;
-    CK_RV rv = CKR_OK;
 
     if (!err)
         err = &scratch;
@@ -470,45 +552,11 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
     if (tok_check_mechanism(t, mech, err) != 0)
         return -1;
 
-    for (unsigned attempt = 0;; attempt++) {
-        CK_SESSION_HANDLE h;
-        CK_OBJECT_HANDLE key;
-        unsigned long gen;
-        size_t idx;
-        int always_auth;
-
-        if (tok_ensure_present(t, err) != 0)
-            return -1;
-        if (tok_session_get(t, &idx, &h, &gen, err) != 0) {
-            rv = err->ckr;
-        } else if (key_handle(k, h, gen, &key, err) != 0) {
-            tok_explain_failure(t, h, err);
-            tok_session_put(t, idx, tok_rv_needs_rebuild(err->ckr));
-            if (!tok_rv_needs_rebuild(err->ckr))
-                return -1;
-            rv = err->ckr;
-        } else {
-            out_len = *sig_len;
-            always_auth = k->always_authenticate;
-            rv = tok_sign_in_session(t, h, key, mech, always_auth, in, in_len, sig, &out_len);
-            /* SoftHSM2 answers a lost login or a lost token with "no such key" */
-            rv = tok_failure_cause(t, h, rv);
-            tok_session_put(t, idx, tok_rv_needs_rebuild(rv) || (always_auth && rv != CKR_OK));
-        }
-        if (rv == CKR_OK)
-            break;
-        if ((rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) && !refound) {
-            refound = 1; /* handles may not survive a re-login on some tokens */
-            key_handle_forget(k);
-            continue;
-        }
-        if (!tok_rv_needs_rebuild(rv))
-            return sign_error(t, k, mech, rv, "", err);
-        if (attempt >= budget)
-            return sign_error(t, k, mech, rv, ", gave up after rebuilding", err);
-        if (tok_rebuild(t, gen, err) != 0)
-            return -1;
-    }
+    sc = (struct sign_ctx){
+        .k = k, .mech = mech, .in = in, .in_len = in_len, .sig = sig, .sig_cap = *sig_len};
+    if (tok_run_with(t, 0, sign_attempt, &sc, &sign_retry_rules, err) != 0)
+        return -1;
+    out_len = sc.out_len;
 
     vctx = vctx_take(k);
     if (!vctx)

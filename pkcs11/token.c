@@ -7,6 +7,8 @@
  * the token is found again by label + serial (slot ids change), a new login session is opened
  * and the held PIN is sent once. A generation counter tells pool sessions and key handles that
  * they belong to an older world and must be opened / found again.
+ *
+ * Here: finding the token the URI names and opening it; status and test hooks.
  */
 #include "pkcs11/internal.h"
 
@@ -19,138 +21,6 @@
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
-
-#define DEFAULT_RETRY_BUDGET 3
-
-unsigned tok_budget(const struct tok *t)
-{
-    return t->opts.retry_budget ? t->opts.retry_budget : DEFAULT_RETRY_BUDGET;
-}
-
-static void backoff(unsigned attempt)
-{
-    struct timespec ts = {0, (long)(10 * 1000 * 1000) << (attempt < 5 ? attempt : 5)};
-    nanosleep(&ts, NULL);
-}
-
-/* ---- Modules ---- */
-
-/* A module path must be absolute, exist, be a regular file, and be writable only by root or
- * us: whoever can replace it runs code in this process and sees the PIN. */
-static int check_module_path(const char *path, struct itl_error *err)
-{
-    struct stat st;
-
-    if (stat(path, &st) != 0)
-        return err_set(err, ITL_E_MODULE, "PKCS#11 module %s: %s", path,
-                       errno == ENOENT ? "no such file (is the package installed?)"
-                                       : strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return err_set(err, ITL_E_MODULE,
-                       "PKCS#11 module %s is not a regular file: give the path of the .so", path);
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return err_set(err, ITL_E_MODULE,
-                       "PKCS#11 module %s is writable by group or others (mode %04o): refusing "
-                       "to load code others can change",
-                       path, (unsigned)(st.st_mode & 07777));
-    if (st.st_uid != 0 && st.st_uid != geteuid())
-        return err_set(err, ITL_E_MODULE,
-                       "PKCS#11 module %s belongs to uid %u, neither root nor us: refusing to "
-                       "load it",
-                       path, (unsigned)st.st_uid);
-    return 0;
-}
-
-static int load_by_path(struct tok *t, const char *path, struct itl_error *err)
-{
-    CK_RV rv;
-
-    if (check_module_path(path, err) != 0)
-        return -1;
-    /* Managed: p11-kit shares C_Initialize/C_Finalize with other users in this process. */
-    t->mod = p11_kit_module_load(path, 0);
-    if (!t->mod)
-        return err_set(err, ITL_E_MODULE,
-                       "p11-kit could not load the PKCS#11 module %s (not a PKCS#11 module, or "
-                       "missing libraries: P11_KIT_DEBUG=lib shows why)",
-                       path);
-    rv = p11_kit_module_initialize(t->mod);
-    if (rv != CKR_OK) {
-        char what[600];
-        p11_kit_module_release(t->mod);
-        t->mod = NULL;
-        snprintf(what, sizeof what, "initialising the PKCS#11 module %s (C_Initialize)", path);
-        tok_ckr_err(err, rv, what);
-        err->cls = ITL_E_MODULE;
-        return -1;
-    }
-    return 0;
-}
-
-static void append_module_names(CK_FUNCTION_LIST **mods, char *out, size_t size)
-{
-    size_t used = strlen(out);
-
-    for (size_t i = 0; mods && mods[i]; i++) {
-        char *name = p11_kit_module_get_name(mods[i]);
-        int n = snprintf(out + used, size - used, "%s%s", i ? ", " : "", name ? name : "?");
-        free(name);
-        if (n < 0 || (size_t)n >= size - used)
-            break;
-        used += (size_t)n;
-    }
-}
-
-/* A p11-kit module name ("softhsm2", as `p11-kit list-modules` shows it): its configured file. */
-static int load_by_name(struct tok *t, const char *name, struct itl_error *err)
-{
-    CK_FUNCTION_LIST **mods = p11_kit_modules_load(NULL, 0);
-    CK_FUNCTION_LIST *m;
-    char *file;
-    int rc;
-
-    if (!mods)
-        return err_set(err, ITL_E_MODULE, "p11-kit could not read its module configuration");
-    m = p11_kit_module_for_name(mods, name);
-    if (!m) {
-        char names[400] = "";
-        append_module_names(mods, names, sizeof names);
-        p11_kit_modules_release(mods);
-        return err_set(err, ITL_E_MODULE,
-                       "no p11-kit module named '%s' (registered: %s); give --module as a "
-                       "name from `p11-kit list-modules` or an absolute path",
-                       name, names[0] ? names : "none");
-    }
-    file = p11_kit_module_get_filename(m);
-    p11_kit_modules_release(mods);
-    if (!file)
-        return err_set(err, ITL_E_MODULE, "p11-kit module '%s' has no file name", name);
-    rc = load_by_path(t, file, err);
-    free(file);
-    return rc;
-}
-
-static int load_modules(struct tok *t, struct itl_error *err)
-{
-    const char *m = t->opts.module;
-
-    if (!m) {
-        t->modules = p11_kit_modules_load_and_initialize(0);
-        if (!t->modules)
-            return err_set(err, ITL_E_MODULE,
-                           "p11-kit could not load the registered modules "
-                           "(`p11-kit list-modules` shows them)");
-        t->module_name = strdup("the p11-kit proxy (all registered modules)");
-        return 0;
-    }
-    t->module_name = strdup(m);
-    if (m[0] == '/')
-        return load_by_path(t, m, err);
-    if (strchr(m, '/'))
-        return err_set(err, ITL_E_USAGE,
-                       "--module %s: give an absolute path or a p11-kit module name", m);
-    return load_by_name(t, m, err);
-}
 
 /* ---- Finding the token ---- */
 
@@ -393,14 +263,14 @@ static int reinit_module(struct tok *t, struct itl_error *err)
              "again (C_Initialize) failed",
              t->label_str, t->module_name);
     tok_ckr_err(err, rv, what);
-    err->cls = ITL_E_NO_TOKEN; /* err is never NULL here: find_token_again's own */
+    err->cls = ITL_E_NO_TOKEN; /* err is never NULL here: tok_find_token_again's own */
     err->ckr = CKR_TOKEN_NOT_PRESENT;
     return -1;
 }
 
 /* The token by label + serial; when the module cannot see it, once more after initialising the
  * module again. */
-static int find_token_again(struct tok *t, struct itl_error *err)
+int tok_find_token_again(struct tok *t, struct itl_error *err)
 {
     struct itl_error e = {0};
     size_t used;
@@ -456,7 +326,7 @@ static int parse_uri(struct tok *t, struct itl_error *err)
     return 0;
 }
 
-static int open_login_session(struct tok *t, struct itl_error *err)
+int tok_open_login_session(struct tok *t, struct itl_error *err)
 {
     CK_SESSION_HANDLE h;
     CK_RV rv = CKR_OK;
@@ -465,7 +335,7 @@ static int open_login_session(struct tok *t, struct itl_error *err)
         rv = t->mod->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
         if (rv != CKR_SESSION_COUNT)
             break;
-        backoff(attempt);
+        tok_backoff(attempt);
     }
     if (rv != CKR_OK)
         return tok_ckr_err(err, rv, "opening a session (C_OpenSession)");
@@ -485,7 +355,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
     if (!t)
         return err_set(err, ITL_E_DEVICE, "out of memory");
     t->opts = *opts;
-    t->opts.module = NULL; /* only for load_modules below; not kept */
+    t->opts.module = NULL; /* only for tok_load_modules below; not kept */
     t->opts.uri = NULL;
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->rebuild_lock, NULL);
@@ -499,7 +369,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
         goto fail;
     t->opts.uri = NULL;
     t->opts.module = opts->module;
-    if (load_modules(t, err) != 0)
+    if (tok_load_modules(t, err) != 0)
         goto fail;
     t->opts.module = NULL;
     if (select_token(t, err) != 0)
@@ -509,7 +379,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
         err_set(err, ITL_E_DEVICE, "out of memory");
         goto fail;
     }
-    if (open_login_session(t, err) != 0)
+    if (tok_open_login_session(t, err) != 0)
         goto fail;
     t->present = 1;
     *out = t;
@@ -550,441 +420,6 @@ void tok_close(struct tok *t)
     pthread_cond_destroy(&t->free_session);
     pthread_cond_destroy(&t->drained);
     free(t);
-}
-
-/* ---- Login ---- */
-
-/* Any failure of C_GetTokenInfo on the token's slot means the module cannot see the token:
- * SoftHSM2 answers CKR_GENERAL_ERROR once its token directory went away, and keeps doing so
- * after it is back until the module is initialised again. The CKR stays in the message. */
-int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct itl_error *err)
-{
-    CK_RV rv;
-
-    pthread_rwlock_rdlock(&t->module_lock);
-    rv = t->mod->C_GetTokenInfo(t->slot, info);
-    pthread_rwlock_unlock(&t->module_lock);
-    if (rv == CKR_OK && memcmp(info->label, t->label, sizeof t->label) == 0 &&
-        memcmp(info->serialNumber, t->serial, sizeof t->serial) == 0)
-        return 0;
-    if (rv == CKR_OK)
-        err_set(err, ITL_E_NO_TOKEN,
-                "token not present: the slot of token '%s' (serial %s) holds another token now",
-                t->label_str, t->serial_str);
-    else
-        err_set(err, ITL_E_NO_TOKEN,
-                "token not present: the slot of token '%s' (serial %s) answers %s", t->label_str,
-                t->serial_str, tok_ckr_name(rv));
-    if (err)
-        err->ckr = CKR_TOKEN_NOT_PRESENT;
-    return -1;
-}
-
-int tok_check_present(struct tok *t, struct itl_error *err)
-{
-    CK_TOKEN_INFO info;
-    return tok_token_info(t, &info, err);
-}
-
-CK_RV tok_failure_cause(struct tok *t, CK_SESSION_HANDLE h, CK_RV rv)
-{
-    if (rv == CKR_OK || tok_rv_needs_rebuild(rv) || tok_kind_for_rv(rv) == ITL_E_PIN)
-        return rv;
-    if (tok_check_present(t, NULL) != 0)
-        return CKR_TOKEN_NOT_PRESENT;
-    if ((rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) &&
-        tok_session_lacks_login(t, h))
-        return CKR_USER_NOT_LOGGED_IN;
-    return rv;
-}
-
-void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct itl_error *err)
-{
-    if (!err || tok_rv_needs_rebuild(err->ckr))
-        return;
-    if (err->cls != ITL_E_NO_KEY && err->cls != ITL_E_DEVICE)
-        return; /* the caller's mistake, a PIN, a mechanism: not what a lost token looks like */
-    if (tok_check_present(t, err) != 0)
-        return;
-    /* SoftHSM2 hides private objects without a word once the login is gone */
-    if (err->cls == ITL_E_NO_KEY && tok_session_lacks_login(t, h))
-        tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
-}
-
-static int pin_rejected_err(struct tok *t, struct itl_error *err)
-{
-    err_set(err, ITL_E_PIN,
-            "token '%s': the PIN was rejected earlier; not sending it again (open the token "
-            "again with the right PIN)",
-            t->label_str);
-    err->ckr = CKR_PIN_INCORRECT;
-    return -1;
-}
-
-static int pin_rv_rejects(CK_RV rv)
-{
-    return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE ||
-           rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED;
-}
-
-int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct itl_error *err)
-{
-    char what[160];
-    CK_RV rv;
-
-    pthread_mutex_lock(&t->pin_lock);
-    if (t->pin_rejected) {
-        pthread_mutex_unlock(&t->pin_lock);
-        return pin_rejected_err(t, err);
-    }
-    if (!t->pin.bytes && !t->protected_path) {
-        pthread_mutex_unlock(&t->pin_lock);
-        return err_set(err, ITL_E_PIN, "token '%s' needs a PIN and none was given", t->label_str);
-    }
-    t->login_calls++;
-    rv = t->mod->C_Login(h, who, t->pin.bytes, (CK_ULONG)t->pin.len);
-    if (pin_rv_rejects(rv)) {
-        tok_pin_wipe(&t->pin);
-        t->pin_rejected = 1;
-    }
-    pthread_mutex_unlock(&t->pin_lock);
-    if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
-        return 0;
-    snprintf(what, sizeof what, "logging in to token '%s' (C_Login)", t->label_str);
-    tok_ckr_err(err, rv, what);
-    if (pin_rv_rejects(rv)) {
-        CK_TOKEN_INFO info;
-        struct itl_error now = {0};
-        if (tok_token_info(t, &info, NULL) == 0 && tok_login_guard(&info, &now) != 0) {
-            size_t used = strlen(err->msg);
-            snprintf(err->msg + used, sizeof err->msg - used, "; now: %s", now.msg);
-        }
-    }
-    return -1;
-}
-
-/* pin-source=file:/path (or a bare path): read like --pin-file. Commands are refused. */
-static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct itl_error *err)
-{
-    const char *src = p11_kit_uri_get_pin_source(t->uri);
-
-    if (!src)
-        return 1;
-    if (strncmp(src, "file:", 5) == 0)
-        src += 5;
-    if (src[0] != '/')
-        return err_set(err, ITL_E_USAGE,
-                       "pin-source in the URI must be file:/absolute/path (commands are not run)");
-    return tok_pin_from_file(src, pin, err);
-}
-
-int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err)
-{
-    CK_TOKEN_INFO info;
-    struct tok_pin from_uri = {0};
-    int rc;
-
-    if (err)
-        memset(err, 0, sizeof *err);
-    pthread_mutex_lock(&t->rebuild_lock);
-    if (t->pin_rejected) {
-        rc = pin_rejected_err(t, err);
-        goto out;
-    }
-    rc = tok_token_info(t, &info, err);
-    if (rc != 0)
-        goto out;
-    t->login_needed = (info.flags & CKF_LOGIN_REQUIRED) != 0;
-    t->protected_path = (info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
-    if (!t->login_needed) {
-        pthread_mutex_lock(&t->lock);
-        t->logged_in = 1; /* nothing to do: the objects are usable without login */
-        t->want_login = 1;
-        pthread_mutex_unlock(&t->lock);
-        goto out;
-    }
-    rc = tok_login_guard(&info, err);
-    if (rc != 0)
-        goto out;
-    if (!pin || !pin->bytes) {
-        rc = pin_from_uri(t, &from_uri, err);
-        if (rc < 0)
-            goto out;
-        pin = rc == 0 ? &from_uri : NULL;
-    }
-    pthread_mutex_lock(&t->pin_lock);
-    tok_pin_wipe(&t->pin);
-    rc = pin ? tok_pin_copy(&t->pin, pin, err) : 0;
-    pthread_mutex_unlock(&t->pin_lock);
-    if (rc != 0)
-        goto out;
-    if (!t->pin.bytes && !t->protected_path) {
-        rc = err_set(err, ITL_E_PIN,
-                     "token '%s' needs a PIN: give --pin-file or --pin-fd (or pin-source=file: "
-                     "in the URI)",
-                     t->label_str);
-        goto out;
-    }
-    rc = tok_do_login(t, t->login_session, CKU_USER, err);
-    if (rc == 0) {
-        pthread_mutex_lock(&t->lock);
-        t->logged_in = 1;
-        t->want_login = 1;
-        pthread_mutex_unlock(&t->lock);
-    }
-out:
-    tok_pin_wipe(&from_uri);
-    pthread_mutex_unlock(&t->rebuild_lock);
-    return rc;
-}
-
-/* ---- Rebuild ---- */
-
-static int login_session_is_user(struct tok *t)
-{
-    CK_SESSION_INFO si;
-    return t->mod->C_GetSessionInfo(t->login_session, &si) == CKR_OK &&
-           (si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS);
-}
-
-/* Waits until no pool session is in use and keeps new takers waiting: a session must not be
- * closed while another thread is inside a call on it. Called with t->lock held. */
-static void pool_drain(struct tok *t)
-{
-    t->draining = 1;
-    while (t->pool_in_use > 0)
-        pthread_cond_wait(&t->drained, &t->lock);
-}
-
-static void pool_resume(struct tok *t)
-{
-    pthread_mutex_lock(&t->lock);
-    t->draining = 0;
-    pthread_cond_broadcast(&t->free_session);
-    pthread_mutex_unlock(&t->lock);
-}
-
-int tok_rebuild(struct tok *t, unsigned long seen_generation, struct itl_error *err)
-{
-    int relogin;
-    int rc = -1;
-
-    pthread_mutex_lock(&t->mgmt_lock);
-    pthread_mutex_lock(&t->rebuild_lock);
-    pthread_mutex_lock(&t->lock);
-    if (t->generation != seen_generation) {
-        pthread_mutex_unlock(&t->lock);
-        pthread_mutex_unlock(&t->rebuild_lock);
-        pthread_mutex_unlock(&t->mgmt_lock);
-        return 0; /* another thread rebuilt meanwhile */
-    }
-    relogin = t->want_login && t->login_needed;
-    if (relogin && t->pin_rejected) {
-        pthread_mutex_unlock(&t->lock);
-        pthread_mutex_unlock(&t->rebuild_lock);
-        pthread_mutex_unlock(&t->mgmt_lock);
-        return pin_rejected_err(t, err);
-    }
-    pool_drain(t);
-    t->logged_in = 0;
-    t->have_login_session = 0;
-    pthread_mutex_unlock(&t->lock);
-
-    /* Start from nothing: sessions of ours that still live would hold stale handles whose
-     * numbers the module may hand out again. Every pool session and key handle becomes one of
-     * an older generation, whatever happens next. */
-    if (!t->module_down)
-        (void)t->mod->C_CloseAllSessions(t->slot);
-    if (find_token_again(t, err) != 0) {
-        pthread_mutex_lock(&t->lock);
-        t->present = 0;
-        pthread_mutex_unlock(&t->lock);
-        goto out;
-    }
-    if (open_login_session(t, err) != 0)
-        goto out;
-    if (relogin && !login_session_is_user(t)) {
-        CK_TOKEN_INFO info;
-        if (tok_token_info(t, &info, err) != 0 || tok_login_guard(&info, err) != 0 ||
-            tok_do_login(t, t->login_session, CKU_USER, err) != 0)
-            goto out;
-    }
-    pthread_mutex_lock(&t->lock);
-    t->rebuilds++;
-    t->present = 1;
-    t->logged_in = t->want_login;
-    pthread_mutex_unlock(&t->lock);
-    rc = 0;
-out:
-    /* Bumped last, so that whoever saw the half-done state asks with the old generation and
-     * finds this rebuild done. */
-    pthread_mutex_lock(&t->lock);
-    t->generation++;
-    pthread_mutex_unlock(&t->lock);
-    pool_resume(t);
-    pthread_mutex_unlock(&t->rebuild_lock);
-    pthread_mutex_unlock(&t->mgmt_lock);
-    return rc;
-}
-
-int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h)
-{
-    CK_SESSION_INFO si;
-    int want;
-
-    pthread_mutex_lock(&t->lock);
-    want = t->want_login && t->login_needed;
-    pthread_mutex_unlock(&t->lock);
-    return want && t->mod->C_GetSessionInfo(h, &si) == CKR_OK &&
-           si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS;
-}
-
-/* ---- Pool ---- */
-
-int tok_session_get(struct tok *t, size_t *index, CK_SESSION_HANDLE *h, unsigned long *generation,
-                    struct itl_error *err)
-{
-    struct pool_session *ps = NULL;
-    unsigned long gen;
-    CK_RV rv = CKR_OK;
-    size_t i;
-
-    pthread_mutex_lock(&t->lock);
-    for (;;) {
-        for (i = 0; i < t->pool_size && !t->draining; i++)
-            if (!t->pool[i].busy)
-                break;
-        if (i < t->pool_size && !t->draining)
-            break;
-        pthread_cond_wait(&t->free_session, &t->lock);
-    }
-    ps = &t->pool[i];
-    ps->busy = 1;
-    t->pool_in_use++;
-    gen = t->generation;
-    *generation = gen;
-    if (ps->open && ps->generation == gen) {
-        *h = ps->h;
-        *index = i;
-        pthread_mutex_unlock(&t->lock);
-        return 0;
-    }
-    /* Opened in an older generation: the rebuild closed it already (never close it again, its
-     * handle number may belong to a new session by now). */
-    ps->open = 0;
-    pthread_mutex_unlock(&t->lock);
-
-    for (unsigned attempt = 0; attempt <= tok_budget(t); attempt++) {
-        rv = t->mod->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, h);
-        if (rv != CKR_SESSION_COUNT)
-            break;
-        backoff(attempt);
-    }
-    if (rv != CKR_OK && rv != CKR_SESSION_COUNT)
-        rv = tok_failure_cause(t, CK_INVALID_HANDLE, rv);
-    pthread_mutex_lock(&t->lock);
-    if (rv == CKR_OK) {
-        ps->h = *h;
-        ps->open = 1;
-        ps->generation = gen;
-        *index = i;
-        pthread_mutex_unlock(&t->lock);
-        return 0;
-    }
-    ps->busy = 0;
-    t->pool_in_use--;
-    pthread_cond_signal(&t->free_session);
-    if (t->pool_in_use == 0)
-        pthread_cond_broadcast(&t->drained);
-    pthread_mutex_unlock(&t->lock);
-    return tok_ckr_err(err, rv, "opening a session (C_OpenSession)");
-}
-
-void tok_session_put(struct tok *t, size_t index, int broken)
-{
-    pthread_mutex_lock(&t->lock);
-    if (broken)
-        t->pool[index].open = 0;
-    t->pool[index].busy = 0;
-    t->pool_in_use--;
-    pthread_cond_signal(&t->free_session);
-    if (t->pool_in_use == 0)
-        pthread_cond_broadcast(&t->drained);
-    pthread_mutex_unlock(&t->lock);
-}
-
-/* A token that was absent: look again now (cheap), so callers fail fast while it is away. */
-int tok_ensure_present(struct tok *t, struct itl_error *err)
-{
-    unsigned long gen;
-    int present;
-
-    pthread_mutex_lock(&t->lock);
-    /* also a login that a failed rebuild could not restore: try (once) again now */
-    present = t->present && (t->logged_in || !t->want_login);
-    gen = t->generation;
-    pthread_mutex_unlock(&t->lock);
-    return present ? 0 : tok_rebuild(t, gen, err);
-}
-
-int tok_run(struct tok *t, int mgmt, tok_session_fn fn, void *ctx, struct itl_error *err)
-{
-    struct itl_error scratch;
-    unsigned budget = tok_budget(t);
-    int rc = -1;
-
-    if (!err)
-        err = &scratch;
-    memset(err, 0, sizeof *err);
-    for (unsigned attempt = 0; attempt <= budget; attempt++) {
-        CK_SESSION_HANDLE h;
-        unsigned long gen;
-        size_t idx = 0;
-
-        if (tok_ensure_present(t, err) != 0)
-            return -1;
-        if (mgmt) {
-            pthread_mutex_lock(&t->mgmt_lock);
-            pthread_mutex_lock(&t->lock);
-            h = t->login_session;
-            gen = t->generation;
-            rc = t->have_login_session ? 0 : -1;
-            pthread_mutex_unlock(&t->lock);
-            if (rc == 0) {
-                rc = fn(t, h, ctx, err);
-                if (rc != 0)
-                    tok_explain_failure(t, h, err);
-            } else {
-                tok_ckr_err(err, CKR_SESSION_CLOSED, "the login session");
-            }
-            pthread_mutex_unlock(&t->mgmt_lock);
-        } else {
-            if (tok_session_get(t, &idx, &h, &gen, err) != 0) {
-                if (!tok_rv_needs_rebuild(err->ckr) || attempt == budget ||
-                    tok_rebuild(t, gen, err) != 0)
-                    return -1;
-                continue;
-            }
-            rc = fn(t, h, ctx, err);
-            if (rc != 0)
-                tok_explain_failure(t, h, err);
-            tok_session_put(t, idx, rc != 0 && tok_rv_needs_rebuild(err->ckr));
-        }
-        if (rc == 0 || !tok_rv_needs_rebuild(err->ckr) || attempt == budget)
-            return rc;
-        if (tok_rebuild(t, gen, err) != 0)
-            return -1;
-    }
-    return rc;
-}
-
-unsigned long tok_generation(struct tok *t)
-{
-    unsigned long gen;
-    pthread_mutex_lock(&t->lock);
-    gen = t->generation;
-    pthread_mutex_unlock(&t->lock);
-    return gen;
 }
 
 /* ---- Status and test hooks ---- */
@@ -1028,10 +463,10 @@ CK_RV tok_test_close_all_sessions(struct tok *t)
 
     pthread_mutex_lock(&t->mgmt_lock);
     pthread_mutex_lock(&t->lock);
-    pool_drain(t);
+    tok_pool_drain(t);
     pthread_mutex_unlock(&t->lock);
     rv = t->mod->C_CloseAllSessions(t->slot);
-    pool_resume(t);
+    tok_pool_resume(t);
     pthread_mutex_unlock(&t->mgmt_lock);
     return rv;
 }

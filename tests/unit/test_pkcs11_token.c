@@ -477,6 +477,114 @@ START_TEST(test_mechanism_check)
 }
 END_TEST
 
+/* ---- The common retry loop ---- */
+
+/* A session operation that fails with the scripted CKRs in turn, then succeeds. */
+struct scripted {
+    const CK_RV *rvs;
+    size_t n, calls;
+    int retried_at_once, gave_up, gave_up_after_rebuild;
+};
+
+static int scripted_fn(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
+{
+    struct scripted *s = vctx;
+    CK_RV rv = s->calls < s->n ? s->rvs[s->calls] : CKR_OK;
+
+    (void)t;
+    (void)h;
+    s->calls++;
+    return rv == CKR_OK ? 0 : tok_ckr_err(err, rv, "scripted");
+}
+
+static int scripted_retry_at_once(void *vctx, int in_fn, const struct itl_error *err)
+{
+    struct scripted *s = vctx;
+
+    if (!in_fn || err->ckr != CKR_KEY_HANDLE_INVALID || s->retried_at_once)
+        return 0;
+    s->retried_at_once = 1;
+    return 1;
+}
+
+static int scripted_give_up(void *vctx, int in_fn, int after_rebuild, struct itl_error *err)
+{
+    struct scripted *s = vctx;
+
+    (void)in_fn;
+    (void)err;
+    s->gave_up = 1;
+    s->gave_up_after_rebuild = after_rebuild;
+    return -1;
+}
+
+static const struct tok_retry_rules scripted_rules = {
+    .fn_explains_failure = 1,
+    .retry_at_once = scripted_retry_at_once,
+    .give_up = scripted_give_up,
+};
+
+static unsigned long rebuilds_of(struct tok *t)
+{
+    struct tok_status st;
+    struct itl_error err;
+
+    ck_assert_int_eq(tok_get_status(t, &st, &err), 0);
+    return st.rebuilds;
+}
+
+START_TEST(test_retry_loop)
+{
+    static const CK_RV lost[] = {CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED};
+    static const CK_RV always_lost[] = {CKR_SESSION_HANDLE_INVALID, CKR_SESSION_HANDLE_INVALID,
+                                        CKR_SESSION_HANDLE_INVALID, CKR_SESSION_HANDLE_INVALID,
+                                        CKR_SESSION_HANDLE_INVALID};
+    static const CK_RV bad_args[] = {CKR_ARGUMENTS_BAD};
+    static const CK_RV handle_gone[] = {CKR_KEY_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID};
+    struct testlib_token tt;
+    struct itl_error err;
+    struct tok *t;
+    struct scripted s;
+
+    testlib_make_token("itl-retry", &tt);
+    t = open_ok(tt.module, tt.uri);
+
+    /* lost sessions are rebuilt and the operation repeated */
+    s = (struct scripted){.rvs = lost, .n = 2};
+    ck_assert_int_eq(tok_run(t, 0, scripted_fn, &s, &err), 0);
+    ck_assert_uint_eq(s.calls, 3);
+    ck_assert_uint_eq(rebuilds_of(t), 2);
+
+    /* ... within the budget (default 3 rebuilds) */
+    s = (struct scripted){.rvs = always_lost, .n = 5};
+    ck_assert_int_eq(tok_run_with(t, 0, scripted_fn, &s, &scripted_rules, &err), -1);
+    ck_assert_uint_eq(s.calls, 4);
+    ck_assert_int_eq(s.gave_up, 1);
+    ck_assert_int_eq(s.gave_up_after_rebuild, 1);
+    ck_assert_uint_eq(err.ckr, CKR_SESSION_HANDLE_INVALID);
+    ck_assert_uint_eq(rebuilds_of(t), 5);
+
+    /* a failure no rebuild can mend is not retried */
+    s = (struct scripted){.rvs = bad_args, .n = 1};
+    ck_assert_int_eq(tok_run_with(t, 0, scripted_fn, &s, &scripted_rules, &err), -1);
+    ck_assert_uint_eq(s.calls, 1);
+    ck_assert_int_eq(s.gave_up, 1);
+    ck_assert_int_eq(s.gave_up_after_rebuild, 0);
+    ck_assert_uint_eq(err.ckr, CKR_ARGUMENTS_BAD);
+
+    /* the rules may ask for one retry at once, without a rebuild */
+    s = (struct scripted){.rvs = handle_gone, .n = 1};
+    ck_assert_int_eq(tok_run_with(t, 0, scripted_fn, &s, &scripted_rules, &err), 0);
+    ck_assert_uint_eq(s.calls, 2);
+    s = (struct scripted){.rvs = handle_gone, .n = 2};
+    ck_assert_int_eq(tok_run_with(t, 0, scripted_fn, &s, &scripted_rules, &err), -1);
+    ck_assert_uint_eq(s.calls, 2);
+    ck_assert_uint_eq(err.ckr, CKR_KEY_HANDLE_INVALID);
+    ck_assert_uint_eq(rebuilds_of(t), 5);
+    tok_close(t);
+}
+END_TEST
+
 START_TEST(test_ckr_text)
 {
     struct itl_error err;
@@ -505,6 +613,7 @@ int main(void)
 
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_pin_file_strips_only_crlf);
+    tcase_add_test(tc, test_retry_loop);
     tcase_add_test(tc, test_pin_file_refused);
     tcase_add_test(tc, test_pin_fd);
     tcase_add_test(tc, test_pin_prompt_without_terminal);
