@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,13 +97,14 @@ static int pin_read_fd(int fd, struct tok_pin *pin, const char *what, struct itl
 /* "uid 1001 (alice)" for messages. */
 static void describe_uid(uid_t uid, char *out, size_t size)
 {
-    struct passwd pw, *found = NULL;
-    char buf[1024];
+    char name[256], number[16];
 
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
-        snprintf(out, size, "uid %u (%s)", (unsigned)uid, found->pw_name);
-    else
+    /* ids_user_name() gives the number itself when passwd has no name for it. */
+    snprintf(number, sizeof number, "%u", (unsigned)uid);
+    if (strcmp(ids_user_name(uid, name, sizeof name), number) == 0)
         snprintf(out, size, "uid %u", (unsigned)uid);
+    else
+        snprintf(out, size, "uid %u (%s)", (unsigned)uid, name);
 }
 
 /* The owner and mode of an opened secret: whoever else owns it or may write it chooses what we

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signer/ private: the itl-signd process around the engine. Logging, the socket and state
- * directories, the listening socket, and the serving loop (one thread per connection, signals
- * through a signalfd). itl-signd.c strings these together in the order the man page documents.
+ * signer/ private: the itl-signd process around the engine. Logging (log.c), the ids and
+ * directories it trusts (dirs.c), the listening socket (listen.c), and the serving loop (serve.c:
+ * signals through a signalfd, one thread per connection in conn.c). itl-signd.c strings these
+ * together in the order the man page documents.
  */
 #ifndef ITL_SIGNER_SERVER_H
 #define ITL_SIGNER_SERVER_H
