@@ -57,13 +57,15 @@ struct options {
     int check_only;
 };
 
-/* After detaching, the parent waits on this pipe: one status byte, then a message. */
+/* After detaching, the parent waits on this pipe: one status byte, then a message (an error
+ * message with some context in front). */
 static int ready_fd = -1;
+#define STARTUP_MSG_LEN (ITL_ERROR_LEN + 256)
 
 static void startup_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void startup_error(int code, const char *fmt, ...)
 {
-    char msg[SRV_ERR_LEN + 128];
+    char msg[STARTUP_MSG_LEN];
     va_list ap;
 
     va_start(ap, fmt);
@@ -151,75 +153,66 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* ---- --check-config ---- */
 
-static int check_module(const struct pol_config *cfg, char *err, size_t err_size)
+static int check_module(const struct pol_config *cfg, struct itl_error *err)
 {
     struct stat st;
 
     /* A bare name is a p11-kit module name, resolved only when it is loaded. */
     if (cfg->token.module[0] != '/')
         return 0;
-    if (stat(cfg->token.module, &st) != 0) {
-        snprintf(err, err_size, "token.module %s: %s", cfg->token.module, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, err_size, "token.module %s is not a regular file", cfg->token.module);
-        return -1;
-    }
+    if (stat(cfg->token.module, &st) != 0)
+        return err_errno(err, errno, "token.module %s", cfg->token.module);
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, ITL_E_USAGE, "token.module %s is not a regular file",
+                       cfg->token.module);
     return 0;
 }
 
-static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids, char *err,
-                          size_t err_size)
+static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids,
+                          struct itl_error *err)
 {
-    struct itl_error te;
     int fd;
 
     (void)ids; /* the PIN is read before the drop: pkcs11/pin.c's rule for the reading uid */
     if (!cfg->token.pin_file[0])
         return 0;
-    fd = tok_secret_open(cfg->token.pin_file, "token.pin-file", &te);
-    if (fd < 0) {
-        snprintf(err, err_size, "%s", te.msg);
+    fd = tok_secret_open(cfg->token.pin_file, "token.pin-file", err);
+    if (fd < 0)
         return -1;
-    }
     close(fd); /* the PIN itself is read only when the service starts */
     return 0;
 }
 
 /* An existing dir must be safe; a missing one will be created, so its parent must exist. */
 static int check_dir_or_parent(const char *what, const char *dir, const struct srv_ids *ids,
-                               char *err, size_t err_size)
+                               struct itl_error *err)
 {
     char parent[1024];
     struct stat st;
 
     if (stat(dir, &st) == 0)
-        return srv_check_dir(what, dir, ids, err, err_size);
-    if (errno != ENOENT) {
-        snprintf(err, err_size, "%s %s: %s", what, dir, strerror(errno));
-        return -1;
-    }
+        return srv_check_dir(what, dir, ids, err);
+    if (errno != ENOENT)
+        return err_errno(err, errno, "%s %s", what, dir);
     srv_dirname(dir, parent, sizeof parent);
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, err_size, "%s %s is missing and cannot be created: %s does not exist", what,
-                 dir, parent);
-        return -1;
-    }
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+        return err_set(err, ITL_E_IO, "%s %s is missing and cannot be created: %s does not exist",
+                       what, dir, parent);
     return 0;
 }
 
 static int check_config(const struct pol_config *cfg, const struct srv_ids *ids)
 {
-    char err[SRV_ERR_LEN], sock_dir[1024], audit_dir[1024];
+    struct itl_error err;
+    char sock_dir[1024], audit_dir[1024];
 
     srv_dirname(cfg->socket.path, sock_dir, sizeof sock_dir);
     srv_dirname(cfg->audit_log, audit_dir, sizeof audit_dir);
-    if (check_module(cfg, err, sizeof err) != 0 || check_pin_file(cfg, ids, err, sizeof err) ||
-        check_dir_or_parent("socket directory", sock_dir, ids, err, sizeof err) != 0 ||
-        check_dir_or_parent("state directory", cfg->state_dir, ids, err, sizeof err) != 0 ||
-        check_dir_or_parent("audit log directory", audit_dir, ids, err, sizeof err) != 0) {
-        fprintf(stderr, "itl-signd: %s: %s\n", cfg->path, err);
+    if (check_module(cfg, &err) != 0 || check_pin_file(cfg, ids, &err) ||
+        check_dir_or_parent("socket directory", sock_dir, ids, &err) != 0 ||
+        check_dir_or_parent("state directory", cfg->state_dir, ids, &err) != 0 ||
+        check_dir_or_parent("audit log directory", audit_dir, ids, &err) != 0) {
+        fprintf(stderr, "itl-signd: %s: %s\n", cfg->path, err.msg);
         return SIGND_EXIT_SETUP;
     }
     printf("config OK\n");
@@ -241,7 +234,7 @@ static void harden_process(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-static int drop_privileges(const struct srv_ids *ids, char *err, size_t err_size)
+static int drop_privileges(const struct srv_ids *ids, struct itl_error *err)
 {
     uid_t r, e, s;
     gid_t rg, eg, sg;
@@ -251,24 +244,22 @@ static int drop_privileges(const struct srv_ids *ids, char *err, size_t err_size
     if (geteuid() != 0) {
         if (geteuid() == ids->run_uid && getegid() == ids->run_gid)
             return 0; /* started as the service user already (systemd User=) */
-        snprintf(err, err_size,
-                 "run-as.user is %s, but itl-signd runs as uid %u, not root: start it as root "
-                 "or as %s",
-                 ids->run_user, (unsigned)geteuid(), ids->run_user);
-        return -1;
+        return err_set(err, ITL_E_USAGE,
+                       "run-as.user is %s, but itl-signd runs as uid %u, not root: start it as "
+                       "root or as %s",
+                       ids->run_user, (unsigned)geteuid(), ids->run_user);
     }
     if (initgroups(ids->run_user, ids->run_gid) != 0 ||
         setresgid(ids->run_gid, ids->run_gid, ids->run_gid) != 0 ||
         setresuid(ids->run_uid, ids->run_uid, ids->run_uid) != 0) {
-        snprintf(err, err_size, "cannot switch to user %s (uid %u, gid %u): %s", ids->run_user,
-                 (unsigned)ids->run_uid, (unsigned)ids->run_gid, strerror(errno));
-        return -1;
+        return err_errno(err, errno, "cannot switch to user %s (uid %u, gid %u)", ids->run_user,
+                         (unsigned)ids->run_uid, (unsigned)ids->run_gid);
     }
     if (getresuid(&r, &e, &s) != 0 || getresgid(&rg, &eg, &sg) != 0 || r != ids->run_uid ||
         e != ids->run_uid || s != ids->run_uid || rg != ids->run_gid || eg != ids->run_gid ||
         sg != ids->run_gid || (ids->run_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))) {
-        snprintf(err, err_size, "privileges were not dropped completely; refusing to serve");
-        return -1;
+        return err_set(err, ITL_E_INTERNAL,
+                       "privileges were not dropped completely; refusing to serve");
     }
     harden_process(); /* a credential change may reset the dumpable flag */
     return 0;
@@ -293,7 +284,7 @@ static void daemonize(struct tok_pin *pin)
         exit(SIGND_EXIT_SETUP);
     }
     if (pid > 0) {
-        char msg[SRV_ERR_LEN + 128];
+        char msg[STARTUP_MSG_LEN];
         uint8_t code;
         ssize_t n;
         size_t got = 0;
@@ -361,45 +352,45 @@ static int read_pin(struct service *sv)
 static int prepare_dirs(struct service *sv)
 {
     const struct srv_ids *ids = sv->ids;
-    char err[SRV_ERR_LEN], dir[1024];
+    struct itl_error err;
+    char dir[1024];
     int created;
 
     if (sv->listener.fd < 0) {
         srv_dirname(sv->cfg->socket.path, dir, sizeof dir);
         if (srv_prepare_dir("socket directory", dir,
-                            ids->has_sock_gid ? ids->sock_gid : ids->run_gid, ids, &created, err,
-                            sizeof err) != 0)
+                            ids->has_sock_gid ? ids->sock_gid : ids->run_gid, ids, &created,
+                            &err) != 0)
             goto fail;
         if (created)
             srv_log(LOG_NOTICE, "created the socket directory %s", dir);
     }
-    if (srv_prepare_dir("state directory", sv->cfg->state_dir, ids->run_gid, ids, &created, err,
-                        sizeof err) != 0)
+    if (srv_prepare_dir("state directory", sv->cfg->state_dir, ids->run_gid, ids, &created, &err) !=
+        0)
         goto fail;
     if (created)
         srv_log(LOG_NOTICE, "created the state directory %s", sv->cfg->state_dir);
     /* The audit log's directory is made when missing; where it lives is the admin's choice,
      * checked when the log is opened (pol_audit_open_as). */
     srv_dirname(sv->cfg->audit_log, dir, sizeof dir);
-    if (srv_make_dir("audit log directory", dir, ids->run_uid, ids->run_gid, &created, err,
-                     sizeof err) != 0)
+    if (srv_make_dir("audit log directory", dir, ids->run_uid, ids->run_gid, &created, &err) != 0)
         goto fail;
     if (created)
         srv_log(LOG_NOTICE, "created the audit log directory %s", dir);
     return 0;
 fail:
-    startup_error(SIGND_EXIT_SETUP, "%s", err);
+    startup_error(SIGND_EXIT_SETUP, "%s", err.msg);
     return -1;
 }
 
 static int open_socket(struct service *sv)
 {
-    char err[SRV_ERR_LEN];
+    struct itl_error err;
 
     if (sv->listener.fd >= 0)
         return 0; /* socket activation */
-    if (srv_listen(sv->cfg, sv->ids, &sv->listener, err, sizeof err) != 0) {
-        startup_error(SIGND_EXIT_SETUP, "%s", err);
+    if (srv_listen(sv->cfg, sv->ids, &sv->listener, &err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err.msg);
         return -1;
     }
     return 0;
@@ -454,7 +445,7 @@ static int start_engine(struct service *sv)
         .check_access = 1,
         .use_state = 1,
     };
-    char err[SRV_ERR_LEN];
+    char err[ITL_ERROR_LEN];
 
     if (sgn_engine_new(&eo, &sv->engine, err, sizeof err) != 0) {
         startup_error(SIGND_EXIT_SETUP, "%s", err);
@@ -489,20 +480,20 @@ static void service_close(struct service *sv)
 static int run(const struct pol_config *cfg, const struct srv_ids *ids, int foreground)
 {
     struct service sv = {.cfg = cfg, .ids = ids, .listener = {.fd = -1}};
-    char err[SRV_ERR_LEN];
+    struct itl_error err;
     int rc = SIGND_EXIT_SETUP;
 
     harden_process();
-    if (srv_listen_activated(&sv.listener, err, sizeof err) < 0) {
-        startup_error(SIGND_EXIT_SETUP, "%s", err);
+    if (srv_listen_activated(&sv.listener, &err) < 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err.msg);
         return SIGND_EXIT_SETUP;
     }
     if (read_pin(&sv) != 0)
         return SIGND_EXIT_PIN;
     if (prepare_dirs(&sv) != 0 || open_socket(&sv) != 0 || open_audit(&sv) != 0)
         goto out;
-    if (drop_privileges(ids, err, sizeof err) != 0) {
-        startup_error(SIGND_EXIT_SETUP, "%s", err);
+    if (drop_privileges(ids, &err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err.msg);
         goto out;
     }
     if (!foreground)
@@ -533,7 +524,6 @@ int main(int argc, char **argv)
     struct options o;
     struct srv_ids ids;
     struct itl_error pe;
-    char err[SRV_ERR_LEN];
 
     umask(027);
     if (parse_options(argc, argv, &o) != 0)
@@ -542,8 +532,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "itl-signd: %s\n", pe.msg);
         return SIGND_EXIT_SETUP;
     }
-    if (srv_resolve_ids(&cfg, &ids, err, sizeof err) != 0) {
-        fprintf(stderr, "itl-signd: %s\n", err);
+    if (srv_resolve_ids(&cfg, &ids, &pe) != 0) {
+        fprintf(stderr, "itl-signd: %s\n", pe.msg);
         return SIGND_EXIT_SETUP;
     }
     if (o.check_only)

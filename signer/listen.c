@@ -20,7 +20,7 @@
 
 #define SD_LISTEN_FDS_START 3
 
-int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size)
+int srv_listen_activated(struct srv_listener *l, struct itl_error *err)
 {
     const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
     struct sockaddr_un addr;
@@ -40,7 +40,7 @@ int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size)
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
     if (n != 1) {
-        sgn_set_err(err, err_size, "systemd passed %ld sockets; itl-signd takes exactly one", n);
+        err_set(err, ITL_E_IO, "systemd passed %ld sockets; itl-signd takes exactly one", n);
         return -1;
     }
     len = sizeof type;
@@ -50,14 +50,14 @@ int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size)
     len = sizeof listening;
     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
     if (type != SOCK_STREAM || domain != AF_UNIX || !listening) {
-        sgn_set_err(err, err_size,
-                    "the socket passed by systemd is not a listening unix stream socket (check "
-                    "itl-signd.socket: ListenStream=/run/itl-sign/socket)");
+        err_set(err, ITL_E_IO,
+                "the socket passed by systemd is not a listening unix stream socket (check "
+                "itl-signd.socket: ListenStream=/run/itl-sign/socket)");
         return -1;
     }
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-        sgn_set_err(err, err_size, "socket passed by systemd: %s", strerror(errno));
+        err_set(err, ITL_E_IO, "socket passed by systemd: %s", strerror(errno));
         return -1;
     }
     len = sizeof addr;
@@ -89,8 +89,8 @@ static int socket_in_use(const struct sockaddr_un *addr)
 
 /* What is at the socket's name: 0 nothing, 1 a stale socket (nothing listens on it), -1 an
  * error (another instance listens, or it is not a socket). */
-static int probe_existing(int dfd, const char *name, const struct sockaddr_un *addr, char *err,
-                          size_t err_size)
+static int probe_existing(int dfd, const char *name, const struct sockaddr_un *addr,
+                          struct itl_error *err)
 {
     const char *path = addr->sun_path;
     struct stat st;
@@ -98,42 +98,38 @@ static int probe_existing(int dfd, const char *name, const struct sockaddr_un *a
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT)
             return 0;
-        sgn_set_err(err, err_size, "%s: %s", path, strerror(errno));
+        err_set(err, ITL_E_IO, "%s: %s", path, strerror(errno));
         return -1;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        sgn_set_err(err, err_size,
-                    "%s exists and is not a socket (remove it, or change socket.path)", path);
+        err_set(err, ITL_E_IO, "%s exists and is not a socket (remove it, or change socket.path)",
+                path);
         return -1;
     }
     switch (socket_in_use(addr)) {
     case 1:
-        sgn_set_err(err, err_size, "another itl-signd is already listening on %s", path);
+        err_set(err, ITL_E_IO, "another itl-signd is already listening on %s", path);
         return -1;
     case 0:
         return 1;
     default:
-        sgn_set_err(err, err_size, "cannot probe the existing socket %s: %s", path,
-                    strerror(errno));
+        err_set(err, ITL_E_IO, "cannot probe the existing socket %s: %s", path, strerror(errno));
         return -1;
     }
 }
 
 /* The socket directory, opened once and checked through the descriptor: every later step is
  * relative to it, whatever its name points at meanwhile. */
-static int open_socket_dir(const char *dir, const struct srv_ids *ids, char *err, size_t err_size)
+static int open_socket_dir(const char *dir, const struct srv_ids *ids, struct itl_error *err)
 {
-    struct itl_error pe;
     struct stat st;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd < 0) {
-        sgn_set_err(err, err_size, "socket directory %s: %s", dir, strerror(errno));
-        return -1;
+        return err_errno(err, errno, "socket directory %s", dir);
     }
     if (fstat(fd, &st) != 0 ||
-        pol_check_trusted("socket directory", dir, &st, ids->run_uid, ids->run_gid, &pe) != 0) {
-        sgn_set_err(err, err_size, "%s", pe.msg);
+        pol_check_trusted("socket directory", dir, &st, ids->run_uid, ids->run_gid, err) != 0) {
         close(fd);
         return -1;
     }
@@ -201,8 +197,7 @@ static int bind_in(int sfd, int pfd, const char *name)
 
 /* Bind in the private directory, set owner and mode there, listen, rename into place. */
 static int bind_private(const struct pol_config *cfg, const struct srv_ids *ids,
-                        struct srv_listener *l, int dfd, const char *base, char *err,
-                        size_t err_size)
+                        struct srv_listener *l, int dfd, const char *base, struct itl_error *err)
 {
     static const char tmp[] = "socket";
     const char *path = cfg->socket.path;
@@ -211,33 +206,33 @@ static int bind_private(const struct pol_config *cfg, const struct srv_ids *ids,
     int pfd = make_private_dir(dfd, priv, sizeof priv), rc = -1;
 
     if (pfd < 0) {
-        sgn_set_err(err, err_size, "cannot make a private directory next to %s: %s", path,
-                    strerror(errno));
+        err_set(err, ITL_E_IO, "cannot make a private directory next to %s: %s", path,
+                strerror(errno));
         return -1;
     }
     if (bind_in(l->fd, pfd, tmp) != 0) {
-        sgn_set_err(err, err_size, "cannot bind %s: %s", path, strerror(errno));
+        err_set(err, ITL_E_IO, "cannot bind %s: %s", path, strerror(errno));
         goto out;
     }
     if ((ids->has_sock_uid || ids->has_sock_gid) &&
         fchownat(pfd, tmp, ids->has_sock_uid ? ids->sock_uid : (uid_t)-1,
                  ids->has_sock_gid ? ids->sock_gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0) {
-        sgn_set_err(err, err_size, "cannot set socket.owner/socket.group on %s: %s", path,
-                    strerror(errno));
+        err_set(err, ITL_E_IO, "cannot set socket.owner/socket.group on %s: %s", path,
+                strerror(errno));
         goto out;
     }
     if (fchmodat(pfd, tmp, cfg->socket.mode, 0) != 0) {
-        sgn_set_err(err, err_size, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
-                    strerror(errno));
+        err_set(err, ITL_E_IO, "cannot set socket.mode %04o on %s: %s", cfg->socket.mode, path,
+                strerror(errno));
         goto out;
     }
     if (fstatat(pfd, tmp, &st, AT_SYMLINK_NOFOLLOW) != 0 || listen(l->fd, SOMAXCONN) != 0) {
-        sgn_set_err(err, err_size, "listen on %s: %s", path, strerror(errno));
+        err_set(err, ITL_E_IO, "listen on %s: %s", path, strerror(errno));
         goto out;
     }
     /* Atomically over a stale socket: clients never see the name missing or unlistened. */
     if (renameat(pfd, tmp, dfd, base) != 0) {
-        sgn_set_err(err, err_size, "cannot move the socket to %s: %s", path, strerror(errno));
+        err_set(err, ITL_E_IO, "cannot move the socket to %s: %s", path, strerror(errno));
         goto out;
     }
     l->dev = st.st_dev;
@@ -251,7 +246,7 @@ out:
 }
 
 int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct srv_listener *l,
-               char *err, size_t err_size)
+               struct itl_error *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     const char *path = cfg->socket.path, *slash = strrchr(path, '/');
@@ -262,24 +257,24 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
     memset(l, 0, sizeof *l);
     l->fd = -1;
     if (strlen(path) >= sizeof addr.sun_path) {
-        sgn_set_err(err, err_size, "socket.path %s is longer than %zu bytes (a unix socket limit)",
-                    path, sizeof addr.sun_path - 1);
+        err_set(err, ITL_E_IO, "socket.path %s is longer than %zu bytes (a unix socket limit)",
+                path, sizeof addr.sun_path - 1);
         return -1;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
     srv_dirname(path, dir, sizeof dir);
-    dfd = open_socket_dir(dir, ids, err, err_size);
+    dfd = open_socket_dir(dir, ids, err);
     if (dfd < 0)
         return -1;
-    stale = probe_existing(dfd, base, &addr, err, err_size);
+    stale = probe_existing(dfd, base, &addr, err);
     if (stale < 0)
         goto fail;
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
-        sgn_set_err(err, err_size, "socket: %s", strerror(errno));
+        err_set(err, ITL_E_IO, "socket: %s", strerror(errno));
         goto fail;
     }
-    if (bind_private(cfg, ids, l, dfd, base, err, err_size) != 0)
+    if (bind_private(cfg, ids, l, dfd, base, err) != 0)
         goto fail;
     snprintf(l->path, sizeof l->path, "%s", path);
     if (stale)

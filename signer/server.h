@@ -15,8 +15,6 @@
 #include "policy/policy.h"
 #include "signer/internal.h"
 
-#define SRV_ERR_LEN 768
-
 /* ---- Logging: stderr in the foreground, syslog (daemon facility) when detached ---- */
 
 void srv_log_use_syslog(void);
@@ -37,21 +35,21 @@ struct srv_ids {
 
 /* User and group names or numeric ids of the config; an unknown name is an error naming the
  * config key. */
-int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, char *err, size_t err_size);
+int srv_resolve_ids(const struct pol_config *cfg, struct srv_ids *ids, struct itl_error *err);
 
 /* ---- Directories ---- */
 
 /* A directory the service trusts must belong to root or the service user and must not be
  * writable by others, nor by a group other than the service's. err names the dir and the fix. */
-int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids, char *err,
-                  size_t err_size);
+int srv_check_dir(const char *what, const char *dir, const struct srv_ids *ids,
+                  struct itl_error *err);
 /* Create `dir` (one level, mode 0750, owned by uid:gid) when missing; *created says whether it
  * was made now. Owner and mode are set through a descriptor, never by name. */
-int srv_make_dir(const char *what, const char *dir, uid_t uid, gid_t gid, int *created, char *err,
-                 size_t err_size);
+int srv_make_dir(const char *what, const char *dir, uid_t uid, gid_t gid, int *created,
+                 struct itl_error *err);
 /* srv_make_dir for the service user and `gid`, then srv_check_dir. */
 int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct srv_ids *ids,
-                    int *created, char *err, size_t err_size);
+                    int *created, struct itl_error *err);
 /* The directory part of a path ("/run/itl-sign/socket" -> "/run/itl-sign"). */
 void srv_dirname(const char *path, char *out, size_t size);
 
@@ -67,13 +65,13 @@ struct srv_listener {
 
 /* A socket passed by systemd socket activation (LISTEN_PID/LISTEN_FDS, fd 3), without
  * libsystemd. Returns 1 when one was taken, 0 when none was passed, -1 on a bad one. */
-int srv_listen_activated(struct srv_listener *l, char *err, size_t err_size);
+int srv_listen_activated(struct srv_listener *l, struct itl_error *err);
 /* Bind socket.path: the socket is bound in a private directory (root's, inside the socket
  * directory), given socket.mode and socket.owner/group there, and renamed to its name, over a
  * stale socket only when nothing listens on it. Nothing is done by a name the service user
  * could change. */
 int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct srv_listener *l,
-               char *err, size_t err_size);
+               struct itl_error *err);
 /* Close; unlink the socket file when we bound it and it is still the same file. */
 void srv_listener_close(struct srv_listener *l);
 
