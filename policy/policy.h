@@ -173,14 +173,10 @@ int pol_check_sign(const struct pol_config *cfg, const struct pol_state *st,
 
 /* May `key` be regenerated / replaced now? Publisher-only (recovery), the regen hold, and
  * (backup: warn|require) no TFTP replacement while the recovery key is not backed up.
- * pol_check_regen2 is the exact form: recovery_cert_sha256 is the current recovery certificate
- * (NULL: there is no recovery key, which also refuses a TFTP replacement). pol_check_regen,
- * without it, accepts any recorded recovery attestation. */
+ * recovery_cert_sha256 is the current recovery certificate: only an attestation of it counts
+ * (NULL: there is no recovery key, which also refuses a TFTP replacement). */
 int pol_check_regen(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,
-                    time_t now, struct pol_decision *d);
-int pol_check_regen2(const struct pol_config *cfg, const struct pol_state *st,
-                     enum pol_key_role key, const uint8_t *recovery_cert_sha256, time_t now,
-                     struct pol_decision *d);
+                    const uint8_t *recovery_cert_sha256, time_t now, struct pol_decision *d);
 
 /* 1 when the daily "not backed up" log line is due (backup: warn|require, no attestation for
  * this recovery certificate, none logged in the last 24 h); record it with

@@ -130,7 +130,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
     ev.key = (enum pol_key_role)role;
     ev.time = time(NULL);
     have_recovery = recovery_cert_sha256(t, &cfg, rec_sha) == 0;
-    if (pol_check_regen2(&cfg, &st, ev.key, have_recovery ? rec_sha : NULL, ev.time, &d) != 0)
+    if (pol_check_regen(&cfg, &st, ev.key, have_recovery ? rec_sha : NULL, ev.time, &d) != 0)
         return deny(&cfg, what, label, &d);
     snprintf(ev.label, sizeof ev.label, "%s", label);
     ev.uid = getuid();

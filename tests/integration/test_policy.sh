@@ -125,8 +125,9 @@ ok "a new recovery key voids the attestation"
 start_daemon() { # config log
     "$DAEMON" --config "$1" --foreground 2>"$2" &
     pid=$!
-    for _ in $(seq 1 1200); do [ -S sock ] && break; sleep 0.05; done # 60 s guard (ASan, busy host)
-    [ -S sock ] || die "itl-signd did not start: $(cat "$2")"
+    # Serving, not only bound: a SIGTERM before the signals are taken over would kill it.
+    for _ in $(seq 1 1200); do grep -q "serving on" "$2" && break; sleep 0.05; done # 60 s guard
+    grep -q "serving on" "$2" || die "itl-signd did not start: $(cat "$2")"
     kill "$pid"
     wait "$pid" || die "itl-signd failed: $(cat "$2")"
 }
