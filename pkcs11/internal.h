@@ -208,13 +208,15 @@ int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTR
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
                  const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct itl_error *err);
 
-/* ---- Shared between the files of pkcs11/ (module, login, session, create) ---- */
+/* ---- Shared between the files of pkcs11/ (module, find, login, session, create) ---- */
 
 struct cert_attrs {
     uint8_t *value, *subject, *issuer, *serial;
     int value_len, subject_len, issuer_len, serial_len;
 };
 
+/* find.c: the one token the URI names (at open), and the same token again after a loss. */
+int tok_select_token(struct tok *t, struct itl_error *err);
 int tok_find_token_again(struct tok *t, struct itl_error *err);
 int tok_open_login_session(struct tok *t, struct itl_error *err);
 int tok_load_modules(struct tok *t, struct itl_error *err);

@@ -199,3 +199,15 @@ out:
     pthread_mutex_unlock(&t->rebuild_lock);
     return rc;
 }
+
+int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h)
+{
+    CK_SESSION_INFO si;
+    int want;
+
+    pthread_mutex_lock(&t->lock);
+    want = t->want_login && t->login_needed;
+    pthread_mutex_unlock(&t->lock);
+    return want && t->mod->C_GetSessionInfo(h, &si) == CKR_OK &&
+           si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS;
+}

@@ -117,16 +117,22 @@ out:
     return rc;
 }
 
-int tok_session_lacks_login(struct tok *t, CK_SESSION_HANDLE h)
+int tok_open_login_session(struct tok *t, struct itl_error *err)
 {
-    CK_SESSION_INFO si;
-    int want;
+    CK_SESSION_HANDLE h;
+    CK_RV rv = CKR_OK;
 
-    pthread_mutex_lock(&t->lock);
-    want = t->want_login && t->login_needed;
-    pthread_mutex_unlock(&t->lock);
-    return want && t->mod->C_GetSessionInfo(h, &si) == CKR_OK &&
-           si.state != CKS_RW_USER_FUNCTIONS && si.state != CKS_RO_USER_FUNCTIONS;
+    for (unsigned attempt = 0; attempt <= tok_budget(t); attempt++) {
+        rv = t->mod->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
+        if (rv != CKR_SESSION_COUNT)
+            break;
+        tok_backoff(attempt);
+    }
+    if (rv != CKR_OK)
+        return tok_ckr_err(err, rv, "opening a session (C_OpenSession)");
+    t->login_session = h;
+    t->have_login_session = 1;
+    return 0;
 }
 
 /* ---- Pool ---- */

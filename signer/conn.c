@@ -357,6 +357,20 @@ static void serve(struct conn *c)
     }
 }
 
+/* The uid's entry goes with its last connection. */
+void srv_release_slot(struct server *s, struct uid_use *use)
+{
+    s->live--;
+    if (--use->conns > 0)
+        return;
+    for (struct uid_use **pp = &s->uids; *pp; pp = &(*pp)->next)
+        if (*pp == use) {
+            *pp = use->next;
+            break;
+        }
+    free(use);
+}
+
 void *srv_conn_main(void *arg)
 {
     struct conn *c = arg;

@@ -53,20 +53,6 @@ void srv_block_signals(void)
 
 /* ---- Connections: slots, threads, refusals ---- */
 
-/* The uid's entry goes with its last connection. */
-void srv_release_slot(struct server *s, struct uid_use *use)
-{
-    s->live--;
-    if (--use->conns > 0)
-        return;
-    for (struct uid_use **pp = &s->uids; *pp; pp = &(*pp)->next)
-        if (*pp == use) {
-            *pp = use->next;
-            break;
-        }
-    free(use);
-}
-
 static void reap(struct server *s, int all)
 {
     struct conn **pp = &s->conns;
