@@ -350,7 +350,7 @@ START_TEST(test_list_keys)
     tok_close(t);
 
     /* object= in the token URI narrows the list */
-    snprintf(uri, sizeof uri, "%s;object=ITLRecovery", tt.uri);
+    ck_assert_int_lt(snprintf(uri, sizeof uri, "%s;object=ITLRecovery", tt.uri), (int)sizeof uri);
     t = open_logged_in(NULL, &tt, uri);
     ck_assert_int_eq(tok_list_keys(t, &keys, &n, &err), 0);
     ck_assert_uint_eq(n, 1);

@@ -393,7 +393,7 @@ static void token_dir_path(const struct fixture *f, char *out, size_t size)
     while ((e = readdir(d)) != NULL)
         if (e->d_name[0] != '.') {
             ck_assert_msg(out[0] == '\0', "more than one token directory in %s", tokens);
-            snprintf(out, size, "%s/%s", tokens, e->d_name);
+            ck_assert_int_lt(snprintf(out, size, "%s/%s", tokens, e->d_name), (int)size);
         }
     closedir(d);
     ck_assert_msg(out[0] != '\0', "no token directory in %s", tokens);
@@ -515,7 +515,7 @@ struct worker {
     struct fixture *f;
     int id;
     int verified;
-    char error[ITL_ERROR_LEN];
+    char error[ITL_ERROR_LEN + 64]; /* a message, with what the thread was doing in front */
 };
 
 static void *sign_many(void *arg)
@@ -608,8 +608,8 @@ struct gone_shared {
     int stop;      /* the workers and the status thread end */
     int ok_before; /* signatures verified before the token left */
     int failed_away;
-    int ok_back; /* signatures verified that started after the recovery */
-    char error[ITL_ERROR_LEN];
+    int ok_back;                    /* signatures verified that started after the recovery */
+    char error[ITL_ERROR_LEN + 64]; /* a message, with what the thread was doing in front */
 };
 
 struct gone_worker {

@@ -239,7 +239,8 @@ START_TEST(test_no_pin_and_pin_source)
     ck_assert_uint_eq(tok_test_login_calls(t), 0);
     tok_close(t);
 
-    snprintf(uri, sizeof uri, "%s?pin-source=file:%s", tt.uri, tt.pin_file);
+    ck_assert_int_lt(snprintf(uri, sizeof uri, "%s?pin-source=file:%s", tt.uri, tt.pin_file),
+                     (int)sizeof uri);
     t = open_ok(tt.module, uri);
     ck_assert_int_eq(tok_login(t, NULL, &err), 0);
     ck_assert_uint_eq(tok_test_login_calls(t), 1);
