@@ -140,6 +140,9 @@ uint32_t load_u32(const uint8_t *p);
  * byte (an invalid byte bb as \u00bb), so every byte of the input can be read back from the
  * record (valid characters are never escaped) and the line stays one line. */
 void json_string(struct buf *b, const char *s, size_t n);
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0 (overlong forms,
+ * surrogates and code points above U+10FFFF are not valid). */
+size_t utf8_sequence(const unsigned char *s, size_t n);
 void json_cstring(struct buf *b, const char *s); /* NUL-terminated; NULL is written as null */
 void json_hex(struct buf *b, const uint8_t *data, size_t n); /* "0a1b..." */
 

@@ -6,7 +6,7 @@
 
 /* The length of the valid UTF-8 sequence at s (at most n bytes), or 0: overlong forms,
  * surrogates (U+D800..U+DFFF) and code points above U+10FFFF are not valid. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
+size_t utf8_sequence(const unsigned char *s, size_t n)
 {
     if (s[0] < 0x80)
         return 1;

@@ -20,6 +20,23 @@ X509 *signer_x509(const struct itl_signer *signer, struct itl_error *err)
     return cert_parse(signer->cert_der, signer->cert_len, "the signer certificate", err);
 }
 
+/* SIGNATUREMODULUS code for a modulus of this many bytes, or -1. */
+static int modulus_code(size_t bytes)
+{
+    switch (bytes) {
+    case 64:
+        return 0;
+    case 128:
+        return 1;
+    case 256:
+        return 2;
+    case 512:
+        return 3;
+    default:
+        return -1;
+    }
+}
+
 int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
                    struct itl_error *err)
 {
@@ -58,7 +75,7 @@ fail:
     return -1;
 }
 
-static int write_signer_info(struct wbuf *b, X509 *signer, enum itl_signer_order order,
+static int write_signer_info(struct tlv_out *b, X509 *signer, enum itl_signer_order order,
                              enum itl_name_style names, struct itl_error *err)
 {
     char name[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
@@ -69,44 +86,37 @@ static int write_signer_info(struct wbuf *b, X509 *signer, enum itl_signer_order
         cert_name_str(signer, 1, names, issuer, sizeof issuer, err) != 0 ||
         cert_serial_bytes(signer, serial, sizeof serial, &serial_len, err) != 0)
         return -1;
-    at = wb_open(b, HDR_SIGNER_INFO);
-    wb_tlv_str(b, HDR_SIGNER_NAME, name);
+    at = tlv_open(b, HDR_SIGNER_INFO);
+    tlv_put_str(b, HDR_SIGNER_NAME, name);
     if (order == ITL_ORDER_NAME_ISSUER_SERIAL) {
-        wb_tlv_str(b, HDR_CA_NAME, issuer);
-        wb_tlv(b, HDR_SERIAL, serial, serial_len);
+        tlv_put_str(b, HDR_CA_NAME, issuer);
+        tlv_put(b, HDR_SERIAL, serial, serial_len);
     } else {
-        wb_tlv(b, HDR_SERIAL, serial, serial_len);
-        wb_tlv_str(b, HDR_CA_NAME, issuer);
+        tlv_put(b, HDR_SERIAL, serial, serial_len);
+        tlv_put_str(b, HDR_CA_NAME, issuer);
     }
-    wb_close(b, at);
+    tlv_close(b, at);
     return 0;
 }
 
-static void write_signature_info(struct wbuf *b, int digest, uint8_t sig_algorithm, int modulus)
+static void write_signature_info(struct tlv_out *b, int digest, uint8_t sig_algorithm, int modulus)
 {
-    size_t info = wb_open(b, HDR_SIGNATURE_INFO), algo;
+    size_t info = tlv_open(b, HDR_SIGNATURE_INFO), algo;
 
-    wb_tlv_u8(b, HDR_DIGEST, (uint8_t)digest);
-    algo = wb_open(b, HDR_ALGO_INFO);
-    wb_tlv_u8(b, HDR_SIG_ALGORITHM, sig_algorithm);
-    wb_tlv_u8(b, HDR_SIG_MODULUS, (uint8_t)modulus);
-    wb_close(b, algo);
-    wb_close(b, info);
+    tlv_put_u8(b, HDR_DIGEST, (uint8_t)digest);
+    algo = tlv_open(b, HDR_ALGO_INFO);
+    tlv_put_u8(b, HDR_SIG_ALGORITHM, sig_algorithm);
+    tlv_put_u8(b, HDR_SIG_MODULUS, (uint8_t)modulus);
+    tlv_close(b, algo);
+    tlv_close(b, info);
 }
 
-static void write_version(struct wbuf *b, uint8_t major, uint8_t minor)
+static void write_version(struct tlv_out *b, uint8_t major, uint8_t minor)
 {
     uint8_t v[2] = {major, minor};
 
-    wb_tlv(b, HDR_VERSION, v, 2);
-    wb_tlv_u16(b, HDR_LENGTH, 0); /* patched by finish_signed */
-}
-
-static void write_timestamp(struct wbuf *b, uint32_t t)
-{
-    uint8_t be[4] = {(uint8_t)(t >> 24), (uint8_t)(t >> 16), (uint8_t)(t >> 8), (uint8_t)t};
-
-    wb_tlv(b, HDR_TIMESTAMP, be, 4);
+    tlv_put(b, HDR_VERSION, v, 2);
+    tlv_put_u16(b, HDR_LENGTH, 0); /* patched by finish_signed */
 }
 
 static int call_signer(const struct itl_signer *signer, const uint8_t *msg, size_t msg_len,
@@ -129,7 +139,22 @@ static int call_signer(const struct itl_signer *signer, const uint8_t *msg, size
     return 0;
 }
 
-int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
+/* The file: the header up to sig_at, the SIGNATURE TLV, the rest of the header and the tail.
+ * NULL when out of memory. */
+static uint8_t *splice_signature(const struct buf *b, size_t sig_at, const uint8_t *sig,
+                                 size_t sig_len, size_t *total)
+{
+    struct buf file = {0};
+
+    buf_put(&file, b->data, sig_at);
+    buf_put_u8(&file, HDR_SIGNATURE);
+    buf_put_u16(&file, (uint16_t)sig_len);
+    buf_put(&file, sig, sig_len);
+    buf_put(&file, b->data + sig_at, b->len - sig_at);
+    return buf_take(&file, total);
+}
+
+int finish_signed(struct tlv_out *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
                   const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
                   size_t *out_len, struct itl_error *err)
 {
@@ -144,26 +169,27 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
     if (!sx)
         return -1;
     want = (size_t)EVP_PKEY_get_size(X509_get0_pubkey(sx));
-    while ((b->len + 3 + want) % 4 != 0)
-        wb_u8(b, PADDING_BYTE);
-    header_len = b->len + 3 + want;
+    while ((b->buf.len + 3 + want) % 4 != 0)
+        buf_put_u8(&b->buf, PADDING_BYTE);
+    header_len = b->buf.len + 3 + want;
     if (header_len > TLV_MAX) {
         err_set(err, ITL_E_INPUT,
                 "the header would be %zu bytes: HEADERLENGTH is a u16 (at most 65535)", header_len);
         goto out;
     }
-    wb_patch_u16(b, 8, (uint16_t)header_len);
-    wb_put(b, tail, tail_len);
+    buf_patch_u16(&b->buf, 8, (uint16_t)header_len);
+    buf_put(&b->buf, tail, tail_len);
     if (b->too_long) {
         err_set(err, ITL_E_INPUT,
                 "a header field is longer than 65535 bytes, the most a TLV length says");
         goto out;
     }
-    if (b->oom) {
-        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file", b->len + 3 + want);
+    if (b->buf.failed) {
+        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file",
+                b->buf.len + tail_len + 3 + want);
         goto out;
     }
-    if (call_signer(signer, b->p, b->len, sig, &sig_len, err) != 0)
+    if (call_signer(signer, b->buf.data, b->buf.len, sig, &sig_len, err) != 0)
         goto out;
     if (sig_len != want) {
         err_set(err, ITL_E_INPUT,
@@ -171,18 +197,12 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
                 want);
         goto out;
     }
-    total = b->len + 3 + sig_len;
-    file = malloc(total);
+    file = splice_signature(&b->buf, sig_at, sig, sig_len, &total);
     if (!file) {
-        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file", total);
+        err_set(err, ITL_E_INPUT, "out of memory building a %zu-byte file",
+                b->buf.len + 3 + sig_len);
         goto out;
     }
-    memcpy(file, b->p, sig_at);
-    file[sig_at] = HDR_SIGNATURE;
-    file[sig_at + 1] = (uint8_t)(sig_len >> 8);
-    file[sig_at + 2] = (uint8_t)sig_len;
-    memcpy(file + sig_at + 3, sig, sig_len);
-    memcpy(file + sig_at + 3 + sig_len, b->p + sig_at, b->len - sig_at);
 
     if (itl_parse(file, total, kind, &check, &verr) != 0 || verify_with_x509(&check, sx, &verr)) {
         err_set(err, ITL_E_INPUT,
@@ -219,12 +239,12 @@ static int signer_is_sast_entry(const struct itl_entry *entries, size_t n,
     return 0;
 }
 
-static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
+static int write_record(struct tlv_out *r, const struct itl_entry *e, size_t index,
                         enum itl_layout layout, enum itl_name_style names, struct itl_error *err)
 {
     char what[64], subject[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
     uint8_t serial[128], *pub = NULL;
-    size_t serial_len, pub_len = 0, at = r->len, sig_len, rec_len;
+    size_t serial_len, pub_len = 0, at = r->buf.len, sig_len, rec_len;
     const uint8_t *sig;
     X509 *x;
     int rc = -1;
@@ -248,25 +268,23 @@ static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
     }
     cert_signature_value(x, &sig, &sig_len);
 
-    wb_u8(r, 1); /* RECORDLENGTH: patched below, counts its own 5 bytes */
-    wb_u16(r, 2);
-    wb_u16(r, 0);
+    tlv_put_u16(r, REC_LENGTH, 0); /* patched below: it counts its own 5 bytes */
     if (layout == ITL_LAYOUT_CUCM) {
-        wb_tlv_str(r, REC_DNSNAME, "");
-        wb_tlv_str(r, REC_SUBJECT, subject);
-        wb_tlv_u16(r, REC_FUNCTION, (uint16_t)e->function);
-        wb_tlv_str(r, REC_ISSUER, issuer);
-        wb_tlv(r, REC_SERIAL, serial, serial_len);
+        tlv_put_str(r, REC_DNSNAME, "");
+        tlv_put_str(r, REC_SUBJECT, subject);
+        tlv_put_u16(r, REC_FUNCTION, (uint16_t)e->function);
+        tlv_put_str(r, REC_ISSUER, issuer);
+        tlv_put(r, REC_SERIAL, serial, serial_len);
     } else {
-        wb_tlv_str(r, REC_SUBJECT, subject);
-        wb_tlv_str(r, REC_ISSUER, issuer);
-        wb_tlv(r, REC_SERIAL, serial, serial_len);
-        wb_tlv_u16(r, REC_FUNCTION, (uint16_t)e->function);
+        tlv_put_str(r, REC_SUBJECT, subject);
+        tlv_put_str(r, REC_ISSUER, issuer);
+        tlv_put(r, REC_SERIAL, serial, serial_len);
+        tlv_put_u16(r, REC_FUNCTION, (uint16_t)e->function);
     }
-    wb_tlv(r, REC_PUBLIC_KEY, pub, pub_len);
-    wb_tlv(r, REC_SIGNATURE, sig, sig_len);
-    wb_tlv(r, REC_CERTIFICATE, e->cert_der, e->cert_len);
-    rec_len = r->len - at;
+    tlv_put(r, REC_PUBLIC_KEY, pub, pub_len);
+    tlv_put(r, REC_SIGNATURE, sig, sig_len);
+    tlv_put(r, REC_CERTIFICATE, e->cert_der, e->cert_len);
+    rec_len = r->buf.len - at;
     if (r->too_long || rec_len > TLV_MAX) {
         err_set(err, ITL_E_INPUT,
                 "entry #%zu (%s): its record would be %zu bytes, more than RECORDLENGTH (u16) "
@@ -274,7 +292,7 @@ static int write_record(struct wbuf *r, const struct itl_entry *e, size_t index,
                 index, subject, rec_len);
         goto out;
     }
-    wb_patch_u16(r, at + 3, (uint16_t)rec_len);
+    buf_patch_u16(&r->buf, at + 3, (uint16_t)rec_len);
     rc = 0;
 out:
     OPENSSL_free(pub);
@@ -286,11 +304,10 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
                   struct itl_error *err)
 {
-    struct wbuf b = {0}, r = {0};
+    struct tlv_out b = {0}, r = {0};
     X509 *sx = NULL;
     size_t sig_bytes, sig_at;
     int modcode, rc = -1;
-    uint8_t sv[2];
 
     if (!entries || n == 0 || !opts) {
         err_set(err, ITL_E_INPUT, "an ITL/CTL needs at least one certificate");
@@ -305,29 +322,26 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
         goto out;
     }
     write_version(&b, 1, 2);
-    if (opts->signer_version) {
-        sv[0] = (uint8_t)(opts->signer_version >> 8);
-        sv[1] = (uint8_t)opts->signer_version;
-        wb_tlv(&b, HDR_SIGNER_VERSION, sv, 2);
-    }
+    if (opts->signer_version)
+        tlv_put_u16(&b, HDR_SIGNER_VERSION, (uint16_t)opts->signer_version);
     if (write_signer_info(&b, sx, opts->signer_order, opts->names, err) != 0)
         goto out;
     write_signature_info(&b, signer->digest, 0, modcode);
-    sig_at = b.len;
-    wb_tlv_str(&b, HDR_FILENAME, opts->filename ? opts->filename : "ITLFile.tlv");
-    write_timestamp(&b, opts->timestamp);
+    sig_at = b.buf.len;
+    tlv_put_str(&b, HDR_FILENAME, opts->filename ? opts->filename : "ITLFile.tlv");
+    tlv_put_u32(&b, HDR_TIMESTAMP, opts->timestamp);
     for (size_t i = 0; i < n; i++)
         if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, err) != 0)
             goto out;
-    if (r.oom) {
+    if (r.buf.failed) {
         err_set(err, ITL_E_INPUT, "out of memory building the records");
         goto out;
     }
-    rc = finish_signed(&b, sig_at, r.p, r.len, signer, ITL_KIND_TLV, out, out_len, err);
+    rc = finish_signed(&b, sig_at, r.buf.data, r.buf.len, signer, ITL_KIND_TLV, out, out_len, err);
 out:
     X509_free(sx);
-    wb_free(&b);
-    wb_free(&r);
+    buf_free(&b.buf);
+    buf_free(&r.buf);
     return rc;
 }
 
@@ -352,7 +366,7 @@ struct resign {
 };
 
 /* The replacement of a header field, or copy when the field stays as it is. */
-static int resign_field(struct wbuf *b, const struct itl_tlv *t, struct resign *rs,
+static int resign_field(struct tlv_out *b, const struct itl_tlv *t, struct resign *rs,
                         struct itl_error *err)
 {
     static const struct {
@@ -374,31 +388,31 @@ static int resign_field(struct wbuf *b, const struct itl_tlv *t, struct resign *
                     signer_fields[i].name);
             return -1;
         }
-        wb_tlv(b, t->tag, src->value.ptr, src->value.len);
+        tlv_put(b, t->tag, src->value.ptr, src->value.len);
         return 0;
     }
     switch (t->tag) {
     case HDR_LENGTH:
-        wb_tlv_u16(b, HDR_LENGTH, 0);
+        tlv_put_u16(b, HDR_LENGTH, 0);
         return 0;
     case HDR_DIGEST:
-        wb_tlv_u8(b, HDR_DIGEST, (uint8_t)rs->digest);
+        tlv_put_u8(b, HDR_DIGEST, (uint8_t)rs->digest);
         return 0;
     case HDR_SIG_MODULUS:
-        wb_tlv_u8(b, HDR_SIG_MODULUS, (uint8_t)rs->modcode);
+        tlv_put_u8(b, HDR_SIG_MODULUS, (uint8_t)rs->modcode);
         return 0;
     case HDR_SIG_ALGORITHM:
-        wb_tlv_u8(b, HDR_SIG_ALGORITHM, 0);
+        tlv_put_u8(b, HDR_SIG_ALGORITHM, 0);
         return 0;
     case HDR_SIGNATURE:
-        rs->sig_at = b->len;
+        rs->sig_at = b->buf.len;
         return 0;
     case HDR_TIMESTAMP:
-        write_timestamp(b, rs->timestamp);
+        tlv_put_u32(b, HDR_TIMESTAMP, rs->timestamp);
         rs->wrote_timestamp = 1;
         return 0;
     default:
-        wb_tlv(b, t->tag, t->value.ptr, t->value.len);
+        tlv_put(b, t->tag, t->value.ptr, t->value.len);
         return 0;
     }
 }
@@ -410,7 +424,7 @@ static int is_container_tag(uint8_t tag)
 }
 
 /* The input's header TLVs in their order and nesting, with the signer's fields replaced. */
-static int resign_header(struct wbuf *b, const struct itl_header *h, struct resign *rs,
+static int resign_header(struct tlv_out *b, const struct itl_header *h, struct resign *rs,
                          struct itl_error *err)
 {
     struct {
@@ -421,13 +435,13 @@ static int resign_header(struct wbuf *b, const struct itl_header *h, struct resi
     for (size_t i = 0; i < h->n_tlvs; i++) {
         const struct itl_tlv *t = &h->tlvs[i];
         while (depth > 0 && t->offset >= open[depth - 1].in_end)
-            wb_close(b, open[--depth].out_at);
+            tlv_close(b, open[--depth].out_at);
         if (is_container_tag(t->tag)) {
             if (depth == 8) {
                 err_set(err, ITL_E_INPUT, "containers nested too deep to re-sign");
                 return -1;
             }
-            open[depth].out_at = wb_open(b, t->tag);
+            open[depth].out_at = tlv_open(b, t->tag);
             open[depth++].in_end = t->offset + 3 + t->value.len;
             continue;
         }
@@ -435,9 +449,9 @@ static int resign_header(struct wbuf *b, const struct itl_header *h, struct resi
             return -1;
     }
     while (depth > 0)
-        wb_close(b, open[--depth].out_at);
+        tlv_close(b, open[--depth].out_at);
     if (!rs->wrote_timestamp)
-        write_timestamp(b, rs->timestamp);
+        tlv_put_u32(b, HDR_TIMESTAMP, rs->timestamp);
     return 0;
 }
 
@@ -468,7 +482,7 @@ int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t time
                    const struct itl_signer *signer, uint8_t **out, size_t *out_len,
                    struct itl_error *err)
 {
-    struct wbuf b = {0};
+    struct tlv_out b = {0};
     X509 *sx = NULL;
     size_t sig_bytes;
     struct resign rs = {0};
@@ -506,13 +520,13 @@ int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t time
                        signer, ITL_KIND_TLV, out, out_len, err);
 out:
     X509_free(sx);
-    wb_free(&b);
+    buf_free(&b.buf);
     return rc;
 }
 
 /* ---- .sgn ---- */
 
-int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
+int write_sgn_header(struct tlv_out *b, uint8_t major, uint8_t minor, X509 *sx,
                      const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
                      struct itl_error *err)
 {
@@ -520,9 +534,9 @@ int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
     if (write_signer_info(b, sx, opts->signer_order, opts->names, err) != 0)
         return -1;
     write_signature_info(b, digest, 0, modcode);
-    *sig_at = b->len;
-    wb_tlv_str(b, HDR_FILENAME, opts->filename);
-    write_timestamp(b, opts->timestamp);
+    *sig_at = b->buf.len;
+    tlv_put_str(b, HDR_FILENAME, opts->filename);
+    tlv_put_u32(b, HDR_TIMESTAMP, opts->timestamp);
     return 0;
 }
 
@@ -530,7 +544,7 @@ int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_s
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
                   struct itl_error *err)
 {
-    struct wbuf b = {0};
+    struct tlv_out b = {0};
     X509 *sx = NULL;
     size_t sig_bytes, sig_at;
     int modcode, rc = -1;
@@ -550,6 +564,6 @@ int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_s
         rc = finish_signed(&b, sig_at, payload, payload_len, signer, ITL_KIND_SGN, out, out_len,
                            err);
     X509_free(sx);
-    wb_free(&b);
+    buf_free(&b.buf);
     return rc;
 }

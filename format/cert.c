@@ -260,6 +260,15 @@ int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl
     return rc;
 }
 
+int serial_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    while (an > 0 && *a == 0)
+        a++, an--;
+    while (bn > 0 && *b == 0)
+        b++, bn--;
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
 const EVP_MD *digest_md(int digest, struct itl_error *err)
 {
     switch (digest) {

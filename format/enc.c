@@ -57,26 +57,26 @@ static int wrap_key(X509 *phone, const uint8_t key[16], uint8_t **out, size_t *o
     return 0;
 }
 
-static void write_enc_fields(struct wbuf *b, const uint8_t iv[16], uint16_t padding,
+static void write_enc_fields(struct tlv_out *b, const uint8_t iv[16], uint16_t padding,
                              const uint8_t *wrapped, size_t wrapped_len, int digest,
                              const uint8_t *hash, size_t hash_len)
 {
-    size_t info = wb_open(b, HDR_ENC_INFO), sub;
+    size_t info = tlv_open(b, HDR_ENC_INFO), sub;
 
-    sub = wb_open(b, HDR_ENC_IV_INFO);
-    wb_tlv_u8(b, HDR_ENC_UNKNOWN1, 0);
-    wb_tlv(b, HDR_ENC_IV, iv, 16);
-    wb_tlv_u16(b, HDR_ENC_PADDING, padding);
-    wb_close(b, sub);
-    sub = wb_open(b, HDR_ENC_KEY_INFO);
-    wb_tlv_u8(b, HDR_ENC_UNKNOWN2, 0);
-    wb_tlv_u16(b, HDR_ENC_KEY_SIZE, (uint16_t)(wrapped_len * 8));
-    wb_tlv_u8(b, HDR_ENC_KEY_ALGORITHM, 1);
-    wb_tlv(b, HDR_ENC_KEY, wrapped, wrapped_len);
-    wb_close(b, sub);
-    wb_close(b, info);
-    wb_tlv_u8(b, HDR_ENC_HASH_ALGORITHM, (uint8_t)digest);
-    wb_tlv(b, HDR_ENC_HASH, hash, hash_len);
+    sub = tlv_open(b, HDR_ENC_IV_INFO);
+    tlv_put_u8(b, HDR_ENC_UNKNOWN1, 0);
+    tlv_put(b, HDR_ENC_IV, iv, 16);
+    tlv_put_u16(b, HDR_ENC_PADDING, padding);
+    tlv_close(b, sub);
+    sub = tlv_open(b, HDR_ENC_KEY_INFO);
+    tlv_put_u8(b, HDR_ENC_UNKNOWN2, 0);
+    tlv_put_u16(b, HDR_ENC_KEY_SIZE, (uint16_t)(wrapped_len * 8));
+    tlv_put_u8(b, HDR_ENC_KEY_ALGORITHM, 1);
+    tlv_put(b, HDR_ENC_KEY, wrapped, wrapped_len);
+    tlv_close(b, sub);
+    tlv_close(b, info);
+    tlv_put_u8(b, HDR_ENC_HASH_ALGORITHM, (uint8_t)digest);
+    tlv_put(b, HDR_ENC_HASH, hash, hash_len);
 }
 
 /* The plaintext, padded with p = 16 - len % 16 bytes of 0x0D (1..16), then encrypted. */
@@ -113,7 +113,7 @@ int itl_build_enc_sgn(const uint8_t *xml, size_t xml_len, const uint8_t *phone_c
                       const struct itl_sgn_opts *opts, const struct itl_signer *signer,
                       uint8_t **out, size_t *out_len, struct itl_error *err)
 {
-    struct wbuf b = {0};
+    struct tlv_out b = {0};
     X509 *sx = NULL, *phone = NULL;
     uint8_t *wrapped = NULL, *cipher = NULL, hash[EVP_MAX_MD_SIZE];
     size_t wrapped_len = 0, cipher_len = 0, hash_len, sig_bytes, sig_at;
@@ -152,7 +152,7 @@ out:
     X509_free(phone);
     free(wrapped);
     free(cipher);
-    wb_free(&b);
+    buf_free(&b.buf);
     return rc;
 }
 

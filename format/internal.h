@@ -58,32 +58,42 @@ enum {
 #define PADDING_BYTE 0x0D
 #define TLV_MAX 65535u
 
-/* A growing output buffer. Allocation failure is sticky and reported once at the end. */
-struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-    int too_long; /* a TLV value did not fit its u16 length */
+/* The builders' output: common's buffer (its sticky `failed` is running out of memory) and
+ * whether a TLV value was longer than its u16 length can say, reported apart. */
+struct tlv_out {
+    struct buf buf;
+    int too_long;
 };
 
-void wb_put(struct wbuf *b, const void *data, size_t n);
-void wb_u8(struct wbuf *b, uint8_t v);
-void wb_u16(struct wbuf *b, uint16_t v);
 /* tag | u16 length | value */
-void wb_tlv(struct wbuf *b, uint8_t tag, const void *value, size_t n);
-void wb_tlv_u8(struct wbuf *b, uint8_t tag, uint8_t v);
-void wb_tlv_u16(struct wbuf *b, uint8_t tag, uint16_t v);
+void tlv_put(struct tlv_out *o, uint8_t tag, const void *value, size_t n);
+void tlv_put_u8(struct tlv_out *o, uint8_t tag, uint8_t v);
+void tlv_put_u16(struct tlv_out *o, uint8_t tag, uint16_t v);
+void tlv_put_u32(struct tlv_out *o, uint8_t tag, uint32_t v);
 /* A string with its NUL terminator counted in the length. */
-void wb_tlv_str(struct wbuf *b, uint8_t tag, const char *s);
-/* Opens a container or RECORDLENGTH-style field whose length is patched later. */
-size_t wb_open(struct wbuf *b, uint8_t tag);
+void tlv_put_str(struct tlv_out *o, uint8_t tag, const char *s);
+/* Opens a container whose length tlv_close patches; returns the tag's offset. */
+size_t tlv_open(struct tlv_out *o, uint8_t tag);
 /* Patches the u16 length at `at` (the tag offset) to the bytes written after its 3-byte header. */
-void wb_close(struct wbuf *b, size_t at);
-void wb_patch_u16(struct wbuf *b, size_t at, uint16_t v);
-void wb_free(struct wbuf *b);
+void tlv_close(struct tlv_out *o, size_t at);
 
-uint16_t get_u16(const uint8_t *p);
-uint32_t get_u32(const uint8_t *p);
+/* A view of n bytes at p. */
+static inline struct itl_bytes bytes_view(const uint8_t *p, size_t n)
+{
+    return (struct itl_bytes){p, n};
+}
+
+/* Strings are stored with their NUL; the view leaves it out. */
+static inline struct itl_bytes string_view(const uint8_t *p, size_t n)
+{
+    if (n > 0 && p[n - 1] == 0)
+        n--;
+    return bytes_view(p, n);
+}
+
+/* The records after the header of an ITL/CTL (f->data, f->len, f->hdr parsed) into
+ * f->records. */
+int parse_records(struct itl_file *f, struct itl_error *err);
 
 /* The certificate, parsed; the whole input must be one DER certificate. NULL with err set. */
 X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_error *err);
@@ -111,15 +121,12 @@ const EVP_MD *digest_md(int digest, struct itl_error *err);
 int digest_two(const EVP_MD *md, const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2,
                uint8_t *out, size_t *out_len);
 
-/* SIGNATUREMODULUS code for a modulus of this many bytes, or -1. */
-int modulus_code(size_t bytes);
-
 /*
  * Finishes a signed file: `b` holds the header without the SIGNATURE TLV (which belongs at
  * `sig_at`), with HEADERLENGTH at offset 5, but no padding yet; `tail` (records or payload) is
  * appended after padding. Signs, splices and verifies the result with the signer certificate.
  */
-int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
+int finish_signed(struct tlv_out *b, size_t sig_at, const uint8_t *tail, size_t tail_len,
                   const struct itl_signer *signer, enum itl_kind kind, uint8_t **out,
                   size_t *out_len, struct itl_error *err);
 
@@ -128,7 +135,7 @@ int finish_signed(struct wbuf *b, size_t sig_at, const uint8_t *tail, size_t tai
 int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes, int *modcode,
                    struct itl_error *err);
 /* The header of a .sgn / .enc.sgn up to TIMESTAMP; *sig_at is where the SIGNATURE goes. */
-int write_sgn_header(struct wbuf *b, uint8_t major, uint8_t minor, X509 *sx,
+int write_sgn_header(struct tlv_out *b, uint8_t major, uint8_t minor, X509 *sx,
                      const struct itl_sgn_opts *opts, int digest, int modcode, size_t *sig_at,
                      struct itl_error *err);
 

@@ -16,7 +16,7 @@
  * ITL/CTL record. No config, XML or text file starts with these three bytes. */
 static int starts_like_tlv1(const uint8_t *d, size_t len)
 {
-    return len >= 3 && d[0] == HDR_VERSION && get_u16(d + 1) == 2;
+    return len >= 3 && d[0] == HDR_VERSION && load_u16(d + 1) == 2;
 }
 
 enum itl_kind itl_kind_of(const uint8_t *data, size_t len)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * format: the parser. One pass over the header (a TLV walk that steps into containers and
- * checks each nested TLV against its parent's end), then the records or the payload. Every
- * length is checked before it is used; every error names the offset and the field.
+ * checks each nested TLV against its parent's end), then the records (records.c) or the
+ * payload. Every length is checked before it is used; every error names the offset and the
+ * field.
  */
 #include "format/internal.h"
 
@@ -27,19 +28,6 @@ struct hdr_walk {
     int depth;
     struct itl_error *err;
 };
-
-static struct itl_bytes view(const uint8_t *p, size_t n)
-{
-    return (struct itl_bytes){p, n};
-}
-
-/* Strings are stored with their NUL; the view leaves it out. */
-static struct itl_bytes str_view(const uint8_t *p, size_t n)
-{
-    if (n > 0 && p[n - 1] == 0)
-        n--;
-    return view(p, n);
-}
 
 static int is_container(uint8_t tag)
 {
@@ -90,7 +78,7 @@ static int add_tlv(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_t *v,
                 ITL_MAX_HEADER_TLVS);
         return -1;
     }
-    h->tlvs[h->n_tlvs++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, view(v, n)};
+    h->tlvs[h->n_tlvs++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, bytes_view(v, n)};
     return 0;
 }
 
@@ -104,15 +92,15 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
         e->present = 1;
     switch (tag) {
     case HDR_SIGNER_NAME:
-        h->signer_name = str_view(v, n);
+        h->signer_name = string_view(v, n);
         return 0;
     case HDR_SERIAL:
         if (not_empty(w, tag, at, n))
             return -1;
-        h->signer_serial = view(v, n);
+        h->signer_serial = bytes_view(v, n);
         return 0;
     case HDR_CA_NAME:
-        h->signer_issuer = str_view(v, n);
+        h->signer_issuer = string_view(v, n);
         if (!(w->seen & (1u << HDR_SERIAL)))
             h->signer_order = ITL_ORDER_NAME_ISSUER_SERIAL;
         return 0;
@@ -140,16 +128,16 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
             return -1;
         }
         h->sig_offset = at;
-        h->signature = view(v, n);
+        h->signature = bytes_view(v, n);
         return 0;
     case HDR_FILENAME:
-        h->filename = str_view(v, n);
+        h->filename = string_view(v, n);
         return 0;
     case HDR_TIMESTAMP:
         if (want_len(w, tag, at, n, 4))
             return -1;
         h->has_timestamp = 1;
-        h->timestamp = get_u32(v);
+        h->timestamp = load_u32(v);
         return 0;
     case HDR_SIGNER_VERSION:
         if (want_len(w, tag, at, n, 2))
@@ -175,26 +163,26 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
     case HDR_ENC_IV:
         if (want_len(w, tag, at, n, 16))
             return -1;
-        e->iv = view(v, n);
+        e->iv = bytes_view(v, n);
         return 0;
     case HDR_ENC_PADDING:
     case HDR_ENC_KEY_SIZE:
         if (want_len(w, tag, at, n, 2))
             return -1;
         if (tag == HDR_ENC_PADDING)
-            e->padding = get_u16(v);
+            e->padding = load_u16(v);
         else
-            e->key_size_bits = get_u16(v);
+            e->key_size_bits = load_u16(v);
         return 0;
     case HDR_ENC_KEY:
         if (not_empty(w, tag, at, n))
             return -1;
-        e->wrapped_key = view(v, n);
+        e->wrapped_key = bytes_view(v, n);
         return 0;
     case HDR_ENC_HASH:
         if (not_empty(w, tag, at, n))
             return -1;
-        e->hash = view(v, n);
+        e->hash = bytes_view(v, n);
         return 0;
     default:
         if (h->n_extra == ITL_MAX_EXTRA_TLVS) {
@@ -202,7 +190,7 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
                     at, ITL_MAX_EXTRA_TLVS);
             return -1;
         }
-        h->extra[h->n_extra++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, view(v, n)};
+        h->extra[h->n_extra++] = (struct itl_tlv){tag, (uint8_t)w->depth, at, bytes_view(v, n)};
         return 0;
     }
 }
@@ -226,18 +214,18 @@ static int header_start(struct hdr_walk *w)
                 d[0]);
         return -1;
     }
-    if (want_len(w, HDR_VERSION, 0, get_u16(d + 1), 2))
+    if (want_len(w, HDR_VERSION, 0, load_u16(d + 1), 2))
         return -1;
     if (d[5] != HDR_LENGTH) {
         err_set(w->err, ITL_E_INPUT, "offset 0x5: expected HEADERLENGTH (tag 2), found tag %u",
                 d[5]);
         return -1;
     }
-    if (want_len(w, HDR_LENGTH, 5, get_u16(d + 6), 2))
+    if (want_len(w, HDR_LENGTH, 5, load_u16(d + 6), 2))
         return -1;
     w->h->version_major = d[3];
     w->h->version_minor = d[4];
-    w->h->header_length = get_u16(d + 8);
+    w->h->header_length = load_u16(d + 8);
     w->hl = w->h->header_length;
     if (w->hl > w->len) {
         err_set(w->err, ITL_E_INPUT,
@@ -266,29 +254,30 @@ static int walk_header(struct hdr_walk *w)
     if (header_start(w) != 0)
         return -1;
     while (pos < w->hl) {
-        size_t limit, n;
+        struct reader r; /* the bytes this TLV may take: up to its container's end */
+        const uint8_t *v;
+        uint16_t n;
         uint8_t tag;
 
         while (w->depth > 0 && w->stack[w->depth - 1].end == pos)
             w->depth--;
-        limit = w->depth > 0 ? w->stack[w->depth - 1].end : w->hl;
-        tag = w->d[pos];
+        rd_init(&r, w->d + pos, (w->depth > 0 ? w->stack[w->depth - 1].end : w->hl) - pos);
+        rd_u8(&r, &tag);          /* pos is before the end: there is a byte */
         if (tag == HDR_PADDING) { /* one byte, no length */
             w->h->padding++;
             pos++;
             continue;
         }
-        if (limit - pos < 3) {
+        if (rd_u16(&r, &n) != 0) {
             where(w, at_end, sizeof at_end);
             err_set(w->err, ITL_E_INPUT,
                     "offset 0x%zx: the tag and length of %s (tag %u) run past the end of %s", pos,
                     itl_header_tag_name(tag), tag, at_end);
             return -1;
         }
-        n = get_u16(w->d + pos + 1);
-        if (n > limit - pos - 3) {
+        if (rd_bytes(&r, n, &v) != 0) {
             where(w, at_end, sizeof at_end);
-            err_set(w->err, ITL_E_INPUT, "offset 0x%zx: %s length %zu runs past the end of %s", pos,
+            err_set(w->err, ITL_E_INPUT, "offset 0x%zx: %s length %u runs past the end of %s", pos,
                     itl_header_tag_name(tag), n, at_end);
             return -1;
         }
@@ -300,7 +289,7 @@ static int walk_header(struct hdr_walk *w)
             }
             w->seen |= 1u << tag;
         }
-        if (add_tlv(w, tag, pos, w->d + pos + 3, n) != 0)
+        if (add_tlv(w, tag, pos, v, n) != 0)
             return -1;
         if (is_container(tag)) {
             if (w->depth == MAX_DEPTH) {
@@ -311,10 +300,10 @@ static int walk_header(struct hdr_walk *w)
             w->stack[w->depth++] = (struct frame){tag, pos + 3 + n};
             if (tag >= HDR_ENC_INFO)
                 w->h->enc.present = 1;
-            pos += 3;
+            pos += 3; /* its contents are the next TLVs */
             continue;
         }
-        if (header_field(w, tag, pos, w->d + pos + 3, n) != 0)
+        if (header_field(w, tag, pos, v, n) != 0)
             return -1;
         pos += 3 + n;
     }
@@ -385,190 +374,6 @@ static int check_enc(const struct itl_file *f, struct itl_error *err)
     return 0;
 }
 
-/* ---- records ---- */
-
-static int record_err_len(struct itl_error *err, size_t at, size_t index, uint8_t tag, size_t n,
-                          size_t want)
-{
-    err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: %s has length %zu, expected %zu", at,
-            index, itl_record_tag_name(tag), n, want);
-    return -1;
-}
-
-static int record_field(struct itl_record *r, size_t index, uint8_t tag, size_t at,
-                        const uint8_t *v, size_t n, struct itl_error *err)
-{
-    switch (tag) {
-    case REC_DNSNAME:
-        r->dnsname = str_view(v, n);
-        return 0;
-    case REC_SUBJECT:
-        r->subject = str_view(v, n);
-        return 0;
-    case REC_FUNCTION:
-        if (n != 2)
-            return record_err_len(err, at, index, tag, n, 2);
-        r->has_function = 1;
-        r->function = get_u16(v);
-        return 0;
-    case REC_ISSUER:
-        r->issuer = str_view(v, n);
-        return 0;
-    case REC_SERIAL:
-        if (n == 0) {
-            err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: SERIALNUMBER is empty", at,
-                    index);
-            return -1;
-        }
-        r->serial = view(v, n);
-        return 0;
-    case REC_PUBLIC_KEY:
-        r->public_key = view(v, n);
-        return 0;
-    case REC_SIGNATURE:
-        r->signature = view(v, n);
-        return 0;
-    case REC_CERTIFICATE:
-        r->certificate = view(v, n);
-        return 0;
-    case REC_IPADDRESS:
-        r->ipaddress = view(v, n);
-        return 0;
-    case REC_CERTHASH:
-        r->certhash = view(v, n);
-        return 0;
-    case REC_HASH_ALGORITHM:
-        if (n != 1)
-            return record_err_len(err, at, index, tag, n, 1);
-        r->has_hash_algorithm = 1;
-        r->hash_algorithm = v[0];
-        return 0;
-    default:
-        return 0; /* kept in tlvs[] only */
-    }
-}
-
-static int add_record_tlv(struct itl_record *r, size_t index, uint8_t tag, size_t at,
-                          const uint8_t *v, size_t n, struct itl_error *err)
-{
-    if (r->n_tlvs == ITL_MAX_RECORD_TLVS) {
-        err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu has more than %d fields", at, index,
-                ITL_MAX_RECORD_TLVS);
-        return -1;
-    }
-    r->tlvs[r->n_tlvs++] = (struct itl_tlv){tag, 0, at, view(v, n)};
-    return 0;
-}
-
-/* The record starting at pos; index is 1-based for messages. */
-static int parse_record(const uint8_t *d, size_t len, size_t pos, size_t index,
-                        struct itl_record *r, struct itl_error *err)
-{
-    size_t end, p;
-    uint32_t seen = 1u << REC_LENGTH;
-
-    memset(r, 0, sizeof *r);
-    r->offset = pos;
-    if (len - pos < 5) {
-        err_set(err, ITL_E_INPUT,
-                "offset 0x%zx: record #%zu: the %zu bytes left are too short for a "
-                "RECORDLENGTH field (5 bytes)",
-                pos, index, len - pos);
-        return -1;
-    }
-    if (d[pos] != REC_LENGTH) {
-        err_set(err, ITL_E_INPUT,
-                "offset 0x%zx: record #%zu starts with tag %u, expected RECORDLENGTH (1)", pos,
-                index, d[pos]);
-        return -1;
-    }
-    if (get_u16(d + pos + 1) != 2)
-        return record_err_len(err, pos, index, REC_LENGTH, get_u16(d + pos + 1), 2);
-    r->length = get_u16(d + pos + 3);
-    if (r->length < 5) {
-        err_set(err, ITL_E_INPUT,
-                "offset 0x%zx: record #%zu: RECORDLENGTH %u is less than the 5 bytes of the "
-                "RECORDLENGTH field itself",
-                pos, index, r->length);
-        return -1;
-    }
-    if (r->length > len - pos) {
-        err_set(err, ITL_E_INPUT,
-                "offset 0x%zx: record #%zu: RECORDLENGTH %u runs past the end of the file (%zu "
-                "bytes%s)",
-                pos, index, r->length, len,
-                len > TLV_MAX ? "; lengths are u16, so no record can reach past 64 KB" : "");
-        return -1;
-    }
-    end = pos + r->length;
-    if (add_record_tlv(r, index, REC_LENGTH, pos, d + pos + 3, 2, err) != 0)
-        return -1;
-    for (p = pos + 5; p < end;) {
-        uint8_t tag = d[p];
-        size_t n;
-
-        if (end - p < 3) {
-            err_set(err, ITL_E_INPUT,
-                    "offset 0x%zx: record #%zu: the tag and length of %s run past the end of "
-                    "the record (which ends at 0x%zx)",
-                    p, index, itl_record_tag_name(tag), end);
-            return -1;
-        }
-        n = get_u16(d + p + 1);
-        if (n > end - p - 3) {
-            err_set(err, ITL_E_INPUT,
-                    "offset 0x%zx: record #%zu: %s length %zu runs past the end of the record "
-                    "(which ends at 0x%zx)",
-                    p, index, itl_record_tag_name(tag), n, end);
-            return -1;
-        }
-        if (tag >= REC_LENGTH && tag <= REC_HASH_ALGORITHM) {
-            if (seen & (1u << tag)) {
-                err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: a second %s (tag %u)", p,
-                        index, itl_record_tag_name(tag), tag);
-                return -1;
-            }
-            seen |= 1u << tag;
-        }
-        if (add_record_tlv(r, index, tag, p, d + p + 3, n, err) != 0 ||
-            record_field(r, index, tag, p, d + p + 3, n, err) != 0)
-            return -1;
-        p += 3 + n;
-    }
-    if (!r->has_function) {
-        err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu has no FUNCTION (tag 4)", pos, index);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_records(struct itl_file *f, struct itl_error *err)
-{
-    size_t pos = f->hdr.header_length, cap = 0;
-
-    if (pos == f->len) {
-        err_set(err, ITL_E_INPUT, "the ITL/CTL has no records after its %zu-byte header", pos);
-        return -1;
-    }
-    while (pos < f->len) {
-        if (f->n_records == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct itl_record *nr = realloc(f->records, ncap * sizeof *nr);
-            if (!nr) {
-                err_set(err, ITL_E_INPUT, "out of memory parsing record #%zu", f->n_records + 1);
-                return -1;
-            }
-            f->records = nr;
-            cap = ncap;
-        }
-        if (parse_record(f->data, f->len, pos, f->n_records + 1, &f->records[f->n_records], err) !=
-            0)
-            return -1;
-        pos += f->records[f->n_records++].length;
-    }
-    return 0;
-}
-
 int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_file *out,
               struct itl_error *err)
 {
@@ -588,7 +393,7 @@ int itl_parse(const uint8_t *data, size_t len, enum itl_kind hint, struct itl_fi
             goto fail;
         return 0;
     }
-    out->payload = view(data + out->hdr.header_length, len - out->hdr.header_length);
+    out->payload = bytes_view(data + out->hdr.header_length, len - out->hdr.header_length);
     if (out->kind == ITL_KIND_ENC_SGN && check_enc(out, err) != 0)
         goto fail;
     return 0;

@@ -7,7 +7,6 @@
 #include "format/internal.h"
 
 #include <openssl/md5.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,18 +163,14 @@ static int scan_children(struct scan *s)
     return 0;
 }
 
-static void put_str(struct wbuf *b, const char *s)
-{
-    wb_put(b, s, strlen(s));
-}
-
 int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
                      size_t phone_cert_len, char **out, size_t *out_len, struct itl_error *err)
 {
     struct scan s = {.x = (const char *)xml, .len = xml_len, .err = err};
-    struct wbuf b = {0};
+    struct buf b = {0};
     uint8_t md5[EVP_MAX_MD_SIZE];
-    size_t md5_len;
+    size_t md5_len, text_len;
+    uint8_t *text;
     char hex[2 * MD5_DIGEST_LENGTH + 1];
     X509 *phone;
     int order[N_COPIED], n = 0;
@@ -194,8 +189,7 @@ int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_ce
         err_set(err, ITL_E_INPUT, "cannot compute the MD5 certHash of the phone certificate");
         return -1;
     }
-    for (size_t i = 0; i < md5_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md5[i]);
+    hex_lower(md5, md5_len, 0, hex, sizeof hex);
 
     for (size_t i = 0; i < N_COPIED; i++) /* in document order */
         if (s.have[i]) {
@@ -206,24 +200,23 @@ int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_ce
             }
             order[j] = (int)i;
         }
-    put_str(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<device>\n");
-    put_str(&b, "  <fullConfig>false</fullConfig>\n");
+    buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<device>\n");
+    buf_puts(&b, "  <fullConfig>false</fullConfig>\n");
     for (int i = 0; i < n; i++) {
         const struct span *sp = &s.found[order[i]];
-        put_str(&b, "  ");
-        wb_put(&b, xml + sp->start, sp->end - sp->start);
-        put_str(&b, "\n");
+        buf_puts(&b, "  ");
+        buf_put(&b, xml + sp->start, sp->end - sp->start);
+        buf_puts(&b, "\n");
     }
-    put_str(&b, "  <certHash>");
-    put_str(&b, hex);
-    put_str(&b, "</certHash>\n  <encrConfig>true</encrConfig>\n</device>\n");
-    wb_u8(&b, 0);
-    if (b.oom) {
-        wb_free(&b);
+    buf_puts(&b, "  <certHash>");
+    buf_puts(&b, hex);
+    buf_puts(&b, "</certHash>\n  <encrConfig>true</encrConfig>\n</device>\n");
+    text = buf_take(&b, &text_len); /* NUL-terminated beyond text_len */
+    if (!text) {
         err_set(err, ITL_E_INPUT, "out of memory writing the short configuration");
         return -1;
     }
-    *out = (char *)b.p;
-    *out_len = b.len - 1;
+    *out = (char *)text;
+    *out_len = text_len;
     return 0;
 }

@@ -235,30 +235,30 @@ void pol_audit_close(struct pol_audit *a)
     free(a);
 }
 
-static void field_string(struct pol_buf *b, const char *name, const char *value)
+static void field_string(struct buf *b, const char *name, const char *value)
 {
-    pol_buf_addf(b, ",\"%s\":", name);
-    pol_buf_json_string(b, value);
+    buf_printf(b, ",\"%s\":", name);
+    json_cstring(b, value);
 }
 
 /* Every field but the closing brace, so that a summary can add its count. */
-static void format_fields(struct pol_buf *b, const struct pol_audit_record *r)
+static void format_fields(struct buf *b, const struct pol_audit_record *r)
 {
-    char when[POL_TIME_LEN];
+    char when[TIME_ISO_LEN];
 
-    pol_time_iso(r->time, when);
-    pol_buf_addf(b, "{\"time\":\"%s\"", when);
+    time_iso(r->time, when);
+    buf_printf(b, "{\"time\":\"%s\"", when);
     if (r->peer)
-        pol_buf_addf(b, ",\"uid\":%u,\"gid\":%u,\"pid\":%ld", (unsigned)r->peer->uid,
-                     (unsigned)r->peer->gid, (long)r->peer->pid);
+        buf_printf(b, ",\"uid\":%u,\"gid\":%u,\"pid\":%ld", (unsigned)r->peer->uid,
+                   (unsigned)r->peer->gid, (long)r->peer->pid);
     else
-        pol_buf_addf(b, ",\"uid\":null,\"gid\":null,\"pid\":null");
+        buf_printf(b, ",\"uid\":null,\"gid\":null,\"pid\":null");
     field_string(b, "op", r->op);
     field_string(b, "file", r->file);
-    pol_buf_addf(b, ",\"in_sha256\":");
-    pol_buf_json_hex(b, r->in_sha256, 32);
-    pol_buf_addf(b, ",\"out_sha256\":");
-    pol_buf_json_hex(b, r->out_sha256, 32);
+    buf_printf(b, ",\"in_sha256\":");
+    json_hex(b, r->in_sha256, 32);
+    buf_printf(b, ",\"out_sha256\":");
+    json_hex(b, r->out_sha256, 32);
     field_string(b, "key", r->key);
     field_string(b, "result", r->result);
     field_string(b, "rule", r->rule);
@@ -282,16 +282,16 @@ static int is_denial(const struct pol_audit_record *r)
 
 /* One "denied-summary" record per uid with held denials; the interval is closed. Under
  * denial_lock. */
-static void take_summaries(struct pol_audit *a, struct pol_buf *b)
+static void take_summaries(struct pol_audit *a, struct buf *b)
 {
     for (size_t i = 0; i < a->n_denials; i++) {
         const struct denial_count *d = &a->denials[i];
         struct pol_peer peer = {.uid = d->uid, .gid = d->gid, .pid = d->pid};
-        char since[POL_TIME_LEN], message[160];
+        char since[TIME_ISO_LEN], message[160];
 
         if (!d->held)
             continue;
-        pol_time_iso(d->first_held, since);
+        time_iso(d->first_held, since);
         snprintf(message, sizeof message,
                  "%llu more denied or malformed requests since %s, counted, not recorded one by "
                  "one (more than %u in %u s)",
@@ -302,7 +302,7 @@ static void take_summaries(struct pol_audit *a, struct pol_buf *b)
                                      .result = "denied",
                                      .message = message};
         format_fields(b, &r);
-        pol_buf_addf(b, ",\"count\":%llu}\n", d->held);
+        buf_printf(b, ",\"count\":%llu}\n", d->held);
     }
     a->n_denials = 0;
     a->window = 0;
@@ -310,7 +310,7 @@ static void take_summaries(struct pol_audit *a, struct pol_buf *b)
 
 /* Accounts for r: 1 when it is only counted (not recorded by itself). Summaries that are due
  * are added to b, ahead of r. */
-static int hold_denial(struct pol_audit *a, const struct pol_audit_record *r, struct pol_buf *b)
+static int hold_denial(struct pol_audit *a, const struct pol_audit_record *r, struct buf *b)
 {
     struct denial_count *d = NULL;
     int held = 0;
@@ -385,7 +385,7 @@ static int ends_torn(int fd, off_t size)
 }
 
 /* Appends all of data[0..len), or cuts the file back to `size` and returns -1 with errno. */
-static int append_or_cut(int fd, const char *data, size_t len, off_t size)
+static int append_or_cut(int fd, const uint8_t *data, size_t len, off_t size)
 {
     ssize_t n;
     int saved;
@@ -413,9 +413,9 @@ static int append_or_cut(int fd, const char *data, size_t len, off_t size)
  * (disk full, RLIMIT_FSIZE) is cut off again, under an flock so that no other process (direct
  * mode writes the same log) appends behind it; a line left torn before (a crash, a cut that
  * failed) is ended first, so no record is ever glued onto it. Returns 0 or -1 with errno. */
-static int write_whole(struct pol_audit *a, const struct pol_buf *b)
+static int write_whole(struct pol_audit *a, const struct buf *b)
 {
-    static const char newline = '\n';
+    static const uint8_t newline = '\n';
     struct stat st;
     off_t size;
     int rc = -1, saved;
@@ -440,7 +440,7 @@ out:
 }
 
 /* Writes b and waits until it is durable. */
-static int write_durable(struct pol_audit *a, const struct pol_buf *b, struct itl_error *err)
+static int write_durable(struct pol_audit *a, const struct buf *b, struct itl_error *err)
 {
     int rc = 0, saved;
 
@@ -459,23 +459,23 @@ static int write_durable(struct pol_audit *a, const struct pol_buf *b, struct it
 
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err)
 {
-    struct pol_buf line = {0};
+    struct buf line = {0};
     int rc = 0;
 
     if (!hold_denial(a, r, &line)) {
         format_fields(&line, r);
-        pol_buf_add(&line, "}\n", 2);
+        buf_put(&line, "}\n", 2);
     }
     if (line.len || line.failed)
         rc = write_durable(a, &line, err);
-    pol_buf_free(&line);
+    buf_free(&line);
     return rc;
 }
 
 /* The summaries of an interval still open (close, reopen). */
 static int flush_held(struct pol_audit *a, struct itl_error *err)
 {
-    struct pol_buf b = {0};
+    struct buf b = {0};
     int rc = 0;
 
     pthread_mutex_lock(&a->denial_lock);
@@ -483,6 +483,6 @@ static int flush_held(struct pol_audit *a, struct itl_error *err)
     pthread_mutex_unlock(&a->denial_lock);
     if (b.len || b.failed)
         rc = write_durable(a, &b, err);
-    pol_buf_free(&b);
+    buf_free(&b);
     return rc;
 }

@@ -51,7 +51,7 @@ static void cert_ref(const uint8_t *sha256, char *out, size_t size)
         snprintf(out, size, "(unknown certificate)");
         return;
     }
-    pol_hex(sha256, 32, hex);
+    hex_lower(sha256, 32, 0, hex, sizeof hex);
     snprintf(out, size, "sha256:%.16s...", hex);
 }
 
@@ -133,14 +133,14 @@ static int check_itl_shape(const struct pol_config *cfg, const struct pol_sign_r
 static int check_validity(const struct pol_config *cfg, const struct pol_sign_request *req,
                           struct pol_decision *d)
 {
-    char when[POL_TIME_LEN], text[ITL_ERROR_LEN];
+    char when[TIME_ISO_LEN], text[ITL_ERROR_LEN];
 
     if (req->now > req->signer_not_after) {
-        pol_time_iso(req->signer_not_after, when);
+        time_iso(req->signer_not_after, when);
         snprintf(text, sizeof text, "the signer certificate (%s) expired at %s",
                  key_label(cfg, req->key), when);
     } else if (req->now < req->signer_not_before) {
-        pol_time_iso(req->signer_not_before, when);
+        time_iso(req->signer_not_before, when);
         snprintf(text, sizeof text, "the signer certificate (%s) is not valid before %s",
                  key_label(cfg, req->key), when);
     } else {
@@ -177,7 +177,7 @@ int pol_check_sign(const struct pol_config *cfg, const struct pol_state *st,
 int pol_check_hold(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,
                    time_t now, struct pol_decision *d)
 {
-    char at[POL_TIME_LEN], after[POL_TIME_LEN], hold[48];
+    char at[TIME_ISO_LEN], after[TIME_ISO_LEN], hold[48];
     const struct pol_regen_event *last = &st->last_regen;
     time_t until;
 
@@ -186,8 +186,8 @@ int pol_check_hold(const struct pol_config *cfg, const struct pol_state *st, enu
     until = last->time + (time_t)cfg->policy.regen_hold;
     if (now >= until)
         return 0;
-    pol_time_iso(last->time, at);
-    pol_time_iso(until, after);
+    time_iso(last->time, at);
+    time_iso(until, after);
     pol_duration_words(cfg->policy.regen_hold, hold, sizeof hold);
     pol_decide(d, 0, "regen-hold",
                "%s certificate was modified in the last %s (at %s). Please re-try regenerating %s "

@@ -392,7 +392,8 @@ int pol_state_text_ok(const char *s, size_t size)
     if (!memchr(s, '\0', size) || !*s)
         return 0;
     for (; *p; p += n)
-        if (*p < 0x20 || *p == 0x7f || (n = pol_utf8_sequence(p)) == 0)
+        if (*p < 0x20 || *p == 0x7f ||
+            (n = utf8_sequence(p, 4)) == 0 /* NUL-terminated: it stops there */)
             return 0;
     return 1;
 }

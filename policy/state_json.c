@@ -23,50 +23,49 @@ int pol_attestation_kind_known(const char *kind, size_t size)
 
 /* ---- format ---- */
 
-static void format_regen(struct pol_buf *b, const struct pol_regen_event *ev)
+static void format_regen(struct buf *b, const struct pol_regen_event *ev)
 {
-    pol_buf_addf(b, "{\"key\": \"%s\", \"label\": ", pol_key_role_name(ev->key));
-    pol_buf_json_string(b, ev->label);
-    pol_buf_puts(b, ", \"cert_sha256\": ");
-    pol_buf_json_hex(b, ev->cert_sha256, 32);
-    pol_buf_addf(b, ", \"time\": %lld, \"uid\": %u}", (long long)ev->time, (unsigned)ev->uid);
+    buf_printf(b, "{\"key\": \"%s\", \"label\": ", pol_key_role_name(ev->key));
+    json_cstring(b, ev->label);
+    buf_puts(b, ", \"cert_sha256\": ");
+    json_hex(b, ev->cert_sha256, 32);
+    buf_printf(b, ", \"time\": %lld, \"uid\": %u}", (long long)ev->time, (unsigned)ev->uid);
 }
 
-static void format_attestation(struct pol_buf *b, const struct pol_attestation *a)
+static void format_attestation(struct buf *b, const struct pol_attestation *a)
 {
-    pol_buf_addf(b, "{\"key\": \"%s\", \"cert_sha256\": ", pol_key_role_name(a->key));
-    pol_buf_json_hex(b, a->cert_sha256, 32);
-    pol_buf_puts(b, ", \"kind\": ");
-    pol_buf_json_string(b, a->kind);
-    pol_buf_puts(b, ", \"identity\": ");
-    pol_buf_json_string(b, a->identity);
-    pol_buf_addf(b, ", \"time\": %lld, \"uid\": %u}", (long long)a->time, (unsigned)a->uid);
+    buf_printf(b, "{\"key\": \"%s\", \"cert_sha256\": ", pol_key_role_name(a->key));
+    json_hex(b, a->cert_sha256, 32);
+    buf_puts(b, ", \"kind\": ");
+    json_cstring(b, a->kind);
+    buf_puts(b, ", \"identity\": ");
+    json_cstring(b, a->identity);
+    buf_printf(b, ", \"time\": %lld, \"uid\": %u}", (long long)a->time, (unsigned)a->uid);
 }
 
 int pol_state_format(const struct pol_state *st, char **out, size_t *out_len)
 {
-    struct pol_buf b = {0};
+    struct buf b = {0};
 
-    pol_buf_addf(&b, "{\n  \"version\": %d,\n  \"generation\": %llu,\n", STATE_VERSION,
-                 st->generation);
-    pol_buf_addf(&b, "  \"last_backup_warning\": %lld,\n  \"last_regen\": ",
-                 (long long)st->last_backup_warning);
+    buf_printf(&b, "{\n  \"version\": %d,\n  \"generation\": %llu,\n", STATE_VERSION,
+               st->generation);
+    buf_printf(&b, "  \"last_backup_warning\": %lld,\n  \"last_regen\": ",
+               (long long)st->last_backup_warning);
     if (st->has_last_regen)
         format_regen(&b, &st->last_regen);
     else
-        pol_buf_puts(&b, "null");
-    pol_buf_puts(&b, ",\n  \"attestations\": [");
+        buf_puts(&b, "null");
+    buf_puts(&b, ",\n  \"attestations\": [");
     for (size_t i = 0; i < st->n_attestations && i < POL_MAX_ATTESTATIONS; i++) {
-        pol_buf_puts(&b, i ? ",\n    " : "\n    ");
+        buf_puts(&b, i ? ",\n    " : "\n    ");
         format_attestation(&b, &st->attestations[i]);
     }
-    pol_buf_puts(&b, st->n_attestations ? "\n  ]\n}\n" : "]\n}\n");
+    buf_puts(&b, st->n_attestations ? "\n  ]\n}\n" : "]\n}\n");
     if (b.failed) {
-        pol_buf_free(&b);
+        buf_free(&b);
         return -1;
     }
-    *out = b.data;
-    *out_len = b.len;
+    *out = (char *)buf_take(&b, out_len);
     return 0;
 }
 
@@ -211,11 +210,8 @@ static int string(struct state_reader *r, char *out, size_t size)
         }
         if (c < 0x20)
             return rfail(r, "control character in string");
-        /* pol_utf8_sequence stops at a NUL; the text is not NUL-terminated, so copy first */
-        unsigned char seq[5] = {0};
-        size_t avail = r->len - r->pos < 4 ? r->len - r->pos : 4, k;
-        memcpy(seq, r->s + r->pos, avail);
-        if ((k = pol_utf8_sequence(seq)) == 0)
+        size_t k = utf8_sequence((const unsigned char *)r->s + r->pos, r->len - r->pos);
+        if (k == 0)
             return rfail(r, "invalid UTF-8 in string");
         if (put(r, out, size, &n, r->s + r->pos, k) != 0)
             return -1;
@@ -277,7 +273,7 @@ static int hash_string(struct state_reader *r, uint8_t out[32])
     size_t at;
     if (string_at(r, hex, sizeof hex, &at) != 0)
         return -1;
-    if (pol_unhex(hex, out, 32) != 0)
+    if (hex_decode(hex, out, 32) != 0)
         return fail_at(r, at, "cert_sha256 must be 64 hex digits");
     return 0;
 }

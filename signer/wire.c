@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/common.h"
 #include "format/itl.h"
 
 enum field_tag {
@@ -71,30 +72,6 @@ static int op_of_wire_number(uint8_t wire, enum pol_op *op)
     return -1;
 }
 
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
 {
     va_list ap;
@@ -103,96 +80,88 @@ void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- Encoding: a growable buffer that starts with room for the frame header ---- */
+/* ---- Encoding: common's buffer, starting with room for the frame header ---- */
 
-struct frame {
-    uint8_t *buf;
-    size_t len, cap;
-    int failed;
-};
+/* A payload length is a u32; the buffer stops at BUF_MAX first, so a frame that could be built
+ * can be said on the wire (and any value too long for its u32 length fails the buffer). */
+_Static_assert(BUF_MAX - SGN_WIRE_HEADER_LEN <= UINT32_MAX, "a frame's payload length is a u32");
 
-static void frame_reserve(struct frame *f, size_t more)
+/* tag | u32 length; the value follows. */
+static void field_header(struct buf *f, uint8_t tag, size_t len)
 {
-    size_t need = f->len + more;
-    if (f->failed || need <= f->cap)
-        return;
-    size_t cap = f->cap ? f->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *nb = realloc(f->buf, cap);
-    if (!nb) {
-        f->failed = 1;
-        return;
-    }
-    f->buf = nb;
-    f->cap = cap;
+    buf_put_u8(f, tag);
+    buf_put_u32(f, (uint32_t)len);
 }
 
-static void frame_field(struct frame *f, uint8_t tag, const void *a, size_t alen, const void *b,
-                        size_t blen)
+static void frame_bytes(struct buf *f, uint8_t tag, const uint8_t *p, size_t n)
 {
-    if (alen + blen > UINT32_MAX) {
-        f->failed = 1;
+    if (!p)
         return;
-    }
-    frame_reserve(f, 5 + alen + blen);
-    if (f->failed)
-        return;
-    f->buf[f->len] = tag;
-    put_u32(f->buf + f->len + 1, (uint32_t)(alen + blen));
-    if (alen)
-        memcpy(f->buf + f->len + 5, a, alen);
-    if (blen)
-        memcpy(f->buf + f->len + 5 + alen, b, blen);
-    f->len += 5 + alen + blen;
+    field_header(f, tag, n);
+    buf_put(f, p, n);
 }
 
-static void frame_bytes(struct frame *f, uint8_t tag, const uint8_t *p, size_t n)
-{
-    if (p)
-        frame_field(f, tag, p, n, NULL, 0);
-}
-
-static void frame_str(struct frame *f, uint8_t tag, const char *s)
+static void frame_str(struct buf *f, uint8_t tag, const char *s)
 {
     if (s && *s)
-        frame_field(f, tag, s, strlen(s) + 1, NULL, 0);
+        frame_bytes(f, tag, (const uint8_t *)s, strlen(s) + 1);
 }
 
-static void frame_u8(struct frame *f, uint8_t tag, uint8_t v)
+static void frame_u8(struct buf *f, uint8_t tag, uint8_t v)
 {
-    frame_field(f, tag, &v, 1, NULL, 0);
+    field_header(f, tag, 1);
+    buf_put_u8(f, v);
 }
 
-static int frame_finish(struct frame *f, enum sgn_frame_type type, uint8_t **out, size_t *out_len)
+static void frame_u32(struct buf *f, uint8_t tag, uint32_t v)
 {
-    if (f->failed || f->len - SGN_WIRE_HEADER_LEN > UINT32_MAX) {
-        free(f->buf);
+    field_header(f, tag, 4);
+    buf_put_u32(f, v);
+}
+
+/* u16 function, then the DER or the NUL-terminated token label. */
+static void frame_cert(struct buf *f, const struct sgn_cert_arg *c)
+{
+    uint8_t tag = c->der ? F_CERT : F_CERT_LABEL;
+    const void *value = c->der ? (const void *)c->der : c->token_label;
+    size_t n = c->der ? c->der_len : strlen(c->token_label) + 1;
+
+    field_header(f, tag, 2 + n);
+    buf_put_u16(f, (uint16_t)c->function);
+    buf_put(f, value, n);
+}
+
+static void frame_begin(struct buf *f)
+{
+    buf_init(f, 0);
+    buf_append_space(f, SGN_WIRE_HEADER_LEN); /* filled in by frame_finish */
+}
+
+static int frame_finish(struct buf *f, enum sgn_frame_type type, uint8_t **out, size_t *out_len)
+{
+    uint32_t payload;
+
+    if (f->failed) {
+        buf_free(f);
         return -1;
     }
-    memcpy(f->buf, SGN_WIRE_MAGIC, 4);
-    f->buf[4] = SGN_WIRE_VERSION;
-    f->buf[5] = (uint8_t)type;
-    put_u16(f->buf + 6, 0);
-    put_u32(f->buf + 8, (uint32_t)(f->len - SGN_WIRE_HEADER_LEN));
-    *out = f->buf;
-    *out_len = f->len;
-    return 0;
-}
-
-static void frame_begin(struct frame *f)
-{
-    memset(f, 0, sizeof *f);
-    frame_reserve(f, SGN_WIRE_HEADER_LEN);
-    f->len = SGN_WIRE_HEADER_LEN;
+    payload = (uint32_t)(f->len - SGN_WIRE_HEADER_LEN);
+    memcpy(f->data, SGN_WIRE_MAGIC, 4);
+    f->data[4] = SGN_WIRE_VERSION;
+    f->data[5] = (uint8_t)type;
+    buf_patch_u16(f, 6, 0); /* reserved */
+    /* The u32 payload length, big-endian, patched as its two u16 halves. */
+    buf_patch_u16(f, 8, (uint16_t)(payload >> 16));
+    buf_patch_u16(f, 10, (uint16_t)payload);
+    *out = buf_take(f, out_len);
+    return *out ? 0 : -1;
 }
 
 int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t *out_len)
 {
-    struct frame f;
-    uint8_t ts[4], fn[2];
-
+    struct buf f;
     uint8_t op;
+
     if (sgn_wire_op_number(req->op, &op))
         return -1;
     frame_begin(&f);
@@ -201,20 +170,13 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     frame_bytes(&f, F_DATA, req->data ? req->data : (const uint8_t *)"", req->len);
     if (req->digest)
         frame_u8(&f, F_DIGEST, (uint8_t)req->digest);
-    if (req->has_timestamp) {
-        put_u32(ts, req->timestamp);
-        frame_field(&f, F_TIMESTAMP, ts, 4, NULL, 0);
-    }
+    if (req->has_timestamp)
+        frame_u32(&f, F_TIMESTAMP, req->timestamp);
     frame_str(&f, F_OUT_FILENAME, req->out_filename);
     frame_str(&f, F_KEY, req->key);
-    for (size_t i = 0; i < req->n_certs; i++) {
-        const struct sgn_cert_arg *c = &req->certs[i];
-        put_u16(fn, (uint16_t)c->function);
-        if (c->der)
-            frame_field(&f, F_CERT, fn, 2, c->der, c->der_len);
-        else if (c->token_label)
-            frame_field(&f, F_CERT_LABEL, fn, 2, c->token_label, strlen(c->token_label) + 1);
-    }
+    for (size_t i = 0; i < req->n_certs; i++)
+        if (req->certs[i].der || req->certs[i].token_label)
+            frame_cert(&f, &req->certs[i]);
     frame_bytes(&f, F_PHONE_CERT, req->phone_cert, req->phone_cert_len);
     if (req->layout)
         frame_u8(&f, F_LAYOUT, (uint8_t)req->layout);
@@ -224,7 +186,7 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
 int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, uint8_t **out,
                           size_t *out_len)
 {
-    struct frame f;
+    struct buf f;
 
     frame_begin(&f);
     frame_u8(&f, F_STATUS, (uint8_t)r->status);
@@ -260,11 +222,11 @@ int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type 
         sgn_set_err(err, err_size, "frame type %u where %u was expected", hdr[5], expect);
         return -1;
     }
-    if (get_u16(hdr + 6) != 0) {
+    if (load_u16(hdr + 6) != 0) {
         sgn_set_err(err, err_size, "reserved header bits are set");
         return -1;
     }
-    n = get_u32(hdr + 8);
+    n = load_u32(hdr + 8);
     if (n > max_payload) {
         sgn_set_err(err, err_size, "frame of %u bytes exceeds the limit of %zu bytes", n,
                     max_payload);
@@ -294,7 +256,7 @@ static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f
         return -1;
     }
     f->tag = p[*pos];
-    n = get_u32(p + *pos + 1);
+    n = load_u32(p + *pos + 1);
     if (n > len - *pos - 5) {
         sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
                     *pos, f->tag, n);
@@ -360,7 +322,7 @@ static int decode_cert(const struct field *f, struct sgn_request *req, struct sg
     }
     c = &certs[req->n_certs];
     memset(c, 0, sizeof *c);
-    c->function = get_u16(f->value);
+    c->function = load_u16(f->value);
     rest = *f;
     rest.value += 2;
     rest.len -= 2;
@@ -417,7 +379,7 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                 return -1;
             }
             req->has_timestamp = 1;
-            req->timestamp = get_u32(f.value);
+            req->timestamp = load_u32(f.value);
             break;
         case F_OUT_FILENAME:
             if (field_str(&f, &req->out_filename, err, err_size))

@@ -21,7 +21,7 @@ static int load_config(struct cli_global *g, struct backend *b)
     }
     if (pol_config_load(g->config, &b->cfg, &pe) != 0) {
         cli_error("%s", pe.msg);
-        return EXIT_USAGE;
+        return cli_exit_for_io(&pe, EXIT_USAGE);
     }
     return EXIT_OK;
 }
@@ -40,7 +40,7 @@ static int open_direct(struct cli_global *g, struct backend *b)
     /* The engine reads and writes the service's state: it trusts the owners the service does. */
     if (g->config && pol_state_set_owner(&b->cfg, &pe) != 0) {
         cli_error("%s", pe.msg);
-        return EXIT_USAGE;
+        return cli_exit_for_io(&pe, EXIT_USAGE);
     }
     rc = cli_open_token(g, &b->tok);
     if (rc != EXIT_OK)
@@ -49,7 +49,7 @@ static int open_direct(struct cli_global *g, struct backend *b)
         cli_error("audit log: %s (direct mode with --config writes the same audit log as the "
                   "service)",
                   pe.msg);
-        return EXIT_OUTPUT;
+        return cli_exit_for_io(&pe, EXIT_OUTPUT);
     }
     eo.cfg = &b->cfg;
     eo.tok = b->tok;

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tools: the itl-sign command line. Each command lives in its own file (cmd_*.c) and has the
- * signature of cli_command_fn. Options common to all commands are parsed by cli_global_option()
- * so they may stand before or after the command name.
+ * tools: the itl-sign command line. Each command lives in its own file (cmd_*.c; the key
+ * subcommands in key_*.c) and has the signature of cli_command_fn. What several commands share
+ * has a header of its own: show.h (show, verify, strip), sign_common.h (reset, build, sign,
+ * encrypt, decrypt, status), key_common.h (key). Every command's options go through
+ * cli_parse_options(), so global options may stand before or after the command name, and an
+ * error becomes an exit code through cli_exit_for() only.
  */
 #ifndef ITL_TOOLS_CLI_H
 #define ITL_TOOLS_CLI_H
@@ -70,6 +73,26 @@ enum {
 /* Handles one global option; returns 1 if it was one, 0 if not, -1 on a bad value. */
 int cli_global_option(struct cli_global *g, int opt, const char *arg);
 
+/* What a command's option loop needs (tools/options.c). */
+struct cli_options {
+    const char *shortopts;         /* short options besides -h, e.g. "o:"; NULL for none */
+    const struct option *longopts; /* CLI_GLOBAL_LONG_OPTIONS, the command's own, {0} */
+    void (*usage)(FILE *f);        /* the usage, or NULL and ... */
+    const char *usage_text;        /* ... this text */
+    /* The command's own option: 1 taken, 0 not one of its options, -1 bad value (the handler
+     * printed why). NULL when the command has none. */
+    int (*option)(int opt, const char *arg, void *ctx);
+    void *ctx;
+};
+
+#define CLI_HELP_SHOWN (-1)
+
+/* Every command's option loop: global options before or after the command name, -h/--help
+ * (the usage on stdout: CLI_HELP_SHOWN), and the same error text everywhere ("itl-sign: show:
+ * unknown option '--x'", "... option '--cert' needs a value", then the usage on stderr:
+ * EXIT_USAGE). EXIT_OK leaves the positional arguments at argv[optind..argc-1]. */
+int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct cli_options *o);
+
 typedef int (*cli_command_fn)(int argc, char **argv, struct cli_global *g);
 
 /* Commands. argv[0] is the command name; getopt state is reset by the caller. */
@@ -83,6 +106,19 @@ int cmd_sign(int argc, char **argv, struct cli_global *g);
 int cmd_encrypt(int argc, char **argv, struct cli_global *g);
 int cmd_decrypt(int argc, char **argv, struct cli_global *g);
 int cmd_status(int argc, char **argv, struct cli_global *g);
+
+/* ---- Exit codes for errors (tools/exit.c) ---- */
+
+struct itl_error;
+
+/* The one mapping from an error's class to the exit code itl-sign(1) documents: usage 2, input
+ * 3, denied 5, verify 1, module/token/PIN/key/mechanism/device 4, internal 7 (as the engine's
+ * internal errors already give), none 0. An I/O failure is 3: the file was being read. */
+int cli_exit_for(const struct itl_error *err);
+/* The same, where an I/O failure (ITL_E_IO) means what the caller says: EXIT_OUTPUT when it
+ * was writing an output, EXIT_USAGE for the configuration, EXIT_DENIED for the policy state
+ * (refused when it cannot be read: fail closed). */
+int cli_exit_for_io(const struct itl_error *err, enum cli_exit io_exit);
 
 /* ---- Helpers shared by the commands (tools/util.c) ---- */
 

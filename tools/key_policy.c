@@ -29,12 +29,12 @@ static int load_config(const struct cli_global *g, struct pol_config *cfg)
     }
     if (pol_config_load(g->config, cfg, &pe) != 0) {
         cli_error("%s", pe.msg);
-        return EXIT_USAGE;
+        return cli_exit_for_io(&pe, EXIT_USAGE);
     }
     /* The state written here is the service's: trust the owners the service trusts. */
     if (pol_state_set_owner(cfg, &pe) != 0) {
         cli_error("%s", pe.msg);
-        return EXIT_USAGE;
+        return cli_exit_for_io(&pe, EXIT_USAGE);
     }
     return EXIT_OK;
 }
@@ -125,7 +125,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
     }
     if (pol_state_load(cfg.state_dir, &st, &pe) != 0) {
         cli_error("policy state: %s", pe.msg);
-        return EXIT_DENIED;
+        return cli_exit_for_io(&pe, EXIT_DENIED);
     }
     ev.key = (enum pol_key_role)role;
     ev.time = time(NULL);
@@ -140,7 +140,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
         if (!d.allow && d.message[0])
             return deny(&cfg, what, label, &d);
         cli_error("policy state: %s", pe.msg);
-        return EXIT_DENIED;
+        return cli_exit_for_io(&pe, EXIT_DENIED);
     }
     audit_key_event(&cfg, what, label, "ok", "regen-hold", NULL);
     return EXIT_OK;
@@ -216,6 +216,7 @@ static int attest_token(const struct attest_opts *o, const char *module, const c
         tok_login(t, &pin, &te) != 0 || tok_find_key(t, label, &k, &te) != 0 ||
         tok_sign_data(t, k, NID_sha256, challenge, sizeof challenge, sig, &sig_len, &te) != 0) {
         cli_error("backup token: %s", te.msg);
+        rc = cli_exit_for(&te);
         goto out;
     }
     if (verify_sha256(primary_pub, challenge, sizeof challenge, sig, sig_len) != 0) {
@@ -254,14 +255,14 @@ static int attest_p12(const struct attest_opts *o, const uint8_t *cert, size_t c
     if (tok_pin_from_file(o->p12_pass_file, &pw, &te) != 0) {
         cli_error("%s", te.msg);
         free(buf);
-        return EXIT_INPUT;
+        return cli_exit_for(&te);
     }
     rc = tok_p12_holds_key(buf, len, &pw, cert, cert_len, &te);
     tok_pin_wipe(&pw);
     if (rc != 0) {
         cli_error("%s: %s; it is not a backup of the recovery key", o->p12, te.msg);
         free(buf);
-        return te.cls == ITL_E_VERIFY ? EXIT_INVALID : EXIT_INPUT;
+        return cli_exit_for(&te);
     }
     EVP_Digest(buf, len, sha, NULL, EVP_sha256(), NULL);
     free(buf);
@@ -269,6 +270,37 @@ static int attest_p12(const struct attest_opts *o, const uint8_t *cert, size_t c
     for (int i = 0; i < 32; i++)
         snprintf(identity + 7 + 2 * i, identity_size - 7 - 2 * i, "%02x", sha[i]);
     return EXIT_OK;
+}
+
+static int attest_option(int opt, const char *arg, void *ctx)
+{
+    struct attest_opts *o = ctx;
+
+    switch (opt) {
+    case OPT_KEY:
+        o->key = arg;
+        return 1;
+    case OPT_BACKUP_TOKEN:
+        o->backup_token = arg;
+        return 1;
+    case OPT_BACKUP_MODULE:
+        o->backup_module = arg;
+        return 1;
+    case OPT_BACKUP_PIN_FILE:
+        o->backup_pin_file = arg;
+        return 1;
+    case OPT_BACKUP_LABEL:
+        o->backup_label = arg;
+        return 1;
+    case OPT_P12:
+        o->p12 = arg;
+        return 1;
+    case OPT_P12_PASS_FILE:
+        o->p12_pass_file = arg;
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static int parse_attest(int argc, char **argv, struct cli_global *g, struct attest_opts *o)
@@ -283,45 +315,14 @@ static int parse_attest(int argc, char **argv, struct cli_global *g, struct atte
         {"p12", required_argument, NULL, OPT_P12},
         {"p12-pass-file", required_argument, NULL, OPT_P12_PASS_FILE},
         {NULL, 0, NULL, 0}};
-    int opt;
+    struct cli_options opts = {
+        .longopts = longopts, .usage = attest_usage, .option = attest_option, .ctx = o};
+    int rc = cli_parse_options(argc, argv, g, &opts);
 
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int r = cli_global_option(g, opt, optarg);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case OPT_KEY:
-            o->key = optarg;
-            break;
-        case OPT_BACKUP_TOKEN:
-            o->backup_token = optarg;
-            break;
-        case OPT_BACKUP_MODULE:
-            o->backup_module = optarg;
-            break;
-        case OPT_BACKUP_PIN_FILE:
-            o->backup_pin_file = optarg;
-            break;
-        case OPT_BACKUP_LABEL:
-            o->backup_label = optarg;
-            break;
-        case OPT_P12:
-            o->p12 = optarg;
-            break;
-        case OPT_P12_PASS_FILE:
-            o->p12_pass_file = optarg;
-            break;
-        case 'h':
-        case OPT_HELP:
-            attest_usage(stdout);
-            exit(EXIT_OK);
-        default:
-            attest_usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
+    if (rc == CLI_HELP_SHOWN)
+        exit(EXIT_OK);
+    if (rc != EXIT_OK)
+        return rc;
     if (optind != argc || (o->key && strcmp(o->key, "recovery") != 0) ||
         !!o->backup_token == !!o->p12 || (o->backup_token && !o->backup_pin_file) ||
         (o->p12 && !o->p12_pass_file)) {
@@ -359,7 +360,7 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
         return rc;
     if (tok_export_cert(t, label, &cert, &cert_len, &te) != 0) {
         cli_error("recovery certificate '%s': %s", label, te.msg);
-        rc = EXIT_TOKEN;
+        rc = cli_exit_for(&te);
         goto out;
     }
     tok_close(t);
@@ -386,7 +387,7 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
     a.uid = getuid();
     if (pol_state_record_attestation(cfg.state_dir, &a, &pe) != 0) {
         cli_error("policy state: %s", pe.msg);
-        rc = EXIT_OUTPUT;
+        rc = cli_exit_for_io(&pe, EXIT_OUTPUT);
         goto out;
     }
     audit_key_event(&cfg, "attest-backup", label, "ok", "backup", a.identity);

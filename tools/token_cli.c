@@ -10,11 +10,6 @@
 
 #include "pkcs11/token.h"
 
-static int exit_for(const struct itl_error *te)
-{
-    return te->cls == ITL_E_USAGE ? EXIT_USAGE : EXIT_TOKEN;
-}
-
 /* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
  * token without login then decide). */
 static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
@@ -58,12 +53,12 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
     }
     if (read_pin(g, &pin, &te) != 0) {
         cli_error("%s", te.msg);
-        return exit_for(&te);
+        return cli_exit_for(&te);
     }
     if (tok_open(&opts, &t, &te) != 0) {
         tok_pin_wipe(&pin);
         cli_error("%s", te.msg);
-        return exit_for(&te);
+        return cli_exit_for(&te);
     }
     if (login && !pin.bytes && needs_prompt(t, g)) {
         struct tok_status st;
@@ -73,14 +68,14 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
         if (tok_pin_prompt(prompt, &pin, &te) != 0) {
             cli_error("%s", te.msg);
             tok_close(t);
-            return exit_for(&te);
+            return cli_exit_for(&te);
         }
     }
     if ((login || pin.bytes) && tok_login(t, pin.bytes ? &pin : NULL, &te) != 0) {
         tok_pin_wipe(&pin);
         cli_error("%s", te.msg);
         tok_close(t);
-        return exit_for(&te);
+        return cli_exit_for(&te);
     }
     tok_pin_wipe(&pin);
     *out = t;

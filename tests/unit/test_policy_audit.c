@@ -94,7 +94,7 @@ START_TEST(test_record_fields)
     ck_assert_ptr_nonnull(strstr(text,
                                  "{\"time\":\"2026-11-23T16:40:00Z\",\"uid\":1001,\"gid\":1002,"
                                  "\"pid\":4242,\"op\":\"sign\",\"file\":\"SEP001122334455."
-                                 "cnf.xml \\\"quoted\\\"\\n\\\\ \\u0001 \\ufffd caf\xc3\xa9\","
+                                 "cnf.xml \\\"quoted\\\"\\n\\\\ \\u0001 \\u00ff caf\xc3\xa9\","
                                  "\"in_sha256\":\"000102030405"));
     free(text);
     ck_assert_int_eq(
@@ -102,7 +102,7 @@ START_TEST(test_record_fields)
                      "assert len(recs) == 2\n"
                      "r = recs[0]\n"
                      "assert r['file'] == 'SEP001122334455.cnf.xml \"quoted\"\\n\\\\ \\x01 "
-                     "\\ufffd caf\\u00e9', repr(r['file'])\n"
+                     "\\u00ff caf\\u00e9', repr(r['file'])\n"
                      "assert r['in_sha256'] == bytes(range(32)).hex()\n"
                      "assert r['out_sha256'] == bytes(255 - i for i in range(32)).hex()\n"
                      "assert (r['uid'], r['gid'], r['pid']) == (1001, 1002, 4242)\n"

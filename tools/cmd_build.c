@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/* itl-sign build: a new ITL/CTL signed by a token key. */
+#include "tools/sign_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "format/itl.h"
+
+struct build_ctx {
+    struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS];
+    uint8_t *owned[SGN_MAX_BUILD_CERTS];
+    size_t n;
+    int failed;
+};
+
+/* A certificate argument: an existing PEM/DER file, or the label of a certificate on the
+ * token ("label:NAME" forces the token). */
+static int build_cert_option(int opt, const char *arg, void *ctx)
+{
+    struct build_ctx *b = ctx;
+    struct sgn_cert_arg *c;
+    struct stat st;
+    char err[600];
+
+    if (opt < OPT_ROLE_BASE || opt > OPT_ROLE_BASE + 255)
+        return 0;
+    if (b->n >= SGN_MAX_BUILD_CERTS) {
+        cli_error("at most %d certificates in one ITL", SGN_MAX_BUILD_CERTS);
+        return -1;
+    }
+    c = &b->certs[b->n];
+    c->function = (unsigned)(opt - OPT_ROLE_BASE);
+    if (strncmp(arg, "label:", 6) == 0) {
+        c->token_label = arg + 6;
+    } else if (stat(arg, &st) == 0) {
+        if (cli_read_cert(arg, &b->owned[b->n], &c->der_len, err, sizeof err) != 0) {
+            cli_error("%s", err);
+            return -1;
+        }
+        c->der = b->owned[b->n];
+    } else {
+        c->token_label = arg; /* not a file: a certificate on the token */
+    }
+    b->n++;
+    return 1;
+}
+
+static void build_usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: itl-sign build --sast CERT [--sast CERT] [--ccm|--tftp|--ccm-tftp|--capf|\n"
+        "                      --tvs|--app-server|--srst CERT ...] [--signer recovery|tftp|LABEL]\n"
+        "                      [--digest sha1|sha256|sha512] [--filename NAME] [-o ITLFile.tlv]\n"
+        "                      [--layout cucm|certutils]\n"
+        "CERT is a PEM/DER file or the label of a certificate on the token (label:NAME).\n"
+        "Records follow the order of the arguments; the signer must be one of the --sast.\n");
+}
+
+int cmd_build(int argc, char **argv, struct cli_global *g)
+{
+    static const struct option longopts[] = {
+        SIGN_LONG_OPTIONS,
+        {"signer", required_argument, NULL, OPT_SIGNER},
+        {"layout", required_argument, NULL, OPT_LAYOUT},
+        {"sast", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_SAST},
+        {"ccm", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM},
+        {"ccm-tftp", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM_TFTP},
+        {"tftp", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_TFTP},
+        {"capf", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CAPF},
+        {"srst", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_SRST},
+        {"app-server", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_APP_SERVER},
+        {"tvs", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_TVS},
+        {NULL, 0, NULL, 0}};
+    struct sign_opts o = {0};
+    struct build_ctx *b = calloc(1, sizeof *b);
+    struct sgn_request req;
+    struct sgn_result r = {0};
+    const char *out;
+    int rc;
+
+    if (!b)
+        return EXIT_OUTPUT;
+    rc = sign_parse_options(argc, argv, g, &o, longopts, build_usage, build_cert_option, b);
+    if (rc == EXIT_OK && (optind != argc || b->n == 0)) {
+        build_usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        out = o.out ? o.out : "ITLFile.tlv";
+        sign_fill_request(&req, POL_OP_BUILD, &o);
+        req.filename = o.filename ? o.filename : sign_base_name(out);
+        req.out_filename = req.filename;
+        req.certs = b->certs;
+        req.n_certs = b->n;
+        req.layout = o.layout;
+        rc = sign_call_once(g, &req, &r, NULL);
+        if (rc == EXIT_OK)
+            rc = sign_report("build", &r, g->quiet);
+        if (rc == EXIT_OK)
+            rc = sign_write_output(out, r.out, r.out_len, 0644); /* certificates only: public */
+        if (rc == EXIT_OK && !g->quiet)
+            printf("written: %s\n", out);
+    }
+    sgn_result_free(&r);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->owned[i]);
+    free(b);
+    return rc;
+}

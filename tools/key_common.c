@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* What the key subcommands share: option values, printing a key, PEM. */
+#include "tools/key_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+int key_parse_hex_id(const char *hex, uint8_t *out, size_t *len)
+{
+    size_t n = 0;
+
+    for (const char *p = hex; *p;) {
+        unsigned v;
+        if (*p == ':') {
+            p++;
+            continue;
+        }
+        if (n == 64 || sscanf(p, "%2x", &v) != 1 || !p[1] || p[1] == ':' ||
+            strspn(p, "0123456789abcdefABCDEF") < 2)
+            return -1;
+        out[n++] = (uint8_t)v;
+        p += 2;
+    }
+    *len = n;
+    return n ? 0 : -1;
+}
+
+int key_parse_uint(const char *opt, const char *arg, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (!*arg || *end || v == 0 || v > max) {
+        cli_error("%s: '%s' is not a number from 1 to %u", opt, arg, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static void iso_time(time_t t, char out[32])
+{
+    struct tm tm;
+    if (!t || !gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, 32, "unknown");
+}
+
+const char *key_yes_no(int v)
+{
+    return v < 0 ? "unknown" : v ? "yes" : "no";
+}
+
+const char *key_json_bool(int v)
+{
+    return v < 0 ? "null" : v ? "true" : "false";
+}
+
+void key_json_str(const char *key, const char *value, int comma)
+{
+    printf("\"%s\":", key);
+    cli_json_string(stdout, value, strlen(value));
+    if (comma)
+        putchar(',');
+}
+
+int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data;
+    long n;
+    int rc = -1;
+
+    if (x && bio && PEM_write_bio_X509(bio, x) == 1 && (n = BIO_get_mem_data(bio, &data)) > 0 &&
+        (*pem = malloc((size_t)n))) {
+        memcpy(*pem, data, (size_t)n);
+        *pem_len = (size_t)n;
+        rc = 0;
+    }
+    X509_free(x);
+    BIO_free(bio);
+    return rc;
+}
+
+void key_print_info_text(const struct tok_key_info *k)
+{
+    char id[129], sha[65], from[32], to[32];
+
+    cli_hex(k->id, k->id_len, 0, id, sizeof id);
+    printf("%s\n", k->label[0] ? k->label : "(no label)");
+    printf("  id:       %s\n", id);
+    if (k->key_type[0])
+        printf("  key:      %s %u%s\n", k->key_type, k->bits,
+               k->has_private ? (k->has_public ? " (private + public key)" : " (private key)")
+                              : " (certificate only, no private key)");
+    if (k->has_cert) {
+        iso_time(k->not_before, from);
+        iso_time(k->not_after, to);
+        cli_hex(k->cert_sha256, 32, 0, sha, sizeof sha);
+        printf("  subject:  %s\n", k->subject);
+        printf("  serial:   %s\n", k->serial_hex);
+        printf("  valid:    %s .. %s\n", from, to);
+        printf("  cert SHA-256: %s\n", sha);
+    } else {
+        printf("  certificate: none (signing needs one with the same CKA_ID)\n");
+    }
+    if (k->has_private)
+        printf("  local=%s always_sensitive=%s never_extractable=%s extractable=%s "
+               "sensitive=%s\n",
+               key_yes_no(k->local), key_yes_no(k->always_sensitive),
+               key_yes_no(k->never_extractable), key_yes_no(k->extractable),
+               key_yes_no(k->sensitive));
+}
+
+void key_print_info_json(const struct tok_key_info *k)
+{
+    char id[129], sha[65], from[32], to[32];
+
+    cli_hex(k->id, k->id_len, 0, id, sizeof id);
+    printf("{");
+    key_json_str("label", k->label, 1);
+    key_json_str("id", id, 1);
+    key_json_str("key_type", k->key_type, 0);
+    printf(",\"bits\":%u,\"has_private\":%s,\"has_public\":%s,\"has_cert\":%s,", k->bits,
+           key_json_bool(k->has_private), key_json_bool(k->has_public), key_json_bool(k->has_cert));
+    if (k->has_cert) {
+        iso_time(k->not_before, from);
+        iso_time(k->not_after, to);
+        cli_hex(k->cert_sha256, 32, 0, sha, sizeof sha);
+        key_json_str("subject", k->subject, 1);
+        key_json_str("serial", k->serial_hex, 1);
+        key_json_str("not_before", from, 1);
+        key_json_str("not_after", to, 1);
+        key_json_str("cert_sha256", sha, 1);
+    }
+    printf("\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s,\"extractable\":%s,"
+           "\"sensitive\":%s}",
+           key_json_bool(k->local), key_json_bool(k->always_sensitive),
+           key_json_bool(k->never_extractable), key_json_bool(k->extractable),
+           key_json_bool(k->sensitive));
+}

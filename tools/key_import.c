@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* itl-sign key import: a PKCS#12 file (CUCM's ITLRecovery.p12) into the token. */
+#include "tools/key_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "tools/key_policy.h"
+#include "tools/token_cli.h"
+
+#define P12_LIMIT (1 << 20)
+
+static int parse_fd(const char *arg, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (!*arg || *end || v > 65535) {
+        cli_error("--p12-pass-fd: '%s' is not a file descriptor number", arg);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* ---- key import ---- */
+
+static const char import_usage[] =
+    "usage: itl-sign --module M --token URI --pin-file F key import --p12 FILE --label L\n"
+    "           [--id HEX] (--p12-pass-file F | --p12-pass-fd N)\n"
+    "  Imports the private key, public key and certificate of a PKCS#12 file (CUCM's\n"
+    "  ITLRecovery.p12) with one CKA_ID; the private key becomes sensitive and non-extractable.\n"
+    "  The password file must be private (mode 0600); without one a terminal is asked.\n";
+
+static int read_p12_password(const char *file, int fd, const char *p12, struct tok_pin *pw)
+{
+    struct itl_error te = {0};
+    char prompt[600];
+    int rc;
+
+    if (file && fd >= 0) {
+        cli_error("key import: give either --p12-pass-file or --p12-pass-fd, not both");
+        return EXIT_USAGE;
+    }
+    if (file)
+        rc = tok_pin_from_file(file, pw, &te);
+    else if (fd >= 0)
+        rc = tok_pin_from_fd(fd, pw, &te);
+    else if (isatty(STDIN_FILENO)) {
+        snprintf(prompt, sizeof prompt, "Password for %s: ", p12);
+        rc = tok_pin_prompt(prompt, pw, &te);
+    } else {
+        cli_error("key import: the .p12 password is needed: give --p12-pass-file or "
+                  "--p12-pass-fd");
+        return EXIT_USAGE;
+    }
+    if (rc != 0) {
+        /* The messages say "PIN"; here it is the .p12 password. */
+        cli_error(".p12 password: %s", te.msg);
+        return cli_exit_for(&te);
+    }
+    return EXIT_OK;
+}
+
+static void print_import(const struct cli_global *g, const char *label, const char *token,
+                         const struct tok_import_report *r)
+{
+    char id[129], sha[65];
+
+    cli_hex(r->id, r->id_len, 0, id, sizeof id);
+    cli_hex(r->cert_sha256, 32, 0, sha, sizeof sha);
+    if (g->json) {
+        printf("{");
+        key_json_str("label", label, 1);
+        key_json_str("id", id, 1);
+        printf("\"key_type\":\"RSA\",\"bits\":%u,", r->bits);
+        key_json_str("cert_sha256", sha, 1);
+        printf("\"imported\":true,\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s}\n",
+               key_json_bool(r->local), key_json_bool(r->always_sensitive),
+               key_json_bool(r->never_extractable));
+        return;
+    }
+    if (g->quiet)
+        return;
+    printf("imported key '%s' into token '%s': RSA %u, id %s\n", label, token, r->bits, id);
+    printf("  certificate SHA-256: %s\n", sha);
+    printf("  the private key is sensitive and non-extractable from now on, but it existed\n"
+           "  outside the token before: an imported key is never LOCAL / ALWAYS_SENSITIVE /\n"
+           "  NEVER_EXTRACTABLE (token says LOCAL=%s ALWAYS_SENSITIVE=%s NEVER_EXTRACTABLE=%s).\n"
+           "  Keep the .p12 offline as the backup, or destroy it.\n",
+           key_yes_no(r->local), key_yes_no(r->always_sensitive), key_yes_no(r->never_extractable));
+}
+
+struct import_args {
+    const char *p12, *label, *pass_file;
+    uint8_t id[64];
+    size_t id_len;
+    unsigned pass_fd;
+    int have_fd;
+};
+
+static int import_option(int opt, const char *arg, void *ctx)
+{
+    struct import_args *a = ctx;
+
+    switch (opt) {
+    case OPT_P12:
+        a->p12 = arg;
+        return 1;
+    case OPT_LABEL:
+        a->label = arg;
+        return 1;
+    case OPT_ID:
+        if (key_parse_hex_id(arg, a->id, &a->id_len) != 0) {
+            cli_error("--id: '%s' is not 1 to 64 bytes of hex", arg);
+            return -1;
+        }
+        return 1;
+    case OPT_P12_PASS_FILE:
+        a->pass_file = arg;
+        return 1;
+    case OPT_P12_PASS_FD:
+        if (parse_fd(arg, &a->pass_fd) != 0)
+            return -1;
+        a->have_fd = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cmd_key_import(int argc, char **argv, struct cli_global *g)
+{
+    static const struct option longopts[] = {
+        CLI_GLOBAL_LONG_OPTIONS,
+        {"p12", required_argument, NULL, OPT_P12},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"id", required_argument, NULL, OPT_ID},
+        {"p12-pass-file", required_argument, NULL, OPT_P12_PASS_FILE},
+        {"p12-pass-fd", required_argument, NULL, OPT_P12_PASS_FD},
+        {NULL, 0, NULL, 0}};
+    struct import_args a = {0};
+    struct cli_options opts = {
+        .longopts = longopts, .usage_text = import_usage, .option = import_option, .ctx = &a};
+    const char *p12, *label;
+    uint8_t *der = NULL;
+    size_t der_len;
+    int rc;
+    struct tok_pin pw = {0};
+    struct tok_import_report report;
+    struct tok_status st;
+    struct itl_error te = {0};
+    struct tok *t = NULL;
+    char err[600];
+
+    rc = cli_parse_options(argc, argv, g, &opts);
+    if (rc != EXIT_OK)
+        return rc == CLI_HELP_SHOWN ? EXIT_OK : rc;
+    p12 = a.p12;
+    label = a.label;
+    if (!p12 || !label || optind < argc) {
+        cli_error("key import: %s",
+                  optind < argc ? "unexpected argument" : "--p12 and --label are needed");
+        fprintf(stderr, "%s", import_usage);
+        return EXIT_USAGE;
+    }
+    if (cli_read_file(p12, P12_LIMIT, &der, &der_len, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        return EXIT_INPUT;
+    }
+    rc = read_p12_password(a.pass_file, a.have_fd ? (int)a.pass_fd : -1, p12, &pw);
+    if (rc == EXIT_OK)
+        rc = cli_open_token(g, &t);
+    if (rc == EXIT_OK)
+        rc = key_policy_reserve_regen(g, t, label, "key import");
+    if (rc == EXIT_OK) {
+        if (tok_import_p12(t, der, der_len, &pw, label, a.id_len ? a.id : NULL, a.id_len, &report,
+                           &te) != 0) {
+            cli_error("key import: %s", te.msg);
+            rc = cli_exit_for(&te);
+        } else {
+            tok_get_status(t, &st, &te);
+            print_import(g, label, st.label, &report);
+        }
+    }
+    tok_pin_wipe(&pw);
+    OPENSSL_cleanse(der, der_len);
+    free(der);
+    tok_close(t);
+    return rc;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the read-only commands show, verify and strip share: the input file, the verdict on its
+ * signature (show_check.c) and the printer of show (show_print.c).
+ */
+#ifndef ITL_TOOLS_SHOW_H
+#define ITL_TOOLS_SHOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "format/itl.h"
+#include "tools/cli.h"
+
+/* Firmware .sgn files can be large; trust files and configs are small. */
+#define SHOW_MAX_INPUT_BYTES (256u << 20)
+
+enum {
+    OPT_CERT = OPT_FIRST_COMMAND_OPTION,
+    OPT_TRUST,
+};
+
+struct input {
+    const char *path;
+    uint8_t *data;
+    size_t len;
+    unsigned mode; /* of the file: what strip writes from it is never wider */
+    struct itl_file f;
+};
+
+/* What is known about the signature after checking it. */
+enum outcome {
+    VERIFIED,
+    INVALID,     /* exit 1 */
+    MALFORMED,   /* exit 3 */
+    UNCHECKABLE, /* a .sgn without a certificate to check it with */
+};
+
+struct verdict {
+    enum outcome outcome;
+    long record;        /* the record that verified it (self or trust file), or -1 */
+    const char *source; /* where that record is: NULL for the file itself */
+    char why[ITL_ERROR_LEN + 256];
+};
+
+struct show_opts {
+    const char *cert;
+    const char *trust;
+};
+
+/* The certificate or trust list to check with, as the options name them. */
+struct checker {
+    uint8_t *cert;
+    size_t cert_len;
+    struct input trust;
+    int have_trust;
+};
+
+/* ---- show_check.c ---- */
+
+/* Read and parse a file (hint: the kind it must be, or ITL_KIND_AUTO). Prints its own error;
+ * returns an EXIT_* code. */
+int show_load_input(const char *path, enum itl_kind hint, struct input *in);
+void show_free_input(struct input *in);
+void show_verify_file(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
+                      size_t cert_len, const struct itl_file *trust, struct verdict *v);
+int show_exit_code(enum outcome o);
+/* Options of show, verify and strip (cli_parse_options; shortopts: "o:" for strip, NULL for
+ * the others); exactly one FILE must remain at argv[optind]. EXIT_OK, CLI_HELP_SHOWN (-1) after
+ * --help, or an exit code. *out gets -o. */
+int show_parse_options(int argc, char **argv, struct cli_global *g, const char *shortopts,
+                       const struct option *longopts, void (*usage)(FILE *), struct show_opts *o,
+                       const char **out);
+int show_load_checker(const struct show_opts *o, struct checker *c);
+void show_free_checker(struct checker *c);
+int show_load_and_verify(int argc, char **argv, struct cli_global *g, const struct option *longopts,
+                         void (*usage)(FILE *), struct show_opts *o, struct input *in,
+                         struct checker *c, struct verdict *v);
+
+/* ---- show_print.c ---- */
+
+const char *show_short_role(unsigned function);
+/* "ITL" or "CTL" for trust lists, by FILENAME (CTLFile.tlv, CTLSEP<MAC>.tlv). */
+const char *show_list_word(const struct itl_file *f);
+/* "ITL", "CTL", "signed" or "encrypted". */
+const char *show_file_word(const struct itl_file *f);
+void show_print_header(FILE *out, const struct itl_file *f);
+/* Returns the number of records that do not match their certificate. */
+int show_print_records(FILE *out, const struct itl_file *f, long signer);
+void show_print_verdict(FILE *out, const struct itl_file *f, const struct verdict *v,
+                        const struct itl_file *trust);
+void show_print_json(FILE *out, const struct input *in, const struct verdict *v, long signer,
+                     int bad);
+
+#endif
