@@ -22,12 +22,8 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
-# Messages are truncated on purpose (snprintf into fixed buffers); gcc's truncation warning
-# would flag every one. clang has no such warning.
-NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 \
-	&& echo -Wno-format-truncation)
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
-	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 $(NO_TRUNC_WARN) \
+	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-fstack-protector-strong \
 	-I. $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN) -pthread $(LDFLAGS)

@@ -70,6 +70,10 @@ int err_prefix(struct itl_error *err, const char *fmt, ...) __attribute__((forma
 void err_clear(struct itl_error *err);
 /* "usage", "input", ... for logs and the wire. */
 const char *err_class_name(enum itl_errclass cls);
+/* Format into a fixed text field (a message, a path for messages); text cut to fit ends in
+ * "..." so nobody takes it for the whole. size must be at least 4. */
+void text_printf(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- Growable buffer ---- */
 

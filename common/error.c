@@ -107,3 +107,16 @@ const char *err_class_name(enum itl_errclass cls)
         return "?";
     return names[cls];
 }
+
+void text_printf(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        snprintf(out, size, "?");
+    else if ((size_t)n >= size)
+        memcpy(out + size - 4, "...", 4);
+}

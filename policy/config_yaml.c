@@ -277,17 +277,10 @@ static int set_files(struct cfg_ctx *c, const struct pol_field *f, const yaml_no
 static int parse_field(struct cfg_ctx *c, const struct pol_field *f, yaml_node_t *node,
                        const char *path);
 
-/* A key's path for messages ("token.pin-file", "access[2].user"); one cut to fit ends in "...". */
-static void cut_mark(char *out, int n)
-{
-    if (n >= PATH_TEXT_LEN)
-        memcpy(out + PATH_TEXT_LEN - 4, "...", 4);
-}
-
+/* A key's path for messages ("token.pin-file", "access[2].user"). */
 static void child_path(char *out, const char *parent, const char *key)
 {
-    cut_mark(out, parent[0] ? snprintf(out, PATH_TEXT_LEN, "%s.%s", parent, key)
-                            : snprintf(out, PATH_TEXT_LEN, "%s", key));
+    text_printf(out, PATH_TEXT_LEN, "%s%s%s", parent, parent[0] ? "." : "", key);
 }
 
 static int parse_mapping(struct cfg_ctx *c, const struct pol_field *fields, yaml_node_t *node,
@@ -426,7 +419,7 @@ static int parse_access(struct cfg_ctx *c, yaml_node_t *node, const char *path)
         char sub[PATH_TEXT_LEN];
         yaml_node_t *item;
 
-        cut_mark(sub, snprintf(sub, sizeof sub, "%s[%zu]", path, c->cfg->n_access));
+        text_printf(sub, sizeof sub, "%s[%zu]", path, c->cfg->n_access);
         if (!(item = node_at(c, *it, node, sub)))
             return -1;
         if (c->cfg->n_access == POL_MAX_ACCESS_RULES)

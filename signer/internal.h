@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* signer/ private: what status.c and the service need from the engine. */
+/* signer/ private: what status.c and the service need from the engine, and what the
+ * engine's files share. */
 #ifndef ITL_SIGNER_INTERNAL_H
 #define ITL_SIGNER_INTERNAL_H
 
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
+#include <openssl/x509.h>
+
+#include "format/itl.h"
 #include "signer/signer.h"
+
+struct tok_key;
 
 struct tok *sgn_engine_token(struct sgn_engine *e);
 const struct pol_config *sgn_engine_config(struct sgn_engine *e);
@@ -24,5 +34,89 @@ enum sgn_recv_end { SGN_RECV_OK = 0, SGN_RECV_EOF, SGN_RECV_TIMEOUT, SGN_RECV_ER
 /* Exactly n bytes by the deadline; *got says how many arrived before EOF (or ECONNRESET), the
  * deadline or an error. */
 enum sgn_recv_end sgn_recv_until(int fd, uint8_t *p, size_t n, long long deadline_ms, size_t *got);
+
+/* ---- The request engine (engine.c, engine_keys.c, release.c, ops.c) ---- */
+
+/* Facts about the signer certificate that policy needs. */
+struct eng_cert_facts {
+    uint8_t sha256[32];
+    time_t not_before, not_after;
+    char subject[400];
+};
+
+/* A role's key with its certificate parsed once: OpenSSL 3 spends as much CPU parsing a
+ * certificate as SoftHSM2 spends on a signature, and every request needs it. */
+struct eng_key {
+    struct tok_key *key;
+    X509 *x509; /* owned by key */
+    struct eng_cert_facts cf;
+};
+
+/* The engine: a copy of the configuration, the token and audit log it was given. */
+struct sgn_engine {
+    struct pol_config cfg;
+    struct tok *tok;
+    struct pol_audit *audit;
+    int check_access;
+    int use_state;
+    pthread_mutex_t keys_lock;
+    struct eng_key *keys[POL_KEY_COUNT]; /* found on first use, kept */
+    atomic_ulong requests, failures;
+};
+
+/* The signing callback's context (eng_sign_with_token): te holds the token's own error. */
+struct eng_sign_ctx {
+    struct sgn_engine *e;
+    struct tok_key *key;
+    struct itl_error te;
+};
+
+/* One request on its way through an operation (ops.c), read again by the audit. */
+struct eng_op_ctx {
+    struct sgn_engine *e;
+    const struct sgn_request *req;
+    struct sgn_result *r;
+    enum pol_key_role role;
+    struct eng_key *ek;
+    struct tok_key *key;
+    const uint8_t *cert;
+    size_t cert_len;
+    struct eng_cert_facts cf;
+    struct pol_state state;
+    struct eng_sign_ctx sc;
+    struct itl_signer signer;
+};
+
+/* engine.c: fails the result: status and message set, any output freed. */
+void eng_vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void eng_fail(struct sgn_result *r, enum sgn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* engine_keys.c: the token keys. */
+enum sgn_status eng_status_from_tok(const struct itl_error *te);
+int eng_resolve_role(const struct sgn_engine *e, const struct sgn_request *req,
+                     enum pol_key_role *role, struct sgn_result *r);
+/* The itl_signer callback; ctx is a struct eng_sign_ctx. */
+int eng_sign_with_token(void *ctx, int digest, const uint8_t *msg, size_t msg_len,
+                        const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len,
+                        struct itl_error *err);
+/* The role's key, found on the token on first use and kept; NULL with r failed. */
+struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r);
+void eng_key_free(struct eng_key *k);
+
+/* release.c: what an operation may release. */
+void eng_deny_kind(struct sgn_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int eng_check_name(struct sgn_result *r, const char *what, const char *name, enum itl_kind kind,
+                   int allow_dirs);
+int eng_join_name(struct sgn_result *r, char *dst, size_t dst_size, const char *a, const char *b);
+void eng_release_check(const struct sgn_request *req, struct sgn_result *r);
+
+/* ops.c: the operations; each fills o->r. */
+void eng_op_reset(struct eng_op_ctx *o);
+void eng_op_build(struct eng_op_ctx *o);
+void eng_op_sign(struct eng_op_ctx *o);
+void eng_op_encrypt(struct eng_op_ctx *o);
 
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Results: shared by the engine, the wire decoder and the client. */
-#include "signer/signer.h"
+#include "signer/internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 const char *sgn_status_name(enum sgn_status st)
@@ -31,4 +33,20 @@ void sgn_result_free(struct sgn_result *r)
     free(r->out2);
     r->out = r->out2 = NULL;
     r->out_len = r->out2_len = 0;
+}
+
+/* A failed result: status and message, and nothing of it released. */
+void eng_vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_list ap)
+{
+    r->status = st;
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    sgn_result_free(r);
+}
+
+void eng_fail(struct sgn_result *r, enum sgn_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    eng_vfail(r, st, fmt, ap);
+    va_end(ap);
 }
