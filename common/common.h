@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -163,6 +164,9 @@ int hex_decode(const char *hex, uint8_t *out, size_t n);
 
 #define FILE_NOFOLLOW 1u /* refuse a symlink as the last path component */
 
+/* Open a regular file for reading (a FIFO, device, directory or socket is refused without
+ * blocking on it); its stat goes in *st when st is not NULL. */
+int file_open_regular(const char *path, unsigned flags, struct stat *st, struct itl_error *err);
 /* Read a whole regular file of at most `limit` bytes into a new malloc'd buffer (NUL-terminated
  * beyond *len, so text can be parsed in place). Errors name the path. */
 int file_read(const char *path, unsigned flags, size_t limit, uint8_t **out, size_t *len,
@@ -179,6 +183,18 @@ int file_write_all(int fd, const void *data, size_t n);
  * appears. */
 int file_replace_at(int dirfd, const char *name, const void *data, size_t n, mode_t mode, uid_t uid,
                     gid_t gid, struct itl_error *err);
+/* The same with the directory named in messages and the directory fsync optional: what
+ * file_replace_in writes, and where. */
+struct file_target {
+    int dirfd;
+    const char *dir;  /* for messages only; NULL: the name alone */
+    const char *name; /* one path component */
+    mode_t mode;
+    uid_t uid;       /* (uid_t)-1: the writer's */
+    gid_t gid;       /* (gid_t)-1: the writer's */
+    int no_dir_sync; /* a batch syncs the directory once at the end (file_sync_dir_of) */
+};
+int file_replace_in(const struct file_target *t, const void *data, size_t n, struct itl_error *err);
 /* The same for a path: its directory is opened, then file_replace_at. */
 int file_replace(const char *path, const void *data, size_t n, mode_t mode, struct itl_error *err);
 /* file_replace without the directory fsync, for a batch that calls file_sync_dir_of once at

@@ -32,30 +32,30 @@ static const char *file_kind(mode_t mode)
 }
 
 /* O_NONBLOCK: opening a FIFO must not hang before we can see it is one. */
-static int open_regular(const char *path, unsigned flags, struct itl_error *err)
+int file_open_regular(const char *path, unsigned flags, struct stat *stp, struct itl_error *err)
 {
     int nofollow = (flags & FILE_NOFOLLOW) != 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
-    struct stat st;
+    struct stat mine, *st = stp ? stp : &mine;
 
     if (fd < 0) {
         int saved = errno;
-        if (saved == ELOOP && nofollow && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        if (saved == ELOOP && nofollow && lstat(path, st) == 0 && S_ISLNK(st->st_mode))
             return err_set(err, ITL_E_INPUT,
                            "%s is a symbolic link, which is not followed (give the file it "
                            "points to)",
                            path);
         return err_errno(err, saved, "cannot open %s", path);
     }
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         int saved = errno;
         close(fd);
         return err_errno(err, saved, "cannot stat %s", path);
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         close(fd);
         return err_set(err, ITL_E_INPUT, "%s is %s, not a regular file", path,
-                       file_kind(st.st_mode));
+                       file_kind(st->st_mode));
     }
     /* Regular files ignore O_NONBLOCK; clear it all the same, reads must block. */
     int fl = fcntl(fd, F_GETFL);
@@ -67,7 +67,7 @@ static int open_regular(const char *path, unsigned flags, struct itl_error *err)
 int file_read(const char *path, unsigned flags, size_t limit, uint8_t **out, size_t *len,
               struct itl_error *err)
 {
-    int fd = open_regular(path, flags, err);
+    int fd = file_open_regular(path, flags, NULL, err);
 
     if (fd < 0)
         return -1;
@@ -241,74 +241,62 @@ static int publish_unnamed(int fd, int dirfd, const char *name, char *tmp, size_
     return 0;
 }
 
-/* What a replace writes, and where; `dir` is only for messages (NULL: the name alone). */
-struct replace {
-    int dirfd;
-    const char *dir;
-    const char *name;
-    const void *data;
-    size_t n;
-    mode_t mode;
-    uid_t uid;
-    gid_t gid;
-    int sync_dir;
-};
-
-static int replace_failed(const struct replace *r, int errnum, const char *what,
+static int replace_failed(const struct file_target *t, int errnum, const char *what,
                           struct itl_error *err)
 {
-    if (r->dir)
-        return err_errno(err, errnum, "%s %s/%s", what, r->dir, r->name);
-    return err_errno(err, errnum, "%s %s", what, r->name);
+    if (t->dir)
+        return err_errno(err, errnum, "%s %s/%s", what, t->dir, t->name);
+    return err_errno(err, errnum, "%s %s", what, t->name);
 }
 
 /* Content, owner and sync by descriptor, before the file has a name: nothing another user
  * renames is followed, and the file never appears half-written or with the wrong owner.
  * fsync rather than fdatasync: the owner must be as durable as the bytes. */
-static int fill(int fd, const struct replace *r)
+static int fill(int fd, const struct file_target *t, const void *data, size_t n)
 {
-    if ((r->uid != (uid_t)-1 || r->gid != (gid_t)-1) && fchown(fd, r->uid, r->gid) != 0)
+    if ((t->uid != (uid_t)-1 || t->gid != (gid_t)-1) && fchown(fd, t->uid, t->gid) != 0)
         return -1;
-    if (file_write_all(fd, r->data, r->n) != 0 || fsync(fd) != 0)
+    if (file_write_all(fd, data, n) != 0 || fsync(fd) != 0)
         return -1;
     return 0;
 }
 
-static int replace_at(const struct replace *r, struct itl_error *err)
+int file_replace_in(const struct file_target *t, const void *data, size_t n, struct itl_error *err)
 {
     char tmp[NAME_MAX_BYTES + 32] = "";
     int unnamed = 1;
 
-    if (!r->name[0] || strchr(r->name, '/') || strlen(r->name) > NAME_MAX_BYTES)
+    if (!t->name[0] || strchr(t->name, '/') || strlen(t->name) > NAME_MAX_BYTES)
         return err_set(err, ITL_E_USAGE, "%s%s%s: not a file name of at most %d bytes",
-                       r->dir ? r->dir : "", r->dir ? "/" : "", r->name, NAME_MAX_BYTES);
-    int fd = open_unnamed(r->dirfd, r->mode);
+                       t->dir ? t->dir : "", t->dir ? "/" : "", t->name, NAME_MAX_BYTES);
+    int fd = open_unnamed(t->dirfd, t->mode);
     if (fd < 0) {
         unnamed = 0;
-        fd = open_named(r->dirfd, r->name, r->mode, tmp, sizeof tmp);
+        fd = open_named(t->dirfd, t->name, t->mode, tmp, sizeof tmp);
     }
     if (fd < 0)
-        return replace_failed(r, errno, "cannot create a file for", err);
-    if (fill(fd, r) != 0 || (unnamed ? publish_unnamed(fd, r->dirfd, r->name, tmp, sizeof tmp)
-                                     : renameat(r->dirfd, tmp, r->dirfd, r->name)) != 0) {
+        return replace_failed(t, errno, "cannot create a file for", err);
+    if (fill(fd, t, data, n) != 0 ||
+        (unnamed ? publish_unnamed(fd, t->dirfd, t->name, tmp, sizeof tmp)
+                 : renameat(t->dirfd, tmp, t->dirfd, t->name)) != 0) {
         int saved = errno;
         close(fd);
         if (!unnamed)
-            unlinkat(r->dirfd, tmp, 0);
-        return replace_failed(r, saved, "cannot write", err);
+            unlinkat(t->dirfd, tmp, 0);
+        return replace_failed(t, saved, "cannot write", err);
     }
     if (close(fd) != 0)
-        return replace_failed(r, errno, "cannot write", err);
-    if (r->sync_dir && fsync(r->dirfd) != 0)
-        return replace_failed(r, errno, "wrote but could not sync the directory of", err);
+        return replace_failed(t, errno, "cannot write", err);
+    if (!t->no_dir_sync && fsync(t->dirfd) != 0)
+        return replace_failed(t, errno, "wrote but could not sync the directory of", err);
     return 0;
 }
 
 int file_replace_at(int dirfd, const char *name, const void *data, size_t n, mode_t mode, uid_t uid,
                     gid_t gid, struct itl_error *err)
 {
-    struct replace r = {dirfd, NULL, name, data, n, mode, uid, gid, 1};
-    return replace_at(&r, err);
+    struct file_target t = {.dirfd = dirfd, .name = name, .mode = mode, .uid = uid, .gid = gid};
+    return file_replace_in(&t, data, n, err);
 }
 
 /* "a/b/c" into "a/b" and "c"; -1 for a path that names a directory ("", "x/"). */
@@ -321,7 +309,10 @@ static int split_path(const char *path, char *dir, size_t dir_size, char *name, 
     memcpy(dir, path, n + 1);
     snprintf(name, name_size, "%s", basename(dir));
     memcpy(dir, path, n + 1);
-    dirname(dir);
+    /* dirname() may return a static "." rather than change dir (a bare name). */
+    const char *parent = dirname(dir);
+    if (parent != dir)
+        memmove(dir, parent, strlen(parent) + 1);
     return 0;
 }
 
@@ -335,8 +326,14 @@ static int replace_path(const char *path, const void *data, size_t n, mode_t mod
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return err_errno(err, errno, "cannot write %s: directory %s", path, dir);
-    struct replace r = {dfd, dir, name, data, n, mode, (uid_t)-1, (gid_t)-1, sync_dir};
-    int rc = replace_at(&r, err);
+    struct file_target t = {.dirfd = dfd,
+                            .dir = dir,
+                            .name = name,
+                            .mode = mode,
+                            .uid = (uid_t)-1,
+                            .gid = (gid_t)-1,
+                            .no_dir_sync = !sync_dir};
+    int rc = file_replace_in(&t, data, n, err);
     close(dfd);
     return rc;
 }

@@ -258,17 +258,6 @@ int pol_check_trusted(const char *what, const char *path, const struct stat *st,
 /* stat() of `dir`, which must be a directory, then pol_check_trusted. */
 int pol_check_dir(const char *what, const char *dir, uid_t uid, gid_t gid, struct itl_error *err);
 
-/* Replace `name` in the directory `dirfd` (called `dir` in messages) atomically and durably:
- * the content goes into an unnamed file (O_TMPFILE, else a hidden ".NAME.tmp.XXXXXX" made
- * exclusively), is fsync'd, then linked to `name`, or to a hidden temporary renamed over
- * `name` when it exists, so no partial file ever has a name, even after SIGKILL or
- * RLIMIT_FSIZE. The file is created with `mode` under the umask and, unless they are -1, given
- * to owner:group (root writing the service user's files). sync_dir: fsync the
- * directory too (a batch syncs each directory once at the end instead). On failure `name` is
- * untouched and no temporary is left. */
-int pol_write_file_at(int dirfd, const char *dir, const char *name, const void *data, size_t len,
-                      unsigned mode, uid_t owner, gid_t group, int sync_dir, struct itl_error *err);
-
 /* ---- Audit log: one JSON object per line, appended with O_APPEND, fsync'd before the reply ----
  */
 

@@ -2,7 +2,7 @@
 /*
  * Persistent policy state: <state-dir>/state.json, guarded by flock on <state-dir>/state.lock.
  * Writers hold LOCK_EX across read-modify-write (pol_state_update) and replace the file
- * atomically (pol_write_file_at); readers hold LOCK_SH. The directory and both files must be
+ * atomically (file_replace_in); readers hold LOCK_SH. The directory and both files must be
  * ones only root or the service user could have written (pol_check_trusted), in the service and
  * in direct mode alike. The text of the file is state_json.c; a damaged file, or one missing
  * after the first write, is an error, never an empty state, so callers fail closed.
@@ -341,7 +341,9 @@ static int write_state(const struct state_files *sf, const struct pol_state *st,
         return -1;
     }
     new_file_owner(&uid, &gid);
-    rc = pol_write_file_at(sf->dfd, sf->dir, STATE_FILE, text, len, 0640, uid, gid, 1, err);
+    struct file_target t = {
+        .dirfd = sf->dfd, .dir = sf->dir, .name = STATE_FILE, .mode = 0640, .uid = uid, .gid = gid};
+    rc = file_replace_in(&t, text, len, err);
     free(text);
     return rc == 0 ? mark_written(sf, err) : -1;
 }

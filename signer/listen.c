@@ -276,7 +276,7 @@ int srv_listen(const struct pol_config *cfg, const struct srv_ids *ids, struct s
     }
     if (bind_private(cfg, ids, l, dfd, base, err) != 0)
         goto fail;
-    snprintf(l->path, sizeof l->path, "%s", path);
+    memcpy(l->path, addr.sun_path, sizeof l->path); /* length checked above */
     if (stale)
         srv_log(LOG_NOTICE, "removed stale socket %s (nothing listened on it)", path);
     close(dfd);

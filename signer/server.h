@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "policy/policy.h"
 #include "signer/internal.h"
@@ -58,7 +59,7 @@ void srv_dirname(const char *path, char *out, size_t size);
 struct srv_listener {
     int fd;
     int activated; /* handed over by systemd (LISTEN_FDS): not ours to unlink */
-    char path[108];
+    char path[sizeof((struct sockaddr_un *)0)->sun_path];
     dev_t dev; /* the socket file we bound: unlink it only if it is still ours */
     ino_t ino;
 };

@@ -138,8 +138,8 @@ void cli_set_follow_symlinks(int on);
 /* The mode of an output made from an input of input_mode: never wider than the input (its
  * read/write bits; the umask narrows it further). A 0600 input gives a 0600 .sgn. */
 unsigned cli_output_mode(unsigned input_mode);
-/* Atomic write (pol_write_file_at): the content goes to an unnamed file, fsync, then it takes
- * the name (through a hidden temporary renamed over an existing file), fsync(dir); a kill or
+/* Atomic write (file_replace, common/file.c): the content goes to an unnamed file, fsync, then it
+ * takes the name (through a hidden temporary renamed over an existing file), fsync(dir); a kill or
  * RLIMIT_FSIZE leaves no partial file under any name. `mode` is applied under the umask. On
  * any failure the old file (if any) is untouched. */
 int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
@@ -151,9 +151,7 @@ int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, 
 int cli_sync_parent_dir(const char *path);
 /* A certificate from a PEM or DER file, as DER. *der is malloc'd. */
 int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size);
-/* Hex with a separator (0 for none). */
-void cli_hex(const uint8_t *p, size_t n, char sep, char *out, size_t out_size);
-/* Print a JSON string literal (escaped) to f. */
+/* Print s (n bytes) to f as a JSON string, escaped as json_string (common/json.c) does. */
 void cli_json_string(FILE *f, const char *s, size_t n);
 
 #endif

@@ -92,7 +92,7 @@ void key_print_info_text(const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
 
-    cli_hex(k->id, k->id_len, 0, id, sizeof id);
+    hex_lower(k->id, k->id_len, 0, id, sizeof id);
     printf("%s\n", k->label[0] ? k->label : "(no label)");
     printf("  id:       %s\n", id);
     if (k->key_type[0])
@@ -102,7 +102,7 @@ void key_print_info_text(const struct tok_key_info *k)
     if (k->has_cert) {
         iso_time(k->not_before, from);
         iso_time(k->not_after, to);
-        cli_hex(k->cert_sha256, 32, 0, sha, sizeof sha);
+        hex_lower(k->cert_sha256, 32, 0, sha, sizeof sha);
         printf("  subject:  %s\n", k->subject);
         printf("  serial:   %s\n", k->serial_hex);
         printf("  valid:    %s .. %s\n", from, to);
@@ -122,7 +122,7 @@ void key_print_info_json(const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
 
-    cli_hex(k->id, k->id_len, 0, id, sizeof id);
+    hex_lower(k->id, k->id_len, 0, id, sizeof id);
     printf("{");
     key_json_str("label", k->label, 1);
     key_json_str("id", id, 1);
@@ -132,7 +132,7 @@ void key_print_info_json(const struct tok_key_info *k)
     if (k->has_cert) {
         iso_time(k->not_before, from);
         iso_time(k->not_after, to);
-        cli_hex(k->cert_sha256, 32, 0, sha, sizeof sha);
+        hex_lower(k->cert_sha256, 32, 0, sha, sizeof sha);
         key_json_str("subject", k->subject, 1);
         key_json_str("serial", k->serial_hex, 1);
         key_json_str("not_before", from, 1);

@@ -71,8 +71,8 @@ static void print_import(const struct cli_global *g, const char *label, const ch
 {
     char id[129], sha[65];
 
-    cli_hex(r->id, r->id_len, 0, id, sizeof id);
-    cli_hex(r->cert_sha256, 32, 0, sha, sizeof sha);
+    hex_lower(r->id, r->id_len, 0, id, sizeof id);
+    hex_lower(r->cert_sha256, 32, 0, sha, sizeof sha);
     if (g->json) {
         printf("{");
         key_json_str("label", label, 1);

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,31 +107,20 @@ static int follow_symlinks;
  * the file it points to, signed; a FIFO would hang the command; a device would be read. */
 static int open_input(const char *path, struct stat *st, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow_symlinks ? 0 : O_NOFOLLOW));
+    struct itl_error e;
     struct stat link;
+    int fd = file_open_regular(path, follow_symlinks ? 0 : FILE_NOFOLLOW, st, &e);
 
-    if (fd < 0) {
-        if (errno == ELOOP && !follow_symlinks && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
-            snprintf(err, err_size,
-                     "%s is a symbolic link; inputs are not followed through links (give the "
-                     "file it points to, or --follow-symlinks if you trust every link)",
-                     path);
-        else
-            snprintf(err, err_size, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        snprintf(err, err_size, "%s is %s, not a regular file", path,
-                 S_ISDIR(st->st_mode)    ? "a directory"
-                 : S_ISFIFO(st->st_mode) ? "a FIFO"
-                 : S_ISSOCK(st->st_mode) ? "a socket"
-                                         : "a device");
-        close(fd);
-        return -1;
-    }
-    /* Regular files ignore O_NONBLOCK; clear it all the same, reads must block. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
+    if (fd >= 0)
+        return fd;
+    if (!follow_symlinks && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
+        snprintf(err, err_size,
+                 "%s is a symbolic link; inputs are not followed through links (give the "
+                 "file it points to, or --follow-symlinks if you trust every link)",
+                 path);
+    else
+        snprintf(err, err_size, "%s", e.msg);
+    return -1;
 }
 
 void cli_set_follow_symlinks(int on)
@@ -155,75 +143,24 @@ int cli_read_input(const char *path, size_t limit, uint8_t **out, size_t *len, u
                    char *err, size_t err_size)
 {
     struct stat st;
-    uint8_t *buf = NULL;
-    size_t cap = 0, used = 0;
+    struct itl_error e;
     int fd = open_input(path, &st, err, err_size);
 
     if (fd < 0)
         return -1;
     if (mode)
         *mode = (unsigned)(st.st_mode & 07777);
-    for (;;) {
-        ssize_t n;
-        if (used == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            uint8_t *nbuf;
-            if (cap > limit) {
-                snprintf(err, err_size, "%s is larger than the limit of %zu bytes", path, limit);
-                goto fail;
-            }
-            nbuf = realloc(buf, ncap + 1);
-            if (!nbuf) {
-                snprintf(err, err_size, "out of memory reading %s", path);
-                goto fail;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        n = read(fd, buf + used, cap - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, err_size, "cannot read %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-        if (used > limit) {
-            snprintf(err, err_size, "%s is larger than the limit of %zu bytes", path, limit);
-            goto fail;
-        }
-    }
+    int rc = file_read_fd(fd, path, limit, out, len, &e);
     close(fd);
-    if (!buf)
-        buf = malloc(1);
-    if (!buf) {
-        snprintf(err, err_size, "out of memory reading %s", path);
-        return -1;
-    }
-    buf[used] = 0; /* convenience for text; not counted */
-    *out = buf;
-    *len = used;
-    return 0;
-fail:
-    free(buf);
-    close(fd);
-    return -1;
+    if (rc != 0)
+        snprintf(err, err_size, "%s", e.msg);
+    return rc;
 }
 
 int cli_sync_parent_dir(const char *path)
 {
-    char copy[PATH_MAX];
-    int fd, rc;
-
-    snprintf(copy, sizeof copy, "%s", path);
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
+    struct itl_error e;
+    return file_sync_dir_of(path, &e); /* errno is the caller's to look at */
 }
 
 int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
@@ -235,29 +172,11 @@ int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, uns
 int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, unsigned mode,
                              int sync_dir, char *err, size_t err_size)
 {
-    char dir[PATH_MAX], name[PATH_MAX];
-    struct itl_error pe;
-    int dfd, rc;
-
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        snprintf(err, err_size, "output path too long: %s", path);
-        return -1;
-    }
-    snprintf(name, sizeof name, "%s", basename(dir));
-    snprintf(dir, sizeof dir, "%s", path);
-    if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
-        snprintf(err, err_size, "output %s names a directory, not a file", path);
-        return -1;
-    }
-    dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        snprintf(err, err_size, "cannot write %s: directory %s: %s", path, dir, strerror(errno));
-        return -1;
-    }
-    rc = pol_write_file_at(dfd, dir, name, data, len, mode, (uid_t)-1, (gid_t)-1, sync_dir, &pe);
-    close(dfd);
+    struct itl_error e;
+    int rc = sync_dir ? file_replace(path, data, len, (mode_t)mode, &e)
+                      : file_replace_no_dir_sync(path, data, len, (mode_t)mode, &e);
     if (rc != 0)
-        snprintf(err, err_size, "%s", pe.msg);
+        snprintf(err, err_size, "%s", e.msg);
     return rc;
 }
 
@@ -295,38 +214,14 @@ int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, s
     return 0;
 }
 
-void cli_hex(const uint8_t *p, size_t n, char sep, char *out, size_t out_size)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t o = 0;
-
-    if (out_size == 0)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        size_t need = (sep && i) ? 3 : 2;
-        if (o + need + 1 > out_size)
-            break;
-        if (sep && i)
-            out[o++] = sep;
-        out[o++] = digits[p[i] >> 4];
-        out[o++] = digits[p[i] & 15];
-    }
-    out[o] = 0;
-}
-
+/* A FILE-side face of json_string (common/json.c): the same escaping as the audit log, so valid
+ * UTF-8 in a certificate name stays readable and every other byte can be read back. */
 void cli_json_string(FILE *f, const char *s, size_t n)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+    struct buf b = {0};
+
+    json_string(&b, s, n);
+    const char *text = buf_str(&b);
+    fputs(text ? text : "null", f); /* out of memory: still valid JSON */
+    buf_free(&b);
 }

@@ -189,6 +189,37 @@ START_TEST(test_replace_at_gives_owner)
 }
 END_TEST
 
+/* file_replace_in names the directory it was given in its messages, and writes without the
+ * directory fsync when asked (the content is the same either way). */
+START_TEST(test_replace_in_names_the_directory)
+{
+    size_t len;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct file_target t = {.dirfd = dfd,
+                            .dir = "/the/state/dir",
+                            .name = "f.txt",
+                            .mode = 0600,
+                            .uid = (uid_t)-1,
+                            .gid = (gid_t)-1,
+                            .no_dir_sync = 1};
+
+    ck_assert_int_ge(dfd, 0);
+    ck_assert_msg(file_replace_in(&t, "abc", 3, &err) == 0, "%s", err.msg);
+    char *text = (char *)testlib_read(path, &len);
+    ck_assert_str_eq(text, "abc");
+    free(text);
+    t.name = "a/b";
+    ck_assert_int_eq(file_replace_in(&t, "x", 1, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/the/state/dir/a/b: not a file name"));
+    close(dfd);
+    t.name = "g.txt"; /* dfd is closed now: EBADF, whoever runs the test */
+    ck_assert_int_eq(file_replace_in(&t, "x", 1, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot create a file for /the/state/dir/g.txt"));
+    ck_assert_int_eq(entries(dir), 1);
+}
+END_TEST
+
 START_TEST(test_replace_failure_keeps_old_file)
 {
     struct rlimit old, small = {.rlim_cur = 8, .rlim_max = RLIM_INFINITY};
@@ -243,6 +274,26 @@ START_TEST(test_replace_path_and_sync)
 }
 END_TEST
 
+/* A bare name is in the current directory (dirname() returns a static "." for it). */
+START_TEST(test_replace_bare_name)
+{
+    char cwd[4096], bare[700];
+    size_t len;
+
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(dir), 0);
+    int rc = file_replace("bare.txt", "abc", 3, 0600, &err);
+    int synced = file_sync_dir_of("bare.txt", &err);
+    ck_assert_int_eq(chdir(cwd), 0);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(synced, 0);
+    snprintf(bare, sizeof bare, "%s/bare.txt", dir);
+    char *text = (char *)testlib_read(bare, &len);
+    ck_assert_str_eq(text, "abc");
+    free(text);
+}
+END_TEST
+
 START_TEST(test_write_all)
 {
     int p[2];
@@ -278,8 +329,10 @@ int main(void)
     tcase_add_test(tc, test_read_fd_pipe);
     tcase_add_test(tc, test_replace_at);
     tcase_add_test(tc, test_replace_at_gives_owner);
+    tcase_add_test(tc, test_replace_in_names_the_directory);
     tcase_add_test(tc, test_replace_failure_keeps_old_file);
     tcase_add_test(tc, test_replace_path_and_sync);
+    tcase_add_test(tc, test_replace_bare_name);
     tcase_add_test(tc, test_write_all);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -269,34 +269,6 @@ START_TEST(test_vanished_state_fails_closed)
 }
 END_TEST
 
-/* The writer leaves the new content under the name and nothing else in the directory. */
-START_TEST(test_write_file_at_leaves_no_temporary)
-{
-    char out[600];
-    size_t len;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    ck_assert_int_ge(dfd, 0);
-    ck_assert_msg(
-        pol_write_file_at(dfd, dir, "a.sgn", "one", 3, 0600, (uid_t)-1, (gid_t)-1, 1, &err) == 0,
-        "%s", err.msg);
-    ck_assert_msg(
-        pol_write_file_at(dfd, dir, "a.sgn", "second", 6, 0600, (uid_t)-1, (gid_t)-1, 1, &err) == 0,
-        "%s", err.msg);
-    snprintf(out, sizeof out, "%s/a.sgn", dir);
-    char *text = (char *)testlib_read(out, &len);
-    ck_assert_str_eq(text, "second");
-    free(text);
-    struct stat sb;
-    ck_assert_int_eq(stat(out, &sb), 0);
-    ck_assert_uint_eq(sb.st_mode & 0777, 0600);
-    ck_assert_int_eq(testlib_sh("test \"$(ls -A '%s')\" = a.sgn", dir), 0);
-    ck_assert_int_eq(
-        pol_write_file_at(dfd, dir, "x/y", "z", 1, 0600, (uid_t)-1, (gid_t)-1, 1, &err), -1);
-    close(dfd);
-}
-END_TEST
-
 START_TEST(test_attestations_and_regen)
 {
     struct pol_state st;
@@ -454,7 +426,6 @@ int main(void)
     tcase_add_test(tc, test_corrupt_file_fails_closed);
     tcase_add_test(tc, test_untrusted_state_refused);
     tcase_add_test(tc, test_vanished_state_fails_closed);
-    tcase_add_test(tc, test_write_file_at_leaves_no_temporary);
     tcase_add_test(tc, test_attestations_and_regen);
     tcase_add_test(tc, test_full_table_drops_oldest);
     tcase_add_test(tc, test_concurrent_writers);
