@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The printer of show (and the words verify shares): what CUCM's `show itl` prints, same
- * tag names and numbers, one TLV a line, or the same as one JSON object.
+ * The readable printer of show (and the words verify shares): CUCM's `show itl` layout, tag
+ * numbers and names, one TLV a line with its value decoded, or the same as one JSON object.
+ * CUCM's exact form (`show --cucm`, to diff against a CUCM) is show_cucm.c's.
  */
 #include "tools/show.h"
 
