@@ -89,13 +89,19 @@ PUB, REC = 'CN=test10pub.joemar2.lab' + tail, 'CN=ITLRECOVERY_test10pub.joe2.lab
 CAPF, SUB = 'CN=CAPF-75638ad9' + tail, 'CN=test10sub.joemar2.lab' + tail
 rows = [(PUB, 'pub', 0, True), (PUB, 'pub', 3, True), (CAPF, 'capf', 4, False),
         (PUB, 'tvs', 21, False), (REC, 'rec', 0, True), (SUB, 'sub', 21, False)]
+filename, dns, ip = 'ITLFile.tlv', lambda c: b'\0\0', None
+if signer == 'ctl':  # TAC 118893's CUCM 10.5 CTL: DNSNAME and IPADDRESS in every record
+    signer, filename, ip = 'pub', 'CTLFile.tlv', bytes([10, 48, 47, 150])
+    rows = [(PUB, 'pub', 0, True), (PUB, 'pub', 2, True), (CAPF, 'capf', 4, True), (SUB, 'sub', 2, True)]
+    dns = lambda c: s({'pub': 'test10pub', 'capf': 'test10pub', 'sub': 'test10sub'}[c])
 certs = {n: open('%s/%s.der' % (work, n), 'rb').read() for n in ('pub', 'rec', 'capf', 'tvs', 'sub')}
 body, hashes = b'', []
 for name, c, role, with_cert in rows:
     serial, pubkey, sigval = cert_fields(certs[c])
-    r = tlv(2, b'\0\0') + tlv(3, s(name)) + tlv(4, struct.pack('>H', role)) + tlv(5, s(name))
+    r = tlv(2, dns(c)) + tlv(3, s(name)) + tlv(4, struct.pack('>H', role)) + tlv(5, s(name))
     r += tlv(6, serial) + tlv(7, pubkey) + tlv(8, sigval)
     r += tlv(9, certs[c]) if with_cert else tlv(11, hashlib.sha1(certs[c]).digest()) + tlv(12, b'\1')
+    r += tlv(10, ip) if ip else b''
     body += tlv(1, struct.pack('>H', len(r) + 5)) + r
     hashes.append(hashlib.sha1(certs[c]).hexdigest().upper())
 
@@ -104,7 +110,7 @@ serial, _, _ = cert_fields(certs[signer])
 info = tlv(4, s(name)) + tlv(5, serial) + tlv(6, s(name))
 head = tlv(1, b'\1\2') + tlv(2, b'\0\0') + struct.pack('>BH', 3, len(info)) + info
 head += b'\x07\x00\x0f' + tlv(8, b'\1') + b'\x09\x00\x08' + tlv(10, b'\0') + tlv(11, b'\1')
-rest = tlv(14, s('ITLFile.tlv')) + tlv(15, struct.pack('>I', 1393439067))
+rest = tlv(14, s(filename)) + tlv(15, struct.pack('>I', 1393439067))
 while (len(head) + len(rest) + 3 + 128) % 4:
     rest += b'\x0d'
 hl = len(head) + len(rest) + 3 + 128
@@ -193,6 +199,21 @@ for which in before:pub:1393439067 after:rec:1393439686; do
         die "show --cucm differs from the seed dump ($dump): $res"
     ok "show --cucm matches the seed's show itl $dump the reset line by line ($res)"
 done
+
+# ---- a CTL in CUCM 10.5's layout (TAC 118893): the CTL words, DNSNAME printed, IPADDRESS not ----
+$PY "$WORK/mkitl.py" "$WORK" "$WORK/CTLFile.tlv" ctl || die "mkitl.py ctl"
+expect_exit 0 "$BIN" show --cucm "$WORK/CTLFile.tlv"
+for line in "The checksum value of the CTL file:" "Length of CTL file: $(stat -c %s "$WORK/CTLFile.tlv")" \
+    "Parse CTL File" "CTL Record #:4" "This etoken was used to sign the CTL file." \
+    "$(printf '2\tDNSNAME\t\t10\ttest10pub')" "$(printf '2\tDNSNAME\t\t10\ttest10sub')" \
+    "$(printf '10\tIPADDRESS\t4\t')" "$(printf '4\tFUNCTION\t2\tCCM+TFTP')" \
+    "The CTL file was verified successfully."; do
+    grep -qxF -- "$line" <<<"$OUT" || die "show --cucm of a CTL: no line '$line' in:
+$OUT"
+done
+[ "$(grep -cxF "$(printf '10\tIPADDRESS\t4\t')" <<<"$OUT")" -eq 4 ] || die "an IPADDRESS line per record"
+grep -q "ITL" <<<"$OUT" && die "show --cucm of a CTL says ITL"
+ok "a CTL: CUCM's CTL words, DNSNAME printed, IPADDRESS with its length only (as TAC 118893's show ctl)"
 
 # ---- the columns: tabs at 8-column stops, as CUCM 10.5's show ctl (TAC 118893) lines up ----
 out=$WORK/before.out
