@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "format/itl.h"
 #include "tools/cli.h"
@@ -19,6 +20,7 @@
 enum {
     OPT_CERT = OPT_FIRST_COMMAND_OPTION,
     OPT_TRUST,
+    OPT_CUCM, /* show --cucm: taken out of argv by cmd_show.c before the shared parser */
 };
 
 struct input {
@@ -92,5 +94,23 @@ void show_print_verdict(FILE *out, const struct itl_file *f, const struct verdic
                         const struct itl_file *trust);
 void show_print_json(FILE *out, const struct input *in, const struct verdict *v, long signer,
                      int bad);
+
+/* ---- show_cucm.c ---- */
+
+/* MD5 and SHA-1 of a whole file in lower-case hex: CUCM's "checksum value of the ITL file",
+ * the hash TAC compares with what phones report (DeviceTLInfo). */
+struct show_checksums {
+    char md5[33];
+    char sha1[41];
+};
+/* 0, or -1 when this OpenSSL cannot compute them (MD5 absent under a FIPS provider). */
+int show_file_checksums(const uint8_t *data, size_t len, struct show_checksums *c);
+/* "The checksum value of the ITL file:", the MD5 and SHA-1 lines and a blank line. */
+void show_print_checksum(FILE *out, const struct itl_file *f);
+/* An ITL/CTL as CUCM's `show itl` prints it (mtime: the file's, or NULL to leave out the
+ * "last modified" line). What CUCM would not print (a record that does not match its
+ * certificate, the 64 KB warning) goes to err_out. Returns the number of such records. */
+int show_print_cucm(FILE *out, FILE *err_out, const struct itl_file *f, long signer,
+                    const struct verdict *v, const time_t *mtime);
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The printer of show (and the words verify shares): what CUCM's `show itl` prints, same
- * tag names and numbers, one TLV a line, or the same as one JSON object.
+ * The readable printer of show (and the words verify shares): CUCM's `show itl` layout, tag
+ * numbers and names, one TLV a line with its value decoded, or the same as one JSON object.
+ * CUCM's exact form (`show --cucm`, to diff against a CUCM) is show_cucm.c's.
  */
 #include "tools/show.h"
 
@@ -245,6 +246,7 @@ void show_print_header(FILE *out, const struct itl_file *f)
 {
     const struct itl_header *h = &f->hdr;
 
+    show_print_checksum(out, f);
     fprintf(out, "Length of %s file: %zu\n\n", show_file_word(f), f->len);
     fprintf(out, "Parse %s File\n%s\n\n", show_file_word(f), rule);
     fprintf(out, "Version: %u.%u\n", h->version_major, h->version_minor);
@@ -387,6 +389,18 @@ static void json_enc(FILE *out, const struct itl_enc_info *e)
     fputc('}', out);
 }
 
+/* "checksum":{"md5":..,"sha1":..} of the whole file, as CUCM's checksum block; null when this
+ * OpenSSL cannot compute them. */
+static void json_checksum(FILE *out, const struct itl_file *f)
+{
+    struct show_checksums c;
+
+    if (show_file_checksums(f->data, f->len, &c) == 0)
+        fprintf(out, ",\"checksum\":{\"md5\":\"%s\",\"sha1\":\"%s\"}", c.md5, c.sha1);
+    else
+        fputs(",\"checksum\":null", out);
+}
+
 void show_print_json(FILE *out, const struct input *in, const struct verdict *v, long signer,
                      int bad)
 {
@@ -397,8 +411,10 @@ void show_print_json(FILE *out, const struct input *in, const struct verdict *v,
 
     fputs("{\"file\":", out);
     cli_json_string(out, in->path, strlen(in->path));
-    fprintf(out, ",\"kind\":\"%s\",\"length\":%zu,\"version\":\"%u.%u\",\"header_length\":%u",
-            itl_kind_name(f->kind), f->len, h->version_major, h->version_minor, h->header_length);
+    fprintf(out, ",\"kind\":\"%s\",\"length\":%zu", itl_kind_name(f->kind), f->len);
+    json_checksum(out, f);
+    fprintf(out, ",\"version\":\"%u.%u\",\"header_length\":%u", h->version_major, h->version_minor,
+            h->header_length);
     if (h->has_signer_version)
         fprintf(out, ",\"signer_version\":\"%u.%u\"", h->signer_version[0], h->signer_version[1]);
     else
