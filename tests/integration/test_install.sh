@@ -40,6 +40,22 @@ expect_exit 0 "$D/usr/sbin/itl-signd" --version
 echo "$OUT" | grep -q '^itl-signd [0-9]' || die "itl-signd --version printed: $OUT"
 ok "the installed itl-sign and itl-signd answer --version"
 
+# The installed itl-signd checks the installed config, pointed at a throwaway token and this
+# test's directories (the unit's user and directories need a system: tests/package/test_deb.sh).
+new_token itl-install
+mkdir -m 0750 "$WORK/run" "$WORK/state" "$WORK/log"
+sed -e "s|^  module: .*|  module: $ITL_MODULE|" -e "s|^  uri: .*|  uri: \"$ITL_TOKEN_URI\"|" \
+    -e "s|^  pin-file: .*|  pin-file: $ITL_PIN_FILE|" -e "s|^  path: /run/itl-sign/socket|  path: $WORK/run/socket|" \
+    -e '/^  owner: /d' -e '/^  group: /d' -e "s|^state-dir: .*|state-dir: $WORK/state|" \
+    -e "s|^audit-log: .*|audit-log: $WORK/log/audit.log|" "$D/etc/itl-sign/itl-signd.yaml" >"$WORK/check.yaml"
+expect_exit 0 "$D/usr/sbin/itl-signd" --config "$WORK/check.yaml" --check-config
+[ "$OUT" = "config OK" ] || die "--check-config printed: $OUT"
+chmod 0644 "$ITL_PIN_FILE"
+expect_exit 1 "$D/usr/sbin/itl-signd" --config "$WORK/check.yaml" --check-config
+[[ $ERR == *"$ITL_PIN_FILE has mode 0644"* ]] || die "--check-config on a readable PIN file said: $ERR"
+chmod 0600 "$ITL_PIN_FILE"
+ok "the installed itl-signd --check-config passes the installed config (and refuses a readable PIN file)"
+
 # An admin's changed config survives install and uninstall.
 echo "# changed" >>"$D/etc/itl-sign/itl-signd.yaml"
 mk install DESTDIR="$D" PREFIX=/usr UNITDIR=/lib/systemd/system >/dev/null 2>&1 || die "second make install"
