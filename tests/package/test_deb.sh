@@ -62,7 +62,11 @@ if [ "${1:-}" = --build-only ]; then
 fi
 
 [ "$(id -u)" -eq 0 ] || fail "installing the package needs root"
-# ---- install
+# ---- install (over nothing: a run that was killed may have left the package and its edited config)
+if dpkg-query -W -f='${Status}' itl-sign 2>/dev/null | grep -q 'ok installed\|config-files'; then
+    apt-get purge -y -qq itl-sign >/dev/null 2>&1 || fail "purging an itl-sign already installed"
+fi
+rm -rf /etc/itl-sign /run/credentials/itl-signd.service /run/itl-sign /var/lib/itl-sign /var/log/itl-sign
 INSTALLED=1
 apt-get install -y -qq "$deb" >"$W/apt.log" 2>&1 || { cat "$W/apt.log"; fail "apt-get install $deb"; }
 getent passwd itl-sign >/dev/null || fail "installing did not create the itl-sign user"
