@@ -106,7 +106,11 @@ cred=$(unit_val LoadCredential)           # pin:/etc/itl-sign/pin
 sock=$(sed -n '/^socket:/,/^[a-z]/s/^  path: //p' "$cfg")
 [ "$(dirname "$sock")" = "/run/$(unit_val RuntimeDirectory)" ] || die "socket.path $sock is not in the unit's RuntimeDirectory="
 grep -q "^ListenStream=$sock\$" "$ITL_SRC/signer/itl-signd.socket" || die "itl-signd.socket does not listen on $sock"
-grep -q '^run-as:' "$cfg" && die "the example config has run-as although the unit starts as itl-sign"
+# run-as, if present, is the unit's user: a no-op under User=, the right drop when root starts it.
+if grep -q '^run-as:' "$cfg"; then
+    grep -Eq "^run-as: \{ user: $(unit_val User), group: $(unit_val Group) \}" "$cfg" ||
+        die "the example's run-as is not the unit's User=/Group=: $(grep '^run-as:' "$cfg")"
+fi
 for d in "/run/$(unit_val RuntimeDirectory)" "/var/lib/$(unit_val StateDirectory)" "/var/log/$(unit_val LogsDirectory)"; do
     grep -Eq "^d +$d +0750 +itl-sign +itl-sign" "$tmpf" || die "tmpfiles.conf does not make $d 0750 itl-sign"
 done
