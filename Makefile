@@ -16,16 +16,20 @@ CC ?= cc
 OPT ?= -O2 -g
 SAN ?=
 PKGS := p11-kit-1 yaml-0.1 openssl
+# Only the daemon links libsystemd (sd_notify).
+DAEMON_PKGS := libsystemd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+DAEMON_CFLAGS := $(shell pkg-config --cflags $(DAEMON_PKGS) 2>/dev/null)
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-fstack-protector-strong \
-	-I. $(PKG_CFLAGS) $(CFLAGS)
+	-I. $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN) -pthread $(LDFLAGS)
 
 LAYERS := common format pkcs11 policy signer
@@ -65,7 +69,7 @@ BINS := $(BUILD)/itl-sign $(BUILD)/itl-signd
 .SECONDARY:
 
 .PHONY: all deps demo check test unit integration asan valgrind fuzz fuzz-smoke fuzz-regress \
-	bench stress format-check clean libs print-libs
+	bench stress format-check clean libs print-libs bins install uninstall deb deb-check
 
 all: $(BINS) $(UNIT_BINS) $(FAULT_LIB) $(BENCH_BINS) $(FUZZ_BINS)
 
@@ -78,8 +82,9 @@ $(foreach l,$(LAYERS),$(eval $(LIB_$(l)): $(call layer_objs,$(l)) ; @mkdir -p $$
 $(BUILD)/itl-sign: $(TOOL_OBJS) $(LIBS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TOOL_OBJS) $(LIBS) $(PKG_LIBS)
 
+$(BUILD)/$(DAEMON_MAIN:.c=.o): CFLAGS_ALL += $(DAEMON_CFLAGS)
 $(BUILD)/itl-signd: $(BUILD)/$(DAEMON_MAIN:.c=.o) $(LIBS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBS) $(PKG_LIBS) $(DAEMON_LIBS)
 
 # A unit test links only the layer its name starts with (test_format_*.c: libformat), so each
 # layer's tests build while other layers are being changed (with common/, which all use);
@@ -124,6 +129,68 @@ print-libs:
 
 deps:
 	@tools/install-deps.sh
+
+# ---- make install / uninstall (PREFIX, DESTDIR; debian/rules sets UNITDIR=/lib/systemd/system)
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/itl-sign
+LIBDIR_SYSTEMD ?= $(PREFIX)/lib
+UNITDIR ?= $(LIBDIR_SYSTEMD)/systemd/system
+TMPFILESDIR ?= $(LIBDIR_SYSTEMD)/tmpfiles.d
+SYSUSERSDIR ?= $(LIBDIR_SYSTEMD)/sysusers.d
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+DOC_FILES := README.md SECURITY.md docs/config.md docs/design.md docs/format.md docs/pkcs11.md \
+	docs/protocol.md etc/itl-signd.yaml.example
+# Installed files, for uninstall (the config only while it is the shipped one: see below).
+INSTALLED := $(BINDIR)/itl-sign $(SBINDIR)/itl-signd $(MANDIR)/man1/itl-sign.1 \
+	$(MANDIR)/man8/itl-signd.8 $(UNITDIR)/itl-signd.service $(UNITDIR)/itl-signd.socket \
+	$(TMPFILESDIR)/itl-signd.conf $(SYSUSERSDIR)/itl-signd.conf $(SYSCONFDIR)/logrotate.d/itl-sign \
+	$(addprefix $(DOCDIR)/,$(notdir $(DOC_FILES)))
+
+bins: $(BINS)
+
+# The units name the installed daemon: /usr/sbin in the files, $(SBINDIR) once installed.
+install: $(BINS)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/itl-sign \
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	$(INSTALL) -m 0755 $(BUILD)/itl-sign $(DESTDIR)$(BINDIR)/itl-sign
+	$(INSTALL) -m 0755 $(BUILD)/itl-signd $(DESTDIR)$(SBINDIR)/itl-signd
+	$(INSTALL) -m 0644 docs/itl-sign.1 $(DESTDIR)$(MANDIR)/man1/itl-sign.1
+	$(INSTALL) -m 0644 docs/itl-signd.8 $(DESTDIR)$(MANDIR)/man8/itl-signd.8
+	for u in itl-signd.service itl-signd.socket; do \
+		sed -e 's|/usr/sbin/itl-signd|$(SBINDIR)/itl-signd|g' -e 's|/etc/itl-sign/|$(SYSCONFDIR)/itl-sign/|g' signer/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	$(INSTALL) -m 0644 signer/tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/itl-signd.conf
+	$(INSTALL) -m 0644 signer/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/itl-signd.conf
+	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 etc/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/itl-sign
+	@# An existing config is the admin's: never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml ] || \
+		$(INSTALL) -m 0644 etc/itl-signd.yaml.example $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml
+
+# Removes what install put there; a config that was changed stays (and says so), as do the
+# PIN, the state and the audit log.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	if cmp -s etc/itl-signd.yaml.example $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml (changed since install)"; fi
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/itl-sign $(DESTDIR)$(SYSCONFDIR)/logrotate.d 2>/dev/null
+
+# The Debian package, built in a copy of the tree (debian/rules clean would remove build/).
+deb:
+	@tests/package/test_deb.sh --build-only
+
+# Builds the package, installs it on this machine, runs the service from it once, purges it.
+deb-check:
+	@tests/package/test_deb.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

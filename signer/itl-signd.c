@@ -5,7 +5,7 @@
  * Start order (each step needs the privileges the next one gives up):
  *   config -> non-dumpable, no core -> PIN file (still privileged) -> socket and state dirs ->
  *   bind the socket -> audit log -> drop to run-as -> detach (unless --foreground) ->
- *   C_Initialize + login (the PIN is wiped right after) -> serve.
+ *   C_Initialize + login (the PIN is wiped right after) -> READY=1 to systemd -> serve.
  * Nothing forks after the PKCS#11 module is initialised: detaching happens before.
  */
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "pkcs11/token.h"
@@ -62,6 +63,23 @@ struct options {
 static int ready_fd = -1;
 #define STARTUP_MSG_LEN (ITL_ERROR_LEN + 256)
 
+/* Under Type=notify (NOTIFY_SOCKET set) systemd shows STATUS= in `systemctl status`; without
+ * NOTIFY_SOCKET sd_notify does nothing. One line: a newline would start another assignment. */
+static void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify_status(const char *fmt, ...)
+{
+    char line[STARTUP_MSG_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    sd_notifyf(0, "STATUS=%s", line);
+}
+
 static void startup_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void startup_error(int code, const char *fmt, ...)
 {
@@ -72,6 +90,7 @@ static void startup_error(int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     srv_log(LOG_ERR, "%s", msg);
+    notify_status("failed to start: %s", msg);
     if (ready_fd >= 0) {
         uint8_t b = (uint8_t)code;
         if (write(ready_fd, &b, 1) == 1 && write(ready_fd, msg, strlen(msg)) < 0)
@@ -422,6 +441,7 @@ static int open_token(struct service *sv)
     struct itl_error te = {0};
     int rc;
 
+    notify_status("logging in to %s", cfg->token.uri);
     if (tok_open(&to, &sv->tok, &te) != 0) {
         tok_pin_wipe(&sv->pin);
         startup_error(token_exit_code(&te), "token %s: %s", cfg->token.uri, te.msg);
@@ -454,7 +474,8 @@ static int start_engine(struct service *sv)
     return 0;
 }
 
-static void log_started(const struct service *sv)
+/* The log line, then READY=1: the socket listens and the token is logged in. */
+static void announce_started(const struct service *sv)
 {
     struct tok_status ts = {0};
     struct itl_error te = {0};
@@ -466,6 +487,9 @@ static void log_started(const struct service *sv)
             ITL_SIGN_VERSION, sv->listener.path, sv->listener.activated ? " (from systemd)" : "",
             (unsigned)geteuid(), ts.label, ts.serial, ts.pool_size, ts.pool_size == 1 ? "" : "s",
             sv->cfg->audit_log);
+    notify_status("serving on %s: token '%s' (serial %s), %zu session%s", sv->listener.path,
+                  ts.label, ts.serial, ts.pool_size, ts.pool_size == 1 ? "" : "s");
+    sd_notify(0, "READY=1");
 }
 
 static void service_close(struct service *sv)
@@ -506,13 +530,14 @@ static int run(const struct pol_config *cfg, const struct srv_ids *ids, int fore
     rc = SIGND_EXIT_SETUP;
     if (start_engine(&sv) != 0)
         goto out;
-    log_started(&sv);
+    announce_started(&sv);
     report_ready();
     {
         struct srv_params sp = {
             .cfg = cfg, .engine = sv.engine, .audit = sv.audit, .listener = &sv.listener};
         rc = srv_run(&sp) == 0 ? SIGND_EXIT_OK : SIGND_EXIT_SETUP;
     }
+    sd_notify(0, "STOPPING=1\nSTATUS=stopped serving; logging out");
 out:
     service_close(&sv);
     return rc;

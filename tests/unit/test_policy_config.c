@@ -68,7 +68,7 @@ START_TEST(test_example_file)
     ck_assert_int_eq(cfg.node.role, POL_NODE_PUBLISHER);
     ck_assert_str_eq(cfg.token.module, "/usr/lib/softhsm/libsofthsm2.so");
     ck_assert_str_eq(cfg.token.uri, "pkcs11:token=itl-sign");
-    ck_assert_str_eq(cfg.token.pin_file, "/etc/itl-sign/pin");
+    ck_assert_str_eq(cfg.token.pin_file, "/run/credentials/itl-signd.service/pin");
     ck_assert_uint_eq(cfg.token.pool_size, 2);
     ck_assert_int_eq(cfg.policy.backup, POL_BACKUP_REQUIRE);
     ck_assert_uint_eq(cfg.n_access, 2);
