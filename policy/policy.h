@@ -65,7 +65,8 @@ struct pol_config {
         char module[1024]; /* "" = p11-kit proxy */
         char uri[1024];
         char pin_file[1024];
-        size_t pool_size; /* 0 = number of CPUs */
+        size_t pool_size;     /* 0 = number of CPUs */
+        char init_args[1024]; /* C_Initialize pReserved for a module path ("" = none) */
     } token;
     struct {
         char label[POL_NAME_LEN];
