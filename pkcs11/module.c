@@ -150,7 +150,12 @@ static int load_by_path(struct tok *t, const char *path, struct itl_error *err)
         p11_kit_module_release(t->mod);
         t->mod = NULL;
         snprintf(what, sizeof what, "initialising the PKCS#11 module %s (C_Initialize%s)", path,
-                 t->init_args ? " with token.init-args: are they what the module expects?" : "");
+                 t->init_args ? " with token.init-args: are they what the module expects?"
+                 : rv == CKR_ARGUMENTS_BAD
+                     ? "; a module that needs init args, such as NSS softokn's configdir=..., "
+                       "gets them from token.init-args or from its p11-kit registration "
+                       "(x-init-reserved)"
+                     : "");
         tok_ckr_err(err, rv, what);
         err->cls = ITL_E_MODULE;
         return -1;
