@@ -3,7 +3,8 @@
 set -eu
 PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev check
 softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
-opencryptoki libnss3-tools"
+opencryptoki libnss3-tools swtpm tpm2-abrmd libtss2-tcti-tabrmd0 libtpm2-pkcs11-1
+libtpm2-pkcs11-tools tpm2-tools dbus-daemon"
 
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,7 @@
 # A token that cannot be brought up fails the test (no skip). Runs as root (the system paths of
 # openCryptoki and p11-kit's /etc/pkcs11/modules are fixed).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_tokens.sh"
 cd "$WORK"
 [ "$(id -u)" -eq 0 ] || die "runs as root (openCryptoki's /var/lib/opencryptoki, /etc/pkcs11)"
 for c in pkcsslotd pkcsconf certutil openssl; do
@@ -78,93 +79,6 @@ nss_up() {
     cleanup_hooks=("rm -f $NSS_REG" "${cleanup_hooks[@]}")
     NSS_VERSION=$(dpkg-query -W -f='${Version}' libnss3)
     ok "NSS $NSS_VERSION: DB made with certutil -N, registered with p11-kit as itl-sign-test-nss"
-}
-
-# suite NAME MODULE URI PIN-FILE [INIT-ARGS]: everything a user does with a token.
-suite() {
-    local name=$1 module=$2 uri=$3 pin=$4 init_args=${5:-} d
-    local G=(--module "$module" --token "$uri" --pin-file "$pin")
-    d=$WORK/$name
-    mkdir -p "$d/cfg" "$d/out"
-    expect_exit 0 "$BIN" "${G[@]}" key generate --label CallManager \
-        --subject "CN=cucm-pub,O=itl-sign $name" --cert-out "$d/tftp.pem"
-    echo "$OUT" | grep -q "usage:    private=sign public=verify (sign-only)" ||
-        die "$name: generated key not reported sign-only: $OUT $ERR"
-    expect_exit 0 "$BIN" "${G[@]}" key generate --label ITLRecovery \
-        --subject "CN=ITLRECOVERY_cucm-pub,O=itl-sign $name" --cert-out "$d/recovery.pem"
-    expect_exit 0 "$BIN" "${G[@]}" key list
-    [ "$(echo "$OUT" | grep -c 'usage:    private=sign public=verify (sign-only)')" -eq 2 ] ||
-        die "$name: key list does not show two sign-only keys: $OUT"
-    ok "$name: key generate x2 (sign-only: private=sign public=verify), key list shows the usage"
-
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/imp.key" -out "$d/imp.pem" \
-        -subj "/CN=imported/O=test" -days 30 2>/dev/null || die "openssl req"
-    printf 'p12-pass' >"$d/p12.pass"
-    chmod 600 "$d/p12.pass"
-    openssl pkcs12 -export -inkey "$d/imp.key" -in "$d/imp.pem" -out "$d/imp.p12" \
-        -passout "file:$d/p12.pass" || die "openssl pkcs12"
-    expect_exit 0 "$BIN" "${G[@]}" key import --p12 "$d/imp.p12" --label Imported \
-        --p12-pass-file "$d/p12.pass"
-    echo "$OUT" | grep -q "usage:    private=sign public=verify (sign-only)" ||
-        die "$name: imported key not sign-only: $OUT"
-    ok "$name: key import of a .p12 (sign-only)"
-
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out "$d/TVS.pem" -days 30 \
-        -subj "/CN=TVS/O=test" 2>/dev/null
-    expect_exit 0 "$BIN" "${G[@]}" build --sast label:CallManager --sast "$d/recovery.pem" \
-        --ccm-tftp "$d/tftp.pem" --tvs "$d/TVS.pem" --timestamp 1700000000 -o "$d/ITL.tlv"
-    openssl_verify "$d/ITL.tlv" "$d/tftp.pem" || die "$name: openssl rejects the built ITL"
-    expect_exit 0 "$BIN" "${G[@]}" reset "$d/ITL.tlv" -o "$d/reset.tlv" --timestamp 1700000100
-    openssl_verify "$d/reset.tlv" "$d/recovery.pem" || die "$name: openssl rejects the reset ITL"
-    expect_exit 0 "$BIN" verify "$d/reset.tlv" --trust "$d/ITL.tlv"
-    printf '<device><name>SEP001122334455</name></device>\n' >"$d/cfg/SEP001122334455.cnf.xml"
-    expect_exit 0 "$BIN" "${G[@]}" sign "$d/cfg/SEP001122334455.cnf.xml" --out-dir "$d/out"
-    openssl_verify "$d/out/SEP001122334455.cnf.xml.sgn" "$d/tftp.pem" ||
-        die "$name: openssl rejects the signed config"
-    ok "$name: build, reset, sign: every signature verified by openssl dgst -verify"
-
-    service_signs_once "$name" "$module" "$uri" "$pin" "$init_args" "$d"
-}
-
-# service_signs_once NAME MODULE URI PIN-FILE INIT-ARGS KEYS-DIR: itl-signd on this token signs
-# one config file (KEYS-DIR: where suite left tftp.pem and cfg/).
-service_signs_once() {
-    local name=$1 module=$2 uri=$3 pin=$4 init_args=$5 keys=$6 d=$WORK/$1-svc pid i
-    mkdir -p "$d/run" "$d/state" "$d/log" "$d/out"
-    {
-        echo "node: { name: cucm-pub, role: publisher }"
-        echo "token:"
-        echo "  module: $module"
-        echo "  uri: \"$uri\""
-        echo "  pin-file: $pin"
-        echo "  pool-size: 2"
-        [ -z "$init_args" ] || echo "  init-args: \"$init_args\""
-        echo "keys:"
-        echo "  recovery: { label: ITLRecovery }"
-        echo "  tftp: { label: CallManager }"
-        echo "policy: { backup: \"off\" }"
-        echo "socket: { path: $d/run/socket, mode: \"0660\", timeout: 5s }"
-        echo "state-dir: $d/state"
-        echo "audit-log: $d/log/audit.log"
-        echo "access:"
-        echo "  - { user: root, allow: [sign, status] }"
-    } >"$d/signd.yaml"
-    "$DAEMON" --config "$d/signd.yaml" --foreground >"$d/signd.log" 2>&1 &
-    pid=$!
-    cleanup_hooks+=("kill $pid 2>/dev/null")
-    for i in $(seq 1 300); do
-        [ -S "$d/run/socket" ] && break
-        kill -0 "$pid" 2>/dev/null || die "$name: itl-signd exited at startup: $(tail -n 5 "$d/signd.log")"
-        sleep 0.1
-    done
-    [ -S "$d/run/socket" ] || die "$name: itl-signd opened no socket in 30 s: $(tail -n 5 "$d/signd.log")"
-    expect_exit 0 "$BIN" --socket "$d/run/socket" sign "$keys/cfg/SEP001122334455.cnf.xml" \
-        --out-dir "$d/out"
-    openssl_verify "$d/out/SEP001122334455.cnf.xml.sgn" "$keys/tftp.pem" ||
-        die "$name: openssl rejects the service's signature"
-    kill -TERM "$pid"
-    wait "$pid" || die "$name: itl-signd did not stop cleanly: $(tail -n 5 "$d/signd.log")"
-    ok "$name: itl-signd (module $module${init_args:+ with token.init-args}) signed a config file, openssl verifies it"
 }
 
 ock_up
