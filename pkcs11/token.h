@@ -85,6 +85,10 @@ struct tok_key;
 /* Find by CKA_LABEL (and optionally CKA_ID): the private key and the certificate with the
  * same CKA_ID must both exist. A label matching several keys is refused. */
 int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct itl_error *err);
+/* The same, narrowed to this CKA_ID (NULL: by label alone): two keys with one label are told
+ * apart by id (config keys.<role>.id). */
+int tok_find_key_id(struct tok *t, const char *label, const uint8_t *id, size_t id_len,
+                    struct tok_key **out, struct itl_error *err);
 void tok_key_free(struct tok_key *k);
 const uint8_t *tok_key_cert(const struct tok_key *k, size_t *len);
 /* The same certificate parsed (an OpenSSL X509 *, owned by the key): parsing costs as much as a

@@ -50,11 +50,13 @@ static const struct pol_field token_fields[] = {
 
 static const struct pol_field recovery_key_fields[] = {
     STR("label", keys[POL_KEY_RECOVERY].label),
+    STR("id", keys[POL_KEY_RECOVERY].id),
     END,
 };
 
 static const struct pol_field tftp_key_fields[] = {
     STR("label", keys[POL_KEY_TFTP].label),
+    STR("id", keys[POL_KEY_TFTP].id),
     END,
 };
 

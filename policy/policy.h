@@ -70,6 +70,7 @@ struct pol_config {
     } token;
     struct {
         char label[POL_NAME_LEN];
+        char id[130]; /* CKA_ID in hex ("" = by label alone) */
     } keys[POL_KEY_COUNT];
     struct {
         long regen_hold;               /* seconds, default 300 */

@@ -193,6 +193,55 @@ START_TEST(test_import_refused_names_the_way_out)
 }
 END_TEST
 
+/* Two keys with one label (made by another tool): refused with both ids listed; the id chooses. */
+START_TEST(test_duplicate_label_chosen_by_id)
+{
+    struct testlib_token tt;
+    struct tok *t = open_faulty("itl-kg-dup", "", &tt);
+    static const uint8_t id_a[] = {0x0a, 0x0a}, id_b[] = {0x0b, 0x0b};
+    struct tok_generate_opts o = {.label = "Dup", .subject = "CN=a", .id = id_a, .id_len = 2};
+    CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
+    struct tok_key *k;
+    struct itl_error err;
+    uint8_t *der;
+    size_t len;
+
+    ck_assert_int_eq(tok_generate(t, &o, &der, &len, &err), 0);
+    free(der);
+    o.label = "Other";
+    o.subject = "CN=b";
+    o.id = id_b;
+    ck_assert_int_eq(tok_generate(t, &o, &der, &len, &err), 0);
+    free(der);
+    /* relabel the second pair "Dup", as a vendor tool may leave it */
+    for (size_t i = 0; i < 3; i++) {
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &classes[i], sizeof classes[i]},
+                               {CKA_LABEL, "Other", 5}};
+        CK_ATTRIBUTE label = {CKA_LABEL, "Dup", 3};
+        CK_OBJECT_HANDLE *found;
+        size_t n;
+        ck_assert_int_eq(tok_find_objects(t, t->login_session, tmpl, 2, &found, &n, &err), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_uint_eq(t->mod->C_SetAttributeValue(t->login_session, found[0], &label, 1),
+                          CKR_OK);
+        free(found);
+    }
+    ck_assert_int_eq(tok_find_key(t, "Dup", &k, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_AMBIGUOUS);
+    ck_assert_msg(strstr(err.msg, "2 private keys labelled 'Dup'") && strstr(err.msg, "0a0a") &&
+                      strstr(err.msg, "0b0b") && strstr(err.msg, "keys.<role>.id"),
+                  "%s", err.msg);
+    ck_assert_int_eq(tok_find_key_id(t, "Dup", id_b, 2, &k, &err), 0);
+    ck_assert_uint_eq(k->id_len, 2);
+    ck_assert_mem_eq(k->id, id_b, 2);
+    tok_key_free(k);
+    ck_assert_int_eq(tok_find_key_id(t, "Dup", (const uint8_t *)"\x0c", 1, &k, &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_NO_KEY);
+    ck_assert_msg(strstr(err.msg, "with the configured CKA_ID"), "%s", err.msg);
+    tok_close(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pkcs11_keygen");
@@ -206,6 +255,7 @@ int main(void)
     tcase_add_test(tc, test_refused_template_reports_usage);
     tcase_add_test(tc, test_refused_twice_is_an_error);
     tcase_add_test(tc, test_import_refused_names_the_way_out);
+    tcase_add_test(tc, test_duplicate_label_chosen_by_id);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
