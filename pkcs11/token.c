@@ -45,7 +45,8 @@ static int parse_uri(struct tok *t, struct itl_error *err)
     if (p11_kit_uri_any_unrecognized(t->uri))
         return err_set(err, ITL_E_USAGE,
                        "the token URI has attributes p11-kit does not know (a typo? use "
-                       "token=, serial=, manufacturer=, model=, object=, id=, type=)");
+                       "token=, serial=, manufacturer=, model=, object=, id=, type=; the module "
+                       "goes after '?': ?module-name=NAME or ?module-path=/PATH)");
     if (p11_kit_uri_get_slot_id(t->uri) != (CK_SLOT_ID)-1)
         return err_set(err, ITL_E_USAGE,
                        "the token URI selects by slot-id: slot numbers change when tokens are "
