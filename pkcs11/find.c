@@ -244,8 +244,8 @@ static int reinit_module(struct tok *t, struct itl_error *err)
 
     pthread_rwlock_wrlock(&t->module_lock);
     if (!t->module_down)
-        (void)p11_kit_module_finalize(t->mod);
-    rv = p11_kit_module_initialize(t->mod);
+        tok_module_finalize(t);
+    rv = tok_module_initialize(t);
     t->module_down = rv != CKR_OK;
     pthread_rwlock_unlock(&t->module_lock);
     if (rv == CKR_OK)

@@ -18,8 +18,6 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-static CK_BBOOL ck_true = CK_TRUE;
-static CK_BBOOL ck_false = CK_FALSE;
 
 /* A DER encoding into a fresh buffer (i2d_* style functions). */
 #define I2D(fn, obj, out, len) ((len) = fn((obj), &(out)), (len) > 0 ? 0 : -1)
@@ -235,6 +233,7 @@ struct generate_ctx {
     size_t id_len;
     uint8_t *der;
     size_t der_len;
+    struct tok_generate_report report;
 };
 
 /* The self-signed certificate, signed on the token with CKM_RSA_PKCS over our DigestInfo. */
@@ -284,22 +283,8 @@ static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
                                struct itl_error *err)
 {
     struct generate_ctx *c = vctx;
-    CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
     CK_ULONG bits = c->o->bits ? c->o->bits : 2048;
-    CK_BYTE exponent[] = {0x01, 0x00, 0x01};
     const char *label = c->o->label;
-    CK_ATTRIBUTE pub_tmpl[] = {
-        {CKA_TOKEN, &ck_true, sizeof ck_true},  {CKA_PRIVATE, &ck_false, sizeof ck_false},
-        {CKA_VERIFY, &ck_true, sizeof ck_true}, {CKA_ENCRYPT, &ck_false, sizeof ck_false},
-        {CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_PUBLIC_EXPONENT, exponent, sizeof exponent},
-        {CKA_ID, (void *)c->id, c->id_len},     {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_ATTRIBUTE priv_tmpl[] = {
-        {CKA_TOKEN, &ck_true, sizeof ck_true},     {CKA_PRIVATE, &ck_true, sizeof ck_true},
-        {CKA_SENSITIVE, &ck_true, sizeof ck_true}, {CKA_EXTRACTABLE, &ck_false, sizeof ck_false},
-        {CKA_SIGN, &ck_true, sizeof ck_true},      {CKA_DECRYPT, &ck_false, sizeof ck_false},
-        {CKA_ID, (void *)c->id, c->id_len},        {CKA_LABEL, (void *)label, strlen(label)},
-    };
     CK_OBJECT_HANDLE objs[3] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE, CK_INVALID_HANDLE};
     EVP_PKEY *pub = NULL;
     X509 *x = NULL;
@@ -309,11 +294,9 @@ static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
 
     if (tok_refuse_existing(t, h, label, c->id, c->id_len, err) != 0)
         return -1;
-    rv = t->mod->C_GenerateKeyPair(h, &mech, pub_tmpl, sizeof pub_tmpl / sizeof pub_tmpl[0],
-                                   priv_tmpl, sizeof priv_tmpl / sizeof priv_tmpl[0], &objs[1],
-                                   &objs[0]);
-    if (rv != CKR_OK)
-        return tok_ckr_err(err, rv, "generating the RSA key pair (C_GenerateKeyPair)");
+    if (tok_generate_pair(t, h, bits, c->id, c->id_len, label, &objs[0], &objs[1], &c->report,
+                          err) != 0)
+        return -1;
     if (tok_check_protected(t, h, objs[0], err) != 0)
         goto out;
     pub = rsa_public_from_token(t, h, objs[1], err);
@@ -387,6 +370,8 @@ int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **
     if (rc == 0) {
         *cert_der = c.der;
         *cert_len = c.der_len;
+        if (opts->report)
+            *opts->report = c.report;
     }
     return rc;
 }

@@ -77,13 +77,37 @@ struct import_ctx {
     struct tok_import_report *report;
 };
 
+/* A token that will not take a private key from outside (tpm2-pkcs11 refuses C_CreateObject of
+ * CKO_PRIVATE_KEY; HSMs in FIPS mode often do) is told apart from other failures: the admin needs
+ * the way that works on it, not the CKR alone. */
+static int import_refused(struct tok *t, CK_RV rv, struct itl_error *err)
+{
+    char what[700];
+
+    if (!tok_template_refused(rv) && rv != CKR_FUNCTION_NOT_SUPPORTED &&
+        rv != CKR_ACTION_PROHIBITED)
+        return tok_ckr_err(err, rv, "storing the private key (C_CreateObject)");
+    snprintf(what, sizeof what,
+             "token '%s' (module %s) does not accept a private key from outside (C_CreateObject "
+             "of the private key refused): this token only holds keys made on it or put there "
+             "with its own tool. Either make a new key on the token with `itl-sign key "
+             "generate` (a new certificate for CUCM), or import the .p12 with the token's tool "
+             "(tpm2-pkcs11: `tpm2_ptool import`) and store the certificate with the same "
+             "CKA_ID (see docs/tokens.md)",
+             t->label_str, t->module_name);
+    tok_ckr_err(err, rv, what);
+    if (err)
+        err->cls = ITL_E_USAGE;
+    return -1;
+}
+
 static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct itl_error *err)
 {
     struct import_ctx *c = vctx;
     CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY, pub_cls = CKO_PUBLIC_KEY;
     CK_KEY_TYPE rsa = CKK_RSA;
     CK_OBJECT_HANDLE objs[3] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE, CK_INVALID_HANDLE};
-    CK_ATTRIBUTE priv[8 + 12], pub[10];
+    CK_ATTRIBUTE priv[10 + 8 + 3], pub[10 + 2];
     CK_ULONG np = 0, nq = 0;
     struct rsa_parts rp;
     struct cert_attrs ca;
@@ -103,13 +127,16 @@ static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
     priv[np++] = (CK_ATTRIBUTE){CKA_SENSITIVE, &ck_true, sizeof ck_true};
     priv[np++] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &ck_false, sizeof ck_false};
     priv[np++] = (CK_ATTRIBUTE){CKA_SIGN, &ck_true, sizeof ck_true};
-    priv[np++] = (CK_ATTRIBUTE){CKA_DECRYPT, &ck_false, sizeof ck_false};
     priv[np++] = (CK_ATTRIBUTE){CKA_ID, (void *)c->id, c->id_len};
     priv[np++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)c->label, strlen(c->label)};
     priv[np++] = (CK_ATTRIBUTE){CKA_SUBJECT, ca.subject, (CK_ULONG)ca.subject_len};
     for (int i = 0; i < 8; i++)
         if (rp.bytes[i])
             priv[np++] = (CK_ATTRIBUTE){rsa_param_attrs[i], rp.bytes[i], (CK_ULONG)rp.len[i]};
+    /* Last, so that a token refusing them gets the template without them (as keypair.c). */
+    priv[np++] = (CK_ATTRIBUTE){CKA_DECRYPT, &ck_false, sizeof ck_false};
+    priv[np++] = (CK_ATTRIBUTE){CKA_UNWRAP, &ck_false, sizeof ck_false};
+    priv[np++] = (CK_ATTRIBUTE){CKA_DERIVE, &ck_false, sizeof ck_false};
 
     pub[nq++] = (CK_ATTRIBUTE){CKA_CLASS, &pub_cls, sizeof pub_cls};
     pub[nq++] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &rsa, sizeof rsa};
@@ -121,13 +148,19 @@ static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
     pub[nq++] = (CK_ATTRIBUTE){CKA_SUBJECT, ca.subject, (CK_ULONG)ca.subject_len};
     pub[nq++] = (CK_ATTRIBUTE){CKA_MODULUS, rp.bytes[0], (CK_ULONG)rp.len[0]};
     pub[nq++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, rp.bytes[1], (CK_ULONG)rp.len[1]};
+    pub[nq++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &ck_false, sizeof ck_false};
+    pub[nq++] = (CK_ATTRIBUTE){CKA_WRAP, &ck_false, sizeof ck_false};
 
     rv = t->mod->C_CreateObject(h, priv, np, &objs[0]);
+    if (tok_template_refused(rv))
+        rv = t->mod->C_CreateObject(h, priv, np - 3, &objs[0]);
     if (rv != CKR_OK) {
-        tok_ckr_err(err, rv, "storing the private key (C_CreateObject)");
+        import_refused(t, rv, err);
         goto out;
     }
     rv = t->mod->C_CreateObject(h, pub, nq, &objs[1]);
+    if (tok_template_refused(rv))
+        rv = t->mod->C_CreateObject(h, pub, nq - 2, &objs[1]);
     if (rv != CKR_OK) {
         tok_ckr_err(err, rv, "storing the public key (C_CreateObject)");
         goto out;
@@ -142,6 +175,7 @@ static int import_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
     c->report->always_sensitive = tok_get_bool(t, h, objs[0], CKA_ALWAYS_SENSITIVE);
     c->report->never_extractable = tok_get_bool(t, h, objs[0], CKA_NEVER_EXTRACTABLE);
     c->report->local = tok_get_bool(t, h, objs[0], CKA_LOCAL);
+    tok_read_usage(t, h, objs[0], objs[1], &c->report->usage);
     rc = 0;
 out:
     if (rc != 0)

@@ -50,9 +50,12 @@ struct pool_session {
 
 struct tok {
     struct tok_options opts;
-    char *module_name;          /* for messages: path, p11-kit name or "p11-kit proxy" */
-    CK_FUNCTION_LIST **modules; /* proxy: every registered module (we hold them all) */
-    CK_FUNCTION_LIST *mod;      /* the module of our token */
+    char *module_name;             /* for messages: path, p11-kit name or "p11-kit proxy" */
+    CK_FUNCTION_LIST **modules;    /* proxy: every registered module (we hold them all) */
+    CK_FUNCTION_LIST *mod;         /* the module of our token */
+    CK_FUNCTION_LIST **registered; /* by p11-kit name: the registered modules, released at close */
+    char *init_args;               /* by path with token.init-args: loaded unmanaged */
+    int init_shared;               /* C_Initialize said ALREADY_INITIALIZED: not ours to finalise */
     P11KitUri *uri;
     char uri_text[512];
 
@@ -220,6 +223,19 @@ int tok_select_token(struct tok *t, struct itl_error *err);
 int tok_find_token_again(struct tok *t, struct itl_error *err);
 int tok_open_login_session(struct tok *t, struct itl_error *err);
 int tok_load_modules(struct tok *t, struct itl_error *err);
+/* module.c: which module to load, from --module / token.module, the URI's module-name= and
+ * module-path=, and token.init-args; a contradiction is refused (never silently ignored). */
+enum tok_module_kind { TOK_MODULE_PROXY, TOK_MODULE_NAME, TOK_MODULE_PATH };
+struct tok_module_choice {
+    enum tok_module_kind kind;
+    const char *value;      /* the name or path (points into the inputs) */
+    const char *check_path; /* by name: the registered file must be this one (module-path=) */
+};
+int tok_choose_module(const char *option, const char *uri_name, const char *uri_path,
+                      const char *init_args, struct tok_module_choice *out, struct itl_error *err);
+/* C_Initialize / C_Finalize of t->mod as it was loaded (managed, or with our init args). */
+CK_RV tok_module_initialize(struct tok *t);
+void tok_module_finalize(struct tok *t);
 int tok_pin_rejected_err(struct tok *t, struct itl_error *err);
 void tok_backoff(unsigned attempt);
 void tok_pool_drain(struct tok *t);
@@ -233,6 +249,16 @@ void tok_cert_attrs_free(struct cert_attrs *ca);
 CK_RV tok_create_cert_object(struct tok *t, CK_SESSION_HANDLE h, const struct cert_attrs *ca,
                              const char *label, const uint8_t *id, size_t id_len,
                              CK_OBJECT_HANDLE *o);
+/* keypair.c: the sign-only pair (reduced template when the token refuses it); the usage read
+ * back; 1 when rv means "this template is refused" (CKR_ATTRIBUTE_*, CKR_TEMPLATE_*,
+ * CKR_GENERAL_ERROR). */
+int tok_generate_pair(struct tok *t, CK_SESSION_HANDLE h, CK_ULONG bits, const uint8_t *id,
+                      size_t id_len, const char *label, CK_OBJECT_HANDLE *priv,
+                      CK_OBJECT_HANDLE *pub, struct tok_generate_report *report,
+                      struct itl_error *err);
+void tok_read_usage(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+                    struct tok_key_usage *u);
+int tok_template_refused(CK_RV rv);
 int tok_check_protected(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
                         struct itl_error *err);
 

@@ -109,6 +109,7 @@ static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pri
     memset(info, 0, sizeof *info);
     info->local = info->always_sensitive = info->never_extractable = -1;
     info->extractable = info->sensitive = -1;
+    tok_read_usage(t, h, CK_INVALID_HANDLE, CK_INVALID_HANDLE, &info->usage);
     memcpy(info->id, id, id_len < sizeof info->id ? id_len : sizeof info->id);
     info->id_len = id_len < sizeof info->id ? id_len : sizeof info->id;
     if (has_priv) {
@@ -135,6 +136,8 @@ static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pri
     if (tok_find_objects(t, h, tmpl, 2, &found, &n, err) != 0)
         return -1;
     info->has_public = n > 0;
+    tok_read_usage(t, h, has_priv ? priv : CK_INVALID_HANDLE, n > 0 ? found[0] : CK_INVALID_HANDLE,
+                   &info->usage);
     free(found);
     cls = CKO_CERTIFICATE;
     if (tok_find_objects(t, h, tmpl, 2, &found, &n, err) != 0)

@@ -107,6 +107,28 @@ static const char *class_name(CK_OBJECT_CLASS cls)
     }
 }
 
+/* "0a0b, 0c0d": the CKA_IDs of these objects, for an error that must let the admin choose. */
+static void list_ids(struct tok *t, CK_SESSION_HANDLE h, const CK_OBJECT_HANDLE *o, size_t n,
+                     char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < size; i++) {
+        uint8_t *id = NULL;
+        size_t len = 0;
+        char hex[2 * 64 + 1] = "none";
+        int w;
+        if (tok_get_attr(t, h, o[i], CKA_ID, &id, &len, NULL) == 0 && id && len > 0)
+            hex_lower(id, len < 64 ? len : 64, 0, hex, sizeof hex);
+        free(id);
+        w = snprintf(out + used, size - used, "%s%s", i ? ", " : "", hex);
+        if (w < 0 || (size_t)w >= size - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,
                  const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE *o, struct itl_error *err)
 {
@@ -122,19 +144,25 @@ int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const 
         tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, id_len};
     if (tok_find_objects(t, h, tmpl, n, &found, &count, err) != 0)
         return -1;
-    if (count == 1) {
-        *o = found[0];
+    if (count > 1) {
+        char ids[400];
+        list_ids(t, h, found, count, ids, sizeof ids);
         free(found);
-        return 0;
+        return err_set(err, ITL_E_AMBIGUOUS,
+                       "%zu %ss %s%s%s on token '%s' (CKA_ID %s): refusing to guess; give them "
+                       "distinct labels, or choose one by id (config keys.<role>.id)",
+                       count, class_name(cls), label ? "labelled '" : "with the same CKA_ID",
+                       label ? label : "", label ? "'" : "", t->label_str, ids);
     }
-    free(found);
-    if (count == 0)
-        return err_set(err, ITL_E_NO_KEY, "no %s %s%s%s on token '%s'%s", class_name(cls),
+    if (count == 0) {
+        free(found);
+        return err_set(err, ITL_E_NO_KEY, "no %s %s%s%s%s on token '%s'%s", class_name(cls),
                        label ? "labelled '" : "with the key's CKA_ID", label ? label : "",
-                       label ? "'" : "", t->label_str,
+                       label ? "'" : "", label && id ? " with the configured CKA_ID" : "",
+                       t->label_str,
                        t->logged_in ? "" : " (not logged in: private objects are hidden)");
-    return err_set(err, ITL_E_AMBIGUOUS,
-                   "%zu %ss %s%s%s on token '%s': refusing to guess; give them distinct labels",
-                   count, class_name(cls), label ? "labelled '" : "with the same CKA_ID",
-                   label ? label : "", label ? "'" : "", t->label_str);
+    }
+    *o = found[0];
+    free(found);
+    return 0;
 }

@@ -193,6 +193,8 @@ static void vctx_give_back(struct tok_key *k, EVP_PKEY_CTX *ctx)
 
 struct find_key_ctx {
     const char *label;
+    const uint8_t *id; /* NULL: by label alone */
+    size_t id_len;
     struct tok_key *k;
 };
 
@@ -224,7 +226,7 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
     X509 *x = NULL;
     int rc = -1;
 
-    if (tok_find_one(t, h, CKO_PRIVATE_KEY, c->label, NULL, 0, &priv, err) != 0)
+    if (tok_find_one(t, h, CKO_PRIVATE_KEY, c->label, c->id, c->id_len, &priv, err) != 0)
         return -1;
     if (t->mod->C_GetAttributeValue(h, priv, &ta, 1) != CKR_OK || type != CKK_RSA)
         return err_set(err, ITL_E_MECHANISM, "key '%s' is not an RSA key: itl-sign signs with RSA",
@@ -292,10 +294,18 @@ out:
 
 int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct itl_error *err)
 {
-    struct find_key_ctx c = {.label = label};
+    return tok_find_key_id(t, label, NULL, 0, out, err);
+}
+
+int tok_find_key_id(struct tok *t, const char *label, const uint8_t *id, size_t id_len,
+                    struct tok_key **out, struct itl_error *err)
+{
+    struct find_key_ctx c = {.label = label, .id = id, .id_len = id_len};
     struct tok_key *k;
 
     *out = NULL;
+    if (id && (id_len == 0 || id_len > sizeof k->id))
+        return err_set(err, ITL_E_USAGE, "a key id of 1 to %zu bytes is needed", sizeof k->id);
     if (!label || !label[0] || strlen(label) >= sizeof k->label)
         return err_set(err, ITL_E_USAGE, "a key label of 1 to %zu bytes is needed",
                        sizeof k->label - 1);

@@ -45,7 +45,8 @@ static int parse_uri(struct tok *t, struct itl_error *err)
     if (p11_kit_uri_any_unrecognized(t->uri))
         return err_set(err, ITL_E_USAGE,
                        "the token URI has attributes p11-kit does not know (a typo? use "
-                       "token=, serial=, manufacturer=, model=, object=, id=, type=)");
+                       "token=, serial=, manufacturer=, model=, object=, id=, type=; the module "
+                       "goes after '?': ?module-name=NAME or ?module-path=/PATH)");
     if (p11_kit_uri_get_slot_id(t->uri) != (CK_SLOT_ID)-1)
         return err_set(err, ITL_E_USAGE,
                        "the token URI selects by slot-id: slot numbers change when tokens are "
@@ -71,6 +72,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
     t->opts = *opts;
     t->opts.module = NULL; /* only for tok_load_modules below; not kept */
     t->opts.uri = NULL;
+    t->opts.init_args = NULL;
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->rebuild_lock, NULL);
     pthread_mutex_init(&t->mgmt_lock, NULL);
@@ -83,9 +85,11 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
         goto fail;
     t->opts.uri = NULL;
     t->opts.module = opts->module;
+    t->opts.init_args = opts->init_args;
     if (tok_load_modules(t, err) != 0)
         goto fail;
     t->opts.module = NULL;
+    t->opts.init_args = NULL;
     if (tok_select_token(t, err) != 0)
         goto fail;
     t->pool = calloc(t->pool_size, sizeof *t->pool);
@@ -101,6 +105,7 @@ int tok_open(const struct tok_options *opts, struct tok **out, struct itl_error 
 fail:
     t->opts.module = NULL;
     t->opts.uri = NULL;
+    t->opts.init_args = NULL;
     tok_close(t);
     return -1;
 }
@@ -118,9 +123,15 @@ void tok_close(struct tok *t)
         p11_kit_modules_finalize_and_release(t->modules);
     } else if (t->mod) {
         if (!t->module_down)
-            (void)p11_kit_module_finalize(t->mod);
-        p11_kit_module_release(t->mod);
+            tok_module_finalize(t);
+        if (t->registered)
+            p11_kit_modules_release(t->registered); /* t->mod is one of them */
+        else
+            p11_kit_module_release(t->mod);
+    } else if (t->registered) {
+        p11_kit_modules_release(t->registered);
     }
+    free(t->init_args);
     if (t->uri)
         p11_kit_uri_free(t->uri);
     tok_pin_wipe(&t->pin);

@@ -60,6 +60,9 @@ struct tok_options {
                                 token's ulMaxSessionCount */
     int use_hash_mechanisms; /* 1: CKM_SHAx_RSA_PKCS; 0 (default): CKM_RSA_PKCS + DigestInfo */
     unsigned retry_budget;   /* rebuild attempts per operation; 0 = 3 */
+    const char *init_args;   /* C_Initialize pReserved for a module given by path (NSS softokn:
+                                "configdir='sql:/etc/pki/nssdb' ..."); NULL = none. A p11-kit
+                                module name takes its registered x-init-reserved instead. */
 };
 
 struct tok;
@@ -82,6 +85,10 @@ struct tok_key;
 /* Find by CKA_LABEL (and optionally CKA_ID): the private key and the certificate with the
  * same CKA_ID must both exist. A label matching several keys is refused. */
 int tok_find_key(struct tok *t, const char *label, struct tok_key **out, struct itl_error *err);
+/* The same, narrowed to this CKA_ID (NULL: by label alone): two keys with one label are told
+ * apart by id (config keys.<role>.id). */
+int tok_find_key_id(struct tok *t, const char *label, const uint8_t *id, size_t id_len,
+                    struct tok_key **out, struct itl_error *err);
 void tok_key_free(struct tok_key *k);
 const uint8_t *tok_key_cert(const struct tok_key *k, size_t *len);
 /* The same certificate parsed (an OpenSSL X509 *, owned by the key): parsing costs as much as a
@@ -120,6 +127,17 @@ int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err);
 
 /* ---- Key management ---- */
 
+/* What a key may be used for, as the token reports it: 1 yes, 0 no, -1 not reported. */
+struct tok_key_usage {
+    int sign, decrypt, unwrap, derive; /* the private key */
+    int verify, encrypt, wrap;         /* the public key */
+};
+/* 1 when the private key signs and the pair does nothing else (unknown uses count as off). */
+int tok_usage_sign_only(const struct tok_key_usage *u);
+/* The uses that are on, comma-separated ("sign", "verify,encrypt"; "?x": not reported; "none");
+ * private_half: the private key's uses, else the public key's. */
+void tok_usage_text(const struct tok_key_usage *u, int private_half, char *out, size_t size);
+
 struct tok_key_info {
     char label[128];
     uint8_t id[64];
@@ -133,6 +151,7 @@ struct tok_key_info {
     int local, always_sensitive, never_extractable, extractable, sensitive;
     uint8_t cert_sha256[32];
     int has_cert_sha256;
+    struct tok_key_usage usage;
 };
 
 /* Every private key / certificate pair on the token (grouped by CKA_ID). *out is malloc'd. */
@@ -145,6 +164,7 @@ struct tok_import_report {
     uint8_t cert_sha256[32];
     /* An imported key can never be ALWAYS_SENSITIVE / NEVER_EXTRACTABLE / LOCAL: reported. */
     int always_sensitive, never_extractable, local;
+    struct tok_key_usage usage; /* read back from the token */
 };
 
 /* Import a PKCS#12 (ITLRecovery.p12): private key, public key, certificate with one CKA_ID; the
@@ -168,7 +188,16 @@ struct tok_generate_opts {
     unsigned days;       /* validity, default 1825 */
     const uint8_t *id;   /* NULL = random 16 bytes */
     size_t id_len;
-    time_t now; /* notBefore */
+    time_t now;                         /* notBefore */
+    struct tok_generate_report *report; /* NULL, or filled on success */
+};
+
+struct tok_generate_report {
+    /* The token refused the sign-only template (refused_rv): the pair was generated with only
+     * what it needs, and the unwanted uses switched off where the token let us. */
+    int template_reduced;
+    unsigned long refused_rv;
+    struct tok_key_usage usage; /* read back from the token */
 };
 
 /* Generate an RSA key pair on the token with an explicit template, make a self-signed X.509

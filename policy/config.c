@@ -37,21 +37,26 @@ static const struct pol_field node_fields[] = {
     END,
 };
 
+/* clang-format off */
 static const struct pol_field token_fields[] = {
     STR("module", token.module),
     TEXT("uri", POL_F_URI, token.uri),
     PATHF("pin-file", token.pin_file),
     NUM("pool-size", POL_F_SIZE, token.pool_size, 0, 1024),
+    STR("init-args", token.init_args),
     END,
 };
+/* clang-format on */
 
 static const struct pol_field recovery_key_fields[] = {
     STR("label", keys[POL_KEY_RECOVERY].label),
+    STR("id", keys[POL_KEY_RECOVERY].id),
     END,
 };
 
 static const struct pol_field tftp_key_fields[] = {
     STR("label", keys[POL_KEY_TFTP].label),
+    STR("id", keys[POL_KEY_TFTP].id),
     END,
 };
 

@@ -462,6 +462,19 @@ static int parse_field(struct cfg_ctx *c, const struct pol_field *f, yaml_node_t
 /* Rules that involve more than one key. */
 static int check_whole(struct cfg_ctx *c)
 {
+    static const char *const roles[POL_KEY_COUNT] = {
+        [POL_KEY_RECOVERY] = "recovery", [POL_KEY_TFTP] = "tftp"};
+    uint8_t id[64];
+
+    for (int r = 0; r < POL_KEY_COUNT; r++) {
+        const char *hex = c->cfg->keys[r].id;
+        size_t n = strlen(hex);
+        if (n && (n % 2 || n / 2 > sizeof id || hex_decode(hex, id, n / 2) != 0))
+            return err_set(c->err, ITL_E_USAGE,
+                           "%s: keys.%s.id '%s' is not a CKA_ID: give 1 to 64 bytes as hex "
+                           "without separators (as `itl-sign key list` prints it)",
+                           c->name, roles[r], hex);
+    }
     if (strcmp(c->cfg->keys[POL_KEY_RECOVERY].label, c->cfg->keys[POL_KEY_TFTP].label) == 0)
         return err_set(c->err, ITL_E_USAGE,
                        "%s: keys.recovery.label and keys.tftp.label are both '%s': the ITL "

@@ -65,10 +65,12 @@ struct pol_config {
         char module[1024]; /* "" = p11-kit proxy */
         char uri[1024];
         char pin_file[1024];
-        size_t pool_size; /* 0 = number of CPUs */
+        size_t pool_size;     /* 0 = number of CPUs */
+        char init_args[1024]; /* C_Initialize pReserved for a module path ("" = none) */
     } token;
     struct {
         char label[POL_NAME_LEN];
+        char id[130]; /* CKA_ID in hex ("" = by label alone) */
     } keys[POL_KEY_COUNT];
     struct {
         long regen_hold;               /* seconds, default 300 */

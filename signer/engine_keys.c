@@ -112,7 +112,13 @@ static struct eng_key *load_key(struct sgn_engine *e, enum pol_key_role role, st
         eng_fail(r, SGN_E_INTERNAL, "out of memory");
         return NULL;
     }
-    if (tok_find_key(e->tok, e->cfg.keys[role].label, &k->key, &te) != 0) {
+    uint8_t id[64];
+    size_t id_len = strlen(e->cfg.keys[role].id) / 2; /* checked hex when the config loaded */
+
+    if (id_len && hex_decode(e->cfg.keys[role].id, id, id_len) != 0)
+        id_len = 0;
+    if (tok_find_key_id(e->tok, e->cfg.keys[role].label, id_len ? id : NULL, id_len, &k->key,
+                        &te) != 0) {
         eng_fail(r, eng_status_from_tok(&te), "%s key (label '%s'): %s", pol_key_role_name(role),
                  e->cfg.keys[role].label, te.msg);
         free(k);

@@ -437,6 +437,7 @@ static int open_token(struct service *sv)
         .module = cfg->token.module[0] ? cfg->token.module : NULL,
         .uri = cfg->token.uri,
         .pool_size = cfg->token.pool_size,
+        .init_args = cfg->token.init_args[0] ? cfg->token.init_args : NULL,
     };
     struct itl_error te = {0};
     int rc;

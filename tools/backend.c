@@ -35,8 +35,11 @@ static int open_direct(struct cli_global *g, struct backend *b)
     char err[512];
     int rc;
 
-    if (!g->module && b->cfg.token.module[0])
+    if (!g->module && b->cfg.token.module[0]) {
         g->module = b->cfg.token.module;
+        if (b->cfg.token.init_args[0]) /* they belong to the configured module */
+            g->init_args = b->cfg.token.init_args;
+    }
     /* The engine reads and writes the service's state: it trusts the owners the service does. */
     if (g->config && pol_state_set_owner(&b->cfg, &pe) != 0) {
         cli_error("%s", pe.msg);

@@ -38,6 +38,8 @@ struct cli_global {
     unsigned timeout_ms;  /* --timeout SECONDS: per request to the service; 0 = the default */
     int json;             /* --json */
     int quiet;            /* --quiet */
+    /* token.init-args of the config's token.module */
+    const char *init_args;
 };
 
 /* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */

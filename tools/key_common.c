@@ -116,6 +116,15 @@ void key_print_info_text(const struct tok_key_info *k)
                key_yes_no(k->local), key_yes_no(k->always_sensitive),
                key_yes_no(k->never_extractable), key_yes_no(k->extractable),
                key_yes_no(k->sensitive));
+    if (k->has_private || k->has_public) {
+        char priv[64], pub[64];
+        tok_usage_text(&k->usage, 1, priv, sizeof priv);
+        tok_usage_text(&k->usage, 0, pub, sizeof pub);
+        printf("  usage:    private=%s public=%s (%s)\n", k->has_private ? priv : "-",
+               k->has_public ? pub : "-",
+               tok_usage_sign_only(&k->usage) ? "sign-only"
+                                              : "NOT sign-only: the token allows more");
+    }
 }
 
 void key_print_info_json(const struct tok_key_info *k)
@@ -138,6 +147,15 @@ void key_print_info_json(const struct tok_key_info *k)
         key_json_str("not_before", from, 1);
         key_json_str("not_after", to, 1);
         key_json_str("cert_sha256", sha, 1);
+    }
+    {
+        char priv[64], pub[64];
+        tok_usage_text(&k->usage, 1, priv, sizeof priv);
+        tok_usage_text(&k->usage, 0, pub, sizeof pub);
+        printf("\"usage\":{");
+        key_json_str("private", k->has_private ? priv : "", 1);
+        key_json_str("public", k->has_public ? pub : "", 1);
+        printf("\"sign_only\":%s},", tok_usage_sign_only(&k->usage) ? "true" : "false");
     }
     printf("\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s,\"extractable\":%s,"
            "\"sensitive\":%s}",

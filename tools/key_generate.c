@@ -38,6 +38,7 @@ static int write_cert_pem(const char *path, const uint8_t *der, size_t len)
 
 struct generate_args {
     struct tok_generate_opts o;
+    struct tok_generate_report report;
     const char *cert_out;
     uint8_t id[64];
 };
@@ -72,6 +73,32 @@ static int generate_option(int opt, const char *arg, void *ctx)
     }
 }
 
+/* The token refused the sign-only template, or kept uses we asked it to switch off: say so, with
+ * the uses the key really has (key list shows them too). */
+static void report_template(struct tok *t, const struct tok_generate_report *r)
+{
+    struct tok_status st;
+    struct itl_error ignored;
+    char priv[64], pub[64];
+
+    if (!r->template_reduced && tok_usage_sign_only(&r->usage))
+        return;
+    if (tok_get_status(t, &st, &ignored) != 0)
+        snprintf(st.label, sizeof st.label, "?");
+    tok_usage_text(&r->usage, 1, priv, sizeof priv);
+    tok_usage_text(&r->usage, 0, pub, sizeof pub);
+    if (r->template_reduced)
+        cli_warn("token '%s' refused the sign-only key template (%s): the key was generated "
+                 "with the token's defaults for decrypt/unwrap/derive/encrypt/wrap, then "
+                 "switched off where the token allowed",
+                 st.label, tok_ckr_name(r->refused_rv));
+    if (!tok_usage_sign_only(&r->usage))
+        cli_warn("the new key on token '%s' is not sign-only: private key %s, public key %s "
+                 "(the token does not let us switch the rest off; itl-sign only ever signs "
+                 "with it)",
+                 st.label, priv, pub);
+}
+
 int cmd_key_generate(int argc, char **argv, struct cli_global *g)
 {
     static const struct option longopts[] = {CLI_GLOBAL_LONG_OPTIONS,
@@ -86,6 +113,7 @@ int cmd_key_generate(int argc, char **argv, struct cli_global *g)
     struct cli_options opts = {
         .longopts = longopts, .usage_text = generate_usage, .option = generate_option, .ctx = &a};
     struct tok_generate_opts o;
+    struct tok_generate_report report;
     const char *cert_out;
     uint8_t *der = NULL;
     size_t der_len = 0;
@@ -98,6 +126,7 @@ int cmd_key_generate(int argc, char **argv, struct cli_global *g)
     if (rc != EXIT_OK)
         return rc == CLI_HELP_SHOWN ? EXIT_OK : rc;
     o = a.o;
+    o.report = &report;
     cert_out = a.cert_out;
     if (!o.label || !o.subject || optind < argc) {
         cli_error("key generate: %s",
@@ -124,6 +153,7 @@ int cmd_key_generate(int argc, char **argv, struct cli_global *g)
          * here, not a file that fails verification: exit 4, as for every other failure. */
         return te.cls == ITL_E_VERIFY ? EXIT_TOKEN : cli_exit_for(&te);
     }
+    report_template(t, &report);
     if (cert_out)
         rc = write_cert_pem(cert_out, der, der_len);
     if (tok_key_attributes(t, o.label, &info, &te) != 0) {

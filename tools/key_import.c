@@ -93,6 +93,14 @@ static void print_import(const struct cli_global *g, const char *label, const ch
            "  NEVER_EXTRACTABLE (token says LOCAL=%s ALWAYS_SENSITIVE=%s NEVER_EXTRACTABLE=%s).\n"
            "  Keep the .p12 offline as the backup, or destroy it.\n",
            key_yes_no(r->local), key_yes_no(r->always_sensitive), key_yes_no(r->never_extractable));
+    {
+        char priv[64], pub[64];
+        tok_usage_text(&r->usage, 1, priv, sizeof priv);
+        tok_usage_text(&r->usage, 0, pub, sizeof pub);
+        printf("  usage:    private=%s public=%s (%s)\n", priv, pub,
+               tok_usage_sign_only(&r->usage) ? "sign-only"
+                                              : "NOT sign-only: the token allows more");
+    }
 }
 
 struct import_args {

@@ -41,7 +41,7 @@ static int needs_prompt(struct tok *t, const struct cli_global *g)
 
 int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
 {
-    struct tok_options opts = {.module = g->module, .uri = g->token};
+    struct tok_options opts = {.module = g->module, .uri = g->token, .init_args = g->init_args};
     struct tok_pin pin = {0};
     struct itl_error te = {0};
     struct tok *t = NULL;

@@ -310,6 +310,23 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* token.init-args and keys.<role>.id (issue 16): kept as given; an id that is not hex refused. */
+START_TEST(test_token_init_args_and_key_ids)
+{
+    ck_assert_int_eq(parse("token: { module: /usr/lib/x86_64-linux-gnu/libsoftokn3.so, "
+                           "init-args: \"configdir='sql:/etc/itl-sign/nssdb'\" }\n"
+                           "keys: { tftp: { label: CallManager, id: 0A0b0c } }\n"),
+                     0);
+    ck_assert_str_eq(cfg.token.init_args, "configdir='sql:/etc/itl-sign/nssdb'");
+    ck_assert_str_eq(cfg.keys[POL_KEY_TFTP].id, "0A0b0c");
+    ck_assert_str_eq(cfg.keys[POL_KEY_RECOVERY].id, "");
+    ck_assert_int_eq(parse("keys: { recovery: { id: 0a0 } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "keys.recovery.id '0a0' is not a CKA_ID"), "%s", err.msg);
+    ck_assert_int_eq(parse("keys: { tftp: { id: 'zz' } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "keys.tftp.id 'zz' is not a CKA_ID"), "%s", err.msg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy_config");
@@ -325,6 +342,7 @@ int main(void)
     tcase_add_test(tc, test_yaml_level_errors);
     tcase_add_test(tc, test_load_names_the_file);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_token_init_args_and_key_ids);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,57 @@
+#!/bin/bash
+# A TPM 2.0 token (issue 16): swtpm on loopback, tpm2-abrmd on a private D-Bus (its own
+# dbus-daemon), tpm2-pkcs11 with a store made by tpm2_ptool; all started here, stopped after.
+# Runs the token suite (lib_tokens.sh): tpm2-pkcs11 1.9 refuses the full sign-only template
+# (CKR_GENERAL_ERROR) and any private key from outside, and both must be reported plainly.
+# A TPM that cannot be brought up fails the test (no skip).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_tokens.sh"
+cd "$WORK"
+for c in swtpm tpm2-abrmd dbus-daemon tpm2_ptool tpm2_getrandom openssl; do
+    command -v "$c" >/dev/null || die "$c missing: tools/install-deps.sh installs it"
+done
+TPM_MODULE=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+[ -f "$TPM_MODULE" ] || die "$TPM_MODULE missing (package libtpm2-pkcs11-1)"
+[ -f /usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0 ] ||
+    die "the tabrmd TCTI is missing (package libtss2-tcti-tabrmd0)"
+
+# swtpm on a loopback port pair; a port taken by someone else: the next pair.
+mkdir -p tpmstate store
+for try in 1 2 3 4 5; do
+    PORT=$((20000 + (RANDOM % 20000) * 2))
+    swtpm socket --tpm2 --tpmstate dir="$WORK/tpmstate" --flags not-need-init,startup-clear \
+        --server type=tcp,port=$PORT,bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 >swtpm.log 2>&1 &
+    SWTPM_PID=$!
+    sleep 0.3
+    kill -0 $SWTPM_PID 2>/dev/null && break
+    SWTPM_PID=""
+done
+[ -n "$SWTPM_PID" ] || die "swtpm did not start: $(tail -n 3 swtpm.log)"
+cleanup_hooks+=("kill $SWTPM_PID 2>/dev/null")
+
+# A private session bus, so that tpm2-abrmd needs no system D-Bus policy and meets no other.
+dbus-daemon --session --address="unix:path=$WORK/bus" --nofork --nopidfile >dbus.log 2>&1 &
+DBUS_PID=$!
+cleanup_hooks=("kill $DBUS_PID 2>/dev/null" "${cleanup_hooks[@]}")
+export DBUS_SESSION_BUS_ADDRESS="unix:path=$WORK/bus"
+for i in $(seq 1 50); do [ -S "$WORK/bus" ] && break; sleep 0.1; done
+[ -S "$WORK/bus" ] || die "dbus-daemon did not start: $(tail -n 3 dbus.log)"
+tpm2-abrmd --session --allow-root --tcti="swtpm:host=127.0.0.1,port=$PORT" >abrmd.log 2>&1 &
+ABRMD_PID=$!
+cleanup_hooks=("kill $ABRMD_PID 2>/dev/null" "${cleanup_hooks[@]}")
+export TPM2TOOLS_TCTI="tabrmd:bus_type=session" TPM2_PKCS11_TCTI="tabrmd:bus_type=session"
+export TPM2_PKCS11_STORE=$WORK/store
+for i in $(seq 1 50); do tpm2_getrandom 4 >/dev/null 2>&1 && break; sleep 0.1; done
+tpm2_getrandom 4 >/dev/null || die "tpm2-abrmd does not answer: $(tail -n 3 abrmd.log)"
+ok "swtpm (port $PORT) behind tpm2-abrmd on a private D-Bus"
+
+printf 'tpm-user-pin' >tpm.pin
+chmod 600 tpm.pin
+# Test PINs only: tpm2_ptool takes them as arguments.
+tpm2_ptool init --path "$WORK/store" >ptool.log 2>&1 || die "tpm2_ptool init: $(tail -n 3 ptool.log)"
+tpm2_ptool addtoken --path "$WORK/store" --pid=1 --label=itl-tpm --sopin=tpm-so-pin \
+    --userpin=tpm-user-pin >>ptool.log 2>&1 || die "tpm2_ptool addtoken: $(tail -n 3 ptool.log)"
+ok "tpm2-pkcs11 $(dpkg-query -W -f='${Version}' libtpm2-pkcs11-1): token itl-tpm made with tpm2_ptool"
+
+EXPECT_REDUCED=1 IMPORT_REFUSED=1 suite tpm "$TPM_MODULE" "pkcs11:token=itl-tpm" "$WORK/tpm.pin"
