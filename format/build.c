@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 X509 *signer_x509(const struct itl_signer *signer, struct itl_error *err)
 {
     X509 *x = (X509 *)signer->cert_x509;
@@ -328,8 +327,7 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
     tlv_put_str(&b, HDR_FILENAME, opts->filename ? opts->filename : "ITLFile.tlv");
     tlv_put_u32(&b, HDR_TIMESTAMP, opts->timestamp);
     for (size_t i = 0; i < n; i++)
-        if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, opts->known, err) !=
-            0)
+        if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, opts->known, err) != 0)
             goto out;
     if (r.buf.failed) {
         err_set(err, ITL_E_INPUT, "out of memory building the records");
@@ -453,26 +451,18 @@ static int resign_header(struct tlv_out *b, const struct itl_header *h, struct r
     return 0;
 }
 
-static int resign_signer_matches(const struct itl_record *r, size_t index, X509 *sx,
+static int resign_signer_matches(const struct itl_file *f, size_t index,
                                  const struct itl_signer *signer, struct itl_error *err)
 {
-    uint8_t serial[128];
-    size_t serial_len;
+    struct itl_match m;
 
-    if (r->certificate.ptr) {
-        if (r->certificate.len == signer->cert_len &&
-            memcmp(r->certificate.ptr, signer->cert_der, signer->cert_len) == 0)
-            return 0;
-        err_set(err, ITL_E_INPUT, "the signer certificate is not the certificate of record #%zu",
-                index);
-        return -1;
-    }
-    if (cert_serial_bytes(sx, serial, sizeof serial, &serial_len, err) != 0)
-        return -1;
-    if (r->serial.ptr && serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
+    if (itl_find_cert_record(f, index, ITL_ROLE_MASK(ITL_ROLE_SAST), signer->cert_der,
+                             signer->cert_len, &m) == (long)index)
         return 0;
-    err_set(err, ITL_E_INPUT, "the signer certificate's serial number is not that of record #%zu",
-            index);
+    err_set(err, ITL_E_INPUT,
+            "the signer certificate is not the certificate of record #%zu (by its CERTIFICATE, "
+            "or serial number and issuer when it has none)",
+            index + 1);
     return -1;
 }
 
@@ -505,7 +495,7 @@ int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t time
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &rs.modcode, err) != 0)
         return -1;
-    if (resign_signer_matches(r, signer_record + 1, sx, signer, err) != 0)
+    if (resign_signer_matches(f, signer_record, signer, err) != 0)
         goto out;
     rs.rec = r;
     rs.index = signer_record + 1;

@@ -375,8 +375,8 @@ enum itl_trust_path {
 };
 
 struct itl_trust_opts {
-    int64_t now;            /* seconds since the epoch for validity checks; 0: not checked */
-    int expired_accept;     /* an expired signer certificate is accepted with a note */
+    int64_t now;             /* seconds since the epoch for validity checks; 0: not checked */
+    int expired_accept;      /* an expired signer certificate is accepted with a note */
     const uint8_t *tvs_cert; /* the TVS service's current certificate (DER), or NULL */
     size_t tvs_cert_len;
     const struct itl_entry *tvs_trusts; /* the certificates TVS trusts (function unused) */

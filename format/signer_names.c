@@ -52,10 +52,10 @@ int cert_names_for(X509 *x, const struct itl_file *known, enum itl_name_style st
     if (r) {
         if (copy_value(out->subject, sizeof out->subject, &out->subject_len,
                        tlv_of(r, REC_SUBJECT)) != 0 ||
-            copy_value(out->issuer, sizeof out->issuer, &out->issuer_len,
-                       tlv_of(r, REC_ISSUER)) != 0 ||
-            copy_value(out->serial, sizeof out->serial, &out->serial_len,
-                       tlv_of(r, REC_SERIAL)) != 0) {
+            copy_value(out->issuer, sizeof out->issuer, &out->issuer_len, tlv_of(r, REC_ISSUER)) !=
+                0 ||
+            copy_value(out->serial, sizeof out->serial, &out->serial_len, tlv_of(r, REC_SERIAL)) !=
+                0) {
             err_set(err, ITL_E_INPUT, "the names of record at offset 0x%zx are too long to copy",
                     r->offset);
             return -1;
@@ -80,7 +80,6 @@ void itl_header_conventions(const struct itl_header *h, enum itl_signer_order *o
 
     *order = h->signer_order;
     /* certutils 4.13 writes ','-joined names; CUCM and older certutils ';'-joined */
-    *names = n.ptr && memchr(n.ptr, ',', n.len) && !memchr(n.ptr, ';', n.len)
-                 ? ITL_NAMES_CERTUTILS
-                 : ITL_NAMES_CUCM;
+    *names = n.ptr && memchr(n.ptr, ',', n.len) && !memchr(n.ptr, ';', n.len) ? ITL_NAMES_CERTUTILS
+                                                                              : ITL_NAMES_CUCM;
 }

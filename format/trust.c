@@ -236,6 +236,35 @@ int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t 
     return function < 32 && itl_find_cert_record(f, 0, 1u << function, der, len, &m) >= 0;
 }
 
+int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_error *err)
+{
+    long i = itl_find_signer_record(f);
+    const struct itl_record *r;
+
+    if (signer_index)
+        *signer_index = i;
+    if (f->kind != ITL_KIND_TLV) {
+        err_set(err, ITL_E_INPUT,
+                "a %s file carries no certificates: verify it with a given certificate",
+                itl_kind_name(f->kind));
+        return -1;
+    }
+    if (i < 0) {
+        err_set(err, ITL_E_INPUT,
+                "no SAST record matches the signer named in the header (serial number and "
+                "issuer)");
+        return -1;
+    }
+    r = &f->records[i];
+    if (!r->certificate.ptr) {
+        err_set(err, ITL_E_INPUT,
+                "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE", i + 1,
+                r->offset);
+        return -1;
+    }
+    return itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, err);
+}
+
 /* ---- would a phone accept it ---- */
 
 enum itl_list itl_list_of(const struct itl_file *f)
@@ -323,8 +352,8 @@ static int outside_validity(X509 *x, int64_t now, char *when, size_t size)
 
 /* The file's signature with this certificate; the expiry rule applied. 0 accepted. */
 static int signed_by(const struct itl_file *file, const uint8_t *der, size_t len,
-                     const struct itl_trust_opts *o, struct itl_trust_verdict *v,
-                     const char *whose, struct itl_error *err)
+                     const struct itl_trust_opts *o, struct itl_trust_verdict *v, const char *whose,
+                     struct itl_error *err)
 {
     X509 *x = cert_parse(der, len, whose, err);
     char when[32];
@@ -460,8 +489,7 @@ static const char *allowed_words(enum itl_list l, enum file_class fc)
 }
 
 enum itl_trust_path itl_trust_decide(const struct itl_file *installed, const struct itl_file *file,
-                                     const struct itl_trust_opts *opts,
-                                     struct itl_trust_verdict *v)
+                                     const struct itl_trust_opts *opts, struct itl_trust_verdict *v)
 {
     static const struct itl_trust_opts none = {0};
     enum itl_list l = itl_list_of(installed);

@@ -144,35 +144,6 @@ int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size
     return rc;
 }
 
-int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_error *err)
-{
-    long i = itl_find_signer_record(f);
-    const struct itl_record *r;
-
-    if (signer_index)
-        *signer_index = i;
-    if (f->kind != ITL_KIND_TLV) {
-        err_set(err, ITL_E_INPUT,
-                "a %s file carries no certificates: verify it with a given certificate",
-                itl_kind_name(f->kind));
-        return -1;
-    }
-    if (i < 0) {
-        err_set(err, ITL_E_INPUT,
-                "no SAST record matches the signer named in the header (serial number and "
-                "issuer)");
-        return -1;
-    }
-    r = &f->records[i];
-    if (!r->certificate.ptr) {
-        err_set(err, ITL_E_INPUT,
-                "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE", i + 1,
-                r->offset);
-        return -1;
-    }
-    return itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, err);
-}
-
 int itl_record_check(const struct itl_record *r, struct itl_error *err)
 {
     X509 *x;

@@ -149,26 +149,12 @@ static int prepare(struct eng_op_ctx *o, int default_digest)
 
 /* ---- reset and build: ITL/CTL files ---- */
 
-/* Index of the SAST record that holds this certificate, or -1. */
+/* Index of the SAST record that holds this certificate, or -1 (the phone model's lookup). */
 static long sast_record_of(const struct itl_file *f, const uint8_t *der, size_t len)
 {
-    uint8_t serial[64];
-    size_t serial_len = 0;
-    struct itl_error ie;
-    int have_serial = itl_cert_serial(der, len, serial, sizeof serial, &serial_len, &ie) == 0;
+    struct itl_match m;
 
-    for (size_t i = 0; i < f->n_records; i++) {
-        const struct itl_record *rec = &f->records[i];
-        if (!rec->has_function || rec->function != ITL_ROLE_SAST)
-            continue;
-        if (rec->certificate.ptr && rec->certificate.len == len &&
-            memcmp(rec->certificate.ptr, der, len) == 0)
-            return (long)i;
-        if (!rec->certificate.ptr && have_serial && rec->serial.len == serial_len &&
-            memcmp(rec->serial.ptr, serial, serial_len) == 0)
-            return (long)i;
-    }
-    return -1;
+    return itl_find_cert_record(f, 0, ITL_ROLE_MASK(ITL_ROLE_SAST), der, len, &m);
 }
 
 static int post_check_size(struct eng_op_ctx *o, struct pol_sign_request *pr)

@@ -57,7 +57,7 @@ struct verdict {
 struct show_opts {
     const char *cert;
     const char *trust;
-    const char *tvs_cert;                       /* verify --tvs-cert */
+    const char *tvs_cert;                        /* verify --tvs-cert */
     const char *tvs_trusts[SHOW_MAX_TVS_TRUSTS]; /* verify --tvs-trusts */
     size_t n_tvs_trusts;
     int allow_expired; /* verify --allow-expired */

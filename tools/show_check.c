@@ -209,8 +209,8 @@ int show_load_checker(const struct show_opts *o, struct checker *c)
             return EXIT_USAGE;
         }
     }
-    if (o->tvs_cert && cli_read_cert(o->tvs_cert, &c->tvs_cert, &c->tvs_cert_len, msg,
-                                     sizeof msg) != 0) {
+    if (o->tvs_cert &&
+        cli_read_cert(o->tvs_cert, &c->tvs_cert, &c->tvs_cert_len, msg, sizeof msg) != 0) {
         cli_error("--tvs-cert: %s", msg);
         return EXIT_INPUT;
     }
@@ -256,7 +256,6 @@ int show_load_and_verify(int argc, char **argv, struct cli_global *g, const stru
         show_free_input(in);
         return rc;
     }
-    show_verify_file_ex(&in->f, o, c->cert, c->cert_len, c->have_trust ? &c->trust.f : NULL, c,
-                        v);
+    show_verify_file_ex(&in->f, o, c->cert, c->cert_len, c->have_trust ? &c->trust.f : NULL, c, v);
     return EXIT_OK;
 }

@@ -51,7 +51,10 @@ struct sign_opts {
 };
 
 /* sign, encrypt, build: --itl KNOWN.tlv (direct mode). */
-#define SIGN_ITL_OPTION {"itl", required_argument, NULL, OPT_ITL}
+#define SIGN_ITL_OPTION                                                                            \
+    {                                                                                              \
+        "itl", required_argument, NULL, OPT_ITL                                                    \
+    }
 
 #define SIGN_LONG_OPTIONS                                                                          \
     CLI_GLOBAL_LONG_OPTIONS, {"output", required_argument, NULL, 'o'},                             \

@@ -86,6 +86,44 @@ expect_exit 3 "$BIN" "${TOK[@]}" sign --itl known/SEP001122334401.cnf.xml.sgn \
 grep -q "not the ITL or CTL the phones hold" <<<"$ERR" || die "--itl .sgn: $ERR"
 ok "a ','-named installed ITL: accepted with both names said; sign --itl copies its bytes"
 
+# ---- re-signing a .sgn keeps its signer-info order (4,6,5 as certutils 4.13 writes) ----
+signer_order() { # the tags inside SIGNERID (3) of a signed file
+    /usr/bin/python3 - "$1" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read()
+pos = 0
+while b[pos] != 3:
+    pos += 3 + int.from_bytes(b[pos + 1:pos + 3], 'big')
+end, pos, tags = pos + 3 + int.from_bytes(b[pos + 1:pos + 3], 'big'), pos + 3, []
+while pos < end:
+    tags.append(str(b[pos]))
+    pos += 3 + int.from_bytes(b[pos + 1:pos + 3], 'big')
+print(",".join(tags))
+PY
+}
+mkdir -p order
+/usr/bin/python3 - cfg/SEP001122334402.cnf.xml.sgn order/SEP001122334402.cnf.xml.sgn <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+pos = 0
+while b[pos] != 3:
+    pos += 3 + int.from_bytes(b[pos + 1:pos + 3], 'big')
+end, p, kids = pos + 3 + int.from_bytes(b[pos + 1:pos + 3], 'big'), pos + 3, {}
+while p < end:
+    n = 3 + int.from_bytes(b[p + 1:p + 3], 'big')
+    kids[b[p]] = bytes(b[p:p + n])
+    p += n
+b[pos + 3:end] = kids[4] + kids[6] + kids[5]
+open(sys.argv[2], 'wb').write(bytes(b))
+PY
+[ "$(signer_order order/SEP001122334402.cnf.xml.sgn)" = "4,6,5" ] || die "the 4,6,5 input"
+[ "$(signer_order cfg/SEP001122334402.cnf.xml.sgn)" = "4,5,6" ] || die "sign writes 4,5,6"
+expect_exit 0 "$BIN" "${TOK[@]}" sign order/SEP001122334402.cnf.xml.sgn
+[ "$(signer_order order/SEP001122334402.cnf.xml.sgn)" = "4,6,5" ] ||
+    die "re-signing changed the signer-info order to $(signer_order order/SEP001122334402.cnf.xml.sgn)"
+expect_exit 0 "$BIN" verify order/SEP001122334402.cnf.xml.sgn --trust installed.tlv
+ok "re-signing a 4,6,5 .sgn keeps 4,6,5 and is accepted"
+
 # ---- TVS: CallManager.pem regenerated, TVS.pem kept (seed 001) ----
 mkdir -p tvs
 printf '<device/>\n' >tvs/SEP001122334499.cnf.xml

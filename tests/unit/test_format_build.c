@@ -9,7 +9,8 @@ static const uint32_t when = 1700000000;
 static struct itl_build_opts cucm_opts(void)
 {
     return (struct itl_build_opts){
-        "ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, 0, NULL};
+        "ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, 0,
+        NULL};
 }
 
 static void check_built(const uint8_t *out, size_t out_len, int digest, size_t sig_bytes,

@@ -19,13 +19,8 @@ static const uint32_t when = 1700000000;
 static uint8_t *build_list(const char *filename, const struct itl_entry *e, size_t n,
                            enum who signer, enum itl_name_style names, size_t *len)
 {
-    struct itl_build_opts o = {filename,
-                               when,
-                               ITL_LAYOUT_CUCM,
-                               ITL_ORDER_NAME_SERIAL_ISSUER,
-                               names,
-                               0,
-                               NULL};
+    struct itl_build_opts o = {filename, when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, names,
+                               0,        NULL};
     struct itl_signer s = tf_signer(&keys[signer], ITL_DIGEST_SHA1);
     struct itl_error err = {0};
     uint8_t *out;
@@ -85,18 +80,17 @@ static struct itl_bytes bytes_of(const uint8_t *p, size_t n)
     return (struct itl_bytes){p, n};
 }
 
-static struct itl_bytes B(const char *s)
-{
+static struct itl_bytes B(const char *s) {
     return (struct itl_bytes){(const uint8_t *)s, strlen(s)};
 }
 
 START_TEST(test_same_dn)
 {
     ck_assert(itl_same_dn(B("CN=a;OU=b;O=c;C=US"), B("CN=a,OU=b,O=c,C=US")));
-    ck_assert(itl_same_dn(B("CN=a;OU=b;O=c;C=US"), B("C=US,O=c,OU=b,CN=a")));     /* order */
+    ck_assert(itl_same_dn(B("CN=a;OU=b;O=c;C=US"), B("C=US,O=c,OU=b,CN=a")));            /* order */
     ck_assert(itl_same_dn(B("CN=CUCM8; OU=TAC;O=Cisco"), B("CN=CUCM8;OU=TAC;O=Cisco"))); /* seed */
-    ck_assert(itl_same_dn(B("commonName=a;2.5.4.10=x"), B("CN=a,O=x")));          /* OIDs */
-    ck_assert(itl_same_dn(B("CN=a;O=x,y"), B("CN=a,O=x\\,y")));                   /* escapes */
+    ck_assert(itl_same_dn(B("commonName=a;2.5.4.10=x"), B("CN=a,O=x")));                 /* OIDs */
+    ck_assert(itl_same_dn(B("CN=a;O=x,y"), B("CN=a,O=x\\,y"))); /* escapes */
     ck_assert(!itl_same_dn(B("CN=a;OU=b"), B("CN=a;OU=c")));
     ck_assert(!itl_same_dn(B("CN=a;OU=b"), B("CN=a;OU=b;O=c")));
     ck_assert(!itl_same_dn(B("CN=a;CN=a"), B("CN=a;OU=a")));
@@ -125,17 +119,14 @@ START_TEST(test_find_record)
     ck_assert_int_eq(itl_find_record(&itl, 0, ITL_ROLES_ANY, r->serial, r->issuer, &m), 1);
     ck_assert(!m.names_differ);
     /* role mask */
-    ck_assert_int_eq(itl_find_record(&itl, 0, ITL_ROLE_MASK(ITL_ROLE_SAST), r->serial, r->issuer,
-                                     &m),
-                     -1);
+    ck_assert_int_eq(
+        itl_find_record(&itl, 0, ITL_ROLE_MASK(ITL_ROLE_SAST), r->serial, r->issuer, &m), -1);
     /* another issuer with the same serial is another certificate */
-    ck_assert_int_eq(itl_find_record(&itl, 0, ITL_ROLES_ANY, r->serial, B("CN=cucm-pub;OU=TAC"),
-                                     &m),
-                     -1);
+    ck_assert_int_eq(
+        itl_find_record(&itl, 0, ITL_ROLES_ANY, r->serial, B("CN=cucm-pub;OU=TAC"), &m), -1);
     /* by certificate */
-    ck_assert_int_eq(itl_find_cert_record(&itl, 0, ITL_ROLES_ANY, keys[K_TVS].der,
-                                          keys[K_TVS].der_len, &m),
-                     4);
+    ck_assert_int_eq(
+        itl_find_cert_record(&itl, 0, ITL_ROLES_ANY, keys[K_TVS].der, keys[K_TVS].der_len, &m), 4);
     ck_assert(m.by_certificate);
     ck_assert_int_eq(itl_find_cert_record(&itl, 0, ITL_ROLES_ANY, keys[K_OUTSIDER].der,
                                           keys[K_OUTSIDER].der_len, &m),
@@ -152,9 +143,9 @@ struct row {
     const char *installed; /* "ITL" or "CTL" */
     enum fk file;
     enum who signer;
-    int tvs;               /* 1: TVS (the ITL's TVS record) trusts the signer; 2: an unknown TVS */
+    int tvs; /* 1: TVS (the ITL's TVS record) trusts the signer; 2: an unknown TVS */
     enum itl_trust_path want;
-    const char *source;    /* the document the answer comes from (docs/trust.md) */
+    const char *source; /* the document the answer comes from (docs/trust.md) */
 };
 
 static const struct row table[] = {
@@ -209,15 +200,14 @@ static uint8_t *make_file(enum fk kind, enum who signer, size_t *len)
     case F_CTL:
         return build_list("CTLFile.tlv", e, 2, signer, ITL_NAMES_CUCM, len);
     case F_SGN:
-        ck_assert_msg(itl_build_sgn((const uint8_t *)xml, sizeof xml - 1, &so, &s, &out, len,
-                                    &err) == 0,
-                      "%s", err.msg);
+        ck_assert_msg(
+            itl_build_sgn((const uint8_t *)xml, sizeof xml - 1, &so, &s, &out, len, &err) == 0,
+            "%s", err.msg);
         return out;
     case F_ENC:
         so.filename = "SEP001122334455.cnf.xml.enc.sgn";
         ck_assert_msg(itl_build_enc_sgn((const uint8_t *)xml, sizeof xml - 1, keys[K_PHONE].der,
-                                        keys[K_PHONE].der_len, &ek, &so, &s, &out, len,
-                                        &err) == 0,
+                                        keys[K_PHONE].der_len, &ek, &so, &s, &out, len, &err) == 0,
                       "%s", err.msg);
         return out;
     }
@@ -373,8 +363,9 @@ START_TEST(test_serial_zero)
     struct itl_file f;
     struct itl_match m;
     struct itl_error err = {0};
-    struct itl_build_opts o = {"ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER,
-                               ITL_NAMES_CUCM, 0, NULL};
+    struct itl_build_opts o = {
+        "ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, 0,
+        NULL};
     struct itl_signer s;
     uint8_t *out;
     size_t len;
@@ -389,9 +380,8 @@ START_TEST(test_serial_zero)
     ck_assert_uint_eq(f.hdr.signer_serial.ptr[0], 0);
     ck_assert_int_eq(itl_verify_self(&f, &signer, &err), 0);
     /* the certutils form: empty */
-    ck_assert_int_eq(itl_find_record(&f, 0, ITL_ROLES_ANY, bytes_of(zero, 0), f.hdr.signer_issuer,
-                                     &m),
-                     0);
+    ck_assert_int_eq(
+        itl_find_record(&f, 0, ITL_ROLES_ANY, bytes_of(zero, 0), f.hdr.signer_issuer, &m), 0);
     itl_file_free(&f);
     free(out);
     tf_free_key(&k);
