@@ -188,11 +188,10 @@ int show_parse_options(int argc, char **argv, struct cli_global *g, const char *
     return EXIT_OK;
 }
 
-int show_load_checker(const struct show_opts *o, struct checker *c)
+static int load_checker(const struct show_opts *o, struct checker *c)
 {
     char msg[512];
 
-    memset(c, 0, sizeof *c);
     if (o->cert && cli_read_cert(o->cert, &c->cert, &c->cert_len, msg, sizeof msg) != 0) {
         cli_error("%s", msg);
         return EXIT_INPUT;
@@ -224,6 +223,18 @@ int show_load_checker(const struct show_opts *o, struct checker *c)
         c->tvs_trusts[c->n_tvs_trusts++] = (struct itl_entry){der, len, 0};
     }
     return EXIT_OK;
+}
+
+/* On failure nothing stays loaded: the callers free only what succeeded. */
+int show_load_checker(const struct show_opts *o, struct checker *c)
+{
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    rc = load_checker(o, c);
+    if (rc != EXIT_OK)
+        show_free_checker(c);
+    return rc;
 }
 
 void show_free_checker(struct checker *c)
