@@ -428,6 +428,40 @@ START_TEST(test_empty_serial_parses)
 }
 END_TEST
 
+/* The real certutils sample (','-joined names): every record is found by its certificate and,
+ * by serial and the ';' (CUCM) form of its issuer, found again with both strings said; the
+ * sample accepts itself as a new ITL (R1, its SAST signed it). */
+START_TEST(test_sample_cross_check)
+{
+    size_t len;
+    uint8_t *data = tf_sample(&len);
+    struct itl_file f;
+    struct itl_error err = {0};
+    struct itl_trust_verdict v;
+
+    ck_assert_int_eq(itl_parse(data, len, ITL_KIND_AUTO, &f, &err), 0);
+    ck_assert_uint_eq(f.n_records, 5);
+    for (size_t i = 0; i < f.n_records; i++) {
+        const struct itl_record *r = &f.records[i];
+        struct itl_match m;
+        char issuer[512];
+        ck_assert_int_eq(
+            itl_find_cert_record(&f, i, ITL_ROLES_ANY, r->certificate.ptr, r->certificate.len, &m),
+            (long)i);
+        ck_assert_int_eq(itl_cert_name(r->certificate.ptr, r->certificate.len, 1, ITL_NAMES_CUCM,
+                                       issuer, sizeof issuer, &err),
+                         0);
+        ck_assert_int_eq(itl_find_record(&f, i, ITL_ROLES_ANY, r->serial, B(issuer), &m), (long)i);
+        ck_assert_int_eq(m.names_differ, strchr(issuer, ';') != NULL);
+    }
+    ck_assert_int_eq(itl_trust_decide(&f, &f, NULL, &v), ITL_TRUST_DIRECT);
+    ck_assert_int_eq(v.record, 0);
+    ck_assert_ptr_nonnull(strstr(v.rule, "R1"));
+    itl_file_free(&f);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("format_trust");
@@ -446,6 +480,7 @@ int main(void)
     tcase_add_test(tc, test_known_names_copied);
     tcase_add_test(tc, test_serial_zero);
     tcase_add_test(tc, test_empty_serial_parses);
+    tcase_add_test(tc, test_sample_cross_check);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
