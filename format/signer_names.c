@@ -26,7 +26,9 @@ static int copy_value(uint8_t *out, size_t size, size_t *len, const struct itl_t
     return 0;
 }
 
-/* The record of `known` that holds x, with all three fields to copy, or NULL. */
+/* The record of `known` whose CERTIFICATE is x, with all three fields to copy, or NULL. Only a
+ * record carrying the certificate itself: a client's list cannot lend the signer the names of
+ * a record that merely claims its serial number. */
 static const struct itl_record *known_record(X509 *x, const struct itl_file *known)
 {
     unsigned char *der = NULL;
@@ -34,7 +36,8 @@ static const struct itl_record *known_record(X509 *x, const struct itl_file *kno
     struct itl_match m;
     const struct itl_record *r = NULL;
 
-    if (n > 0 && itl_find_cert_record(known, 0, ITL_ROLES_ANY, der, (size_t)n, &m) >= 0) {
+    if (n > 0 && itl_find_cert_record(known, 0, ITL_ROLES_ANY, der, (size_t)n, &m) >= 0 &&
+        m.by_certificate) {
         r = &known->records[m.record];
         if (!tlv_of(r, REC_SUBJECT) || !tlv_of(r, REC_ISSUER) || !tlv_of(r, REC_SERIAL))
             r = NULL;

@@ -111,7 +111,7 @@ static struct {
     size_t len;
 } known_itl;
 
-static int load_known_itl(const struct cli_global *g, const char *path)
+static int load_known_itl(const char *path)
 {
     char err[600];
     unsigned mode;
@@ -121,12 +121,6 @@ static int load_known_itl(const struct cli_global *g, const char *path)
         cli_error("--itl: %s", err);
         known_itl.len = 0;
         return EXIT_INPUT;
-    }
-    if (!g->token) { /* the wire protocol does not carry it (docs/protocol.md) */
-        cli_error("--itl %s: works in direct mode (--token) only; through the service the "
-                  "signer's names are the certificate's",
-                  path);
-        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
@@ -164,8 +158,8 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
         exit(EXIT_OK);
     if (rc != EXIT_OK)
         return rc;
-    if (o->itl && load_known_itl(g, o->itl) != EXIT_OK)
-        return known_itl.len ? EXIT_USAGE : EXIT_INPUT;
+    if (o->itl && load_known_itl(o->itl) != EXIT_OK)
+        return EXIT_INPUT;
     return timestamp_from_env(o) ? EXIT_USAGE : EXIT_OK;
 }
 

@@ -79,8 +79,6 @@ expect_exit 0 "$BIN" show known/SEP001122334401.cnf.xml.sgn
 grep -q "^4 SIGNERNAME [0-9]* $CM_COMMA\$" <<<"$OUT" || die "--itl did not copy the name: $OUT"
 expect_exit 0 "$BIN" verify known/SEP001122334401.cnf.xml.sgn --trust comma.tlv
 grep -q "^note:" <<<"$OUT" && die "--itl names still differ: $OUT"
-expect_exit 2 "$BIN" sign --itl comma.tlv known/SEP001122334401.cnf.xml
-grep -q "direct mode (--token) only" <<<"$ERR" || die "--itl through the service: $ERR"
 expect_exit 3 "$BIN" "${TOK[@]}" sign --itl known/SEP001122334401.cnf.xml.sgn \
     known/SEP001122334401.cnf.xml
 grep -q "not the ITL or CTL the phones hold" <<<"$ERR" || die "--itl .sgn: $ERR"
