@@ -115,6 +115,8 @@ int itl_same_dn(struct itl_bytes a, struct itl_bytes b)
 
     if (a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0))
         return 1;
+    if (a.len == 0 || b.len == 0 || !a.ptr || !b.ptr)
+        return 0;
     if (dn_parse(a.ptr, a.len, &da) != 0 || dn_parse(b.ptr, b.len, &db) != 0 || da.n != db.n ||
         da.n == 0)
         return 0;
