@@ -102,11 +102,13 @@ static int dn_parse(const uint8_t *s, size_t len, struct dn *d)
 /* "CN", "commonName" and "2.5.4.3" are one attribute. */
 static int same_key(const char *a, const char *b)
 {
-    int na = OBJ_txt2nid(a), nb = OBJ_txt2nid(b);
+    int na, nb;
 
-    if (na != NID_undef && nb != NID_undef)
-        return na == nb;
-    return strcasecmp(a, b) == 0;
+    if (strcasecmp(a, b) == 0) /* the common case, without OpenSSL's object table */
+        return 1;
+    na = OBJ_txt2nid(a);
+    nb = OBJ_txt2nid(b);
+    return na != NID_undef && na == nb;
 }
 
 int itl_same_dn(struct itl_bytes a, struct itl_bytes b)
