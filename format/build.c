@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_MAX_LEN 2048
-
 X509 *signer_x509(const struct itl_signer *signer, struct itl_error *err)
 {
     X509 *x = (X509 *)signer->cert_x509;
@@ -76,24 +74,22 @@ fail:
 }
 
 static int write_signer_info(struct tlv_out *b, X509 *signer, enum itl_signer_order order,
-                             enum itl_name_style names, struct itl_error *err)
+                             enum itl_name_style names, const struct itl_file *known,
+                             struct itl_error *err)
 {
-    char name[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
-    uint8_t serial[128];
-    size_t serial_len, at;
+    struct cert_names n;
+    size_t at;
 
-    if (cert_name_str(signer, 0, names, name, sizeof name, err) != 0 ||
-        cert_name_str(signer, 1, names, issuer, sizeof issuer, err) != 0 ||
-        cert_serial_bytes(signer, serial, sizeof serial, &serial_len, err) != 0)
+    if (cert_names_for(signer, known, names, &n, err) != 0)
         return -1;
     at = tlv_open(b, HDR_SIGNER_INFO);
-    tlv_put_str(b, HDR_SIGNER_NAME, name);
+    tlv_put(b, HDR_SIGNER_NAME, n.subject, n.subject_len);
     if (order == ITL_ORDER_NAME_ISSUER_SERIAL) {
-        tlv_put_str(b, HDR_CA_NAME, issuer);
-        tlv_put(b, HDR_SERIAL, serial, serial_len);
+        tlv_put(b, HDR_CA_NAME, n.issuer, n.issuer_len);
+        tlv_put(b, HDR_SERIAL, n.serial, n.serial_len);
     } else {
-        tlv_put(b, HDR_SERIAL, serial, serial_len);
-        tlv_put_str(b, HDR_CA_NAME, issuer);
+        tlv_put(b, HDR_SERIAL, n.serial, n.serial_len);
+        tlv_put(b, HDR_CA_NAME, n.issuer, n.issuer_len);
     }
     tlv_close(b, at);
     return 0;
@@ -240,11 +236,13 @@ static int signer_is_sast_entry(const struct itl_entry *entries, size_t n,
 }
 
 static int write_record(struct tlv_out *r, const struct itl_entry *e, size_t index,
-                        enum itl_layout layout, enum itl_name_style names, struct itl_error *err)
+                        enum itl_layout layout, enum itl_name_style names,
+                        const struct itl_file *known, struct itl_error *err)
 {
-    char what[64], subject[NAME_MAX_LEN], issuer[NAME_MAX_LEN];
-    uint8_t serial[128], *pub = NULL;
-    size_t serial_len, pub_len = 0, at = r->buf.len, sig_len, rec_len;
+    struct cert_names n;
+    char what[64];
+    uint8_t *pub = NULL;
+    size_t pub_len = 0, at = r->buf.len, sig_len, rec_len;
     const uint8_t *sig;
     X509 *x;
     int rc = -1;
@@ -258,9 +256,7 @@ static int write_record(struct tlv_out *r, const struct itl_entry *e, size_t ind
                 e->function);
         goto out;
     }
-    if (cert_name_str(x, 0, names, subject, sizeof subject, err) != 0 ||
-        cert_name_str(x, 1, names, issuer, sizeof issuer, err) != 0 ||
-        cert_serial_bytes(x, serial, sizeof serial, &serial_len, err) != 0)
+    if (cert_names_for(x, known, names, &n, err) != 0)
         goto out;
     if (cert_public_key_der(x, &pub, &pub_len) != 0) {
         err_set(err, ITL_E_INPUT, "%s has a public key that cannot be encoded", what);
@@ -271,14 +267,14 @@ static int write_record(struct tlv_out *r, const struct itl_entry *e, size_t ind
     tlv_put_u16(r, REC_LENGTH, 0); /* patched below: it counts its own 5 bytes */
     if (layout == ITL_LAYOUT_CUCM) {
         tlv_put_str(r, REC_DNSNAME, "");
-        tlv_put_str(r, REC_SUBJECT, subject);
+        tlv_put(r, REC_SUBJECT, n.subject, n.subject_len);
         tlv_put_u16(r, REC_FUNCTION, (uint16_t)e->function);
-        tlv_put_str(r, REC_ISSUER, issuer);
-        tlv_put(r, REC_SERIAL, serial, serial_len);
+        tlv_put(r, REC_ISSUER, n.issuer, n.issuer_len);
+        tlv_put(r, REC_SERIAL, n.serial, n.serial_len);
     } else {
-        tlv_put_str(r, REC_SUBJECT, subject);
-        tlv_put_str(r, REC_ISSUER, issuer);
-        tlv_put(r, REC_SERIAL, serial, serial_len);
+        tlv_put(r, REC_SUBJECT, n.subject, n.subject_len);
+        tlv_put(r, REC_ISSUER, n.issuer, n.issuer_len);
+        tlv_put(r, REC_SERIAL, n.serial, n.serial_len);
         tlv_put_u16(r, REC_FUNCTION, (uint16_t)e->function);
     }
     tlv_put(r, REC_PUBLIC_KEY, pub, pub_len);
@@ -289,7 +285,7 @@ static int write_record(struct tlv_out *r, const struct itl_entry *e, size_t ind
         err_set(err, ITL_E_INPUT,
                 "entry #%zu (%s): its record would be %zu bytes, more than RECORDLENGTH (u16) "
                 "can say",
-                index, subject, rec_len);
+                index, (const char *)n.subject, rec_len);
         goto out;
     }
     buf_patch_u16(&r->buf, at + 3, (uint16_t)rec_len);
@@ -324,14 +320,14 @@ int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_bu
     write_version(&b, 1, 2);
     if (opts->signer_version)
         tlv_put_u16(&b, HDR_SIGNER_VERSION, (uint16_t)opts->signer_version);
-    if (write_signer_info(&b, sx, opts->signer_order, opts->names, err) != 0)
+    if (write_signer_info(&b, sx, opts->signer_order, opts->names, opts->known, err) != 0)
         goto out;
     write_signature_info(&b, signer->digest, 0, modcode);
     sig_at = b.buf.len;
     tlv_put_str(&b, HDR_FILENAME, opts->filename ? opts->filename : "ITLFile.tlv");
     tlv_put_u32(&b, HDR_TIMESTAMP, opts->timestamp);
     for (size_t i = 0; i < n; i++)
-        if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, err) != 0)
+        if (write_record(&r, &entries[i], i + 1, opts->layout, opts->names, opts->known, err) != 0)
             goto out;
     if (r.buf.failed) {
         err_set(err, ITL_E_INPUT, "out of memory building the records");
@@ -455,26 +451,18 @@ static int resign_header(struct tlv_out *b, const struct itl_header *h, struct r
     return 0;
 }
 
-static int resign_signer_matches(const struct itl_record *r, size_t index, X509 *sx,
+static int resign_signer_matches(const struct itl_file *f, size_t index,
                                  const struct itl_signer *signer, struct itl_error *err)
 {
-    uint8_t serial[128];
-    size_t serial_len;
+    struct itl_match m;
 
-    if (r->certificate.ptr) {
-        if (r->certificate.len == signer->cert_len &&
-            memcmp(r->certificate.ptr, signer->cert_der, signer->cert_len) == 0)
-            return 0;
-        err_set(err, ITL_E_INPUT, "the signer certificate is not the certificate of record #%zu",
-                index);
-        return -1;
-    }
-    if (cert_serial_bytes(sx, serial, sizeof serial, &serial_len, err) != 0)
-        return -1;
-    if (r->serial.ptr && serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
+    if (itl_find_cert_record(f, index, ITL_ROLE_MASK(ITL_ROLE_SAST), signer->cert_der,
+                             signer->cert_len, &m) == (long)index)
         return 0;
-    err_set(err, ITL_E_INPUT, "the signer certificate's serial number is not that of record #%zu",
-            index);
+    err_set(err, ITL_E_INPUT,
+            "the signer certificate is not the certificate of record #%zu (by its CERTIFICATE, "
+            "or serial number and issuer when it has none)",
+            index + 1);
     return -1;
 }
 
@@ -507,7 +495,7 @@ int itl_resign_tlv(const struct itl_file *f, size_t signer_record, uint32_t time
     }
     if (signer_prepare(signer, &sx, &sig_bytes, &rs.modcode, err) != 0)
         return -1;
-    if (resign_signer_matches(r, signer_record + 1, sx, signer, err) != 0)
+    if (resign_signer_matches(f, signer_record, signer, err) != 0)
         goto out;
     rs.rec = r;
     rs.index = signer_record + 1;
@@ -531,7 +519,7 @@ int write_sgn_header(struct tlv_out *b, uint8_t major, uint8_t minor, X509 *sx,
                      struct itl_error *err)
 {
     write_version(b, major, minor);
-    if (write_signer_info(b, sx, opts->signer_order, opts->names, err) != 0)
+    if (write_signer_info(b, sx, opts->signer_order, opts->names, opts->known, err) != 0)
         return -1;
     write_signature_info(b, digest, 0, modcode);
     *sig_at = b->buf.len;

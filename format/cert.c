@@ -135,12 +135,11 @@ int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, siz
     out[0] = 0;
     int count = X509_NAME_entry_count(nm);
 
-    /* CUCM (Java) writes names most specific first, the reverse of the DER order (RFC 4514):
-     * a certificate encoded C..CN prints "CN=..;OU=..;C=US" as in its `show itl` dumps.
-     * certutils walks the DER order. */
+    /* Both walk the certificate's own (DER) order: CUCM's certificates are encoded CN first and
+     * its ITLs and `show itl` dumps hold "CN=..;OU=..;C=US" (docs/format.md "Name strings");
+     * certutils writes the same order ','-joined. */
     for (int k = 0; k < count; k++) {
-        int i = style == ITL_NAMES_CERTUTILS ? k : count - 1 - k;
-        const X509_NAME_ENTRY *e = X509_NAME_get_entry(nm, i);
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(nm, k);
         const ASN1_OBJECT *obj = X509_NAME_ENTRY_get_object(e);
         int nid = OBJ_obj2nid(obj);
         const char *key = style == ITL_NAMES_CERTUTILS ? certutils_key(nid)

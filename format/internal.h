@@ -112,6 +112,17 @@ int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, siz
 int cert_serial_bytes(X509 *x, uint8_t *out, size_t out_size, size_t *out_len,
                       struct itl_error *err);
 
+/* The SUBJECTNAME/SIGNERNAME, ISSUERNAME/CANAME and SERIALNUMBER values to write for x, as
+ * stored (strings with their NUL): copied from the record of `known` (may be NULL) that holds
+ * x, else x's names in `style` (signer_names.c). */
+struct cert_names {
+    uint8_t subject[2048], issuer[2048], serial[128];
+    size_t subject_len, issuer_len, serial_len;
+    long from_record; /* the record of known copied, -1 */
+};
+int cert_names_for(X509 *x, const struct itl_file *known, enum itl_name_style style,
+                   struct cert_names *out, struct itl_error *err);
+
 /* Equal as unsigned integers (leading zero bytes ignored). */
 int serial_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 

@@ -60,8 +60,9 @@ enum itl_signer_order {
 
 /* How a certificate's distinguished name is written into SIGNERNAME/SUBJECTNAME/ISSUERNAME. */
 enum itl_name_style {
-    ITL_NAMES_CUCM = 0,     /* "CN=a;OU=b;C=US": most specific first (RFC 4514, the reverse of
-                               the DER order), ';' separated, as CUCM (Java) writes them */
+    ITL_NAMES_CUCM = 0,     /* "CN=a;OU=b;C=US": the certificate's own (DER) order, ';'
+                               separated, OpenSSL short names, no escaping, as CUCM's ITLs
+                               and `show itl` dumps hold them (CUCM encodes CN first) */
     ITL_NAMES_CERTUTILS = 1 /* "CN=a,OU=b,O=c" : attributes in DER order, ',' separated */
 };
 
@@ -205,10 +206,6 @@ int itl_signed_bytes(const struct itl_file *f, uint8_t **out, size_t *out_len,
 int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len,
                       struct itl_error *err);
 
-/* Index of the SAST record whose serial (and issuer, when the header has one) name the header's
- * signer, or -1. */
-long itl_find_signer_record(const struct itl_file *f);
-
 /* Verify the file's signature with a given certificate (DER). 0 when valid. */
 int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size_t cert_len,
                          struct itl_error *err);
@@ -230,11 +227,6 @@ int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_siz
                     struct itl_error *err);
 /* Modulus length in bytes of the certificate's RSA key (the signature length). */
 int itl_cert_rsa_bytes(const uint8_t *der, size_t len, size_t *bytes, struct itl_error *err);
-/* Is this certificate (DER) present as a record with this role in the ITL? Compares DER
- * certificates, or serial + issuer for records that carry no certificate. */
-int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
-                           unsigned function);
-
 /* DigestInfo (DER prefix + digest) for RSA PKCS#1 v1.5 with CKM_RSA_PKCS. */
 int itl_digest_info(int digest, const uint8_t *md, size_t md_len, uint8_t *out, size_t out_size,
                     size_t *out_len, struct itl_error *err);
@@ -273,6 +265,10 @@ struct itl_build_opts {
     enum itl_signer_order signer_order;
     enum itl_name_style names;
     int signer_version; /* 0: no tag 28; 0x0100 = 1.0, 0x0101 = 1.1 */
+    /* A known ITL/CTL (the phones' installed one), or NULL: a certificate that is one of its
+     * records is named with that record's SUBJECTNAME, ISSUERNAME and SERIALNUMBER bytes,
+     * exactly (header and records), so a phone comparing bytes finds it. */
+    const struct itl_file *known;
 };
 
 /* Build an ITL/CTL: header, 0x0D padding to 4 bytes, lengths patched, signed, verified with
@@ -294,7 +290,13 @@ struct itl_sgn_opts {
     uint32_t timestamp;
     enum itl_signer_order signer_order;
     enum itl_name_style names;
+    const struct itl_file *known; /* as in itl_build_opts: the signer's names from its record */
 };
+
+/* The header conventions of an existing .sgn or list (signer-info order, ';' or ',' names),
+ * for re-signing it the way it was written. */
+void itl_header_conventions(const struct itl_header *h, enum itl_signer_order *order,
+                            enum itl_name_style *names);
 
 /* Build a .sgn around payload. Verified before returning. *out is malloc'd. */
 int itl_build_sgn(const uint8_t *payload, size_t payload_len, const struct itl_sgn_opts *opts,
@@ -325,5 +327,78 @@ int itl_decrypt_enc_sgn(const struct itl_file *f, const uint8_t *phone_key_der,
  * encrConfig=true. *out is malloc'd, NUL-terminated, out_len excludes the NUL. */
 int itl_short_config(const uint8_t *xml, size_t xml_len, const uint8_t *phone_cert_der,
                      size_t phone_cert_len, char **out, size_t *out_len, struct itl_error *err);
+
+/*
+ * ---- The phone model (format/trust.c, docs/trust.md) ----
+ *
+ * Which record holds a certificate: serial numbers compare as unsigned integers, issuers as
+ * distinguished names (component by component, ';' or ',' separated, in either order, spaces
+ * after a separator ignored, RFC 4514 escapes undone, attribute names by OID). A record that
+ * carries its CERTIFICATE holds exactly that certificate (bytes compared).
+ */
+
+/* A role mask: bit n is FUNCTION n. */
+#define ITL_ROLE_MASK(role) (1u << (role))
+#define ITL_ROLES_ANY 0xffffffffu
+
+struct itl_match {
+    long record;        /* index of the record, -1 when none */
+    int by_certificate; /* its CERTIFICATE is the certificate, byte for byte */
+    int names_differ;   /* serial and issuer name match but the issuer's bytes differ */
+    char note[640];     /* names_differ: the two strings */
+};
+
+/* 1 when a and b are the same distinguished name as above. */
+int itl_same_dn(struct itl_bytes a, struct itl_bytes b);
+
+/* The first record at or after `from` with a role in `roles` naming the certificate of this
+ * serial number and issuer (a header's signer); -1 when none. */
+long itl_find_record(const struct itl_file *list, size_t from, unsigned roles,
+                     struct itl_bytes serial, struct itl_bytes issuer, struct itl_match *m);
+/* The same for a certificate (DER). */
+long itl_find_cert_record(const struct itl_file *list, size_t from, unsigned roles,
+                          const uint8_t *der, size_t len, struct itl_match *m);
+/* The SAST record the header names as its signer ("This etoken was used..."), or -1. */
+long itl_find_signer_record(const struct itl_file *f);
+/* Is this certificate (DER) a record of f with this role? */
+int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
+                           unsigned function);
+
+/* What a trust file is to a phone: by its FILENAME, "CTL..." is a CTL, any other .tlv an ITL. */
+enum itl_list { ITL_LIST_NONE = 0, ITL_LIST_ITL, ITL_LIST_CTL };
+enum itl_list itl_list_of(const struct itl_file *f);
+
+enum itl_trust_path {
+    ITL_TRUST_NONE = 0, /* not accepted */
+    ITL_TRUST_DIRECT,   /* a record of the installed list signed it */
+    ITL_TRUST_TVS,      /* TVS vouched for the signer */
+};
+
+struct itl_trust_opts {
+    int64_t now;             /* seconds since the epoch for validity checks; 0: not checked */
+    int expired_accept;      /* an expired signer certificate is accepted with a note */
+    const uint8_t *tvs_cert; /* the TVS service's current certificate (DER), or NULL */
+    size_t tvs_cert_len;
+    const struct itl_entry *tvs_trusts; /* the certificates TVS trusts (function unused) */
+    size_t n_tvs_trusts;
+};
+
+struct itl_trust_verdict {
+    enum itl_trust_path path;
+    int malformed;    /* the file cannot be checked at all (unknown digest or algorithm) */
+    int expired;      /* the accepting certificate is outside its validity at opts.now */
+    long record;      /* installed record that accepted, or that names the signer; -1 */
+    long tvs_record;  /* via TVS: the installed TVS record that holds the TVS certificate */
+    const char *rule; /* the rule applied, with its source (docs/trust.md), or NULL */
+    char why[1024];   /* accepted: what matched; not accepted: why not */
+    char note[640];   /* names that match but differ in bytes, expiry */
+};
+
+/* Would a phone holding `installed` (an ITL or CTL) accept `file` (a new ITL or CTL, a .sgn or
+ * .enc.sgn config)? Returns v->path: ITL_TRUST_NONE (0) with v->why, or the path that
+ * accepted. */
+enum itl_trust_path itl_trust_decide(const struct itl_file *installed, const struct itl_file *file,
+                                     const struct itl_trust_opts *opts,
+                                     struct itl_trust_verdict *v);
 
 #endif

@@ -94,9 +94,7 @@ static int header_field(struct hdr_walk *w, uint8_t tag, size_t at, const uint8_
     case HDR_SIGNER_NAME:
         h->signer_name = string_view(v, n);
         return 0;
-    case HDR_SERIAL:
-        if (not_empty(w, tag, at, n))
-            return -1;
+    case HDR_SERIAL: /* empty is serial number 0 as certutils writes it (minimal big-endian) */
         h->signer_serial = bytes_view(v, n);
         return 0;
     case HDR_CA_NAME:

@@ -36,12 +36,7 @@ static int record_field(struct itl_record *r, size_t index, uint8_t tag, size_t 
     case REC_ISSUER:
         r->issuer = string_view(v, n);
         return 0;
-    case REC_SERIAL:
-        if (n == 0) {
-            err_set(err, ITL_E_INPUT, "offset 0x%zx: record #%zu: SERIALNUMBER is empty", at,
-                    index);
-            return -1;
-        }
+    case REC_SERIAL: /* empty is serial number 0 as certutils writes it (minimal big-endian) */
         r->serial = bytes_view(v, n);
         return 0;
     case REC_PUBLIC_KEY:

@@ -79,31 +79,6 @@ int itl_signed_digest(const struct itl_file *f, uint8_t md[64], size_t *md_len,
     return 0;
 }
 
-static int same_string(struct itl_bytes a, struct itl_bytes b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-long itl_find_signer_record(const struct itl_file *f)
-{
-    const struct itl_header *h = &f->hdr;
-
-    if (!h->signer_serial.ptr)
-        return -1;
-    for (size_t i = 0; i < f->n_records; i++) {
-        const struct itl_record *r = &f->records[i];
-        if (!r->has_function || r->function != ITL_ROLE_SAST || !r->serial.ptr)
-            continue;
-        if (!serial_equal(r->serial.ptr, r->serial.len, h->signer_serial.ptr, h->signer_serial.len))
-            continue;
-        if (h->signer_issuer.len > 0 && r->issuer.len > 0 &&
-            !same_string(h->signer_issuer, r->issuer))
-            continue;
-        return (long)i;
-    }
-    return -1;
-}
-
 int verify_with_x509(const struct itl_file *f, X509 *x, struct itl_error *err)
 {
     const EVP_MD *md = header_md(f, err);
@@ -169,35 +144,6 @@ int itl_verify_with_cert(const struct itl_file *f, const uint8_t *cert_der, size
     return rc;
 }
 
-int itl_verify_self(const struct itl_file *f, long *signer_index, struct itl_error *err)
-{
-    long i = itl_find_signer_record(f);
-    const struct itl_record *r;
-
-    if (signer_index)
-        *signer_index = i;
-    if (f->kind != ITL_KIND_TLV) {
-        err_set(err, ITL_E_INPUT,
-                "a %s file carries no certificates: verify it with a given certificate",
-                itl_kind_name(f->kind));
-        return -1;
-    }
-    if (i < 0) {
-        err_set(err, ITL_E_INPUT,
-                "no SAST record matches the signer named in the header (serial number and "
-                "issuer)");
-        return -1;
-    }
-    r = &f->records[i];
-    if (!r->certificate.ptr) {
-        err_set(err, ITL_E_INPUT,
-                "record #%ld (offset 0x%zx) names the signer but holds no CERTIFICATE", i + 1,
-                r->offset);
-        return -1;
-    }
-    return itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, err);
-}
-
 int itl_record_check(const struct itl_record *r, struct itl_error *err)
 {
     X509 *x;
@@ -252,45 +198,4 @@ out:
     OPENSSL_free(pub);
     X509_free(x);
     return rc;
-}
-
-/* A record without a certificate is matched by serial number and issuer name. */
-static int record_names_cert(const struct itl_record *r, X509 *x)
-{
-    uint8_t serial[128];
-    size_t serial_len;
-    char issuer[1024];
-
-    if (!r->serial.ptr || cert_serial_bytes(x, serial, sizeof serial, &serial_len, NULL) != 0)
-        return 0;
-    if (!serial_equal(serial, serial_len, r->serial.ptr, r->serial.len))
-        return 0;
-    if (r->issuer.len == 0)
-        return 1;
-    for (int style = ITL_NAMES_CUCM; style <= ITL_NAMES_CERTUTILS; style++)
-        if (cert_name_str(x, 1, (enum itl_name_style)style, issuer, sizeof issuer, NULL) == 0 &&
-            strlen(issuer) == r->issuer.len && memcmp(issuer, r->issuer.ptr, r->issuer.len) == 0)
-            return 1;
-    return 0;
-}
-
-int itl_has_cert_with_role(const struct itl_file *f, const uint8_t *der, size_t len,
-                           unsigned function)
-{
-    X509 *x = cert_parse(der, len, "the certificate", NULL);
-    int found = 0;
-
-    if (!x)
-        return 0;
-    for (size_t i = 0; i < f->n_records && !found; i++) {
-        const struct itl_record *r = &f->records[i];
-        if (!r->has_function || r->function != function)
-            continue;
-        if (r->certificate.ptr)
-            found = r->certificate.len == len && memcmp(r->certificate.ptr, der, len) == 0;
-        else
-            found = record_names_cert(r, x);
-    }
-    X509_free(x);
-    return found;
 }

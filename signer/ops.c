@@ -94,6 +94,28 @@ static const char *base_name(const char *path, const char *fallback)
 }
 
 /* Everything an operation needs before it signs: key, certificate facts, state. */
+/* sign, encrypt, build --itl: the list the phones hold, parsed into kf (free it with
+ * itl_file_free whatever this returns); *known is NULL when none was given. */
+static int parse_known(struct eng_op_ctx *o, struct itl_file *kf, const struct itl_file **known)
+{
+    struct itl_error ie;
+
+    *known = NULL;
+    if (!o->req->known_itl)
+        return 0;
+    if (itl_parse(o->req->known_itl, o->req->known_itl_len, ITL_KIND_AUTO, kf, &ie) != 0) {
+        eng_fail(o->r, SGN_E_INPUT, "--itl: %s", ie.msg);
+        return -1;
+    }
+    if (kf->kind != ITL_KIND_TLV) {
+        eng_fail(o->r, SGN_E_INPUT, "--itl: a %s file, not the ITL or CTL the phones hold",
+                 itl_kind_name(kf->kind));
+        return -1;
+    }
+    *known = kf;
+    return 0;
+}
+
 static int prepare(struct eng_op_ctx *o, int default_digest)
 {
     if (eng_resolve_role(o->e, o->req, &o->role, o->r) != 0)
@@ -127,26 +149,12 @@ static int prepare(struct eng_op_ctx *o, int default_digest)
 
 /* ---- reset and build: ITL/CTL files ---- */
 
-/* Index of the SAST record that holds this certificate, or -1. */
+/* Index of the SAST record that holds this certificate, or -1 (the phone model's lookup). */
 static long sast_record_of(const struct itl_file *f, const uint8_t *der, size_t len)
 {
-    uint8_t serial[64];
-    size_t serial_len = 0;
-    struct itl_error ie;
-    int have_serial = itl_cert_serial(der, len, serial, sizeof serial, &serial_len, &ie) == 0;
+    struct itl_match m;
 
-    for (size_t i = 0; i < f->n_records; i++) {
-        const struct itl_record *rec = &f->records[i];
-        if (!rec->has_function || rec->function != ITL_ROLE_SAST)
-            continue;
-        if (rec->certificate.ptr && rec->certificate.len == len &&
-            memcmp(rec->certificate.ptr, der, len) == 0)
-            return (long)i;
-        if (!rec->certificate.ptr && have_serial && rec->serial.len == serial_len &&
-            memcmp(rec->serial.ptr, serial, serial_len) == 0)
-            return (long)i;
-    }
-    return -1;
+    return itl_find_cert_record(f, 0, ITL_ROLE_MASK(ITL_ROLE_SAST), der, len, &m);
 }
 
 static int post_check_size(struct eng_op_ctx *o, struct pol_sign_request *pr)
@@ -263,6 +271,7 @@ void eng_op_build(struct eng_op_ctx *o)
     struct itl_error ie = {0};
     struct pol_sign_request pr;
     struct itl_build_opts bo = {0};
+    struct itl_file kf = {0};
 
     if (o->req->n_certs == 0 || o->req->n_certs > SGN_MAX_BUILD_CERTS) {
         eng_fail(o->r, SGN_E_USAGE, "build needs 1 to %d certificates (at least one --sast)",
@@ -272,7 +281,8 @@ void eng_op_build(struct eng_op_ctx *o)
     bo.filename = o->req->out_filename ? o->req->out_filename : "ITLFile.tlv";
     if (eng_check_name(o->r, "build: FILENAME (--filename, -o)", bo.filename, ITL_KIND_TLV, 0) != 0)
         return;
-    if (prepare(o, o->e->cfg.policy.digest) != 0 || collect_build_certs(o, entries, owned) != 0)
+    if (prepare(o, o->e->cfg.policy.digest) != 0 || collect_build_certs(o, entries, owned) != 0 ||
+        parse_known(o, &kf, &bo.known) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
     pr.signer_is_sast = signer_is_sast_entry(entries, o->req->n_certs, o->cert, o->cert_len);
@@ -301,6 +311,7 @@ void eng_op_build(struct eng_op_ctx *o)
              "%s: %zu records, %zu bytes, signed by %s; the ITL file was verified successfully.",
              bo.filename, o->req->n_certs, o->r->out_len, o->cf.subject);
 out:
+    itl_file_free(&kf);
     for (size_t i = 0; i < o->req->n_certs && i < SGN_MAX_BUILD_CERTS; i++)
         free(owned[i]);
 }
@@ -380,6 +391,7 @@ void eng_op_sign(struct eng_op_ctx *o)
     struct itl_error ie = {0};
     struct pol_sign_request pr;
     struct itl_sgn_opts so = {0};
+    struct itl_file kf = {0};
     const char *in_name = base_name(o->req->filename, "config.xml");
     const uint8_t *payload = o->req->data;
     size_t payload_len = o->req->len;
@@ -389,7 +401,7 @@ void eng_op_sign(struct eng_op_ctx *o)
     if (resign < 0)
         return;
     if (sign_names(o, in_name, &f, resign, filename, sizeof filename) != 0 ||
-        prepare(o, o->e->cfg.policy.digest) != 0)
+        prepare(o, o->e->cfg.policy.digest) != 0 || parse_known(o, &kf, &so.known) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
     if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
@@ -402,6 +414,8 @@ void eng_op_sign(struct eng_op_ctx *o)
     so.timestamp = request_time(o->req);
     so.signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
     so.names = ITL_NAMES_CUCM;
+    if (resign) /* a re-signed .sgn keeps its header conventions, as reset keeps an ITL's */
+        itl_header_conventions(&f.hdr, &so.signer_order, &so.names);
     if (itl_build_sgn(payload, payload_len, &so, &o->signer, &o->r->out, &o->r->out_len, &ie)) {
         fail_format(o->r, &o->sc, in_name, &ie);
         goto out;
@@ -409,11 +423,12 @@ void eng_op_sign(struct eng_op_ctx *o)
     snprintf(o->r->message, sizeof o->r->message, "%s: %s%zu bytes signed by %s", so.filename,
              resign ? "re-signed, " : "", payload_len, o->cf.subject);
 out:
+    itl_file_free(&kf);
     if (resign)
         itl_file_free(&f);
 }
 
-void eng_op_encrypt(struct eng_op_ctx *o)
+static void encrypt_with(struct eng_op_ctx *o, const struct itl_file *known)
 {
     struct itl_error ie = {0};
     struct pol_sign_request pr;
@@ -454,6 +469,7 @@ void eng_op_encrypt(struct eng_op_ctx *o)
     so.timestamp = request_time(o->req);
     so.signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
     so.names = ITL_NAMES_CUCM;
+    so.known = known;
     if (itl_build_enc_sgn(o->req->data, o->req->len, o->req->phone_cert, o->req->phone_cert_len,
                           &keys, &so, &o->signer, &o->r->out, &o->r->out_len, &ie) != 0) {
         OPENSSL_cleanse(&keys, sizeof keys);
@@ -478,4 +494,14 @@ void eng_op_encrypt(struct eng_op_ctx *o)
     snprintf(o->r->out2_name, sizeof o->r->out2_name, "%s", short_name);
     text_printf(o->r->message, sizeof o->r->message, "%s and %s: signed by %s", enc_name,
                 short_name, o->cf.subject);
+}
+
+void eng_op_encrypt(struct eng_op_ctx *o)
+{
+    struct itl_file kf = {0};
+    const struct itl_file *known;
+
+    if (parse_known(o, &kf, &known) == 0)
+        encrypt_with(o, known);
+    itl_file_free(&kf);
 }

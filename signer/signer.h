@@ -63,6 +63,11 @@ struct sgn_request {
     const uint8_t *phone_cert; /* encrypt */
     size_t phone_cert_len;
     int layout; /* build: 0 CUCM's record layout, 1 certutils' (tag 28, 4,6,5 signer order) */
+    /* sign, encrypt, build: the ITL/CTL the phones hold, or NULL. A certificate that is one of
+     * its records (by its CERTIFICATE) is named with that record's bytes
+     * (itl_build_opts.known); wire field 0x0c. */
+    const uint8_t *known_itl;
+    size_t known_itl_len;
 };
 
 struct sgn_result {

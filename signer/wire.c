@@ -28,6 +28,7 @@ enum field_tag {
     F_CERT_LABEL = 0x09, /* u16 function + NUL-terminated label */
     F_PHONE_CERT = 0x0a,
     F_LAYOUT = 0x0b,
+    F_KNOWN_ITL = 0x0c,
 
     F_STATUS = 0x41,
     F_MESSAGE = 0x42,
@@ -180,6 +181,7 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     frame_bytes(&f, F_PHONE_CERT, req->phone_cert, req->phone_cert_len);
     if (req->layout)
         frame_u8(&f, F_LAYOUT, (uint8_t)req->layout);
+    frame_bytes(&f, F_KNOWN_ITL, req->known_itl, req->known_itl_len);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -397,6 +399,10 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         case F_PHONE_CERT:
             req->phone_cert = f.value;
             req->phone_cert_len = f.len;
+            break;
+        case F_KNOWN_ITL:
+            req->known_itl = f.value;
+            req->known_itl_len = f.len;
             break;
         case F_LAYOUT:
             if (field_u8(&f, &v, err, err_size))

@@ -66,6 +66,7 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
         SIGN_LONG_OPTIONS,
         {"signer", required_argument, NULL, OPT_SIGNER},
         {"layout", required_argument, NULL, OPT_LAYOUT},
+        SIGN_ITL_OPTION,
         {"sast", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_SAST},
         {"ccm", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM},
         {"ccm-tftp", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM_TFTP},

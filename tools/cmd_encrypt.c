@@ -19,6 +19,7 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     static const struct option longopts[] = {
         SIGN_LONG_OPTIONS,
         {"phone-cert", required_argument, NULL, OPT_PHONE_CERT},
+        SIGN_ITL_OPTION,
         {NULL, 0, NULL, 0}};
     struct sign_opts o = {0};
     struct sgn_request req;

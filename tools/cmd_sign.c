@@ -153,7 +153,8 @@ static void sign_usage(FILE *f)
 
 int cmd_sign(int argc, char **argv, struct cli_global *g)
 {
-    static const struct option longopts[] = {SIGN_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        SIGN_LONG_OPTIONS, SIGN_ITL_OPTION, {NULL, 0, NULL, 0}};
     struct sign_opts o = {0};
     struct backend b;
     struct batch bt = {0};

@@ -8,14 +8,21 @@
 
 static void verify_usage(FILE *f)
 {
-    fprintf(f, "usage: itl-sign verify FILE [--trust INSTALLED.tlv | --cert PEM]\n"
-               "  Exit 0 when FILE's signature is valid. An ITL/CTL is checked with its own SAST\n"
-               "  signer record, a .sgn/.enc.sgn needs --cert or --trust.\n"
-               "  --trust INSTALLED.tlv  answer as a phone holding that ITL: an ITL/CTL must be\n"
-               "                         signed by one of its SAST certificates, a .sgn/.enc.sgn\n"
-               "                         by its TFTP, CCM or CCM+TFTP certificate\n"
-               "  --cert PEM             check with this certificate\n"
-               "exit: 0 valid, 1 invalid or rejected, 2 usage, 3 unreadable or malformed file\n");
+    fprintf(
+        f, "usage: itl-sign verify FILE [--trust INSTALLED.tlv [--allow-expired]\n"
+           "                         [--tvs-cert TVS.pem --tvs-trusts CERT...] | --cert PEM]\n"
+           "  Exit 0 when FILE's signature is valid. An ITL/CTL is checked with its own SAST\n"
+           "  signer record, a .sgn/.enc.sgn needs --cert or --trust.\n"
+           "  --trust INSTALLED.tlv  answer as a phone holding that ITL or CTL (docs/trust.md):\n"
+           "                         a new ITL signed by its SAST, TFTP or CCM+TFTP record,\n"
+           "                         a CTL by the SAST of an installed CTL, a .sgn/.enc.sgn\n"
+           "                         by its TFTP or CCM+TFTP record (CCM alone is not enough)\n"
+           "  --allow-expired        accept a signer certificate outside its validity (noted)\n"
+           "  --tvs-cert PEM         the TVS service's current certificate: with --tvs-trusts\n"
+           "  --tvs-trusts PEM       a certificate TVS trusts (repeatable): a signer the list\n"
+           "                         lacks is accepted via TVS when a TVS record holds --tvs-cert\n"
+           "  --cert PEM             check with this certificate\n"
+           "exit: 0 valid, 1 invalid or rejected, 2 usage, 3 unreadable or malformed file\n");
 }
 
 static void describe_record(char *out, size_t size, const struct itl_file *f, long i)
@@ -27,10 +34,14 @@ static void describe_record(char *out, size_t size, const struct itl_file *f, lo
 
 int cmd_verify(int argc, char **argv, struct cli_global *g)
 {
-    static const struct option longopts[] = {CLI_GLOBAL_LONG_OPTIONS,
-                                             {"cert", required_argument, NULL, OPT_CERT},
-                                             {"trust", required_argument, NULL, OPT_TRUST},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        CLI_GLOBAL_LONG_OPTIONS,
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"trust", required_argument, NULL, OPT_TRUST},
+        {"tvs-cert", required_argument, NULL, OPT_TVS_CERT},
+        {"tvs-trusts", required_argument, NULL, OPT_TVS_TRUSTS},
+        {"allow-expired", no_argument, NULL, OPT_ALLOW_EXPIRED},
+        {NULL, 0, NULL, 0}};
     struct show_opts o = {0};
     struct checker c;
     struct input in;
@@ -43,9 +54,16 @@ int cmd_verify(int argc, char **argv, struct cli_global *g)
         return rc < 0 ? EXIT_OK : rc;
     switch (v.outcome) {
     case VERIFIED:
-        if (c.have_trust) {
+        if (c.have_trust && v.path == ITL_TRUST_TVS) {
+            describe_record(who, sizeof who, &c.trust.f, v.tvs_record);
+            printf("accepted via TVS: %s trusts the signer; the phone reaches TVS through %s "
+                   "of %s\n",
+                   o.tvs_cert, who, o.trust);
+            printf("rule: %s\n", v.rule);
+        } else if (c.have_trust) {
             describe_record(who, sizeof who, &c.trust.f, v.record);
             printf("accepted: signed by %s of %s\n", who, o.trust);
+            printf("rule: %s\n", v.rule);
         } else if (o.cert) {
             printf("%s: verified with %s\n", in.path, o.cert);
         } else {
@@ -66,6 +84,8 @@ int cmd_verify(int argc, char **argv, struct cli_global *g)
         rc = show_exit_code(v.outcome);
         break;
     }
+    if (c.have_trust && v.note[0])
+        printf("note: %s\n", v.note);
     show_free_checker(&c);
     show_free_input(&in);
     return rc;

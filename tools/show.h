@@ -20,8 +20,13 @@
 enum {
     OPT_CERT = OPT_FIRST_COMMAND_OPTION,
     OPT_TRUST,
-    OPT_CUCM, /* show --cucm: taken out of argv by cmd_show.c before the shared parser */
+    OPT_CUCM,          /* show --cucm: taken out of argv by cmd_show.c before the shared parser */
+    OPT_TVS_CERT,      /* verify */
+    OPT_TVS_TRUSTS,    /* verify, repeatable */
+    OPT_ALLOW_EXPIRED, /* verify */
 };
+
+#define SHOW_MAX_TVS_TRUSTS 16
 
 struct input {
     const char *path;
@@ -44,11 +49,20 @@ struct verdict {
     long record;        /* the record that verified it (self or trust file), or -1 */
     const char *source; /* where that record is: NULL for the file itself */
     char why[ITL_ERROR_LEN + 256];
+    /* --trust: the phone model's verdict (format/trust.c) */
+    enum itl_trust_path path; /* direct, via TVS, or none */
+    long tvs_record;          /* via TVS: the installed TVS record */
+    const char *rule;         /* the rule that accepted, with its source */
+    char note[ITL_ERROR_LEN]; /* names equal but not byte-equal, an accepted expiry */
 };
 
 struct show_opts {
     const char *cert;
     const char *trust;
+    const char *tvs_cert;                        /* verify --tvs-cert */
+    const char *tvs_trusts[SHOW_MAX_TVS_TRUSTS]; /* verify --tvs-trusts */
+    size_t n_tvs_trusts;
+    int allow_expired; /* verify --allow-expired */
 };
 
 /* The certificate or trust list to check with, as the options name them. */
@@ -57,6 +71,10 @@ struct checker {
     size_t cert_len;
     struct input trust;
     int have_trust;
+    uint8_t *tvs_cert; /* DER */
+    size_t tvs_cert_len;
+    struct itl_entry tvs_trusts[SHOW_MAX_TVS_TRUSTS]; /* DER, owned */
+    size_t n_tvs_trusts;
 };
 
 /* ---- show_check.c ---- */
@@ -67,6 +85,10 @@ int show_load_input(const char *path, enum itl_kind hint, struct input *in);
 void show_free_input(struct input *in);
 void show_verify_file(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
                       size_t cert_len, const struct itl_file *trust, struct verdict *v);
+/* The same with the checker's TVS model and --allow-expired (verify --trust). */
+void show_verify_file_ex(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
+                         size_t cert_len, const struct itl_file *trust, const struct checker *c,
+                         struct verdict *v);
 int show_exit_code(enum outcome o);
 /* Options of show, verify and strip (cli_parse_options; shortopts: "o:" for strip, NULL for
  * the others); exactly one FILE must remain at argv[optind]. EXIT_OK, CLI_HELP_SHOWN (-1) after

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -40,95 +41,52 @@ void show_free_input(struct input *in)
 
 /* ---- verification ---- */
 
-static int same_bytes(struct itl_bytes a, struct itl_bytes b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-/* Equal as unsigned integers. */
-static int same_serial(struct itl_bytes a, struct itl_bytes b)
-{
-    while (a.len > 0 && a.ptr[0] == 0)
-        a.ptr++, a.len--;
-    while (b.len > 0 && b.ptr[0] == 0)
-        b.ptr++, b.len--;
-    return same_bytes(a, b);
-}
-
-static int role_allowed(const struct itl_file *f, unsigned function)
-{
-    if (f->kind == ITL_KIND_TLV)
-        return function == ITL_ROLE_SAST;
-    return function == ITL_ROLE_TFTP || function == ITL_ROLE_CCM || function == ITL_ROLE_CCM_TFTP;
-}
-
-static const char *allowed_roles(const struct itl_file *f)
-{
-    return f->kind == ITL_KIND_TLV ? "SAST" : "TFTP, CCM or CCM+TFTP";
-}
-
 static enum outcome failure_kind(const struct itl_file *f)
 {
     return itl_digest_nid(f->hdr.digest) == 0 ? MALFORMED : INVALID;
 }
 
-/*
- * As a phone holding `trust` would: the signer named in f's header must be a record of trust
- * with an allowed role (matched by serial and, when both name it, issuer), and its
- * certificate must verify the signature.
- */
+/* As a phone holding `trust` would decide: the phone model of format/trust.c. */
 static void verify_against(const struct itl_file *f, const struct itl_file *trust,
-                           const char *trust_path, struct verdict *v)
+                           const struct show_opts *o, const struct checker *c, struct verdict *v)
 {
-    struct itl_error err = {0};
-    long named = -1;
+    struct itl_trust_opts to = {0};
+    struct itl_trust_verdict tv;
 
-    if (!f->hdr.signer_serial.ptr) {
-        v->outcome = INVALID;
-        v->source = trust_path;
-        snprintf(v->why, sizeof v->why, "the header names no signer serial number");
-        return;
+    to.now = (int64_t)time(NULL);
+    to.expired_accept = o->allow_expired;
+    if (c && c->tvs_cert) {
+        to.tvs_cert = c->tvs_cert;
+        to.tvs_cert_len = c->tvs_cert_len;
+        to.tvs_trusts = c->tvs_trusts;
+        to.n_tvs_trusts = c->n_tvs_trusts;
     }
-    for (size_t i = 0; i < trust->n_records; i++) {
-        const struct itl_record *r = &trust->records[i];
-        if (!r->has_function || !role_allowed(f, r->function) || !r->serial.ptr ||
-            !same_serial(r->serial, f->hdr.signer_serial))
-            continue;
-        if (f->hdr.signer_issuer.len && r->issuer.len &&
-            !same_bytes(f->hdr.signer_issuer, r->issuer))
-            continue;
-        if (named < 0)
-            named = (long)i;
-        if (r->certificate.ptr &&
-            itl_verify_with_cert(f, r->certificate.ptr, r->certificate.len, &err) == 0) {
-            v->outcome = VERIFIED;
-            v->record = (long)i;
-            v->source = trust_path;
-            return;
-        }
-    }
-    v->source = trust_path;
-    v->record = named;
-    if (named < 0) {
-        v->outcome = INVALID;
-        snprintf(v->why, sizeof v->why, "the signer %.*s is not a %s record of %s",
-                 (int)f->hdr.signer_name.len, (const char *)f->hdr.signer_name.ptr,
-                 allowed_roles(f), trust_path);
-        return;
-    }
-    v->outcome = failure_kind(f);
-    snprintf(
-        v->why, sizeof v->why, "record #%ld of %s names the signer but %s", named + 1, trust_path,
-        trust->records[named].certificate.ptr ? err.msg : "holds no certificate to check with");
+    itl_trust_decide(trust, f, &to, &tv);
+    v->source = o->trust;
+    v->record = tv.record;
+    v->path = tv.path;
+    v->tvs_record = tv.tvs_record;
+    v->rule = tv.rule;
+    snprintf(v->note, sizeof v->note, "%s", tv.note);
+    snprintf(v->why, sizeof v->why, "%s", tv.why);
+    v->outcome = tv.path != ITL_TRUST_NONE ? VERIFIED : tv.malformed ? MALFORMED : INVALID;
 }
 
 void show_verify_file(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
                       size_t cert_len, const struct itl_file *trust, struct verdict *v)
 {
+    show_verify_file_ex(f, o, cert, cert_len, trust, NULL, v);
+}
+
+void show_verify_file_ex(const struct itl_file *f, const struct show_opts *o, const uint8_t *cert,
+                         size_t cert_len, const struct itl_file *trust, const struct checker *c,
+                         struct verdict *v)
+{
     struct itl_error err = {0};
 
     memset(v, 0, sizeof *v);
     v->record = -1;
+    v->tvs_record = -1;
     if (cert) {
         if (itl_verify_with_cert(f, cert, cert_len, &err) == 0) {
             v->outcome = VERIFIED;
@@ -138,7 +96,7 @@ void show_verify_file(const struct itl_file *f, const struct show_opts *o, const
             snprintf(v->why, sizeof v->why, "%s", err.msg);
         }
     } else if (trust) {
-        verify_against(f, trust, o->trust, v);
+        verify_against(f, trust, o, c, v);
     } else if (f->kind == ITL_KIND_TLV) {
         if (itl_verify_self(f, &v->record, &err) == 0) {
             v->outcome = VERIFIED;
@@ -178,6 +136,19 @@ static int show_option(int opt, const char *arg, void *ctx)
     case OPT_TRUST:
         c->o->trust = arg;
         return 1;
+    case OPT_TVS_CERT:
+        c->o->tvs_cert = arg;
+        return 1;
+    case OPT_TVS_TRUSTS:
+        if (c->o->n_tvs_trusts == SHOW_MAX_TVS_TRUSTS) {
+            cli_error("--tvs-trusts: at most %d certificates", SHOW_MAX_TVS_TRUSTS);
+            return -1;
+        }
+        c->o->tvs_trusts[c->o->n_tvs_trusts++] = arg;
+        return 1;
+    case OPT_ALLOW_EXPIRED:
+        c->o->allow_expired = 1;
+        return 1;
     case 'o':
         *c->out = arg;
         return 1;
@@ -208,30 +179,70 @@ int show_parse_options(int argc, char **argv, struct cli_global *g, const char *
         cli_error("%s: --cert and --trust are alternatives; give one", argv[0]);
         return EXIT_USAGE;
     }
+    if ((o->tvs_cert || o->n_tvs_trusts) && !(o->trust && o->tvs_cert && o->n_tvs_trusts)) {
+        cli_error("%s: --tvs-cert and --tvs-trusts model TVS for --trust: give --trust, "
+                  "--tvs-cert and at least one --tvs-trusts",
+                  argv[0]);
+        return EXIT_USAGE;
+    }
     return EXIT_OK;
 }
 
-int show_load_checker(const struct show_opts *o, struct checker *c)
+static int load_checker(const struct show_opts *o, struct checker *c)
 {
     char msg[512];
 
-    memset(c, 0, sizeof *c);
     if (o->cert && cli_read_cert(o->cert, &c->cert, &c->cert_len, msg, sizeof msg) != 0) {
         cli_error("%s", msg);
         return EXIT_INPUT;
     }
     if (o->trust) {
-        int rc = show_load_input(o->trust, ITL_KIND_TLV, &c->trust);
+        int rc = show_load_input(o->trust, ITL_KIND_AUTO, &c->trust);
         if (rc != EXIT_OK)
             return rc;
         c->have_trust = 1;
+        if (c->trust.f.kind != ITL_KIND_TLV) {
+            cli_error("--trust %s: --trust needs an ITL or CTL (.tlv), the list a phone has "
+                      "installed; this is a %s file (check it with --cert PEM instead)",
+                      o->trust, itl_kind_name(c->trust.f.kind));
+            return EXIT_USAGE;
+        }
+    }
+    if (o->tvs_cert &&
+        cli_read_cert(o->tvs_cert, &c->tvs_cert, &c->tvs_cert_len, msg, sizeof msg) != 0) {
+        cli_error("--tvs-cert: %s", msg);
+        return EXIT_INPUT;
+    }
+    for (size_t i = 0; i < o->n_tvs_trusts; i++) {
+        uint8_t *der;
+        size_t len;
+        if (cli_read_cert(o->tvs_trusts[i], &der, &len, msg, sizeof msg) != 0) {
+            cli_error("--tvs-trusts: %s", msg);
+            return EXIT_INPUT;
+        }
+        c->tvs_trusts[c->n_tvs_trusts++] = (struct itl_entry){der, len, 0};
     }
     return EXIT_OK;
+}
+
+/* On failure nothing stays loaded: the callers free only what succeeded. */
+int show_load_checker(const struct show_opts *o, struct checker *c)
+{
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    rc = load_checker(o, c);
+    if (rc != EXIT_OK)
+        show_free_checker(c);
+    return rc;
 }
 
 void show_free_checker(struct checker *c)
 {
     OPENSSL_free(c->cert);
+    OPENSSL_free(c->tvs_cert);
+    for (size_t i = 0; i < c->n_tvs_trusts; i++)
+        OPENSSL_free((void *)c->tvs_trusts[i].cert_der);
     if (c->have_trust)
         show_free_input(&c->trust);
 }
@@ -256,6 +267,6 @@ int show_load_and_verify(int argc, char **argv, struct cli_global *g, const stru
         show_free_input(in);
         return rc;
     }
-    show_verify_file(&in->f, o, c->cert, c->cert_len, c->have_trust ? &c->trust.f : NULL, v);
+    show_verify_file_ex(&in->f, o, c->cert, c->cert_len, c->have_trust ? &c->trust.f : NULL, c, v);
     return EXIT_OK;
 }

@@ -79,6 +79,9 @@ static int sign_option(struct sign_opts *o, int opt, const char *arg)
     case OPT_PHONE_KEY:
         o->phone_key = arg;
         return 1;
+    case OPT_ITL:
+        o->itl = arg;
+        return 1;
     case OPT_LAYOUT:
         if (strcmp(arg, "cucm") == 0)
             o->layout = 0;
@@ -100,6 +103,26 @@ static int sign_option(struct sign_opts *o, int opt, const char *arg)
     default:
         return 0;
     }
+}
+
+/* --itl: read once, held until the process ends (every request of a batch names it). */
+static struct {
+    uint8_t *data;
+    size_t len;
+} known_itl;
+
+static int load_known_itl(const char *path)
+{
+    char err[600];
+    unsigned mode;
+
+    if (cli_read_input(path, SIGN_MAX_INPUT_BYTES, &known_itl.data, &known_itl.len, &mode, err,
+                       sizeof err) != 0) {
+        cli_error("--itl: %s", err);
+        known_itl.len = 0;
+        return EXIT_INPUT;
+    }
+    return EXIT_OK;
 }
 
 /* Parse a command's options; positional arguments remain at argv[optind..]. */
@@ -135,6 +158,8 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
         exit(EXIT_OK);
     if (rc != EXIT_OK)
         return rc;
+    if (o->itl && load_known_itl(o->itl) != EXIT_OK)
+        return EXIT_INPUT;
     return timestamp_from_env(o) ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -147,6 +172,10 @@ void sign_fill_request(struct sgn_request *req, enum pol_op op, const struct sig
     req->timestamp = o->timestamp;
     req->out_filename = o->filename;
     req->key = o->key;
+    if (o->itl) {
+        req->known_itl = known_itl.data;
+        req->known_itl_len = known_itl.len;
+    }
 }
 
 const char *sign_base_name(const char *path)

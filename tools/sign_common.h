@@ -30,6 +30,7 @@ enum {
     OPT_PHONE_KEY,
     OPT_JOBS,
     OPT_LAYOUT,
+    OPT_ITL,
     OPT_ROLE_BASE = 0x1200, /* build: --sast, --ccm, ... = OPT_ROLE_BASE + role code */
 };
 
@@ -46,7 +47,14 @@ struct sign_opts {
     const char *phone_key;
     unsigned jobs;
     int layout;
+    const char *itl; /* --itl: the ITL the phones hold; the signer's names come from it */
 };
+
+/* sign, encrypt, build: --itl KNOWN.tlv (direct mode). */
+#define SIGN_ITL_OPTION                                                                            \
+    {                                                                                              \
+        "itl", required_argument, NULL, OPT_ITL                                                    \
+    }
 
 #define SIGN_LONG_OPTIONS                                                                          \
     CLI_GLOBAL_LONG_OPTIONS, {"output", required_argument, NULL, 'o'},                             \

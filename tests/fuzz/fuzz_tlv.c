@@ -26,6 +26,11 @@ static void walk(const struct itl_file *f)
     if (itl_signed_bytes(f, &bytes, &n, &err) == 0)
         free(bytes);
     itl_find_signer_record(f);
+    /* the distinguished-name reader of the phone model, on every name the file holds */
+    for (size_t i = 0; i < f->n_records; i++) {
+        itl_same_dn(f->records[i].issuer, f->hdr.signer_issuer);
+        itl_same_dn(f->records[i].subject, f->records[i].issuer);
+    }
 }
 
 /* The header's FILENAME as the service judges a client's --filename (a C string). */

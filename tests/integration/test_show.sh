@@ -166,7 +166,7 @@ ok "verify accepts the sample, alone and against itself"
 cp "$SAMPLE" "$WORK/tampered.tlv"
 printf '\x00' | dd of="$WORK/tampered.tlv" bs=1 seek=10000 conv=notrunc 2>/dev/null
 expect_exit 1 "$BIN" show "$WORK/tampered.tlv"
-has_re "^The ITL file could not be verified: the SHA-1 signature does not verify with the key of OU=SAST;O=SAST;CN=SAST"
+has_re "^The ITL file could not be verified: the SHA-1 signature does not verify with the key of CN=SAST;O=SAST;OU=SAST"
 expect_exit 1 "$BIN" verify "$WORK/tampered.tlv"
 ok "a changed byte: show and verify exit 1"
 
@@ -233,13 +233,14 @@ ok "a CUCM-layout ITL (DNSNAME, CERTHASH records, no tag 8, 33-byte placeholder)
 mk cucm "$WORK/reset.tlv" "$WORK/rec.key" 0 "$REC" "$WORK/rec.der" sast "$PUB" "$WORK/pub.der" tftp
 expect_exit 0 "$BIN" verify "$WORK/reset.tlv" --trust "$WORK/installed.tlv"
 has "accepted: signed by record #5 (SAST $REC) of $WORK/installed.tlv"
+has_re "^rule: a new ITL signed by a SAST record of the installed ITL \\(docs/trust.md R1"
 mk cucm "$WORK/rogue.tlv" "$WORK/rogue.key" 0 "$REC" "$WORK/rogue.der" sast
 expect_exit 0 "$BIN" verify "$WORK/rogue.tlv"  # valid on its own...
 expect_exit 1 "$BIN" verify "$WORK/rogue.tlv" --trust "$WORK/installed.tlv"  # ...but not trusted
 has_re "^rejected: "
 mk cucm "$WORK/bytvs.tlv" "$WORK/tvs.key" 0 "$TVS" "$WORK/tvs.der" sast
 expect_exit 1 "$BIN" verify "$WORK/bytvs.tlv" --trust "$WORK/installed.tlv"
-has "rejected: the signer $TVS is not a SAST record of $WORK/installed.tlv"
+has "rejected: the signer $TVS is record #4 of the installed ITL as TVS, and a phone takes a new ITL only from its SAST, TFTP or CCM+TFTP records"
 ok "verify --trust accepts the recovery signer and rejects an unknown or non-SAST one"
 
 # ---- .sgn ----
@@ -263,7 +264,9 @@ expect_exit 0 "$BIN" verify "$WORK/SEP001122334455.cnf.xml.sgn" --trust "$WORK/i
 has "accepted: signed by record #2 (TFTP $PUB) of $WORK/installed.tlv"
 mk cucm "$WORK/sastonly.tlv" "$WORK/pub.key" 0 "$PUB" "$WORK/pub.der" sast
 expect_exit 1 "$BIN" verify "$WORK/SEP001122334455.cnf.xml.sgn" --trust "$WORK/sastonly.tlv"
-has "rejected: the signer $PUB is not a TFTP, CCM or CCM+TFTP record of $WORK/sastonly.tlv"
+has "rejected: the signer $PUB is record #1 of the installed ITL as System Administrator Security Token, and a phone takes a new config only from its TFTP or CCM+TFTP records"
+expect_exit 2 "$BIN" verify "$WORK/SEP001122334455.cnf.xml.sgn" --trust "$WORK/SEP001122334455.cnf.xml.sgn"
+grep -q -- "--trust needs an ITL or CTL (.tlv)" <<<"$ERR" || die "verify --trust .sgn: $ERR"
 expect_exit 1 "$BIN" verify "$WORK/SEP001122334455.cnf.xml.sgn" --cert "$WORK/tvs.pem"
 expect_exit 2 "$BIN" verify "$WORK/SEP001122334455.cnf.xml.sgn" --cert "$WORK/tvs.pem" --trust "$WORK/installed.tlv"
 ok "a .sgn: shown, verified with --cert or --trust, rejected with the wrong certificate"

@@ -9,7 +9,8 @@ static const uint32_t when = 1700000000;
 static struct itl_build_opts cucm_opts(void)
 {
     return (struct itl_build_opts){
-        "ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, 0};
+        "ITLFile.tlv", when, ITL_LAYOUT_CUCM, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, 0,
+        NULL};
 }
 
 static void check_built(const uint8_t *out, size_t out_len, int digest, size_t sig_bytes,
@@ -45,7 +46,8 @@ START_TEST(test_build_parse_verify_matrix)
 
     tf_make_key(&tftp, 1024, "/CN=cucm-pub/OU=TAC/O=Cisco", 0x77);
     for (size_t b = 0; b < 3; b++) {
-        tf_make_key(&sast, bits[b], "/C=NZ/O=Cisco/OU=TAC/CN=ITLRECOVERY_cucm-pub", 0x1234);
+        /* CN first, as CUCM encodes its certificates: both styles keep that order */
+        tf_make_key(&sast, bits[b], "/CN=ITLRECOVERY_cucm-pub/OU=TAC/O=Cisco/C=NZ", 0x1234);
         for (size_t d = 0; d < 3; d++) {
             struct itl_entry entries[] = {{sast.der, sast.der_len, ITL_ROLE_SAST},
                                           {tftp.der, tftp.der_len, ITL_ROLE_TFTP},
@@ -79,7 +81,7 @@ START_TEST(test_build_parse_verify_matrix)
                 ck_assert_uint_eq(f.records[0].tlvs[1].tag, 2);
             } else {
                 ck_assert_mem_eq(f.hdr.signer_name.ptr,
-                                 "C=NZ,O=Cisco,OU=TAC,CN=ITLRECOVERY_cucm-pub",
+                                 "CN=ITLRECOVERY_cucm-pub,OU=TAC,O=Cisco,C=NZ",
                                  f.hdr.signer_name.len);
                 ck_assert_ptr_null(f.records[0].dnsname.ptr);
             }
@@ -144,7 +146,7 @@ START_TEST(test_openssl_cli_verifies_built_files)
     struct itl_entry e;
     struct itl_build_opts opts = cucm_opts();
     struct itl_sgn_opts sopts = {"SEP001122334455.cnf.xml.sgn", when, ITL_ORDER_NAME_SERIAL_ISSUER,
-                                 ITL_NAMES_CUCM};
+                                 ITL_NAMES_CUCM, NULL};
     struct itl_signer signer;
     struct itl_error err = {0};
     uint8_t *out;
@@ -192,7 +194,7 @@ START_TEST(test_sgn_round_trip)
 {
     struct tf_key tftp, other;
     struct itl_sgn_opts opts = {"SEP001122334455.cnf.xml.sgn", when, ITL_ORDER_NAME_SERIAL_ISSUER,
-                                ITL_NAMES_CUCM};
+                                ITL_NAMES_CUCM, NULL};
     struct itl_error err = {0};
     static const char payload[] = "<device>\n  <fullConfig>true</fullConfig>\n</device>\n";
     static const int digests[] = {ITL_DIGEST_SHA1, ITL_DIGEST_SHA256, ITL_DIGEST_SHA512};
@@ -504,7 +506,7 @@ START_TEST(test_names_serials_styles)
                    0);
     ck_assert_int_eq(itl_cert_name(k.der, k.der_len, 0, ITL_NAMES_CUCM, name, sizeof name, &err),
                      0);
-    ck_assert_str_eq(name, "emailAddress=a@b.c;CN= #lead;OU=x;y;O=a,b+c;C=NZ");
+    ck_assert_str_eq(name, "C=NZ;O=a,b+c;OU=x;y;CN= #lead;emailAddress=a@b.c"); /* DER order */
     ck_assert_int_eq(
         itl_cert_name(k.der, k.der_len, 1, ITL_NAMES_CERTUTILS, name, sizeof name, &err), 0);
     ck_assert_str_eq(name, "C=NZ,O=a\\,b\\+c,OU=x\\;y,CN=\\ #lead,1.2.840.113549.1.9.1=a@b.c");

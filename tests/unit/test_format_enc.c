@@ -10,7 +10,7 @@ static const struct itl_enc_keys keys = {{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x
                                          {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8,
                                           0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf}};
 static const struct itl_sgn_opts opts = {"SEP001122334455.cnf.xml.enc.sgn", 1700000000,
-                                         ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM};
+                                         ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, NULL};
 
 static void setup(void)
 {

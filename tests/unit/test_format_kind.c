@@ -174,7 +174,7 @@ END_TEST
 START_TEST(test_check_kind)
 {
     struct itl_sgn_opts so = {"SEP001122334455.cnf.xml.sgn", 1700000000,
-                              ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM};
+                              ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, NULL};
     struct itl_signer s = tf_signer(&key, ITL_DIGEST_SHA1);
     struct itl_error err = {0};
     uint8_t *out;
@@ -207,7 +207,7 @@ START_TEST(test_builders_refuse)
 {
     static const char *const bad_names[] = {"ITLFile.tlv", "CTLFile.tlv.sgn", "x.TLV", "../x.sgn",
                                             "SEP1.cnf.xml"};
-    struct itl_sgn_opts so = {NULL, 1700000000, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM};
+    struct itl_sgn_opts so = {NULL, 1700000000, ITL_ORDER_NAME_SERIAL_ISSUER, ITL_NAMES_CUCM, NULL};
     struct itl_build_opts bo = {.filename = "SEP1.cnf.xml.sgn", .timestamp = 1700000000};
     struct itl_entry e = {key.der, key.der_len, ITL_ROLE_SAST};
     struct itl_signer s = tf_signer(&key, ITL_DIGEST_SHA1);

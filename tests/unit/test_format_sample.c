@@ -141,8 +141,8 @@ START_TEST(test_verify)
     ck_assert_int_ne(
         itl_verify_with_cert(&f, f.records[1].certificate.ptr, f.records[1].certificate.len, &err),
         0);
-    ck_assert_ptr_nonnull(strstr(err.msg, "does not verify with the key of OU=CSP Community PBX "
-                                          "Texas;O=CSP Technologies;CN=ccm01.csptech.org"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "does not verify with the key of CN=ccm01.csptech.org;"
+                                          "O=CSP Technologies;OU=CSP Community PBX Texas"));
     /* A 4096-bit one: the signature length does not even fit. */
     ck_assert_int_ne(
         itl_verify_with_cert(&f, f.records[3].certificate.ptr, f.records[3].certificate.len, &err),
@@ -267,8 +267,8 @@ START_TEST(test_names_and_serials)
     ck_assert_int_eq(itl_cert_name(f.records[1].certificate.ptr, f.records[1].certificate.len, 0,
                                    ITL_NAMES_CUCM, name, sizeof name, &err),
                      0);
-    /* CUCM style is most specific first: the reverse of this certificate's DER order. */
-    ck_assert_str_eq(name, "OU=CSP Community PBX Texas;O=CSP Technologies;CN=ccm01.csptech.org");
+    /* CUCM style keeps the certificate's own (DER) order, ";"-joined. */
+    ck_assert_str_eq(name, "CN=ccm01.csptech.org;O=CSP Technologies;OU=CSP Community PBX Texas");
     itl_file_free(&f);
 }
 END_TEST

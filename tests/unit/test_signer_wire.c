@@ -23,7 +23,9 @@ static uint8_t *encode_sample(size_t *len)
                               .timestamp = 0x69540B16,
                               .key = "recovery",
                               .certs = c,
-                              .n_certs = 2};
+                              .n_certs = 2,
+                              .known_itl = (const uint8_t *)"ITL",
+                              .known_itl_len = 3};
     uint8_t *frame;
     ck_assert_int_eq(sgn_wire_encode_request(&req, &frame, len), 0);
     return frame;
@@ -88,6 +90,8 @@ START_TEST(request_round_trip)
     ck_assert_uint_eq(req.certs[0].der_len, 5);
     ck_assert_uint_eq(req.certs[1].function, 21);
     ck_assert_str_eq(req.certs[1].token_label, "TVS-1");
+    ck_assert_uint_eq(req.known_itl_len, 3);
+    ck_assert_mem_eq(req.known_itl, "ITL", 3);
     free(frame);
 }
 END_TEST
