@@ -291,6 +291,17 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
 void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned interval_s);
 /* One line, one write(), fsync. Thread-safe. Fails if the line could not be made durable. */
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err);
+/* Group commit: a request that will write one record says so when it starts
+ * (pol_audit_expect) and writes it with pol_audit_write_expected; a flush then waits (briefly,
+ * bounded) for the records of the requests in flight, so they share one fdatasync. Every
+ * pol_audit_expect must be followed by exactly one pol_audit_write_expected. */
+void pol_audit_expect(struct pol_audit *a);
+int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record *r,
+                             struct itl_error *err);
+/* The longest a flush waits for them (default 10 ms; tests set it long). */
+void pol_audit_set_group_wait(struct pol_audit *a, unsigned ms);
+/* How many fdatasync calls the log made so far. */
+unsigned long long pol_audit_flushes(struct pol_audit *a);
 /* SIGHUP: reopen the path (after rotation). */
 int pol_audit_reopen(struct pol_audit *a, struct itl_error *err);
 void pol_audit_close(struct pol_audit *a);
