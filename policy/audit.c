@@ -9,15 +9,9 @@
  * link, and its owner and mode are set through the descriptor: root may open it (itl-signd
  * before it drops to run-as) in a directory the service user owns.
  *
- * Group commit: a flush takes ~3 ms on a virtual disk, ten times a signature. Writers that
- * arrive while one thread is in fdatasync() wait for the next one, which covers all of them, so
- * parallel requests share a flush instead of queueing for one each. That alone merged little
- * (1.13 records a flush with 16 requests in flight: each writer found the disk idle and flushed
- * at once), so the engine also says when a request starts (pol_audit_expect): a writer about to
- * flush first waits, at most GROUP_WAIT_MS, until every request already in flight has written
- * its record, and one flush covers them all. A lone request has nobody to wait for and flushes
- * at once.
+ * Group commit: audit_commit.c.
  */
+#include "policy/audit_internal.h"
 #include "policy/internal.h"
 
 #include <errno.h>
@@ -38,49 +32,6 @@
  * accounted for. */
 #define DENIAL_BURST 60
 #define DENIAL_INTERVAL_S 60
-#define DENIAL_UIDS 64 /* uids tracked per interval; more are recorded one by one */
-/* The longest a flush waits for the records of requests in flight: a bound for a request that
- * stalls (a token retry), not a pace; requests that sign normally write long before it. */
-#define GROUP_WAIT_MS 10
-
-struct denial_count {
-    uid_t uid;
-    gid_t gid;
-    pid_t pid;               /* of the last one */
-    unsigned seen;           /* this interval */
-    unsigned long long held; /* not recorded one by one: the summary's count */
-    time_t first_held, last;
-};
-
-struct pol_audit {
-    char path[4096];
-    /* Who the log must belong to besides root; root gives it to them (the run-as user). */
-    uid_t owner;
-    gid_t group;
-    int fd;
-    /* Writers hold `fd_lock` shared while they use fd (write, fsync) so that a reopen, which
-     * holds it exclusively, never closes a descriptor under them; `write_lock` orders the
-     * write() calls themselves. */
-    pthread_rwlock_t fd_lock;
-    pthread_mutex_t write_lock;
-    /* Under write_lock: lines written, lines known durable, a flush in progress, and the
-     * last failed flush (every line up to failed_upto shares its error). */
-    pthread_cond_t flushed;
-    unsigned long long written, durable, failed_upto;
-    int flushing, flush_errno;
-    /* Under write_lock: requests started (pol_audit_expect) whose record is not written yet;
-     * `arrived` is signalled when one is. */
-    unsigned long long expected;
-    pthread_cond_t arrived;
-    unsigned long long flushes; /* fdatasync calls: for tests and the bench */
-    unsigned group_wait_ms;
-    /* Denial aggregation, under denial_lock. window == 0: no interval open. */
-    pthread_mutex_t denial_lock;
-    unsigned burst, interval;
-    time_t window;
-    struct denial_count denials[DENIAL_UIDS];
-    size_t n_denials;
-};
 
 static void path_split(const char *path, char *dir, size_t size, const char **base)
 {
@@ -187,7 +138,7 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     a->group = group;
     a->burst = DENIAL_BURST;
     a->interval = DENIAL_INTERVAL_S;
-    a->group_wait_ms = GROUP_WAIT_MS;
+    a->group_wait_ms = AUDIT_GROUP_WAIT_MS;
     if ((a->fd = open_log(a, err)) < 0) {
         free(a);
         return -1;
@@ -235,6 +186,19 @@ int pol_audit_reopen(struct pol_audit *a, struct itl_error *err)
     /* The counted denials belong with the records before them, in the rotated file. */
     flush_held(a, &held_err);
     pthread_rwlock_wrlock(&a->fd_lock);
+    /* Records written but not yet waited for (deferred) are on the old descriptor: flushed
+     * here, since a flush of the new one would not cover them. */
+    pthread_mutex_lock(&a->write_lock);
+    if (a->durable < a->written) {
+        a->flushes++;
+        if (fdatasync(a->fd) == 0) {
+            a->durable = a->written;
+        } else {
+            a->failed_upto = a->written;
+            a->flush_errno = errno;
+        }
+    }
+    pthread_mutex_unlock(&a->write_lock);
     close(a->fd);
     a->fd = fd;
     pthread_rwlock_unlock(&a->fd_lock);
@@ -368,55 +332,8 @@ out:
 
 /* ---- Writing ---- */
 
-/* Before a flush: until the requests in flight have written their records (or group_wait_ms
- * passed), so that one flush covers them. Under write_lock, with `flushing` set: writers that
- * come meanwhile wait for this flush. */
-static void gather(struct pol_audit *a)
-{
-    struct timespec deadline;
-
-    if (!a->expected)
-        return;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += a->group_wait_ms / 1000;
-    deadline.tv_nsec += (long)(a->group_wait_ms % 1000) * 1000000L;
-    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-    deadline.tv_nsec %= 1000000000L;
-    while (a->expected)
-        if (pthread_cond_timedwait(&a->arrived, &a->write_lock, &deadline) == ETIMEDOUT)
-            break;
-}
-
-/* Wait until line `seq` is durable, flushing when nobody else is. Called with write_lock held.
- * Returns 0, or the errno of the flush that covered it. */
-static int wait_durable(struct pol_audit *a, unsigned long long seq)
-{
-    while (a->durable < seq) {
-        if (a->failed_upto >= seq)
-            return a->flush_errno;
-        if (a->flushing) {
-            pthread_cond_wait(&a->flushed, &a->write_lock);
-            continue;
-        }
-        a->flushing = 1;
-        gather(a);
-        unsigned long long target = a->written;
-        a->flushes++;
-        pthread_mutex_unlock(&a->write_lock);
-        int rc = fdatasync(a->fd) == 0 ? 0 : errno;
-        pthread_mutex_lock(&a->write_lock);
-        a->flushing = 0;
-        if (rc == 0) {
-            if (target > a->durable)
-                a->durable = target;
-        } else {
-            a->failed_upto = target;
-            a->flush_errno = rc;
-        }
-        pthread_cond_broadcast(&a->flushed);
-    }
-    return 0;
-}
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err);
 
 /* Does the log end in the middle of a line? A record torn by a crash (SIGKILL between a short
  * write and its cut), by a cut that failed, or by another writer must not swallow ours. */
@@ -482,57 +399,36 @@ out:
     return rc;
 }
 
-/* The record of an expected request is written (or held, or failed): one fewer to gather.
- * Under write_lock. */
-static void arrived(struct pol_audit *a, int expected)
+/* A record written but not waited for: its sequence number (0 when it was only counted). */
+int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
+                             unsigned long long *seq, struct itl_error *err)
 {
-    if (expected && a->expected) {
-        a->expected--;
-        pthread_cond_broadcast(&a->arrived);
-    }
+    *seq = 0;
+    return audit_write(a, r, 2, seq, err);
 }
 
-void pol_audit_set_group_wait(struct pol_audit *a, unsigned ms)
-{
-    pthread_mutex_lock(&a->write_lock);
-    a->group_wait_ms = ms;
-    pthread_mutex_unlock(&a->write_lock);
-}
-
-void pol_audit_expect(struct pol_audit *a)
-{
-    pthread_mutex_lock(&a->write_lock);
-    a->expected++;
-    pthread_mutex_unlock(&a->write_lock);
-}
-
-unsigned long long pol_audit_flushes(struct pol_audit *a)
-{
-    pthread_mutex_lock(&a->write_lock);
-    unsigned long long n = a->flushes;
-    pthread_mutex_unlock(&a->write_lock);
-    return n;
-}
-
-/* Writes b and waits until it is durable. */
+/* Writes b and waits until it is durable; with `seq` (deferred), only writes it and returns
+ * its sequence number for pol_audit_sync. */
 static int write_durable(struct pol_audit *a, const struct buf *b, int expected,
-                         struct itl_error *err)
+                         unsigned long long *seq_out, struct itl_error *err)
 {
     int rc = 0, saved;
 
     pthread_rwlock_rdlock(&a->fd_lock);
     pthread_mutex_lock(&a->write_lock);
     if (b->failed) {
-        arrived(a, expected);
+        audit_arrived(a, expected);
         rc = err_set(err, ITL_E_IO, "%s: out of memory for an audit record", a->path);
     } else if (write_whole(a, b) != 0) {
         saved = errno;
-        arrived(a, expected);
+        audit_arrived(a, expected);
         rc = err_set(err, ITL_E_IO, "%s: audit record not written: %s", a->path, strerror(saved));
     } else {
         unsigned long long seq = ++a->written;
-        arrived(a, expected);
-        if ((saved = wait_durable(a, seq)) != 0)
+        audit_arrived(a, expected);
+        if (seq_out)
+            *seq_out = seq;
+        else if ((saved = audit_wait_durable(a, seq)) != 0)
             rc = err_set(err, ITL_E_IO, "%s: audit record not durable: %s", a->path,
                          strerror(saved));
     }
@@ -542,7 +438,7 @@ static int write_durable(struct pol_audit *a, const struct buf *b, int expected,
 }
 
 static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                       struct itl_error *err)
+                       unsigned long long *seq, struct itl_error *err)
 {
     struct buf line = {0};
     int rc = 0;
@@ -552,10 +448,10 @@ static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, in
         buf_put(&line, "}\n", 2);
     }
     if (line.len || line.failed) {
-        rc = write_durable(a, &line, expected, err);
+        rc = write_durable(a, &line, expected, seq, err);
     } else if (expected) {
         pthread_mutex_lock(&a->write_lock);
-        arrived(a, expected);
+        audit_arrived(a, expected);
         pthread_mutex_unlock(&a->write_lock);
     }
     buf_free(&line);
@@ -564,13 +460,13 @@ static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, in
 
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err)
 {
-    return audit_write(a, r, 0, err);
+    return audit_write(a, r, 0, NULL, err);
 }
 
 int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record *r,
                              struct itl_error *err)
 {
-    return audit_write(a, r, 1, err);
+    return audit_write(a, r, 1, NULL, err);
 }
 
 /* The summaries of an interval still open (close, reopen). */
@@ -583,7 +479,7 @@ static int flush_held(struct pol_audit *a, struct itl_error *err)
     take_summaries(a, &b);
     pthread_mutex_unlock(&a->denial_lock);
     if (b.len || b.failed)
-        rc = write_durable(a, &b, 0, err);
+        rc = write_durable(a, &b, 0, NULL, err);
     buf_free(&b);
     return rc;
 }

@@ -298,8 +298,15 @@ int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struc
 void pol_audit_expect(struct pol_audit *a);
 int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record *r,
                              struct itl_error *err);
-/* The longest a flush waits for them (default 10 ms; tests set it long). */
+/* How long a flush waits for the next record of a request in flight (default 10 ms; ten
+ * times that in all; tests set it long). */
 void pol_audit_set_group_wait(struct pol_audit *a, unsigned ms);
+/* Pipelined requests: the record is written (expected, as above) but not waited for; *seq
+ * (0: nothing to wait for) goes to pol_audit_sync, which returns once it is durable. Nothing
+ * may be released before that. */
+int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
+                             unsigned long long *seq, struct itl_error *err);
+int pol_audit_sync(struct pol_audit *a, unsigned long long seq, struct itl_error *err);
 /* How many fdatasync calls the log made so far. */
 unsigned long long pol_audit_flushes(struct pol_audit *a);
 /* SIGHUP: reopen the path (after rotation). */
