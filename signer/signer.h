@@ -170,6 +170,14 @@ int sgn_client_connect(const char *socket_path, const struct sgn_client_opts *op
  * and returned. -1 on a transport or protocol failure (err says which). */
 int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
                     char **status_json, char *err, size_t err_size);
+/* Pipelining (docs/protocol.md): send requests without waiting, then take their replies in
+ * the order sent. The caller keeps the replies it has not read within what the socket holds
+ * (about 200 KB; itl-sign sign: 128 KiB of requests in flight), so that the service is never
+ * stuck sending while the client is stuck sending too. Same errors as sgn_client_call. */
+int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err,
+                    size_t err_size);
+int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,
+                    size_t err_size);
 void sgn_client_close(struct sgn_client *c);
 
 #endif

@@ -37,44 +37,6 @@ static void batch_fail(struct batch *bt, const char *file, int exit_code, const 
     pthread_mutex_unlock(&bt->print_lock);
 }
 
-static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
-{
-    struct sgn_request req;
-    struct sgn_result r = {0};
-    uint8_t *data;
-    size_t len;
-    unsigned mode;
-    char err[600], out[PATH_MAX];
-
-    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) != 0) {
-        batch_fail(bt, file, EXIT_INPUT, err);
-        return;
-    }
-    sign_fill_request(&req, POL_OP_SIGN, bt->o);
-    req.filename = sign_base_name(file);
-    req.data = data;
-    req.len = len;
-    backend_call(c, &req, &r, NULL);
-    free(data);
-    if (r.status != SGN_OK) {
-        batch_fail(bt, file, backend_exit_code(r.status), r.message);
-    } else {
-        struct itl_error e;
-        if (sign_output_path(bt->o->out_dir, file, r.out_name, out, sizeof out, err, sizeof err) !=
-            0) {
-            batch_fail(bt, file, EXIT_OUTPUT, err);
-        } else if (file_stage_add(bt->stage, out, r.out, r.out_len, (mode_t)cli_output_mode(mode),
-                                  (void *)file, &e) != 0) {
-            batch_fail(bt, file, EXIT_OUTPUT, e.msg);
-        } else if (r.warning[0] && !bt->quiet) {
-            pthread_mutex_lock(&bt->print_lock);
-            cli_warn("%s", r.warning);
-            pthread_mutex_unlock(&bt->print_lock);
-        }
-    }
-    sgn_result_free(&r);
-}
-
 /* After a commit: the file is durable under its name, or it failed (and says why). */
 static void staged_done(void *ctx, void *tag, const char *path, const struct itl_error *err)
 {
@@ -86,6 +48,121 @@ static void staged_done(void *ctx, void *tag, const char *path, const struct itl
         pthread_mutex_lock(&bt->print_lock);
         printf("signed: %s\n", path);
         pthread_mutex_unlock(&bt->print_lock);
+    }
+}
+
+/* Staged outputs hold a descriptor each: commit before they run out. */
+static void commit_if_full(struct batch *bt)
+{
+    if (file_stage_pending(bt->stage) >= bt->stage_cap)
+        file_stage_commit(bt->stage, staged_done, bt);
+}
+
+/* The request for one file; -1 when it cannot be read (reported). *data is the caller's. */
+static int read_request(struct batch *bt, const char *file, struct sgn_request *req, uint8_t **data,
+                        unsigned *mode)
+{
+    size_t len;
+    char err[600];
+
+    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, data, &len, mode, err, sizeof err) != 0) {
+        batch_fail(bt, file, EXIT_INPUT, err);
+        return -1;
+    }
+    sign_fill_request(req, POL_OP_SIGN, bt->o);
+    req->filename = sign_base_name(file);
+    req->data = *data;
+    req->len = len;
+    return 0;
+}
+
+/* A reply: its output is staged (durable and named at the next commit), or the file failed. */
+static void finish_one(struct batch *bt, const char *file, unsigned mode, struct sgn_result *r)
+{
+    char err[600], out[PATH_MAX];
+    struct itl_error e;
+
+    if (r->status != SGN_OK) {
+        batch_fail(bt, file, backend_exit_code(r->status), r->message);
+    } else if (sign_output_path(bt->o->out_dir, file, r->out_name, out, sizeof out, err,
+                                sizeof err) != 0) {
+        batch_fail(bt, file, EXIT_OUTPUT, err);
+    } else if (file_stage_add(bt->stage, out, r->out, r->out_len, (mode_t)cli_output_mode(mode),
+                              (void *)file, &e) != 0) {
+        batch_fail(bt, file, EXIT_OUTPUT, e.msg);
+    } else if (r->warning[0] && !bt->quiet) {
+        pthread_mutex_lock(&bt->print_lock);
+        cli_warn("%s", r->warning);
+        pthread_mutex_unlock(&bt->print_lock);
+    }
+    sgn_result_free(r);
+}
+
+static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
+{
+    struct sgn_request req;
+    struct sgn_result r = {0};
+    uint8_t *data;
+    unsigned mode;
+
+    if (read_request(bt, file, &req, &data, &mode) != 0)
+        return;
+    backend_call(c, &req, &r, NULL);
+    free(data);
+    finish_one(bt, file, mode, &r);
+}
+
+/* Through the service, requests are pipelined (docs/protocol.md): up to PIPE_MAX of them, or
+ * PIPE_BYTES of input, are sent before their replies are read, so the service makes their audit
+ * records durable with one flush. PIPE_BYTES keeps the replies in flight within what a unix
+ * socket holds (~200 KB): the service never blocks sending while this thread still sends. */
+#define PIPE_MAX 32
+#define PIPE_BYTES (128u << 10)
+#define PIPE_REPLY_EXTRA 2048 /* what a reply adds to its input: header, signature, names */
+
+/* One burst: files taken, read and sent; 0 when none was left to take. */
+static size_t send_burst(struct batch *bt, struct backend_conn *c, const char **files,
+                         unsigned *modes, int *more)
+{
+    size_t n = 0, bytes = 0, i;
+    char err[600];
+
+    *more = 1;
+    while (n < PIPE_MAX && bytes < PIPE_BYTES) {
+        struct sgn_request req;
+        uint8_t *data;
+        if ((i = atomic_fetch_add(&bt->next, 1)) >= bt->n) {
+            *more = 0;
+            break;
+        }
+        if (read_request(bt, bt->files[i], &req, &data, &modes[n]) != 0)
+            continue;
+        int rc = backend_send(c, &req, err, sizeof err);
+        bytes += req.len + PIPE_REPLY_EXTRA;
+        free(data);
+        if (rc != 0) {
+            batch_fail(bt, bt->files[i], backend_exit_code(SGN_E_PROTOCOL), err);
+            continue;
+        }
+        files[n++] = bt->files[i];
+    }
+    return n;
+}
+
+static void sign_pipelined(struct batch *bt, struct backend_conn *c)
+{
+    const char *files[PIPE_MAX];
+    unsigned modes[PIPE_MAX];
+    int more = 1;
+
+    while (more) {
+        size_t n = send_burst(bt, c, files, modes, &more);
+        for (size_t k = 0; k < n; k++) {
+            struct sgn_result r;
+            backend_recv(c, &r);
+            finish_one(bt, files[k], modes[k], &r);
+        }
+        commit_if_full(bt);
     }
 }
 
@@ -104,10 +181,14 @@ static void *batch_worker(void *arg)
         pthread_mutex_unlock(&bt->print_lock);
         return (void *)1;
     }
+    if (!bt->b->direct) {
+        sign_pipelined(bt, &c);
+        backend_disconnect(&c);
+        return NULL;
+    }
     while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
         sign_one(bt, &c, bt->files[i]);
-        if (file_stage_pending(bt->stage) >= bt->stage_cap)
-            file_stage_commit(bt->stage, staged_done, bt);
+        commit_if_full(bt);
     }
     backend_disconnect(&c);
     return NULL;
