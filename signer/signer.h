@@ -172,7 +172,7 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
                     char **status_json, char *err, size_t err_size);
 /* Pipelining (docs/protocol.md): send requests without waiting, then take their replies in
  * the order sent. The caller keeps the replies it has not read within what the socket holds
- * (about 200 KB; itl-sign sign: 128 KiB of requests in flight), so that the service is never
+ * (about 200 KB) or reads them in another thread (itl-sign sign), so that the service is never
  * stuck sending while the client is stuck sending too. Same errors as sgn_client_call. */
 int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err,
                     size_t err_size);

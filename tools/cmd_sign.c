@@ -112,58 +112,107 @@ static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
     finish_one(bt, file, mode, &r);
 }
 
-/* Through the service, requests are pipelined (docs/protocol.md): up to PIPE_MAX of them, or
- * PIPE_BYTES of input, are sent before their replies are read, so the service makes their audit
- * records durable with one flush. PIPE_BYTES keeps the replies in flight within what a unix
- * socket holds (~200 KB): the service never blocks sending while this thread still sends. */
-#define PIPE_MAX 32
-#define PIPE_BYTES (128u << 10)
-#define PIPE_REPLY_EXTRA 2048 /* what a reply adds to its input: header, signature, names */
+/* Through the service, requests are pipelined (docs/protocol.md): up to PIPE_WINDOW of them are
+ * sent before their replies are taken, so the service makes their audit records durable with
+ * one flush. A second thread takes the replies as they come: the service, blocked sending them,
+ * never waits for this thread while it is blocked sending requests. PIPE_WINDOW is the
+ * service's SRV_MAX_HELD: a whole window shares one flush. */
+#define PIPE_WINDOW 64
 
-/* One burst: files taken, read and sent; 0 when none was left to take. */
-static size_t send_burst(struct batch *bt, struct backend_conn *c, const char **files,
-                         unsigned *modes, int *more)
+struct pipe {
+    struct batch *bt;
+    struct backend_conn *c;
+    pthread_mutex_t lock;
+    pthread_cond_t moved;
+    const char *files[PIPE_WINDOW];
+    unsigned modes[PIPE_WINDOW];
+    size_t sent, taken; /* under lock; sent - taken <= PIPE_WINDOW */
+    int done;           /* no more requests will be sent */
+};
+
+static void *take_replies(void *arg)
 {
-    size_t n = 0, bytes = 0, i;
-    char err[600];
+    struct pipe *p = arg;
 
-    *more = 1;
-    while (n < PIPE_MAX && bytes < PIPE_BYTES) {
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->taken == p->sent && !p->done)
+            pthread_cond_wait(&p->moved, &p->lock);
+        if (p->taken == p->sent) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        const char *file = p->files[p->taken % PIPE_WINDOW];
+        unsigned mode = p->modes[p->taken % PIPE_WINDOW];
+        pthread_mutex_unlock(&p->lock);
+
+        struct sgn_result r;
+        backend_recv(p->c, &r);
+        finish_one(p->bt, file, mode, &r);
+        commit_if_full(p->bt);
+        pthread_mutex_lock(&p->lock);
+        p->taken++;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void send_requests(struct pipe *p)
+{
+    struct batch *bt = p->bt;
+    char err[600];
+    size_t i;
+
+    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
         struct sgn_request req;
         uint8_t *data;
-        if ((i = atomic_fetch_add(&bt->next, 1)) >= bt->n) {
-            *more = 0;
-            break;
-        }
-        if (read_request(bt, bt->files[i], &req, &data, &modes[n]) != 0)
+        unsigned mode;
+
+        if (read_request(bt, bt->files[i], &req, &data, &mode) != 0)
             continue;
-        int rc = backend_send(c, &req, err, sizeof err);
-        bytes += req.len + PIPE_REPLY_EXTRA;
+        pthread_mutex_lock(&p->lock);
+        while (p->sent - p->taken == PIPE_WINDOW)
+            pthread_cond_wait(&p->moved, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        int rc = backend_send(p->c, &req, err, sizeof err);
         free(data);
         if (rc != 0) {
             batch_fail(bt, bt->files[i], backend_exit_code(SGN_E_PROTOCOL), err);
             continue;
         }
-        files[n++] = bt->files[i];
+        pthread_mutex_lock(&p->lock);
+        p->files[p->sent % PIPE_WINDOW] = bt->files[i];
+        p->modes[p->sent % PIPE_WINDOW] = mode;
+        p->sent++;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->lock);
     }
-    return n;
 }
 
 static void sign_pipelined(struct batch *bt, struct backend_conn *c)
 {
-    const char *files[PIPE_MAX];
-    unsigned modes[PIPE_MAX];
-    int more = 1;
+    struct pipe p = {.bt = bt, .c = c};
+    pthread_t reader;
 
-    while (more) {
-        size_t n = send_burst(bt, c, files, modes, &more);
-        for (size_t k = 0; k < n; k++) {
-            struct sgn_result r;
-            backend_recv(c, &r);
-            finish_one(bt, files[k], modes[k], &r);
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.moved, NULL);
+    if (pthread_create(&reader, NULL, take_replies, &p) != 0) {
+        /* No second thread: one request at a time, as without pipelining. */
+        size_t i;
+        while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
+            sign_one(bt, c, bt->files[i]);
+            commit_if_full(bt);
         }
-        commit_if_full(bt);
+    } else {
+        send_requests(&p);
+        pthread_mutex_lock(&p.lock);
+        p.done = 1;
+        pthread_cond_broadcast(&p.moved);
+        pthread_mutex_unlock(&p.lock);
+        pthread_join(reader, NULL);
     }
+    pthread_cond_destroy(&p.moved);
+    pthread_mutex_destroy(&p.lock);
 }
 
 static void *batch_worker(void *arg)
