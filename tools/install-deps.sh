@@ -2,7 +2,8 @@
 # Install what itl-sign needs on Debian 12, or print the exact command when not root.
 set -eu
 PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev check
-softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format"
+softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
+strace"
 
 missing=""
 for p in $PKGS; do
