@@ -85,7 +85,8 @@ static int release_held(struct conn *c)
     durable = sgn_audit_sync(c->srv->p->engine, c->held_seq, msg, sizeof msg) == 0;
     for (size_t i = 0; i < c->n_held; i++) {
         if (rc == 0 && !durable) {
-            count_reply(c->srv, SGN_E_AUDIT);
+            if (c->held_ok[i]) /* counted already, as served */
+                atomic_fetch_add(&c->srv->requests_failed, 1);
             rc = srv_send_status(c->fd, SGN_E_AUDIT, msg, io_deadline(c->srv));
         } else if (rc == 0) {
             rc = sgn_send_until(c->fd, c->held[i], c->held_len[i], io_deadline(c->srv));
@@ -305,10 +306,12 @@ static int answer(struct conn *c, const struct sgn_request *req)
             snprintf(r.message, sizeof r.message, "out of memory while building the status");
         }
     }
+    int ok = r.status == SGN_OK;
     rc = sgn_wire_encode_reply(&r, status_json, &frame, &len);
     free(status_json);
     sgn_result_free(&r);
     if (rc == 0 && hold) {
+        c->held_ok[c->n_held] = ok;
         c->held[c->n_held] = frame;
         c->held_len[c->n_held++] = len;
         c->held_bytes += len;

@@ -45,6 +45,7 @@ struct conn {
      * for the group; conn.c, "Pipelining"). */
     uint8_t *held[SRV_MAX_HELD];
     size_t held_len[SRV_MAX_HELD], n_held, held_bytes;
+    int held_ok[SRV_MAX_HELD];   /* counted as served: a failed flush makes it a failure */
     unsigned long long held_seq; /* the last audit record among them */
     struct conn *next;
 };
