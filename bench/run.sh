@@ -378,9 +378,11 @@ measure_flushes() {
     t1=$(date +%s.%N)
     n=$(find "$W/out/flushes" -name '*.sgn' | wc -l)
     [ "$n" -eq "$N_FILES" ] || die "batch under strace: $n of $N_FILES .sgn files written"
-    # SERVICE_PID is strace's; the service is its child.
-    child=$(cat "/proc/$SERVICE_PID/task/$SERVICE_PID/children" 2>/dev/null || true)
-    [ -n "$child" ] && kill $child
+    # SERVICE_PID is strace's; the service is its child (stopped by its pid, never waited for
+    # blindly).
+    child=$(ps -o pid= --ppid "$SERVICE_PID" | tr -d ' ' | head -n 1)
+    [ -n "$child" ] || die "itl-signd under strace (pid $SERVICE_PID) not found"
+    kill "$child"
     wait "$SERVICE_PID" 2>/dev/null || true
     SERVICE_PID=""
     svc=$(count_flushes "$W/service.trace" "$t0" "$t1")
