@@ -367,12 +367,14 @@ count_flushes() { # TRACE [FROM TO]: calls started (not "resumed" lines) within 
 measure_flushes() {
     local t0 t1 svc cli total n child met
     say "bench: device flushes of one batch of $N_FILES files (strace, untimed)"
-    SERVICE_PREFIX="strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o $W/service.trace"
+    # LeakSanitizer cannot run under ptrace: an ASan build is traced without it.
+    local asan="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    SERVICE_PREFIX="env $asan strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o $W/service.trace"
     start_service "$W/audit-flushes.log"
     SERVICE_PREFIX=""
     rm -rf "$W/out/flushes" && mkdir -p "$W/out/flushes"
     t0=$(date +%s.%N)
-    strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o "$W/client.trace" \
+    env "$asan" strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o "$W/client.trace" \
         "$ITL_SIGN" --socket "$SOCK" --quiet sign "${CONFIGS[@]}" --out-dir "$W/out/flushes" ||
         die "batch under strace failed"
     t1=$(date +%s.%N)
