@@ -4,7 +4,7 @@
 # throwaway SoftHSM2 token. See bench/README.md.
 #
 #   BUILD=build-bench bench/run.sh [--bits 2048|3072|4096] [--quick] [--mem-requests N]
-#                                  [--out FILE] [--keep]
+#                                  [--files N] [--out FILE] [--keep]
 #   make bench BENCH_ARGS="--bits 4096"
 #
 # Prints a table (median, min, max over the rounds; ratio to the reference; target) and writes
@@ -17,7 +17,7 @@ BUILD=${BUILD:-build-bench}
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
 
 # ---- Options ----
-BITS=2048 QUICK=0 KEEP=0 OUT=$SRC/bench/results.json MEM_OVERRIDE=""
+BITS=2048 QUICK=0 KEEP=0 OUT=$SRC/bench/results.json MEM_OVERRIDE="" FILES_OVERRIDE=""
 # `make bench BENCH_ARGS=...` arrives through the environment (make exports command-line
 # variables to recipes); explicit arguments come after it and win.
 # shellcheck disable=SC2086
@@ -29,8 +29,9 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?--out needs a file}; shift ;;
     --keep) KEEP=1 ;;
     --mem-requests) MEM_OVERRIDE=${2:?--mem-requests needs a number}; shift ;;
+    --files) FILES_OVERRIDE=${2:?--files needs a number}; shift ;;
     -h | --help) sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench: unknown option '$1' (--bits N, --quick, --mem-requests N, --out FILE, --keep)" >&2; exit 2 ;;
+    *) echo "bench: unknown option '$1' (--bits N, --quick, --mem-requests N, --files N, --out FILE, --keep)" >&2; exit 2 ;;
     esac
     shift
 done
@@ -48,6 +49,10 @@ fi
 if [ -n "$MEM_OVERRIDE" ]; then
     case $MEM_OVERRIDE in *[!0-9]* | "" | 0 | 1) echo "bench: --mem-requests must be a number >= 2" >&2; exit 2 ;; esac
     MEM_REQUESTS=$MEM_OVERRIDE
+fi
+if [ -n "$FILES_OVERRIDE" ]; then
+    case $FILES_OVERRIDE in *[!0-9]* | "" | 0) echo "bench: --files must be a number >= 1" >&2; exit 2 ;; esac
+    N_FILES=$FILES_OVERRIDE
 fi
 
 for b in bench/ceiling bench/oneshot bench/client bench/spawn; do
@@ -236,7 +241,7 @@ state-dir: $W/state
 audit-log: $1
 EOF
     say "bench: itl-signd on $SOCK, audit log $1"
-    "$BUILD/itl-signd" --config "$CFG" --foreground >>"$W/itl-signd.log" 2>&1 &
+    ${SERVICE_PREFIX:+$SERVICE_PREFIX} "$BUILD/itl-signd" --config "$CFG" --foreground >>"$W/itl-signd.log" 2>&1 &
     SERVICE_PID=$!
     for _ in $(seq 1 100); do
         [ -S "$SOCK" ] && "$ITL_SIGN" --socket "$SOCK" status >/dev/null 2>&1 && return 0
@@ -343,6 +348,63 @@ measure_batch() {
     batch_1000=$(awk -v t="$(median batch)" -v n="$N_FILES" 'BEGIN { printf "%.4f\n", t * 1000 / n }')
     ratio batch "$batch_1000" "1.0 s per 1,000 files" "<= 1.0" "$(le "$batch_1000" 1.0)"
     note "batch: the 2-thread ceiling alone needs $(awk -v r="$CEIL2" 'BEGIN { printf "%.3f", 1000 / r }') s for 1,000 signatures on this machine"
+    # The issue's form of the same target: the batch against the token alone, same run.
+    figure batch_vs_token s "batch: the same, per 1,000 files" "$batch_1000"
+    r=$(div "$batch_1000" "$(awk -v r="$CEIL2" 'BEGIN { printf "%.4f", 1000 / r }')")
+    ratio batch_vs_token "$r" "2-thread ceiling for 1,000 signatures (same run)" "<= 1.15" "$(le "$r" 1.15)"
+}
+
+# Device flushes of one batch, counted by strace (fsync, fdatasync, syncfs) in the service and
+# in the client: they must not grow with the number of files. An extra, untimed round (tracing
+# slows both sides): a second service is started under strace, since attaching to a running
+# one needs ptrace rights a CI container may not give.
+FLUSH_CALLS=fsync,fdatasync,syncfs
+count_flushes() { # TRACE [FROM TO]: calls started (not "resumed" lines) within [FROM, TO]
+    awk -v from="${2:-0}" -v to="${3:-9e18}" '
+        $0 ~ /(fsync|fdatasync|syncfs)\(/ && $2 + 0 >= from + 0 && $2 + 0 <= to + 0 { n++ }
+        END { print n + 0 }' "$1"
+}
+measure_flushes() {
+    local t0 t1 svc cli total n child met
+    say "bench: device flushes of one batch of $N_FILES files (strace, untimed)"
+    # LeakSanitizer cannot run under ptrace: an ASan build is traced without it.
+    local asan="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    SERVICE_PREFIX="env $asan strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o $W/service.trace"
+    start_service "$W/audit-flushes.log"
+    SERVICE_PREFIX=""
+    rm -rf "$W/out/flushes" && mkdir -p "$W/out/flushes"
+    t0=$(date +%s.%N)
+    env "$asan" strace -f --seccomp-bpf -ttt -e trace=$FLUSH_CALLS -o "$W/client.trace" \
+        "$ITL_SIGN" --socket "$SOCK" --quiet sign "${CONFIGS[@]}" --out-dir "$W/out/flushes" ||
+        die "batch under strace failed"
+    t1=$(date +%s.%N)
+    n=$(find "$W/out/flushes" -name '*.sgn' | wc -l)
+    [ "$n" -eq "$N_FILES" ] || die "batch under strace: $n of $N_FILES .sgn files written"
+    # SERVICE_PID is strace's; the service is its child (stopped by its pid, never waited for
+    # blindly).
+    child=$(ps -o pid= --ppid "$SERVICE_PID" | tr -d ' ' | head -n 1)
+    [ -n "$child" ] || die "itl-signd under strace (pid $SERVICE_PID) not found"
+    kill "$child"
+    # Under ASan a SIGTERM was seen not to reach the traced service: after 30 s it is killed
+    # (the count is taken from the batch's time window, not from its exit).
+    for _ in $(seq 1 300); do
+        kill -0 "$child" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$child" 2>/dev/null && kill -KILL "$child"
+    wait "$SERVICE_PID" 2>/dev/null || true
+    SERVICE_PID=""
+    svc=$(count_flushes "$W/service.trace" "$t0" "$t1")
+    cli=$(count_flushes "$W/client.trace")
+    total=$((svc + cli))
+    figure flushes count "device flushes per batch of $N_FILES (service + client)" "$total"
+    # The target is for a batch of 1,000; a smaller one (--quick) is only shown.
+    met=null
+    [ "$N_FILES" -ge 1000 ] && met=$(le "$total" 20)
+    ratio flushes "$total" "fsync+fdatasync+syncfs calls (strace)" "<= 20 per 1,000 files" "$met"
+    figure flushes_service count "diagnostic: of them in the service (audit log)" "$svc"
+    figure flushes_client count "diagnostic: of them in the client (outputs)" "$cli"
+    note "flushes: $svc in the service + $cli in the client for one batch of $N_FILES files (they do not grow with the files: issue 18's target is <= 20 for 1,000)"
 }
 
 # The reference for a reset through the service: a process that reads and writes the file
@@ -421,6 +483,7 @@ if [ "$HAVE_SERVICE" = 1 ]; then
     [ "$HAVE_ITL" = 1 ] && measure_reset_service
     measure_memory
     stop_service
+    measure_flushes
     [ ! -w /dev/shm ] || measure_tmpfs_audit
 fi
 

@@ -204,6 +204,34 @@ int file_replace_no_dir_sync(const char *path, const void *data, size_t n, mode_
 /* fsync the directory holding path; on failure errno is kept for the caller to look at. */
 int file_sync_dir_of(const char *path, struct itl_error *err);
 
+/* A staged batch write (file_stage.c): many outputs made durable with a constant number of
+ * flushes instead of one per file. file_stage_add writes each file's bytes to an unnamed file
+ * in its directory (O_TMPFILE; a hidden temporary where there is none) without syncing it;
+ * file_stage_commit makes every staged file durable with one syncfs(2) per file system, then
+ * gives each its name (replacing an old file atomically), then fsyncs each directory once.
+ * A crash or kill at any point leaves each output old or new, never partial. Adds from
+ * several threads are safe, and may go on while another thread commits (they join the next
+ * commit). Each staged file holds a descriptor until its commit: commit when
+ * file_stage_pending reaches what the descriptor limit allows. */
+struct file_stage;
+struct file_stage *file_stage_new(void);
+/* Stage `path` (its directory must exist) with exactly these bytes; `tag` comes back in the
+ * commit's callback. Nothing has the name yet. */
+int file_stage_add(struct file_stage *s, const char *path, const void *data, size_t n, mode_t mode,
+                   void *tag, struct itl_error *err);
+size_t file_stage_pending(struct file_stage *s);
+/* Called once per staged file after the commit, with err NULL when the file is durable under
+ * its name, else why not (the old file, if any, is still there unless err says the directory
+ * could not be synced). */
+typedef void (*file_stage_done_fn)(void *ctx, void *tag, const char *path,
+                                   const struct itl_error *err);
+/* Commit what is staged; returns how many files failed (0: all durable). */
+size_t file_stage_commit(struct file_stage *s, file_stage_done_fn done, void *ctx);
+/* How many device flushes (syncfs, fsync) the commits issued: for tests and the bench. */
+unsigned long file_stage_flushes(struct file_stage *s);
+/* Discards what is still staged (nothing gets a name) and frees s. */
+void file_stage_free(struct file_stage *s);
+
 /* ---- Users and groups ---- */
 
 /* A user by name, or by number when `name` is all digits (the name is tried first); the user

@@ -5,6 +5,7 @@
  * reader sees the old file or the new one, never a part; a crash leaves the old one).
  */
 #include "common/common.h"
+#include "common/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK 65536
-#define NAME_MAX_BYTES 200
+#define NAME_MAX_BYTES FILE_NAME_MAX_BYTES
 
 /* ---- reading ---- */
 
@@ -172,7 +173,7 @@ static int temp_name(const char *name, char *out, size_t size)
 
 /* A file with no name in the directory (O_TMPFILE): killed or stopped by RLIMIT_FSIZE while
  * writing, it vanishes with the process. -1 when the filesystem or kernel has none. */
-static int open_unnamed(int dirfd, mode_t mode)
+int file_open_unnamed(int dirfd, mode_t mode)
 {
 #ifdef O_TMPFILE
     return openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
@@ -199,7 +200,7 @@ static int link_unnamed(int fd, int dirfd, const char *name)
 }
 
 /* A named temporary created exclusively: the fallback where O_TMPFILE is not available. */
-static int open_named(int dirfd, const char *name, mode_t mode, char *tmp, size_t tmp_size)
+int file_open_named_temp(int dirfd, const char *name, mode_t mode, char *tmp, size_t tmp_size)
 {
     for (int tries = 0; tries < 100; tries++) {
         if (temp_name(name, tmp, tmp_size) != 0)
@@ -214,7 +215,7 @@ static int open_named(int dirfd, const char *name, mode_t mode, char *tmp, size_
 
 /* The complete, synced file `fd` gets the name `name`: linked straight to it when it is free;
  * else linked to a hidden temporary renamed over it (a link cannot replace a file). */
-static int publish_unnamed(int fd, int dirfd, const char *name, char *tmp, size_t tmp_size)
+int file_publish_unnamed(int fd, int dirfd, const char *name, char *tmp, size_t tmp_size)
 {
     if (link_unnamed(fd, dirfd, name) == 0)
         return 0;
@@ -263,21 +264,21 @@ static int fill(int fd, const struct file_target *t, const void *data, size_t n)
 
 int file_replace_in(const struct file_target *t, const void *data, size_t n, struct itl_error *err)
 {
-    char tmp[NAME_MAX_BYTES + 32] = "";
+    char tmp[FILE_TMP_NAME_SIZE] = "";
     int unnamed = 1;
 
     if (!t->name[0] || strchr(t->name, '/') || strlen(t->name) > NAME_MAX_BYTES)
         return err_set(err, ITL_E_USAGE, "%s%s%s: not a file name of at most %d bytes",
                        t->dir ? t->dir : "", t->dir ? "/" : "", t->name, NAME_MAX_BYTES);
-    int fd = open_unnamed(t->dirfd, t->mode);
+    int fd = file_open_unnamed(t->dirfd, t->mode);
     if (fd < 0) {
         unnamed = 0;
-        fd = open_named(t->dirfd, t->name, t->mode, tmp, sizeof tmp);
+        fd = file_open_named_temp(t->dirfd, t->name, t->mode, tmp, sizeof tmp);
     }
     if (fd < 0)
         return replace_failed(t, errno, "cannot create a file for", err);
     if (fill(fd, t, data, n) != 0 ||
-        (unnamed ? publish_unnamed(fd, t->dirfd, t->name, tmp, sizeof tmp)
+        (unnamed ? file_publish_unnamed(fd, t->dirfd, t->name, tmp, sizeof tmp)
                  : renameat(t->dirfd, tmp, t->dirfd, t->name)) != 0) {
         int saved = errno;
         close(fd);
@@ -300,7 +301,7 @@ int file_replace_at(int dirfd, const char *name, const void *data, size_t n, mod
 }
 
 /* "a/b/c" into "a/b" and "c"; -1 for a path that names a directory ("", "x/"). */
-static int split_path(const char *path, char *dir, size_t dir_size, char *name, size_t name_size)
+int file_split_path(const char *path, char *dir, size_t dir_size, char *name, size_t name_size)
 {
     size_t n = strlen(path);
 
@@ -321,7 +322,7 @@ static int replace_path(const char *path, const void *data, size_t n, mode_t mod
 {
     char dir[PATH_MAX], name[PATH_MAX];
 
-    if (split_path(path, dir, sizeof dir, name, sizeof name) != 0)
+    if (file_split_path(path, dir, sizeof dir, name, sizeof name) != 0)
         return err_set(err, ITL_E_USAGE, "output %s names a directory, not a file", path);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)

@@ -9,10 +9,9 @@
  * link, and its owner and mode are set through the descriptor: root may open it (itl-signd
  * before it drops to run-as) in a directory the service user owns.
  *
- * Group commit: a flush takes ~3 ms on a virtual disk, ten times a signature. Writers that
- * arrive while one thread is in fdatasync() wait for the next one, which covers all of them, so
- * parallel requests share a flush instead of queueing for one each.
+ * Group commit: audit_commit.c.
  */
+#include "policy/audit_internal.h"
 #include "policy/internal.h"
 
 #include <errno.h>
@@ -23,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Repeated denials and malformed requests from one uid: the first DENIAL_BURST of an interval
@@ -32,40 +32,6 @@
  * accounted for. */
 #define DENIAL_BURST 60
 #define DENIAL_INTERVAL_S 60
-#define DENIAL_UIDS 64 /* uids tracked per interval; more are recorded one by one */
-
-struct denial_count {
-    uid_t uid;
-    gid_t gid;
-    pid_t pid;               /* of the last one */
-    unsigned seen;           /* this interval */
-    unsigned long long held; /* not recorded one by one: the summary's count */
-    time_t first_held, last;
-};
-
-struct pol_audit {
-    char path[4096];
-    /* Who the log must belong to besides root; root gives it to them (the run-as user). */
-    uid_t owner;
-    gid_t group;
-    int fd;
-    /* Writers hold `fd_lock` shared while they use fd (write, fsync) so that a reopen, which
-     * holds it exclusively, never closes a descriptor under them; `write_lock` orders the
-     * write() calls themselves. */
-    pthread_rwlock_t fd_lock;
-    pthread_mutex_t write_lock;
-    /* Under write_lock: lines written, lines known durable, a flush in progress, and the
-     * last failed flush (every line up to failed_upto shares its error). */
-    pthread_cond_t flushed;
-    unsigned long long written, durable, failed_upto;
-    int flushing, flush_errno;
-    /* Denial aggregation, under denial_lock. window == 0: no interval open. */
-    pthread_mutex_t denial_lock;
-    unsigned burst, interval;
-    time_t window;
-    struct denial_count denials[DENIAL_UIDS];
-    size_t n_denials;
-};
 
 static void path_split(const char *path, char *dir, size_t size, const char **base)
 {
@@ -172,6 +138,7 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     a->group = group;
     a->burst = DENIAL_BURST;
     a->interval = DENIAL_INTERVAL_S;
+    a->group_wait_ms = AUDIT_GROUP_WAIT_MS;
     if ((a->fd = open_log(a, err)) < 0) {
         free(a);
         return -1;
@@ -179,6 +146,11 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     pthread_rwlock_init(&a->fd_lock, NULL);
     pthread_mutex_init(&a->write_lock, NULL);
     pthread_cond_init(&a->flushed, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->arrived, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&a->denial_lock, NULL);
     *out = a;
     return 0;
@@ -214,6 +186,19 @@ int pol_audit_reopen(struct pol_audit *a, struct itl_error *err)
     /* The counted denials belong with the records before them, in the rotated file. */
     flush_held(a, &held_err);
     pthread_rwlock_wrlock(&a->fd_lock);
+    /* Records written but not yet waited for (deferred) are on the old descriptor: flushed
+     * here, since a flush of the new one would not cover them. */
+    pthread_mutex_lock(&a->write_lock);
+    if (a->durable < a->written) {
+        a->flushes++;
+        if (fdatasync(a->fd) == 0) {
+            a->durable = a->written;
+        } else {
+            a->failed_upto = a->written;
+            a->flush_errno = errno;
+        }
+    }
+    pthread_mutex_unlock(&a->write_lock);
     close(a->fd);
     a->fd = fd;
     pthread_rwlock_unlock(&a->fd_lock);
@@ -231,6 +216,7 @@ void pol_audit_close(struct pol_audit *a)
     pthread_rwlock_destroy(&a->fd_lock);
     pthread_mutex_destroy(&a->write_lock);
     pthread_cond_destroy(&a->flushed);
+    pthread_cond_destroy(&a->arrived);
     pthread_mutex_destroy(&a->denial_lock);
     free(a);
 }
@@ -346,34 +332,8 @@ out:
 
 /* ---- Writing ---- */
 
-/* Wait until line `seq` is durable, flushing when nobody else is. Called with write_lock held.
- * Returns 0, or the errno of the flush that covered it. */
-static int wait_durable(struct pol_audit *a, unsigned long long seq)
-{
-    while (a->durable < seq) {
-        if (a->failed_upto >= seq)
-            return a->flush_errno;
-        if (a->flushing) {
-            pthread_cond_wait(&a->flushed, &a->write_lock);
-            continue;
-        }
-        unsigned long long target = a->written;
-        a->flushing = 1;
-        pthread_mutex_unlock(&a->write_lock);
-        int rc = fdatasync(a->fd) == 0 ? 0 : errno;
-        pthread_mutex_lock(&a->write_lock);
-        a->flushing = 0;
-        if (rc == 0) {
-            if (target > a->durable)
-                a->durable = target;
-        } else {
-            a->failed_upto = target;
-            a->flush_errno = rc;
-        }
-        pthread_cond_broadcast(&a->flushed);
-    }
-    return 0;
-}
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err);
 
 /* Does the log end in the middle of a line? A record torn by a crash (SIGKILL between a short
  * write and its cut), by a cut that failed, or by another writer must not swallow ours. */
@@ -439,25 +399,46 @@ out:
     return rc;
 }
 
-/* Writes b and waits until it is durable. */
-static int write_durable(struct pol_audit *a, const struct buf *b, struct itl_error *err)
+/* A record written but not waited for: its sequence number (0 when it was only counted). */
+int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
+                             unsigned long long *seq, struct itl_error *err)
+{
+    *seq = 0;
+    return audit_write(a, r, 2, seq, err);
+}
+
+/* Writes b and waits until it is durable; with `seq` (deferred), only writes it and returns
+ * its sequence number for pol_audit_sync. */
+static int write_durable(struct pol_audit *a, const struct buf *b, int expected,
+                         unsigned long long *seq_out, struct itl_error *err)
 {
     int rc = 0, saved;
 
-    if (b->failed)
-        return err_set(err, ITL_E_IO, "%s: out of memory for an audit record", a->path);
     pthread_rwlock_rdlock(&a->fd_lock);
     pthread_mutex_lock(&a->write_lock);
-    if (write_whole(a, b) != 0)
-        rc = err_set(err, ITL_E_IO, "%s: audit record not written: %s", a->path, strerror(errno));
-    else if ((saved = wait_durable(a, ++a->written)) != 0)
-        rc = err_set(err, ITL_E_IO, "%s: audit record not durable: %s", a->path, strerror(saved));
+    if (b->failed) {
+        audit_arrived(a, expected);
+        rc = err_set(err, ITL_E_IO, "%s: out of memory for an audit record", a->path);
+    } else if (write_whole(a, b) != 0) {
+        saved = errno;
+        audit_arrived(a, expected);
+        rc = err_set(err, ITL_E_IO, "%s: audit record not written: %s", a->path, strerror(saved));
+    } else {
+        unsigned long long seq = ++a->written;
+        audit_arrived(a, expected);
+        if (seq_out)
+            *seq_out = seq;
+        else if ((saved = audit_wait_durable(a, seq)) != 0)
+            rc = err_set(err, ITL_E_IO, "%s: audit record not durable: %s", a->path,
+                         strerror(saved));
+    }
     pthread_mutex_unlock(&a->write_lock);
     pthread_rwlock_unlock(&a->fd_lock);
     return rc;
 }
 
-int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err)
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err)
 {
     struct buf line = {0};
     int rc = 0;
@@ -466,10 +447,26 @@ int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struc
         format_fields(&line, r);
         buf_put(&line, "}\n", 2);
     }
-    if (line.len || line.failed)
-        rc = write_durable(a, &line, err);
+    if (line.len || line.failed) {
+        rc = write_durable(a, &line, expected, seq, err);
+    } else if (expected) {
+        pthread_mutex_lock(&a->write_lock);
+        audit_arrived(a, expected);
+        pthread_mutex_unlock(&a->write_lock);
+    }
     buf_free(&line);
     return rc;
+}
+
+int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err)
+{
+    return audit_write(a, r, 0, NULL, err);
+}
+
+int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record *r,
+                             struct itl_error *err)
+{
+    return audit_write(a, r, 1, NULL, err);
 }
 
 /* The summaries of an interval still open (close, reopen). */
@@ -482,7 +479,7 @@ static int flush_held(struct pol_audit *a, struct itl_error *err)
     take_summaries(a, &b);
     pthread_mutex_unlock(&a->denial_lock);
     if (b.len || b.failed)
-        rc = write_durable(a, &b, err);
+        rc = write_durable(a, &b, 0, NULL, err);
     buf_free(&b);
     return rc;
 }

@@ -293,6 +293,24 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
 void pol_audit_set_denial_limit(struct pol_audit *a, unsigned burst, unsigned interval_s);
 /* One line, one write(), fsync. Thread-safe. Fails if the line could not be made durable. */
 int pol_audit_write(struct pol_audit *a, const struct pol_audit_record *r, struct itl_error *err);
+/* Group commit: a request that will write one record says so when it starts
+ * (pol_audit_expect) and writes it with pol_audit_write_expected; a flush then waits (briefly,
+ * bounded) for the records of the requests in flight, so they share one fdatasync. Every
+ * pol_audit_expect must be followed by exactly one pol_audit_write_expected. */
+void pol_audit_expect(struct pol_audit *a);
+int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record *r,
+                             struct itl_error *err);
+/* How long a flush waits for the next record of a request in flight (default 10 ms; ten
+ * times that in all; tests set it long). */
+void pol_audit_set_group_wait(struct pol_audit *a, unsigned ms);
+/* Pipelined requests: the record is written (expected, as above) but not waited for; *seq
+ * (0: nothing to wait for) goes to pol_audit_sync, which returns once it is durable. Nothing
+ * may be released before that. */
+int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
+                             unsigned long long *seq, struct itl_error *err);
+int pol_audit_sync(struct pol_audit *a, unsigned long long seq, struct itl_error *err);
+/* How many fdatasync calls the log made so far. */
+unsigned long long pol_audit_flushes(struct pol_audit *a);
 /* SIGHUP: reopen the path (after rotation). */
 int pol_audit_reopen(struct pol_audit *a, struct itl_error *err);
 void pol_audit_close(struct pol_audit *a);

@@ -139,17 +139,16 @@ static int read_reply(struct sgn_client *c, long long deadline, struct sgn_resul
     return rc;
 }
 
-int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
-                    char **status_json, char *err, size_t err_size)
+/* Encodes and sends one request frame by `deadline`. -1 with err; *send_errno is the errno of
+ * a failed send (0 when nothing was sent: encoding, size). */
+static int send_request(struct sgn_client *c, const struct sgn_request *req, long long deadline,
+                        int *send_errno, char *err, size_t err_size)
 {
-    long long deadline = sgn_now_ms() + c->timeout_ms;
     uint8_t *frame = NULL;
     size_t frame_len;
-    int rc, send_errno;
+    int rc;
 
-    memset(r, 0, sizeof *r);
-    if (status_json)
-        *status_json = NULL;
+    *send_errno = 0;
     if (sgn_wire_encode_request(req, &frame, &frame_len) != 0) {
         snprintf(err, err_size, "cannot encode the request (out of memory or too large)");
         return -1;
@@ -164,22 +163,51 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
         return -1;
     }
     rc = sgn_send_until(c->fd, frame, frame_len, deadline);
-    send_errno = errno;
+    *send_errno = rc != 0 ? errno : 0;
     free(frame);
-    if (rc != 0 && send_errno == ETIMEDOUT) {
+    if (rc != 0 && *send_errno == ETIMEDOUT)
         timeout_err(c, "take the request", err, err_size);
-        return -1;
-    }
-    if (rc != 0) {
+    else if (rc != 0)
+        snprintf(err, err_size, "the service closed the connection while we sent the request: %s",
+                 strerror(*send_errno));
+    return rc;
+}
+
+int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
+                    char **status_json, char *err, size_t err_size)
+{
+    long long deadline = sgn_now_ms() + c->timeout_ms;
+    int send_errno;
+
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    if (send_request(c, req, deadline, &send_errno, err, err_size) != 0) {
+        char reply_err[64];
         /* The service may have refused the request from its header ("too large") and closed:
          * that reply is already waiting, and says more than EPIPE. */
-        if (read_reply(c, deadline, r, status_json, err, err_size) == 0)
+        if (send_errno && send_errno != ETIMEDOUT &&
+            read_reply(c, deadline, r, status_json, reply_err, sizeof reply_err) == 0)
             return 0;
-        snprintf(err, err_size, "the service closed the connection while we sent the request: %s",
-                 strerror(send_errno));
         return -1;
     }
     return read_reply(c, deadline, r, status_json, err, err_size);
+}
+
+int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err, size_t err_size)
+{
+    int send_errno;
+
+    return send_request(c, req, sgn_now_ms() + c->timeout_ms, &send_errno, err, err_size);
+}
+
+int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,
+                    size_t err_size)
+{
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    return read_reply(c, sgn_now_ms() + c->timeout_ms, r, status_json, err, err_size);
 }
 
 void sgn_client_close(struct sgn_client *c)

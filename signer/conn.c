@@ -65,6 +65,54 @@ int srv_send_status(int fd, enum sgn_status st, const char *message, long long d
     return rc;
 }
 
+/* ---- Pipelining ----
+ * A client may send requests without waiting for each reply (docs/protocol.md). While the
+ * next request is already waiting on the socket, a reply is held, and its request's audit
+ * record is written but not flushed; the first request with nothing behind it waits for its
+ * own record to be durable, which covers every held one (the log is flushed in order), and
+ * then the held replies go out, in order, before its own. A group of requests costs one
+ * flush, and nothing is released before its record is durable. */
+
+/* Sends the held replies once their records are durable; when the flush failed, each is
+ * replaced by an `audit` status (nothing released). -1 when the peer cannot be sent to. */
+static int release_held(struct conn *c)
+{
+    char msg[600];
+    int rc = 0, durable;
+
+    if (!c->n_held)
+        return 0;
+    durable = sgn_audit_sync(c->srv->p->engine, c->held_seq, msg, sizeof msg) == 0;
+    for (size_t i = 0; i < c->n_held; i++) {
+        if (rc == 0 && !durable) {
+            if (c->held_ok[i]) /* counted already, as served */
+                atomic_fetch_add(&c->srv->requests_failed, 1);
+            rc = srv_send_status(c->fd, SGN_E_AUDIT, msg, io_deadline(c->srv));
+        } else if (rc == 0) {
+            rc = sgn_send_until(c->fd, c->held[i], c->held_len[i], io_deadline(c->srv));
+        }
+        free(c->held[i]);
+    }
+    c->n_held = c->held_bytes = 0;
+    c->held_seq = 0;
+    return rc;
+}
+
+/* 1 when bytes of a request are waiting (not just EOF). */
+static int request_pending(int fd)
+{
+    uint8_t b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Hold this request's reply? Only while another request is already waiting, and within the
+ * bounds: a status is never held (it reports the moment it is asked). */
+static int may_hold(const struct conn *c, const struct sgn_request *req)
+{
+    return req->op != POL_OP_STATUS && c->n_held < SRV_MAX_HELD &&
+           c->held_bytes < SRV_MAX_HELD_BYTES && request_pending(c->fd);
+}
+
 /* A frame we cannot use: answer, audit, log; the caller closes the connection, since the
  * stream is no longer in step with frame boundaries. */
 static void protocol_error(struct conn *c, const char *fmt, ...)
@@ -81,6 +129,7 @@ static void protocol_error(struct conn *c, const char *fmt, ...)
     sgn_audit_event(c->srv->p->engine, &c->peer, "protocol", "error", NULL, msg);
     srv_log(LOG_WARNING, "protocol error from uid %u pid %d: %s", (unsigned)c->peer.uid,
             (int)c->peer.pid, msg);
+    release_held(c); /* the replies before it, in order */
     srv_send_status(c->fd, SGN_E_PROTOCOL, msg, io_deadline(c->srv));
 }
 
@@ -90,6 +139,7 @@ static void refuse_request(struct conn *c, const char *why)
 {
     count_reply(c->srv, SGN_E_BUSY);
     sgn_audit_event(c->srv->p->engine, &c->peer, "connection", "error", NULL, why);
+    release_held(c);
     srv_send_status(c->fd, SGN_E_BUSY, why, io_deadline(c->srv));
 }
 
@@ -241,9 +291,13 @@ static int answer(struct conn *c, const struct sgn_request *req)
     char *status_json = NULL, extra[512];
     uint8_t *frame = NULL;
     size_t len;
-    int rc;
+    unsigned long long seq = 0;
+    int rc, hold = may_hold(c, req);
 
-    sgn_execute(s->p->engine, &c->peer, req, &r);
+    if (hold)
+        sgn_execute_deferred(s->p->engine, &c->peer, req, &r, &seq);
+    else
+        sgn_execute(s->p->engine, &c->peer, req, &r);
     count_reply(s, r.status);
     if (req->op == POL_OP_STATUS && r.status == SGN_OK) {
         service_fields(s, extra, sizeof extra);
@@ -252,9 +306,25 @@ static int answer(struct conn *c, const struct sgn_request *req)
             snprintf(r.message, sizeof r.message, "out of memory while building the status");
         }
     }
+    int ok = r.status == SGN_OK;
     rc = sgn_wire_encode_reply(&r, status_json, &frame, &len);
     free(status_json);
     sgn_result_free(&r);
+    if (rc == 0 && hold) {
+        c->held_ok[c->n_held] = ok;
+        c->held[c->n_held] = frame;
+        c->held_len[c->n_held++] = len;
+        c->held_bytes += len;
+        if (seq)
+            c->held_seq = seq;
+        return 0;
+    }
+    if (hold && seq)
+        c->held_seq = seq; /* its reply is replaced below, but its record must be waited for */
+    if (release_held(c) != 0) {
+        free(frame);
+        return -1;
+    }
     if (rc != 0) {
         srv_log(LOG_ERR, "cannot encode a reply for uid %u (out of memory)", (unsigned)c->peer.uid);
         return srv_send_status(c->fd, SGN_E_INTERNAL, "the reply could not be encoded",
@@ -319,13 +389,6 @@ static int wait_request(struct conn *c)
     return n < 0 ? -1 : n > 0;
 }
 
-/* 1 when bytes of a request are waiting (not just EOF). */
-static int request_pending(int fd)
-{
-    uint8_t b;
-    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
 /* A peer that no access rule names may ask for nothing: one `denied` reply, before anything
  * of it is read, and the connection is closed (it holds no slot, no buffer). */
 static void deny_peer(struct conn *c)
@@ -355,6 +418,7 @@ static void serve(struct conn *c)
         if (enter_state(c, CONN_IDLE) != 0 || rc != 0)
             break;
     }
+    release_held(c); /* the peer went away mid-group: whatever it still reads */
 }
 
 /* The uid's entry goes with its last connection. */

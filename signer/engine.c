@@ -68,9 +68,11 @@ void sgn_engine_free(struct sgn_engine *e)
 
 /* ---- Audit and dispatch ---- */
 
+/* seq: NULL to wait until the record is durable; else it is only written, and *seq is what
+ * sgn_audit_sync must wait for before the result is released. */
 static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
                          const struct sgn_request *req, const struct eng_op_ctx *o,
-                         struct sgn_result *r)
+                         struct sgn_result *r, unsigned long long *seq)
 {
     uint8_t in_sha[32], out_sha[32];
     struct pol_audit_record rec = {0};
@@ -92,7 +94,8 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
     rec.result = r->status == SGN_OK ? "ok" : r->status == SGN_E_DENIED ? "denied" : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
     rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
-    if (pol_audit_write(e->audit, &rec, &pe) != 0)
+    if ((seq ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
+             : pol_audit_write_expected(e->audit, &rec, &pe)) != 0)
         eng_fail(r, SGN_E_AUDIT, "the audit record could not be written (%s); nothing was released",
                  pe.msg);
 }
@@ -112,13 +115,16 @@ static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum 
     return -1;
 }
 
-void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
-                 struct sgn_result *r)
+static void execute(struct sgn_engine *e, const struct pol_peer *peer,
+                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq)
 {
     struct eng_op_ctx o = {.e = e, .req = req, .r = r};
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
+    /* Its record will come (audit_result): a flush meanwhile waits for it and covers it. */
+    if (e->audit)
+        pol_audit_expect(e->audit);
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
     } else if (check_access(e, peer, req->op, r) == 0) {
@@ -149,9 +155,34 @@ void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
     if (r->status == SGN_OK && r->out)
         eng_release_check(req, r);
-    audit_result(e, peer, req, &o, r);
+    audit_result(e, peer, req, &o, r, seq);
     if (r->status != SGN_OK)
         atomic_fetch_add(&e->failures, 1);
+}
+
+void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
+                 struct sgn_result *r)
+{
+    execute(e, peer, req, r, NULL);
+}
+
+void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
+                          const struct sgn_request *req, struct sgn_result *r,
+                          unsigned long long *seq)
+{
+    *seq = 0;
+    execute(e, peer, req, r, seq);
+}
+
+int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size_t msg_size)
+{
+    struct itl_error pe;
+
+    if (!e->audit || pol_audit_sync(e->audit, seq, &pe) == 0)
+        return 0;
+    snprintf(msg, msg_size, "the audit record could not be written (%s); nothing was released",
+             pe.msg);
+    return -1;
 }
 
 int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size)

@@ -27,6 +27,10 @@ struct uid_use {
     struct uid_use *next;
 };
 
+/* At most this many replies (and bytes of them) held for one flush per connection. */
+#define SRV_MAX_HELD 64
+#define SRV_MAX_HELD_BYTES (2u << 20)
+
 struct conn {
     struct server *srv;
     int fd;
@@ -37,6 +41,12 @@ struct conn {
     pthread_t thread;
     enum conn_state state; /* under srv->lock */
     int done;              /* the thread has finished and closed fd; join it */
+    /* Pipelined requests answered but held until their audit records are durable (one flush
+     * for the group; conn.c, "Pipelining"). */
+    uint8_t *held[SRV_MAX_HELD];
+    size_t held_len[SRV_MAX_HELD], n_held, held_bytes;
+    int held_ok[SRV_MAX_HELD];   /* counted as served: a failed flush makes it a failure */
+    unsigned long long held_seq; /* the last audit record among them */
     struct conn *next;
 };
 

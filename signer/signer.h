@@ -115,6 +115,13 @@ int sgn_status_json(struct sgn_engine *e, const char *extra, char **json);
  * (and recorded in the state, so one service or CLI on the node says it once a day), else 0. */
 int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size);
 
+/* Pipelined requests (itl-signd): the same, but the audit record is only written; the result
+ * may be released only after sgn_audit_sync(seq) returned 0 (for the last seq of a group: the
+ * log is durable in order). On failure msg says why and nothing may be released. */
+void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
+                          const struct sgn_request *req, struct sgn_result *r,
+                          unsigned long long *seq);
+int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size_t msg_size);
 /* Record a request that never reached sgn_execute (denied peer, malformed frame). */
 void sgn_audit_event(struct sgn_engine *e, const struct pol_peer *peer, const char *op,
                      const char *result, const char *rule, const char *message);
@@ -168,6 +175,14 @@ int sgn_client_connect(const char *socket_path, const struct sgn_client_opts *op
  * and returned. -1 on a transport or protocol failure (err says which). */
 int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
                     char **status_json, char *err, size_t err_size);
+/* Pipelining (docs/protocol.md): send requests without waiting, then take their replies in
+ * the order sent. The caller keeps the replies it has not read within what the socket holds
+ * (about 200 KB) or reads them in another thread (itl-sign sign), so that the service is never
+ * stuck sending while the client is stuck sending too. Same errors as sgn_client_call. */
+int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err,
+                    size_t err_size);
+int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,
+                    size_t err_size);
 void sgn_client_close(struct sgn_client *c);
 
 #endif

@@ -152,3 +152,19 @@ int backend_exit_code(enum sgn_status st)
         return EXIT_SERVICE;
     }
 }
+
+int backend_send(struct backend_conn *c, const struct sgn_request *req, char *err, size_t err_size)
+{
+    return sgn_client_send(c->client, req, err, err_size);
+}
+
+void backend_recv(struct backend_conn *c, struct sgn_result *r)
+{
+    char err[512];
+
+    if (sgn_client_recv(c->client, r, NULL, err, sizeof err) != 0) {
+        memset(r, 0, sizeof *r);
+        r->status = SGN_E_PROTOCOL;
+        snprintf(r->message, sizeof r->message, "%s", err);
+    }
+}

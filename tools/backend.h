@@ -37,6 +37,12 @@ void backend_disconnect(struct backend_conn *c);
 void backend_call(struct backend_conn *c, const struct sgn_request *req, struct sgn_result *r,
                   char **status_json);
 
+/* Pipelining through the service (socket mode only): send without waiting for the reply, then
+ * take the replies in order (sgn_client_send / sgn_client_recv). A transport failure of recv
+ * comes back as an SGN_E_PROTOCOL result. */
+int backend_send(struct backend_conn *c, const struct sgn_request *req, char *err, size_t err_size);
+void backend_recv(struct backend_conn *c, struct sgn_result *r);
+
 /* EXIT_* code for a result status. */
 int backend_exit_code(enum sgn_status st);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct batch {
@@ -21,6 +22,10 @@ struct batch {
     atomic_int exit_code; /* of the last failure: what to return when every file failed */
     pthread_mutex_t print_lock;
     int quiet;
+    /* Outputs wait here, unsynced and unnamed, and are made durable together: a few flushes
+     * per batch instead of one per file (common/file_stage.c). */
+    struct file_stage *stage;
+    size_t stage_cap; /* commit when this many are staged: each holds a descriptor */
 };
 
 static void batch_fail(struct batch *bt, const char *file, int exit_code, const char *msg)
@@ -32,42 +37,182 @@ static void batch_fail(struct batch *bt, const char *file, int exit_code, const 
     pthread_mutex_unlock(&bt->print_lock);
 }
 
+/* After a commit: the file is durable under its name, or it failed (and says why). */
+static void staged_done(void *ctx, void *tag, const char *path, const struct itl_error *err)
+{
+    struct batch *bt = ctx;
+
+    if (err) {
+        batch_fail(bt, tag, EXIT_OUTPUT, err->msg);
+    } else if (!bt->quiet) {
+        pthread_mutex_lock(&bt->print_lock);
+        printf("signed: %s\n", path);
+        pthread_mutex_unlock(&bt->print_lock);
+    }
+}
+
+/* Staged outputs hold a descriptor each: commit before they run out. */
+static void commit_if_full(struct batch *bt)
+{
+    if (file_stage_pending(bt->stage) >= bt->stage_cap)
+        file_stage_commit(bt->stage, staged_done, bt);
+}
+
+/* The request for one file; -1 when it cannot be read (reported). *data is the caller's. */
+static int read_request(struct batch *bt, const char *file, struct sgn_request *req, uint8_t **data,
+                        unsigned *mode)
+{
+    size_t len;
+    char err[600];
+
+    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, data, &len, mode, err, sizeof err) != 0) {
+        batch_fail(bt, file, EXIT_INPUT, err);
+        return -1;
+    }
+    sign_fill_request(req, POL_OP_SIGN, bt->o);
+    req->filename = sign_base_name(file);
+    req->data = *data;
+    req->len = len;
+    return 0;
+}
+
+/* A reply: its output is staged (durable and named at the next commit), or the file failed. */
+static void finish_one(struct batch *bt, const char *file, unsigned mode, struct sgn_result *r)
+{
+    char err[600], out[PATH_MAX];
+    struct itl_error e;
+
+    if (r->status != SGN_OK) {
+        batch_fail(bt, file, backend_exit_code(r->status), r->message);
+    } else if (sign_output_path(bt->o->out_dir, file, r->out_name, out, sizeof out, err,
+                                sizeof err) != 0) {
+        batch_fail(bt, file, EXIT_OUTPUT, err);
+    } else if (file_stage_add(bt->stage, out, r->out, r->out_len, (mode_t)cli_output_mode(mode),
+                              (void *)file, &e) != 0) {
+        batch_fail(bt, file, EXIT_OUTPUT, e.msg);
+    } else if (r->warning[0] && !bt->quiet) {
+        pthread_mutex_lock(&bt->print_lock);
+        cli_warn("%s", r->warning);
+        pthread_mutex_unlock(&bt->print_lock);
+    }
+    sgn_result_free(r);
+}
+
 static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
 {
     struct sgn_request req;
     struct sgn_result r = {0};
     uint8_t *data;
-    size_t len;
     unsigned mode;
-    char err[600], out[PATH_MAX];
 
-    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) != 0) {
-        batch_fail(bt, file, EXIT_INPUT, err);
+    if (read_request(bt, file, &req, &data, &mode) != 0)
         return;
-    }
-    sign_fill_request(&req, POL_OP_SIGN, bt->o);
-    req.filename = sign_base_name(file);
-    req.data = data;
-    req.len = len;
     backend_call(c, &req, &r, NULL);
     free(data);
-    if (r.status != SGN_OK) {
-        batch_fail(bt, file, backend_exit_code(r.status), r.message);
-    } else {
-        if (sign_output_path(bt->o->out_dir, file, r.out_name, out, sizeof out, err, sizeof err) !=
-                0 ||
-            cli_write_file_atomic_ex(out, r.out, r.out_len, cli_output_mode(mode), 0, err,
-                                     sizeof err) != 0) {
-            batch_fail(bt, file, EXIT_OUTPUT, err);
-        } else if (!bt->quiet) {
-            pthread_mutex_lock(&bt->print_lock);
-            printf("signed: %s\n", out);
-            if (r.warning[0])
-                cli_warn("%s", r.warning);
-            pthread_mutex_unlock(&bt->print_lock);
+    finish_one(bt, file, mode, &r);
+}
+
+/* Through the service, requests are pipelined (docs/protocol.md): up to PIPE_WINDOW of them are
+ * sent before their replies are taken, so the service makes their audit records durable with
+ * one flush. A second thread takes the replies as they come: the service, blocked sending them,
+ * never waits for this thread while it is blocked sending requests. PIPE_WINDOW is the
+ * service's SRV_MAX_HELD: a whole window shares one flush. */
+#define PIPE_WINDOW 64
+
+struct pipe {
+    struct batch *bt;
+    struct backend_conn *c;
+    pthread_mutex_t lock;
+    pthread_cond_t moved;
+    const char *files[PIPE_WINDOW];
+    unsigned modes[PIPE_WINDOW];
+    size_t sent, taken; /* under lock; sent - taken <= PIPE_WINDOW */
+    int done;           /* no more requests will be sent */
+};
+
+static void *take_replies(void *arg)
+{
+    struct pipe *p = arg;
+
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->taken == p->sent && !p->done)
+            pthread_cond_wait(&p->moved, &p->lock);
+        if (p->taken == p->sent) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
         }
+        const char *file = p->files[p->taken % PIPE_WINDOW];
+        unsigned mode = p->modes[p->taken % PIPE_WINDOW];
+        pthread_mutex_unlock(&p->lock);
+
+        struct sgn_result r;
+        backend_recv(p->c, &r);
+        finish_one(p->bt, file, mode, &r);
+        commit_if_full(p->bt);
+        pthread_mutex_lock(&p->lock);
+        p->taken++;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->lock);
     }
-    sgn_result_free(&r);
+}
+
+static void send_requests(struct pipe *p)
+{
+    struct batch *bt = p->bt;
+    char err[600];
+    size_t i;
+
+    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
+        struct sgn_request req;
+        uint8_t *data;
+        unsigned mode;
+
+        if (read_request(bt, bt->files[i], &req, &data, &mode) != 0)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        while (p->sent - p->taken == PIPE_WINDOW)
+            pthread_cond_wait(&p->moved, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        int rc = backend_send(p->c, &req, err, sizeof err);
+        free(data);
+        if (rc != 0) {
+            batch_fail(bt, bt->files[i], backend_exit_code(SGN_E_PROTOCOL), err);
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->files[p->sent % PIPE_WINDOW] = bt->files[i];
+        p->modes[p->sent % PIPE_WINDOW] = mode;
+        p->sent++;
+        pthread_cond_broadcast(&p->moved);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void sign_pipelined(struct batch *bt, struct backend_conn *c)
+{
+    struct pipe p = {.bt = bt, .c = c};
+    pthread_t reader;
+
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.moved, NULL);
+    if (pthread_create(&reader, NULL, take_replies, &p) != 0) {
+        /* No second thread: one request at a time, as without pipelining. */
+        size_t i;
+        while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
+            sign_one(bt, c, bt->files[i]);
+            commit_if_full(bt);
+        }
+    } else {
+        send_requests(&p);
+        pthread_mutex_lock(&p.lock);
+        p.done = 1;
+        pthread_cond_broadcast(&p.moved);
+        pthread_mutex_unlock(&p.lock);
+        pthread_join(reader, NULL);
+    }
+    pthread_cond_destroy(&p.moved);
+    pthread_mutex_destroy(&p.lock);
 }
 
 static void *batch_worker(void *arg)
@@ -85,42 +230,33 @@ static void *batch_worker(void *arg)
         pthread_mutex_unlock(&bt->print_lock);
         return (void *)1;
     }
-    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n)
+    if (!bt->b->direct) {
+        sign_pipelined(bt, &c);
+        backend_disconnect(&c);
+        return NULL;
+    }
+    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
         sign_one(bt, &c, bt->files[i]);
+        commit_if_full(bt);
+    }
     backend_disconnect(&c);
     return NULL;
 }
 
-/* Each output was renamed into place without syncing its directory; one fsync per directory
- * makes all of them durable (1,000 files in one directory: one fsync, not 1,000). */
-static int sync_output_dirs(const struct batch *bt)
+/* Staged outputs hold a descriptor each: raise the soft limit to the hard one (at most 4,096),
+ * so that a batch of a thousand files is committed at once, and keep half of it for them. */
+static size_t stage_capacity(void)
 {
-    char path[PATH_MAX], last[PATH_MAX] = "";
-    int rc = 0;
+    struct rlimit rl;
 
-    for (size_t i = 0; i < bt->n; i++) {
-        char *slash;
-        char unused[300];
-        if (sign_output_path(bt->o->out_dir, bt->files[i], "x", path, sizeof path, unused,
-                             sizeof unused) != 0)
-            continue; /* that file failed already: nothing of it to sync */
-        slash = strrchr(path, '/');
-        if (slash)
-            *slash = 0;
-        else
-            snprintf(path, sizeof path, ".");
-        if (strcmp(path, last) == 0)
-            continue;
-        snprintf(last, sizeof last, "%s", path);
-        strncat(path, "/x", sizeof path - strlen(path) - 1);
-        if (cli_sync_parent_dir(path) != 0 && errno != ENOENT && errno != ENOTDIR) {
-            cli_error("the signed files in %s may not survive a crash: cannot sync the "
-                      "directory: %s",
-                      last, strerror(errno));
-            rc = -1;
-        }
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 64;
+    if (rl.rlim_cur < 4096 && rl.rlim_max > rl.rlim_cur) {
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
-    return rc;
+    return rl.rlim_cur > 256 ? (size_t)(rl.rlim_cur - 128) / 2 : 64;
 }
 
 #define DEFAULT_MAX_JOBS 16
@@ -182,6 +318,13 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
     bt.files = argv + optind;
     bt.n = (size_t)(argc - optind);
     bt.quiet = g->quiet;
+    bt.stage = file_stage_new();
+    bt.stage_cap = stage_capacity();
+    if (!bt.stage) {
+        backend_close(&b);
+        cli_error("out of memory");
+        return EXIT_OUTPUT;
+    }
     pthread_mutex_init(&bt.print_lock, NULL);
     n = worker_count(&o, bt.n);
     for (unsigned i = 0; i < n; i++)
@@ -192,10 +335,11 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
         pthread_join(threads[i], &res);
         connected += res == NULL;
     }
-    pthread_mutex_destroy(&bt.print_lock);
     backend_close(&b);
-    if (sync_output_dirs(&bt) != 0)
-        return EXIT_OUTPUT;
+    /* What the workers left staged: every output is durable before sign returns. */
+    file_stage_commit(bt.stage, staged_done, &bt);
+    file_stage_free(bt.stage);
+    pthread_mutex_destroy(&bt.print_lock);
     if (connected == 0)
         return b.direct ? EXIT_TOKEN : EXIT_SERVICE;
     if (atomic_load(&bt.failed) == 0)

@@ -38,7 +38,8 @@ fi
 
 # Every path of the issue has a positive number; those with a target have a numeric ratio.
 names="ceiling_1t ceiling_2t ceiling_cpu oneshot_min oneshot_durable oneshot_itl file_io
-    reset_direct engine service_1c service_2c service_cpu batch reset_service rss_before rss_after"
+    reset_direct engine service_1c service_2c service_cpu batch reset_service rss_before rss_after
+    flushes flushes_service flushes_client"
 # The tmpfs-audit diagnostic runs wherever /dev/shm is writable (every Debian system).
 [ -w /dev/shm ] && names="$names service_1c_tmpfs service_2c_tmpfs"
 for name in $names; do

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +314,174 @@ START_TEST(test_write_all)
 }
 END_TEST
 
+/* ---- the staged batch writer ---- */
+
+struct done_log {
+    int ok, failed;
+    char last_err[1100];
+};
+
+static void record_done(void *ctx, void *tag, const char *p, const struct itl_error *e)
+{
+    struct done_log *log = ctx;
+
+    ck_assert_ptr_nonnull(strstr(p, (const char *)tag)); /* the tag comes back with its file */
+    if (e) {
+        log->failed++;
+        snprintf(log->last_err, sizeof log->last_err, "%s", e->msg);
+    } else {
+        log->ok++;
+    }
+}
+
+static void assert_content(const char *p, const char *want)
+{
+    size_t len;
+    char *text = (char *)testlib_read(p, &len);
+
+    ck_assert_str_eq(text, want);
+    free(text);
+}
+
+/* Nothing has its name before the commit; after it every file has exactly its bytes, an old
+ * file is replaced, and no temporary is left. */
+START_TEST(test_stage_commit_names_all)
+{
+    struct file_stage *st = file_stage_new();
+    struct done_log log = {0};
+    char a[700], b[700], sub[600], c[700];
+
+    ck_assert_ptr_nonnull(st);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(a, sizeof a, "%s/a.sgn", dir);
+    snprintf(b, sizeof b, "%s/b.sgn", dir);
+    snprintf(c, sizeof c, "%s/c.sgn", sub);
+    testlib_write(b, "old", 3);
+    ck_assert_msg(file_stage_add(st, a, "AAA", 3, 0640, "a.sgn", &err) == 0, "%s", err.msg);
+    ck_assert_msg(file_stage_add(st, b, "BBBB", 4, 0640, "b.sgn", &err) == 0, "%s", err.msg);
+    ck_assert_msg(file_stage_add(st, c, "C", 1, 0640, "c.sgn", &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(file_stage_pending(st), 3);
+    ck_assert_int_eq(access(a, F_OK), -1);
+    assert_content(b, "old");
+    ck_assert_int_eq(entries(sub), 0);
+    ck_assert_uint_eq(file_stage_commit(st, record_done, &log), 0);
+    ck_assert_int_eq(log.ok, 3);
+    ck_assert_int_eq(log.failed, 0);
+    ck_assert_uint_eq(file_stage_pending(st), 0);
+    assert_content(a, "AAA");
+    assert_content(b, "BBBB");
+    assert_content(c, "C");
+    struct stat sb;
+    ck_assert_int_eq(stat(a, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0640);
+    ck_assert_int_eq(entries(dir), 3); /* a.sgn, b.sgn, sub: no temporary */
+    ck_assert_int_eq(entries(sub), 1);
+    /* One syncfs (one file system) and one fsync per directory: 3, not one per file. */
+    ck_assert_uint_eq(file_stage_flushes(st), 3);
+    file_stage_free(st);
+}
+END_TEST
+
+struct adder {
+    struct file_stage *st;
+    int first, count;
+};
+
+static void *add_many(void *arg)
+{
+    struct adder *ad = arg;
+    struct itl_error e;
+    char p[700], body[32];
+
+    for (int i = ad->first; i < ad->first + ad->count; i++) {
+        snprintf(p, sizeof p, "%s/f%03d.sgn", dir, i);
+        snprintf(body, sizeof body, "file %d", i);
+        if (file_stage_add(ad->st, p, body, strlen(body), 0644, "sgn", &e) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* The flushes of a commit do not grow with the number of files: 200 files added by 4 threads
+ * cost what 2 files cost. */
+START_TEST(test_stage_flushes_do_not_grow)
+{
+    struct done_log log = {0};
+    pthread_t t[4];
+    struct adder ad[4];
+    struct file_stage *st = file_stage_new(), *two = file_stage_new();
+    char p[700];
+
+    for (int i = 0; i < 4; i++) {
+        ad[i] = (struct adder){st, i * 50, 50};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, add_many, &ad[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        ck_assert_ptr_null(res);
+    }
+    ck_assert_uint_eq(file_stage_pending(st), 200);
+    ck_assert_uint_eq(file_stage_commit(st, record_done, &log), 0);
+    ck_assert_int_eq(log.ok, 200);
+    ck_assert_int_eq(entries(dir), 200);
+    snprintf(p, sizeof p, "%s/f137.sgn", dir);
+    assert_content(p, "file 137");
+    struct adder small = {two, 500, 2};
+    ck_assert_ptr_null(add_many(&small));
+    ck_assert_uint_eq(file_stage_commit(two, record_done, &log), 0);
+    ck_assert_uint_eq(file_stage_flushes(st), file_stage_flushes(two));
+    ck_assert_uint_eq(file_stage_flushes(st), 2);
+    /* A second commit of the same stage syncs again; an empty one syncs nothing. */
+    ck_assert_uint_eq(file_stage_commit(st, record_done, &log), 0);
+    ck_assert_uint_eq(file_stage_flushes(st), 2);
+    file_stage_free(st);
+    file_stage_free(two);
+}
+END_TEST
+
+/* What is not committed never gets a name and leaves nothing behind; a file that cannot get its
+ * name fails alone, with its path in the message, and the others are written. */
+START_TEST(test_stage_discard_and_failures)
+{
+    struct done_log log = {0};
+    struct file_stage *st = file_stage_new();
+    char a[700], blocked[700], inside[760], missing[700];
+
+    snprintf(a, sizeof a, "%s/a.sgn", dir);
+    testlib_write(a, "old", 3);
+    ck_assert_int_eq(file_stage_add(st, a, "new", 3, 0644, "a.sgn", &err), 0);
+    file_stage_free(st); /* discarded: the old file stays, no temporary */
+    assert_content(a, "old");
+    ck_assert_int_eq(entries(dir), 1);
+
+    st = file_stage_new();
+    snprintf(missing, sizeof missing, "%s/missing/x.sgn", dir);
+    ck_assert_int_eq(file_stage_add(st, missing, "x", 1, 0644, "x", &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "/missing"));
+    snprintf(missing, sizeof missing, "%s/", dir);
+    ck_assert_int_eq(file_stage_add(st, missing, "x", 1, 0644, "x", &err), -1);
+    ck_assert_int_eq(err.cls, ITL_E_USAGE);
+    /* A non-empty directory where the output should go: rename cannot replace it. */
+    snprintf(blocked, sizeof blocked, "%s/blocked.sgn", dir);
+    ck_assert_int_eq(mkdir(blocked, 0755), 0);
+    snprintf(inside, sizeof inside, "%s/keep", blocked);
+    testlib_write(inside, "k", 1);
+    ck_assert_int_eq(file_stage_add(st, blocked, "b", 1, 0644, "blocked.sgn", &err), 0);
+    ck_assert_int_eq(file_stage_add(st, a, "new", 3, 0644, "a.sgn", &err), 0);
+    ck_assert_uint_eq(file_stage_commit(st, record_done, &log), 1);
+    ck_assert_int_eq(log.ok, 1);
+    ck_assert_int_eq(log.failed, 1);
+    ck_assert_ptr_nonnull(strstr(log.last_err, "cannot write"));
+    ck_assert_ptr_nonnull(strstr(log.last_err, "blocked.sgn"));
+    assert_content(a, "new");
+    ck_assert_int_eq(entries(dir), 2); /* a.sgn and the directory: no temporary left */
+    ck_assert_int_eq(entries(blocked), 1);
+    file_stage_free(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_file");
@@ -334,6 +503,9 @@ int main(void)
     tcase_add_test(tc, test_replace_path_and_sync);
     tcase_add_test(tc, test_replace_bare_name);
     tcase_add_test(tc, test_write_all);
+    tcase_add_test(tc, test_stage_commit_names_all);
+    tcase_add_test(tc, test_stage_flushes_do_not_grow);
+    tcase_add_test(tc, test_stage_discard_and_failures);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

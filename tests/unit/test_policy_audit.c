@@ -168,6 +168,96 @@ START_TEST(test_threads_one_line_per_write)
 }
 END_TEST
 
+/* ---- group commit ---- */
+
+#define IN_FLIGHT 8
+
+static void *write_expected(void *arg)
+{
+    struct writer *w = arg;
+    struct pol_peer peer = {.uid = (uid_t)w->id, .gid = 0, .pid = 1};
+    char message[64];
+    struct itl_error e;
+
+    snprintf(message, sizeof message, "req-%d", w->id);
+    struct pol_audit_record r = {.time = T0,
+                                 .peer = &peer,
+                                 .op = "sign",
+                                 .file = "f.cnf.xml",
+                                 .result = "ok",
+                                 .message = message};
+    if (pol_audit_write_expected(w->a, &r, &e) != 0)
+        w->failures++;
+    return NULL;
+}
+
+/* Eight requests in flight (expected before any writes): one fdatasync covers all eight
+ * records, whatever order the threads run in. The wait is set long so that only the count of
+ * requests in flight decides, never the clock. */
+START_TEST(test_requests_in_flight_share_one_flush)
+{
+    struct pol_audit *a;
+    pthread_t threads[IN_FLIGHT];
+    struct writer writers[IN_FLIGHT];
+
+    ck_assert_msg(pol_audit_open(log_path, &a, &err) == 0, "%s", err.msg);
+    pol_audit_set_group_wait(a, 600000);
+    for (int t = 0; t < IN_FLIGHT; t++)
+        pol_audit_expect(a);
+    for (int t = 0; t < IN_FLIGHT; t++) {
+        writers[t] = (struct writer){.a = a, .id = t};
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, write_expected, &writers[t]), 0);
+    }
+    for (int t = 0; t < IN_FLIGHT; t++) {
+        pthread_join(threads[t], NULL);
+        ck_assert_int_eq(writers[t].failures, 0);
+    }
+    ck_assert_uint_eq(pol_audit_flushes(a), 1);
+    /* A lone request has nobody to wait for: its own flush, at once. */
+    writers[0].id = 99;
+    pol_audit_expect(a);
+    write_expected(&writers[0]);
+    ck_assert_int_eq(writers[0].failures, 0);
+    ck_assert_uint_eq(pol_audit_flushes(a), 2);
+    pol_audit_close(a);
+    ck_assert_int_eq(python_check(log_path,
+                                  "assert len(recs) == 9, len(recs)\n"
+                                  "assert sorted(r['message'] for r in recs) == "
+                                  "sorted(['req-%d' % i for i in range(8)] + ['req-99'])\n"),
+                     0);
+}
+END_TEST
+
+/* A held denial writes no line but still counts as arrived, so nobody waits for it; a request
+ * that never writes (stalled) delays a flush by the bound only, and loses nothing. */
+START_TEST(test_held_denials_and_stalled_requests_do_not_block)
+{
+    struct pol_audit *a;
+    struct pol_peer p = {.uid = 1001, .gid = 1001, .pid = 7};
+
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), 0);
+    pol_audit_set_denial_limit(a, 1, 60);
+    pol_audit_set_group_wait(a, 600000);
+    struct pol_audit_record d = {
+        .time = T0, .peer = &p, .op = "build", .result = "denied", .rule = "access"};
+    pol_audit_expect(a);
+    ck_assert_int_eq(pol_audit_write_expected(a, &d, &err), 0); /* recorded (the first) */
+    pol_audit_expect(a);
+    ck_assert_int_eq(pol_audit_write_expected(a, &d, &err), 0); /* held, counted */
+    ck_assert_uint_eq(pol_audit_flushes(a), 1);
+    pol_audit_set_group_wait(a, 1);
+    pol_audit_expect(a); /* a request that will not write for now */
+    struct pol_audit_record ok = {.time = T0, .peer = &p, .op = "sign", .result = "ok"};
+    ck_assert_int_eq(pol_audit_write(a, &ok, &err), 0);
+    ck_assert_uint_eq(pol_audit_flushes(a), 2);
+    pol_audit_close(a);
+    ck_assert_int_eq(python_check(log_path, "assert [r['result'] for r in recs] == "
+                                            "['denied', 'ok', 'denied'], recs\n"
+                                            "assert recs[2]['count'] == 1\n"),
+                     0);
+}
+END_TEST
+
 START_TEST(test_reopen_after_rotation)
 {
     struct pol_audit *a;
@@ -430,6 +520,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_record_fields);
     tcase_add_test(tc, test_threads_one_line_per_write);
+    tcase_add_test(tc, test_requests_in_flight_share_one_flush);
+    tcase_add_test(tc, test_held_denials_and_stalled_requests_do_not_block);
     tcase_add_test(tc, test_reopen_after_rotation);
     tcase_add_test(tc, test_failures_are_reported);
     tcase_add_test(tc, test_short_write_leaves_no_torn_record);
