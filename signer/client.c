@@ -198,7 +198,11 @@ int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *e
 {
     int send_errno;
 
-    return send_request(c, req, sgn_now_ms() + c->timeout_ms, &send_errno, err, err_size);
+    if (send_request(c, req, sgn_now_ms() + c->timeout_ms, &send_errno, err, err_size) == 0)
+        return 0;
+    /* Closed while we sent: the service may have refused the request from its header ("too
+     * large") and its reply is waiting; the caller takes it with sgn_client_recv. */
+    return send_errno && send_errno != ETIMEDOUT ? 1 : -1;
 }
 
 int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,

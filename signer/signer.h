@@ -178,7 +178,10 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
 /* Pipelining (docs/protocol.md): send requests without waiting, then take their replies in
  * the order sent. The caller keeps the replies it has not read within what the socket holds
  * (about 200 KB) or reads them in another thread (itl-sign sign), so that the service is never
- * stuck sending while the client is stuck sending too. Same errors as sgn_client_call. */
+ * stuck sending while the client is stuck sending too. Same errors as sgn_client_call.
+ * sgn_client_send returns 1 when the service closed the connection while the request was
+ * being sent (err says so): its reply may still be waiting, so the request counts as sent and
+ * its reply is taken with sgn_client_recv; err is the message when there is none. */
 int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err,
                     size_t err_size);
 int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,

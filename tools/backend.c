@@ -158,13 +158,13 @@ int backend_send(struct backend_conn *c, const struct sgn_request *req, char *er
     return sgn_client_send(c->client, req, err, err_size);
 }
 
-void backend_recv(struct backend_conn *c, struct sgn_result *r)
+void backend_recv(struct backend_conn *c, struct sgn_result *r, const char *send_err)
 {
     char err[512];
 
     if (sgn_client_recv(c->client, r, NULL, err, sizeof err) != 0) {
         memset(r, 0, sizeof *r);
         r->status = SGN_E_PROTOCOL;
-        snprintf(r->message, sizeof r->message, "%s", err);
+        snprintf(r->message, sizeof r->message, "%s", send_err && send_err[0] ? send_err : err);
     }
 }

@@ -41,7 +41,9 @@ void backend_call(struct backend_conn *c, const struct sgn_request *req, struct 
  * take the replies in order (sgn_client_send / sgn_client_recv). A transport failure of recv
  * comes back as an SGN_E_PROTOCOL result. */
 int backend_send(struct backend_conn *c, const struct sgn_request *req, char *err, size_t err_size);
-void backend_recv(struct backend_conn *c, struct sgn_result *r);
+/* The next reply; when there is none, the result is a protocol error with the reading error,
+ * or with send_err when the request's send already failed (NULL or "" when it did not). */
+void backend_recv(struct backend_conn *c, struct sgn_result *r, const char *send_err);
 
 /* EXIT_* code for a result status. */
 int backend_exit_code(enum sgn_status st);

@@ -126,8 +126,9 @@ struct pipe {
     pthread_cond_t moved;
     const char *files[PIPE_WINDOW];
     unsigned modes[PIPE_WINDOW];
-    size_t sent, taken; /* under lock; sent - taken <= PIPE_WINDOW */
-    int done;           /* no more requests will be sent */
+    char send_errs[PIPE_WINDOW][600]; /* "" unless the connection closed while sending */
+    size_t sent, taken;               /* under lock; sent - taken <= PIPE_WINDOW */
+    int done;                         /* no more requests will be sent */
 };
 
 static void *take_replies(void *arg)
@@ -144,10 +145,11 @@ static void *take_replies(void *arg)
         }
         const char *file = p->files[p->taken % PIPE_WINDOW];
         unsigned mode = p->modes[p->taken % PIPE_WINDOW];
+        const char *send_err = p->send_errs[p->taken % PIPE_WINDOW];
         pthread_mutex_unlock(&p->lock);
 
         struct sgn_result r;
-        backend_recv(p->c, &r);
+        backend_recv(p->c, &r, send_err);
         finish_one(p->bt, file, mode, &r);
         commit_if_full(p->bt);
         pthread_mutex_lock(&p->lock);
@@ -176,13 +178,15 @@ static void send_requests(struct pipe *p)
         pthread_mutex_unlock(&p->lock);
         int rc = backend_send(p->c, &req, err, sizeof err);
         free(data);
-        if (rc != 0) {
+        if (rc < 0) {
             batch_fail(bt, bt->files[i], backend_exit_code(SGN_E_PROTOCOL), err);
             continue;
         }
         pthread_mutex_lock(&p->lock);
         p->files[p->sent % PIPE_WINDOW] = bt->files[i];
         p->modes[p->sent % PIPE_WINDOW] = mode;
+        /* rc 1: closed while sending; the reply (a refusal) may be waiting, else this error */
+        snprintf(p->send_errs[p->sent % PIPE_WINDOW], sizeof p->send_errs[0], "%s", rc ? err : "");
         p->sent++;
         pthread_cond_broadcast(&p->moved);
         pthread_mutex_unlock(&p->lock);
