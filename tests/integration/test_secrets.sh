@@ -61,28 +61,33 @@ no_pin_in_proc() { # no_pin_in_proc WHAT PID: /proc/PID/cmdline and environ (rea
 }
 
 # ---- itl-sign, direct mode, while it runs: slowed by the fault module so /proc can be read ----
+# The sign is inspected once the fault module's stats show the login: the five signatures
+# (1 s each, two workers) are still ahead. Outputs are no signal: a batch publishes them
+# together at the end (staged writes).
 FAULT=$ITL_BUILD/tests/libfaultp11.so
 [ -f "$FAULT" ] || fail "$FAULT not built"
 for i in 1 2 3 4 5; do echo "<device><n>$i</n></device>" >"$T/work/SEP00000000000$i.cnf.xml"; done
-printf 'C_Sign always delay 400ms\n' >"$T/slow.control"
+printf 'C_Sign always delay 1000ms\n' >"$T/slow.control"
 seen=0
 for how in pin-file pin-fd; do
-    rm -f "$T"/work/*.sgn
+    rm -f "$T"/work/*.sgn "$T/stats.$how"
     if [ "$how" = pin-file ]; then
         FAULTP11_MODULE=$ITL_MODULE FAULTP11_CONTROL=$T/slow.control MARKER_ENV=visible \
+            FAULTP11_STATS=$T/stats.$how \
             "$CLI" --module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE" \
             sign "$T"/work/*.cnf.xml --out-dir "$T/work" >"$T/out/slow-$how.stdout" 2>"$T/out/slow-$how.stderr" &
     else
         FAULTP11_MODULE=$ITL_MODULE FAULTP11_CONTROL=$T/slow.control MARKER_ENV=visible \
+            FAULTP11_STATS=$T/stats.$how \
             "$CLI" --module "$FAULT" --token "$ITL_TOKEN_URI" --pin-fd 3 \
             sign "$T"/work/*.cnf.xml --out-dir "$T/work" 3<"$ITL_PIN_FILE" \
             >"$T/out/slow-$how.stdout" 2>"$T/out/slow-$how.stderr" &
     fi
     pid=$!
-    # Logged in and signing: the first output is written, four more signatures (400 ms each)
-    # keep it running while /proc is read. A 60 s guard, not a time the host must meet.
+    # Logged in: five signatures (1 s each) keep it running while /proc is read. A 60 s
+    # guard, not a time the host must meet.
     for _ in $(seq 1 600); do
-        compgen -G "$T/work/*.sgn" >/dev/null && break
+        grep -q '^login_attempts [1-9]' "$T/stats.$how" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         hard_sleep_ms 100
     done
