@@ -24,9 +24,10 @@
 
 /* ---- Generate ---- */
 
-/* "CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,C=US" read as RFC 4514: the first component is the most
- * specific one and ends up last in the DER (C first), as Java and CUCM encode their names.
- * A ',' inside a value is written "\,". */
+/* "CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,C=US" encoded in the order given: the first component is
+ * the first in the DER (CN first). CUCM's certificates are CN first (the TVS certificate decoded
+ * in seed 001, the certutils sample's own certificates), and ITLs print names in the DER order,
+ * so a generated key's names read CN=…;OU=…;C=US as CUCM's do. A ',' inside a value is "\,". */
 static int parse_subject(const char *text, X509_NAME **out, struct itl_error *err)
 {
     char *copy = strdup(text ? text : ""), *parts[32];
@@ -55,7 +56,7 @@ static int parse_subject(const char *text, X509_NAME **out, struct itl_error *er
         *s = '\0';
         start = s + 1;
     }
-    for (size_t i = n; i-- > 0;) {
+    for (size_t i = 0; i < n; i++) {
         char *eq, *key = parts[i], *value;
         while (*key == ' ')
             key++;

@@ -49,17 +49,6 @@ static int take_cucm_option(int argc, char **argv, char ***args, int *cucm)
     return n;
 }
 
-static int count_bad_records(const struct itl_file *f)
-{
-    int bad = 0;
-
-    for (size_t i = 0; i < f->n_records; i++) {
-        struct itl_error err;
-        bad += itl_record_check(&f->records[i], &err) != 0;
-    }
-    return bad;
-}
-
 static int print_cucm(const struct input *in, long signer, const struct verdict *v)
 {
     struct stat st;
@@ -119,7 +108,7 @@ int cmd_show(int argc, char **argv, struct cli_global *g)
     /* The record the header names as signer ("This etoken was used ..."). */
     signer = itl_find_signer_record(&in.f);
     if (g->json) {
-        bad = count_bad_records(&in.f);
+        bad = show_count_bad_records(&in.f);
         show_print_json(stdout, &in, &v, signer, bad);
     } else if (cucm) {
         bad = print_cucm(&in, signer, &v);

@@ -22,6 +22,7 @@ static void verify_usage(FILE *f)
            "  --tvs-trusts PEM       a certificate TVS trusts (repeatable): a signer the list\n"
            "                         lacks is accepted via TVS when a TVS record holds --tvs-cert\n"
            "  --cert PEM             check with this certificate\n"
+           "  --json                 print show --json's object (\"trust\": the verdict)\n"
            "exit: 0 valid, 1 invalid or rejected, 2 usage, 3 unreadable or malformed file\n");
 }
 
@@ -52,6 +53,13 @@ int cmd_verify(int argc, char **argv, struct cli_global *g)
     rc = show_load_and_verify(argc, argv, g, longopts, verify_usage, &o, &in, &c, &v);
     if (rc != EXIT_OK)
         return rc < 0 ? EXIT_OK : rc;
+    if (g->json && v.outcome != UNCHECKABLE) {
+        /* The same object as show --json, its "trust" the phone model's verdict. */
+        show_print_json(stdout, &in, &v, itl_find_signer_record(&in.f),
+                        show_count_bad_records(&in.f));
+        rc = show_exit_code(v.outcome);
+        goto out;
+    }
     switch (v.outcome) {
     case VERIFIED:
         if (c.have_trust && v.path == ITL_TRUST_TVS) {
@@ -86,6 +94,7 @@ int cmd_verify(int argc, char **argv, struct cli_global *g)
     }
     if (c.have_trust && v.note[0])
         printf("note: %s\n", v.note);
+out:
     show_free_checker(&c);
     show_free_input(&in);
     return rc;

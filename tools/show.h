@@ -54,6 +54,7 @@ struct verdict {
     long tvs_record;          /* via TVS: the installed TVS record */
     const char *rule;         /* the rule that accepted, with its source */
     char note[ITL_ERROR_LEN]; /* names equal but not byte-equal, an accepted expiry */
+    int phone_model;          /* decided by the phone model (--trust): path..note are set */
 };
 
 struct show_opts {
@@ -112,8 +113,11 @@ const char *show_file_word(const struct itl_file *f);
 void show_print_header(FILE *out, const struct itl_file *f);
 /* Returns the number of records that do not match their certificate. */
 int show_print_records(FILE *out, const struct itl_file *f, long signer);
+/* The number of records that do not match their certificate, without printing. */
+int show_count_bad_records(const struct itl_file *f);
 void show_print_verdict(FILE *out, const struct itl_file *f, const struct verdict *v,
                         const struct itl_file *trust);
+/* show --json and verify --json: one object; "trust" holds the phone model's verdict. */
 void show_print_json(FILE *out, const struct input *in, const struct verdict *v, long signer,
                      int bad);
 

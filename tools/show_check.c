@@ -62,6 +62,7 @@ static void verify_against(const struct itl_file *f, const struct itl_file *trus
         to.n_tvs_trusts = c->n_tvs_trusts;
     }
     itl_trust_decide(trust, f, &to, &tv);
+    v->phone_model = 1;
     v->source = o->trust;
     v->record = tv.record;
     v->path = tv.path;

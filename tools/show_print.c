@@ -311,6 +311,17 @@ void show_print_verdict(FILE *out, const struct itl_file *f, const struct verdic
     }
 }
 
+int show_count_bad_records(const struct itl_file *f)
+{
+    int bad = 0;
+
+    for (size_t i = 0; i < f->n_records; i++) {
+        struct itl_error err;
+        bad += itl_record_check(&f->records[i], &err) != 0;
+    }
+    return bad;
+}
+
 /* ---- JSON ---- */
 
 static void json_bytes_str(FILE *out, struct itl_bytes b)
@@ -401,6 +412,46 @@ static void json_checksum(FILE *out, const struct itl_file *f)
         fputs(",\"checksum\":null", out);
 }
 
+static void json_str_or_null(FILE *out, const char *s)
+{
+    if (s && *s)
+        cli_json_string(out, s, strlen(s));
+    else
+        fputs("null", out);
+}
+
+/* ,"trust":{...}: the phone model's verdict (--trust), or null when none was asked for. The
+ * record numbers count from 1, as the records array's "index". */
+static void json_trust(FILE *out, const struct verdict *v)
+{
+    static const char *const paths[] = {"none", "direct", "tvs"};
+
+    if (!v->phone_model) {
+        fputs(",\"trust\":null", out);
+        return;
+    }
+    fputs(",\"trust\":{\"installed\":", out);
+    json_str_or_null(out, v->source);
+    fprintf(out, ",\"path\":\"%s\",\"accepted\":%s",
+            (unsigned)v->path < 3 ? paths[v->path] : "none",
+            v->path != ITL_TRUST_NONE ? "true" : "false");
+    if (v->record >= 0)
+        fprintf(out, ",\"record\":%ld", v->record + 1);
+    else
+        fputs(",\"record\":null", out);
+    if (v->tvs_record >= 0)
+        fprintf(out, ",\"tvs_record\":%ld", v->tvs_record + 1);
+    else
+        fputs(",\"tvs_record\":null", out);
+    fputs(",\"rule\":", out);
+    json_str_or_null(out, v->rule);
+    fputs(",\"note\":", out);
+    json_str_or_null(out, v->note);
+    fputs(",\"reason\":", out);
+    json_str_or_null(out, v->path != ITL_TRUST_NONE ? NULL : v->why);
+    fputc('}', out);
+}
+
 void show_print_json(FILE *out, const struct input *in, const struct verdict *v, long signer,
                      int bad)
 {
@@ -469,5 +520,6 @@ void show_print_json(FILE *out, const struct input *in, const struct verdict *v,
         fputs("null", out);
     else
         cli_json_string(out, v->why, strlen(v->why));
+    json_trust(out, v);
     fputs("}\n", out);
 }

@@ -34,8 +34,12 @@ run 0 gen "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key generate --label ITLRe
     --subject "CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,L=RTP,ST=NC,C=US" --days 30 --cert-out "$work/gen.pem"
 has gen.out "local=yes always_sensitive=yes never_extractable=yes extractable=no sensitive=yes"
 openssl verify -CAfile "$work/gen.pem" "$work/gen.pem" >/dev/null 2>&1 || fail "generated cert does not verify"
+# encoded in the order given, CN first in the DER as CUCM's certificates (oneline prints the DER
+# order, RFC 2253 reverses it)
+openssl x509 -in "$work/gen.pem" -noout -subject -nameopt oneline | grep -qx \
+    "subject=CN = ITLRECOVERY_pub, OU = VTG, O = Cisco, L = RTP, ST = NC, C = US" || fail "subject order"
 openssl x509 -in "$work/gen.pem" -noout -subject -nameopt RFC2253 | grep -qx \
-    "subject=CN=ITLRECOVERY_pub,OU=VTG,O=Cisco,L=RTP,ST=NC,C=US" || fail "subject"
+    "subject=C=US,ST=NC,L=RTP,O=Cisco,OU=VTG,CN=ITLRECOVERY_pub" || fail "subject"
 openssl x509 -in "$work/gen.pem" -noout -text | grep -q "CA:TRUE" || fail "basicConstraints"
 openssl x509 -in "$work/gen.pem" -noout -text | grep -q "Digital Signature, Certificate Sign" ||
     fail "keyUsage"

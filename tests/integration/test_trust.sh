@@ -143,3 +143,40 @@ grep -q "no TVS record of the installed ITL holds the TVS service's certificate"
 expect_exit 2 "$BIN" verify tvs/SEP001122334499.cnf.xml.sgn --trust installed.tlv \
     --tvs-cert TVS.pem
 ok "TVS: a regenerated CallManager accepted through the TVS record, not when TVS.pem changed too"
+
+# ---- the verdict in --json (show and verify): path, records, rule, note, reason ----
+trust_json() { # FILE EXPECTED-PATH: decode $OUT and check its "trust" object
+    /usr/bin/python3 - "$OUT" "$1" <<'PY'
+import json, sys
+d, want = json.loads(sys.argv[1]), sys.argv[2]
+t = d["trust"]
+assert t["installed"] == "installed.tlv", t
+assert t["path"] == want, t
+if want == "direct":
+    assert d["verified"] is True and t["accepted"] is True, d
+    assert t["record"] == 2 and t["tvs_record"] is None, t
+    assert t["rule"].startswith("a config signed by a TFTP or CCM+TFTP record"), t
+    assert t["note"] is None and t["reason"] is None, t
+elif want == "tvs":
+    assert d["verified"] is True and t["tvs_record"] == 3, t
+    assert t["rule"] and t["reason"] is None, t
+else:
+    assert d["verified"] is False and t["accepted"] is False and t["rule"] is None, t
+    assert "no TVS record of the installed ITL holds" in t["reason"], t
+    assert t["reason"] == d["reason"], d
+PY
+}
+for cmd in show verify; do
+    expect_exit 0 "$BIN" "$cmd" --json cfg/SEP001122334401.cnf.xml.sgn --trust installed.tlv
+    trust_json direct || die "$cmd --json of an accepted config: $OUT"
+done
+expect_exit 0 "$BIN" verify --json tvs/SEP001122334499.cnf.xml.sgn --trust installed.tlv \
+    --tvs-cert TVS.pem --tvs-trusts NewCallManager.pem
+trust_json tvs || die "verify --json via TVS: $OUT"
+expect_exit 1 "$BIN" verify --json tvs/SEP001122334499.cnf.xml.sgn --trust installed.tlv \
+    --tvs-cert NewCallManager.pem --tvs-trusts NewCallManager.pem
+trust_json none || die "verify --json of a rejected config: $OUT"
+expect_exit 0 "$BIN" show --json installed.tlv
+/usr/bin/python3 -c 'import json, sys; assert json.loads(sys.argv[1])["trust"] is None' "$OUT" ||
+    die "show --json without --trust has a trust verdict: $OUT"
+ok "show/verify --json: the verdict's path (direct, tvs, none), record, rule, note and reason"

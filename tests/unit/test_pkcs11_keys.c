@@ -224,10 +224,11 @@ START_TEST(test_generate)
     ck_assert_int_eq(X509_get_version(x), X509_VERSION_3);
     ck_assert_int_eq(X509_get_signature_nid(x), NID_sha256WithRSAEncryption);
     X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
-    ck_assert_str_eq(subject, "/C=US/O=Cisco, Inc./OU=VTG/CN=ITLRECOVERY_pub");
+    ck_assert_str_eq(subject, "/CN=ITLRECOVERY_pub/OU=VTG/O=Cisco, Inc./C=US");
     ck_assert_int_eq(X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)), 0);
     first = X509_NAME_get_entry(X509_get_subject_name(x), 0);
-    ck_assert_int_eq(OBJ_obj2nid(X509_NAME_ENTRY_get_object(first)), NID_countryName);
+    ck_assert_int_eq(OBJ_obj2nid(X509_NAME_ENTRY_get_object(first)),
+                     NID_commonName); /* CN first, as CUCM */
     serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     ck_assert_int_eq(BN_num_bytes(serial), 16);
     ck_assert(!BN_is_negative(serial));
@@ -260,7 +261,7 @@ START_TEST(test_generate)
     ck_assert_mem_eq(info.id, id, 4);
     ck_assert_int_eq(info.has_cert, 1);
     ck_assert_int_eq(info.not_after - info.not_before, 10 * 86400);
-    ck_assert_str_eq(info.subject, "CN=ITLRECOVERY_pub,OU=VTG,O=Cisco\\, Inc.,C=US");
+    ck_assert_str_eq(info.subject, "C=US,O=Cisco\\, Inc.,OU=VTG,CN=ITLRECOVERY_pub"); /* RFC 2253 */
 
     ck_assert_int_eq(tok_export_cert(t, "ITLRecovery", &exported, &exported_len, &err), 0);
     ck_assert_uint_eq(exported_len, len);
@@ -334,7 +335,7 @@ START_TEST(test_list_keys)
     ck_assert_str_eq(keys[0].label, "CallManager"); /* sorted by label */
     ck_assert_int_eq(keys[0].local, 1);
     ck_assert_int_eq(keys[0].never_extractable, 1);
-    ck_assert_str_eq(keys[0].subject, "CN=cucm-pub,O=Cisco");
+    ck_assert_str_eq(keys[0].subject, "O=Cisco,CN=cucm-pub");
     ck_assert_uint_eq(keys[0].id_len, 16); /* random id */
     ck_assert_str_eq(keys[1].label, "ITLRecovery");
     ck_assert_int_eq(keys[1].local, 0);
