@@ -26,7 +26,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 DAEMON_CFLAGS := $(shell pkg-config --cflags $(DAEMON_PKGS) 2>/dev/null)
 DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
 
+# p11-kit's headers have no version macros: itl-sign --version reports the one built against.
+P11KIT_VERSION := $(shell pkg-config --modversion p11-kit-1 2>/dev/null)
+
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
+	-DITL_P11KIT_VERSION='"$(P11KIT_VERSION)"' \
 	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-fstack-protector-strong \
 	-I. $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)

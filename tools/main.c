@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* itl-sign: dispatch to a command. */
+#include "signer/signer.h"
 #include "tools/cli.h"
 
 #include <getopt.h>
@@ -70,13 +71,15 @@ int main(int argc, char **argv)
         if (r > 0)
             continue;
         if (opt == 'V') {
-            printf("itl-sign %s\n", ITL_SIGN_VERSION);
+            sgn_print_versions(stdout, "itl-sign", ITL_SIGN_VERSION);
             return EXIT_OK;
         }
         if (opt == 'h' || opt == OPT_HELP) {
             usage(stdout);
             return EXIT_OK;
         }
+        if (opt == '?' && optopt == OPT_PIN)
+            return cli_refuse_pin_option(); /* '--pin' at the end, with no value */
         usage(stderr);
         return EXIT_USAGE;
     }

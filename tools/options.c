@@ -42,6 +42,8 @@ int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct 
             print_usage(o, stdout);
             return CLI_HELP_SHOWN;
         }
+        if ((opt == '?' || opt == ':') && optopt == OPT_PIN)
+            return cli_refuse_pin_option(); /* '--pin' at the end, with no value */
         if (opt == '?' || opt == ':') {
             option_error(argc, argv, opt);
             print_usage(o, stderr);
