@@ -51,3 +51,36 @@ done
 want_ssl=$(openssl version | awk '{print $2}')
 echo "$OUT" | grep -q "^OpenSSL $want_ssl" || die "OpenSSL is not the one installed ($want_ssl): $OUT"
 ok "--version names itl-sign, OpenSSL, p11-kit and libyaml with their versions"
+
+# ---- bash completion: valid bash, and it offers what the commands take
+COMP=$ITL_SRC/tools/itl-sign.bash-completion
+bash -n "$COMP" || die "tools/itl-sign.bash-completion is not valid bash"
+complete_words() { # complete_words WORD...: what completing the last word offers, one a line
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _itl_sign
+             printf "%s\n" "${COMPREPLY[@]}"' _ "$COMP" "$@"
+}
+offered=$(complete_words itl-sign "")
+for c in show verify strip reset build sign encrypt decrypt status key; do
+    grep -qx "$c" <<<"$offered" || die "completion does not offer the command $c: $offered"
+done
+offered=$(complete_words itl-sign key "")
+for c in import generate list export-cert attest-backup; do
+    grep -qx "$c" <<<"$offered" || die "completion does not offer key $c: $offered"
+done
+offered=$(complete_words itl-sign --)
+grep -qx -- --pin-file <<<"$offered" || die "completion does not offer --pin-file: $offered"
+! grep -qx -- --pin <<<"$offered" || die "completion offers --pin"
+# Every option a command's --help names is offered after that command.
+for c in show verify strip reset build sign encrypt decrypt status "key import" "key generate" \
+    "key list" "key export-cert" "key attest-backup"; do
+    # shellcheck disable=SC2086 # "key import" is two words
+    want=$("$BIN" $c --help 2>&1 | grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u)
+    # shellcheck disable=SC2086
+    offered=$(complete_words itl-sign $c --)
+    for o in $want; do
+        grep -qx -- "$o" <<<"$offered" || die "completion of 'itl-sign $c' lacks $o"
+    done
+done
+offered=$(complete_words itl-sign sign --digest "")
+[ "$(echo $offered)" = "sha1 sha256 sha512" ] || die "--digest completes to: $offered"
+ok "bash completion: valid, offers every command, key subcommand and each command's options"
