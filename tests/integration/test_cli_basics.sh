@@ -32,6 +32,14 @@ for form in "--pin $SECRET" "--pin=$SECRET"; do
 done
 expect_exit 2 "$BIN" --pin
 check_pin_refusal "itl-sign --pin (no value)"
+# An abbreviation getopt finds ambiguous (--pin-file, --pin-fd, --pin): named, value not echoed.
+expect_exit 2 "$BIN" "--pi=$SECRET" show x.tlv
+[[ $OUT$ERR != *"$SECRET"* ]] || die "itl-sign --pi=V echoed the value: $ERR"
+echo "$ERR" | grep -q "option '--pi'" || die "itl-sign --pi=V: the option is not named: $ERR"
+expect_exit 2 "$BIN" show "--pi=$SECRET" x.tlv
+[[ $OUT$ERR != *"$SECRET"* ]] || die "itl-sign show --pi=V echoed the value: $ERR"
+expect_exit 2 "$BIN" -Z show
+echo "$ERR" | grep -q "unknown option '-Z'" || die "itl-sign -Z: $ERR"
 expect_exit 2 "$BIN" status --pin
 check_pin_refusal "itl-sign status --pin (no value)"
 # The options that do work are unchanged: --pin-file is not taken for --pin.
