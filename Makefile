@@ -26,7 +26,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 DAEMON_CFLAGS := $(shell pkg-config --cflags $(DAEMON_PKGS) 2>/dev/null)
 DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
 
+# p11-kit's headers have no version macros: itl-sign --version reports the one built against.
+P11KIT_VERSION := $(shell pkg-config --modversion p11-kit-1 2>/dev/null)
+
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
+	-DITL_P11KIT_VERSION='"$(P11KIT_VERSION)"' \
 	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-fstack-protector-strong \
 	-I. $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
@@ -136,6 +140,7 @@ BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/itl-sign
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 LIBDIR_SYSTEMD ?= $(PREFIX)/lib
 UNITDIR ?= $(LIBDIR_SYSTEMD)/systemd/system
 TMPFILESDIR ?= $(LIBDIR_SYSTEMD)/tmpfiles.d
@@ -148,7 +153,7 @@ DOC_FILES := README.md SECURITY.md docs/config.md docs/design.md docs/format.md 
 INSTALLED := $(BINDIR)/itl-sign $(SBINDIR)/itl-signd $(MANDIR)/man1/itl-sign.1 \
 	$(MANDIR)/man8/itl-signd.8 $(UNITDIR)/itl-signd.service $(UNITDIR)/itl-signd.socket \
 	$(TMPFILESDIR)/itl-signd.conf $(SYSUSERSDIR)/itl-signd.conf $(SYSCONFDIR)/logrotate.d/itl-sign \
-	$(addprefix $(DOCDIR)/,$(notdir $(DOC_FILES)))
+	$(addprefix $(DOCDIR)/,$(notdir $(DOC_FILES))) $(BASHCOMPDIR)/itl-sign
 
 bins: $(BINS)
 
@@ -157,7 +162,7 @@ install: $(BINS)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/itl-sign \
-		$(DESTDIR)$(SYSCONFDIR)/logrotate.d
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(BASHCOMPDIR)
 	$(INSTALL) -m 0755 $(BUILD)/itl-sign $(DESTDIR)$(BINDIR)/itl-sign
 	$(INSTALL) -m 0755 $(BUILD)/itl-signd $(DESTDIR)$(SBINDIR)/itl-signd
 	$(INSTALL) -m 0644 docs/itl-sign.1 $(DESTDIR)$(MANDIR)/man1/itl-sign.1
@@ -170,6 +175,7 @@ install: $(BINS)
 	$(INSTALL) -m 0644 signer/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/itl-signd.conf
 	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
 	$(INSTALL) -m 0644 etc/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/itl-sign
+	$(INSTALL) -m 0644 tools/itl-sign.bash-completion $(DESTDIR)$(BASHCOMPDIR)/itl-sign
 	@# An existing config is the admin's: never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml ] || \
 		$(INSTALL) -m 0644 etc/itl-signd.yaml.example $(DESTDIR)$(SYSCONFDIR)/itl-sign/itl-signd.yaml

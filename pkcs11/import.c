@@ -242,13 +242,15 @@ static int parse_p12(const uint8_t *der, size_t len, const struct tok_pin *passw
     p12 = d2i_PKCS12(NULL, &p, (long)len);
     if (!p12) {
         ERR_clear_error();
-        return err_set(err, ITL_E_USAGE, "the file is not a PKCS#12 (.p12) file");
+        return err_set(err, ITL_E_INPUT, "the file is not a PKCS#12 (.p12) file");
     }
+    /* A wrong password is bad input (exit 3 in itl-sign(1)): the .p12 cannot be opened with
+     * it. It is not the token's PIN, so not 4. */
     if (PKCS12_mac_present(p12) && !PKCS12_verify_mac(p12, pass, -1) &&
         !(pass[0] == '\0' && PKCS12_verify_mac(p12, NULL, 0))) {
         PKCS12_free(p12);
         ERR_clear_error();
-        return err_set(err, ITL_E_USAGE,
+        return err_set(err, ITL_E_INPUT,
                        "wrong password for the .p12 (its integrity check failed)");
     }
     ok = PKCS12_parse(p12, pass, pkey, cert, &ca);
@@ -260,14 +262,14 @@ static int parse_p12(const uint8_t *der, size_t len, const struct tok_pin *passw
     sk_X509_pop_free(ca, X509_free);
     if (!ok) {
         openssl_reason(why, sizeof why);
-        return err_set(err, ITL_E_USAGE, "cannot decrypt the .p12: %s", why);
+        return err_set(err, ITL_E_INPUT, "cannot decrypt the .p12: %s", why);
     }
     if (!*pkey || !*cert) {
         EVP_PKEY_free(*pkey);
         X509_free(*cert);
         *pkey = NULL;
         *cert = NULL;
-        return err_set(err, ITL_E_USAGE, "the .p12 must hold one private key and its certificate");
+        return err_set(err, ITL_E_INPUT, "the .p12 must hold one private key and its certificate");
     }
     return 0;
 }

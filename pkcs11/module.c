@@ -15,6 +15,16 @@
 
 #include <p11-kit/p11-kit.h>
 
+/* The Makefile passes pkg-config's version: p11-kit's headers have no version macros. */
+#ifndef ITL_P11KIT_VERSION
+#define ITL_P11KIT_VERSION "unknown"
+#endif
+
+const char *tok_p11kit_version(void)
+{
+    return ITL_P11KIT_VERSION;
+}
+
 /* ---- Modules ---- */
 
 /* A module path must be absolute, exist, be a regular file, and be writable only by root or

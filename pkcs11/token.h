@@ -217,4 +217,7 @@ int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *in
 /* CKR name ("CKR_PIN_INCORRECT") for messages. */
 const char *tok_ckr_name(unsigned long rv);
 
+/* The p11-kit version built against ("0.24.1"; p11-kit has no run-time query): --version. */
+const char *tok_p11kit_version(void);
+
 #endif

@@ -318,4 +318,7 @@ void pol_audit_close(struct pol_audit *a);
 /* CUCM's backup warning text. */
 extern const char POL_BACKUP_WARNING[];
 
+/* The libyaml version in use (yaml_get_version_string): --version. */
+const char *pol_yaml_version(void);
+
 #endif

@@ -8,6 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yaml.h>
+
+const char *pol_yaml_version(void)
+{
+    return yaml_get_version_string();
+}
 
 static const char *const op_names[POL_OP_COUNT] = {
     [POL_OP_RESET] = "reset",     [POL_OP_BUILD] = "build",   [POL_OP_SIGN] = "sign",

@@ -128,9 +128,13 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
-        {"check-config", no_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"check-config", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"pin", optional_argument, NULL, 'P'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -150,8 +154,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             usage(stdout);
             exit(SIGND_EXIT_OK);
         case 'V':
-            printf("itl-signd %s\n", ITL_SIGN_VERSION);
+            sgn_print_versions(stdout, "itl-signd", ITL_SIGN_VERSION);
             exit(SIGND_EXIT_OK);
+        case 'P': /* known only to be refused; the value is never printed */
+            fprintf(stderr, "itl-signd: --pin is refused: a PIN never goes on the command line, "
+                            "where other users see it; set token.pin-file in the config\n");
+            return -1;
         default:
             usage(stderr);
             return -1;

@@ -10,6 +10,7 @@
 #ifndef ITL_SIGNER_SIGNER_H
 #define ITL_SIGNER_SIGNER_H
 
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -187,5 +188,9 @@ int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *e
 int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,
                     size_t err_size);
 void sgn_client_close(struct sgn_client *c);
+
+/* --version of both binaries: "PROGRAM VERSION", then one line each for OpenSSL, p11-kit and
+ * libyaml, so a bug report says what the program ran with. */
+void sgn_print_versions(FILE *f, const char *program, const char *version);
 
 #endif

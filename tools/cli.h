@@ -54,6 +54,7 @@ enum {
     OPT_QUIET,
     OPT_TIMEOUT,
     OPT_FOLLOW_SYMLINKS,
+    OPT_PIN, /* known only to be refused: a PIN never goes on the command line */
     OPT_HELP,
     OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
 };
@@ -68,12 +69,15 @@ enum {
         {"quiet", no_argument, NULL, OPT_QUIET},                                                   \
         {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
         {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},                               \
+        {"pin", required_argument, NULL, OPT_PIN},                                                 \
     {                                                                                              \
         "help", no_argument, NULL, OPT_HELP                                                        \
     }
 
 /* Handles one global option; returns 1 if it was one, 0 if not, -1 on a bad value. */
 int cli_global_option(struct cli_global *g, int opt, const char *arg);
+/* The refusal of --pin (with or without a value, which is never printed): EXIT_USAGE. */
+int cli_refuse_pin_option(void);
 
 /* What a command's option loop needs (tools/options.c). */
 struct cli_options {

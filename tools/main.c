@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* itl-sign: dispatch to a command. */
+#include "signer/signer.h"
 #include "tools/cli.h"
 
 #include <getopt.h>
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
      * written) instead of dying of SIGXFSZ with a core. */
     signal(SIGXFSZ, SIG_IGN);
 
+    /* getopt's messages would print "--pi=VALUE" whole: an unknown option is named here. */
+    opterr = 0;
     /* '+' stops at the command name: the rest belongs to the command. */
     while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
         int r = cli_global_option(&g, opt, optarg);
@@ -70,13 +73,20 @@ int main(int argc, char **argv)
         if (r > 0)
             continue;
         if (opt == 'V') {
-            printf("itl-sign %s\n", ITL_SIGN_VERSION);
+            sgn_print_versions(stdout, "itl-sign", ITL_SIGN_VERSION);
             return EXIT_OK;
         }
         if (opt == 'h' || opt == OPT_HELP) {
             usage(stdout);
             return EXIT_OK;
         }
+        if (opt == '?' && optopt == OPT_PIN)
+            return cli_refuse_pin_option(); /* '--pin' at the end, with no value */
+        if (opt == '?' && optind > 1 && strncmp(argv[optind - 1], "--", 2) == 0)
+            cli_error("unknown or ambiguous option '%.*s'", (int)strcspn(argv[optind - 1], "="),
+                      argv[optind - 1]);
+        else if (opt == '?')
+            cli_error("unknown option '-%c'", optopt > 0 && optopt < 0x100 ? optopt : '?');
         usage(stderr);
         return EXIT_USAGE;
     }

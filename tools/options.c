@@ -22,10 +22,12 @@ static void option_error(int argc, char **argv, int opt)
     /* A short option inside a cluster ("-xo") is not the whole word. */
     if (optopt > 0 && optopt < 0x100 && strncmp(word, "--", 2) != 0)
         word = shortopt;
+    /* Only the name: what follows '=' may be a secret ("--pi=1234", an abbreviation of --pin
+     * that getopt finds ambiguous). */
     if (opt == ':')
-        cli_error("%s: option '%s' needs a value", argv[0], word);
+        cli_error("%s: option '%.*s' needs a value", argv[0], (int)strcspn(word, "="), word);
     else
-        cli_error("%s: unknown option '%s'", argv[0], word);
+        cli_error("%s: unknown option '%.*s'", argv[0], (int)strcspn(word, "="), word);
 }
 
 int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct cli_options *o)
@@ -42,6 +44,8 @@ int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct 
             print_usage(o, stdout);
             return CLI_HELP_SHOWN;
         }
+        if ((opt == '?' || opt == ':') && optopt == OPT_PIN)
+            return cli_refuse_pin_option(); /* '--pin' at the end, with no value */
         if (opt == '?' || opt == ':') {
             option_error(argc, argv, opt);
             print_usage(o, stderr);

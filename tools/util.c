@@ -53,6 +53,15 @@ static int parse_timeout(struct cli_global *g, const char *arg)
     return 1;
 }
 
+int cli_refuse_pin_option(void)
+{
+    /* argv is readable by every user (ps, /proc/PID/cmdline) and lands in shell history. */
+    cli_error("--pin is refused: a PIN never goes on the command line, where other users and "
+              "the shell history see it; use --pin-file PATH, --pin-fd N or token.pin-file in "
+              "the config");
+    return EXIT_USAGE;
+}
+
 int cli_global_option(struct cli_global *g, int opt, const char *arg)
 {
     char *end;
@@ -94,6 +103,9 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
     case OPT_FOLLOW_SYMLINKS:
         cli_set_follow_symlinks(1);
         return 1;
+    case OPT_PIN:
+        cli_refuse_pin_option();
+        return -1;
     default:
         return 0;
     }

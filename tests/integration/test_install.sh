@@ -18,6 +18,7 @@ want=(
     etc/itl-sign/itl-signd.yaml etc/logrotate.d/itl-sign
     usr/share/doc/itl-sign/README.md usr/share/doc/itl-sign/config.md
     usr/share/doc/itl-sign/itl-signd.yaml.example
+    usr/share/bash-completion/completions/itl-sign
 )
 for f in "${want[@]}"; do
     [ -f "$D/$f" ] || die "make install did not install /$f"
@@ -26,6 +27,10 @@ done
 extra=$(printf '%s\n' "${want[@]}" | sort | comm -13 - "$WORK/tree" | grep -v '^usr/share/doc/itl-sign/' || true)
 [ -z "$extra" ] || die "make install put unexpected files: $extra"
 [ "$(stat -c %a "$D/usr/sbin/itl-signd")" = 755 ] || die "itl-signd is not mode 0755"
+comp=$D/usr/share/bash-completion/completions/itl-sign
+cmp -s "$comp" "$ITL_SRC/tools/itl-sign.bash-completion" || die "the installed completion differs"
+[ "$(stat -c %a "$comp")" = 644 ] || die "the bash completion is not 0644"
+bash -n "$comp" || die "the installed bash completion is not valid bash"
 [ "$(stat -c %a "$D/lib/systemd/system/itl-signd.service")" = 644 ] || die "the unit is not 0644"
 grep -q '^ExecStart=/usr/sbin/itl-signd --config /etc/itl-sign/itl-signd.yaml --foreground$' \
     "$D/lib/systemd/system/itl-signd.service" || die "the installed unit does not run /usr/sbin/itl-signd"

@@ -74,9 +74,14 @@ run 2 import-again "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key import --p12 
 has import-again.err "already has 3 object(s) labelled 'CallManager'"
 printf 'wrong' >"$work/bad.pass"
 chmod 600 "$work/bad.pass"
-run 2 import-badpass "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key import --p12 "$work/tftp.p12" \
+# A wrong .p12 password is bad input (3), as is a file that is no .p12: not a usage error (2).
+run 3 import-badpass "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key import --p12 "$work/tftp.p12" \
     --label Other --p12-pass-file "$work/bad.pass"
 has import-badpass.err "wrong password for the .p12"
+printf 'not a pkcs12 file' >"$work/junk.p12"
+run 3 import-junk "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key import --p12 "$work/junk.p12" \
+    --label Other --p12-pass-file "$work/p12.pass"
+has import-junk.err "not a PKCS#12"
 chmod 644 "$work/p12.pass"
 run 2 import-passmode "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key import --p12 "$work/tftp.p12" \
     --label Other --p12-pass-file "$work/p12.pass"

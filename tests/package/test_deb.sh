@@ -44,7 +44,8 @@ dpkg-deb -c "$deb" >"$W/contents"
 for f in ./usr/bin/itl-sign ./usr/sbin/itl-signd ./lib/systemd/system/itl-signd.service \
     ./lib/systemd/system/itl-signd.socket ./usr/lib/sysusers.d/itl-signd.conf \
     ./usr/lib/tmpfiles.d/itl-signd.conf ./etc/itl-sign/itl-signd.yaml ./etc/logrotate.d/itl-sign \
-    ./usr/share/man/man8/itl-signd.8.gz ./usr/share/man/man1/itl-sign.1.gz; do
+    ./usr/share/man/man8/itl-signd.8.gz ./usr/share/man/man1/itl-sign.1.gz \
+    ./usr/share/bash-completion/completions/itl-sign; do
     grep -q " $f\$" "$W/contents" || fail "the package lacks $f"
 done
 dpkg-deb -e "$deb" "$W/control"

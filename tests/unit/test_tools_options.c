@@ -160,6 +160,33 @@ START_TEST(test_unknown_option_and_missing_value)
 }
 END_TEST
 
+/* --pin in every spelling: refused, and what follows it never printed. */
+START_TEST(test_pin_refused_value_not_printed)
+{
+    char *separate[] = {"show", "--pin", "S3cr3t-1", "FILE", NULL};
+    char *joined[] = {"show", "--pin=S3cr3t-2", "FILE", NULL};
+    char *bare[] = {"show", "FILE", "--pin", NULL};
+    char *abbreviated[] = {"show", "--pi=S3cr3t-3", "FILE", NULL};
+    char *unknown[] = {"show", "--no-such=S3cr3t-4", "FILE", NULL};
+    char **all[] = {separate, joined, bare};
+    struct cli_global g = {.pin_fd = -1};
+    struct seen s = {0};
+    char err[1024];
+
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        ck_assert_int_eq(parse(all[i], &g, &s, 0, err, sizeof err), EXIT_USAGE);
+        ck_assert_ptr_nonnull(strstr(err, "a PIN never goes on the command line"));
+        ck_assert_ptr_nonnull(strstr(err, "--pin-file PATH, --pin-fd N or token.pin-file"));
+        ck_assert_ptr_null(strstr(err, "S3cr3t"));
+    }
+    ck_assert_int_eq(parse(abbreviated, &g, &s, 0, err, sizeof err), EXIT_USAGE);
+    ck_assert_str_eq(err, "itl-sign: show: unknown option '--pi'\n");
+    ck_assert_int_eq(parse(unknown, &g, &s, 0, err, sizeof err), EXIT_USAGE);
+    ck_assert_str_eq(err, "itl-sign: show: unknown option '--no-such'\n");
+    ck_assert_ptr_null(g.pin_file);
+}
+END_TEST
+
 START_TEST(test_the_commands_handler_decides)
 {
     char *refused[] = {"sign", "--bad", "x", "FILE", NULL};
@@ -223,6 +250,7 @@ int main(void)
     tcase_add_test(tc, test_global_options_after_the_command);
     tcase_add_test(tc, test_help_long_and_short);
     tcase_add_test(tc, test_unknown_option_and_missing_value);
+    tcase_add_test(tc, test_pin_refused_value_not_printed);
     tcase_add_test(tc, test_the_commands_handler_decides);
     tcase_add_test(tc, test_usage_text_instead_of_a_function);
     suite_add_tcase(s, tc);
