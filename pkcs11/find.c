@@ -190,10 +190,15 @@ int tok_select_token(struct tok *t, struct itl_error *err)
         CK_ULONG max = s.match[0].info.ulMaxSessionCount;
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t want = t->opts.pool_size ? t->opts.pool_size : (size_t)(cpus > 0 ? cpus : 1);
-        /* One session is the login session; the rest is the pool. */
+        /* One session is the login session; the rest is the pool. A token of one session
+         * signs on the login session (tok_run_with): no pool. */
+        t->pool_requested = t->opts.pool_size;
+        t->one_session = max == 1;
         if (max != CK_EFFECTIVELY_INFINITE && max != CK_UNAVAILABLE_INFORMATION && max > 1 &&
             want > max - 1)
             want = max - 1;
+        if (t->one_session)
+            want = 1;
         t->pool_size = want ? want : 1;
     }
 out:

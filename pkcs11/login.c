@@ -104,7 +104,11 @@ int tok_do_login(struct tok *t, CK_SESSION_HANDLE h, CK_USER_TYPE who, struct it
         return err_set(err, ITL_E_PIN, "token '%s' needs a PIN and none was given", t->label_str);
     }
     t->login_calls++;
-    rv = t->mod->C_Login(h, who, t->pin.bytes, (CK_ULONG)t->pin.len);
+    /* A PIN pad takes the PIN from its own keypad: NULL, whatever we hold (we hold none). */
+    if (t->protected_path)
+        rv = t->mod->C_Login(h, who, NULL, 0);
+    else
+        rv = t->mod->C_Login(h, who, t->pin.bytes, (CK_ULONG)t->pin.len);
     if (pin_rv_rejects(rv)) {
         tok_pin_wipe(&t->pin);
         t->pin_rejected = 1;
@@ -168,7 +172,12 @@ int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err)
     rc = tok_login_guard(&info, err);
     if (rc != 0)
         goto out;
-    if (!pin || !pin->bytes) {
+    if (t->protected_path) {
+        /* The PIN is typed on the token's keypad: a configured PIN is not used (nor copied),
+         * and pin-source in the URI is not read. Callers warn (tok_status.pin_ignored). */
+        t->pin_ignored = (pin && pin->bytes) || p11_kit_uri_get_pin_source(t->uri) != NULL;
+        pin = NULL;
+    } else if (!pin || !pin->bytes) {
         rc = pin_from_uri(t, &from_uri, err);
         if (rc < 0)
             goto out;

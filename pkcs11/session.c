@@ -285,6 +285,10 @@ int tok_run_with(struct tok *t, int mgmt, tok_session_fn fn, void *ctx,
     if (!err)
         err = &scratch;
     memset(err, 0, sizeof *err);
+    /* A token of one session (ulMaxSessionCount = 1) has no room for a pool: everything runs
+     * on the login session, one operation at a time. */
+    if (t->one_session)
+        mgmt = 1;
     /* Every path returns by the time attempt reaches the budget; an immediate retry the rules
      * ask for uses up an attempt like a rebuild does. */
     for (unsigned attempt = 0;; attempt++) {

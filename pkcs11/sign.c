@@ -79,11 +79,10 @@ static int mech_cache_slot(CK_MECHANISM_TYPE mech, CK_FLAGS flag)
 static const char *mech_advice(CK_MECHANISM_TYPE mech)
 {
     if (mech == CKM_RSA_PKCS)
-        return "the token (or its policy) does not allow raw RSA PKCS#1 v1.5 signing; configure "
-               "hash mechanisms (CKM_SHAx_RSA_PKCS) instead";
+        return "the token (or its policy) does not allow raw RSA PKCS#1 v1.5 signing; set "
+               "token.mechanism: hash (or auto) to sign with CKM_SHAx_RSA_PKCS";
     if (mech == CKM_SHA1_RSA_PKCS || mech == CKM_SHA256_RSA_PKCS || mech == CKM_SHA512_RSA_PKCS)
-        return "turn hash mechanisms off: the default CKM_RSA_PKCS over a DigestInfo works on "
-               "every token";
+        return "set token.mechanism: raw (or auto) to sign with CKM_RSA_PKCS over a DigestInfo";
     return "choose a mechanism the token lists (pkcs11-tool -M)";
 }
 
@@ -516,6 +515,22 @@ static const struct tok_retry_rules sign_retry_rules = {
     .give_up = sign_give_up,
 };
 
+/* token.mechanism: raw, hash, or (auto) raw when the token offers it. A missing mechanism names
+ * the setting that reaches the other one. */
+static int choose_mechanism(struct tok *t, const struct digest *d, int have_msg,
+                            CK_MECHANISM_TYPE *mech, struct itl_error *err)
+{
+    enum tok_mechanism how = t->opts.mechanism;
+
+    if (how == TOK_MECH_AUTO)
+        how = tok_check_mechanism(t, CKM_RSA_PKCS, NULL) == 0 ? TOK_MECH_RAW : TOK_MECH_HASH;
+    *mech = how == TOK_MECH_RAW ? CKM_RSA_PKCS : d->hash_mech;
+    if (how == TOK_MECH_HASH && !have_msg)
+        return err_set(err, ITL_E_USAGE,
+                       "hash mechanisms (CKM_SHAx_RSA_PKCS) need the message, not a digest");
+    return tok_check_mechanism(t, *mech, err);
+}
+
 int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size_t msg_len,
              const uint8_t *md, size_t md_len, uint8_t *sig, size_t *sig_len, struct itl_error *err)
 {
@@ -547,20 +562,15 @@ int tok_sign(struct tok *t, struct tok_key *k, int nid, const uint8_t *msg, size
     if (*sig_len < k->sig_len)
         return err_set(err, ITL_E_USAGE, "signature buffer of %zu bytes; key '%s' needs %zu",
                        *sig_len, k->label, k->sig_len);
-    if (t->opts.use_hash_mechanisms) {
-        if (!msg)
-            return err_set(err, ITL_E_USAGE,
-                           "hash mechanisms (CKM_SHAx_RSA_PKCS) need the message, not a digest");
-        mech = d->hash_mech;
-        in = msg;
-        in_len = msg_len;
-    } else {
-        mech = CKM_RSA_PKCS;
+    if (choose_mechanism(t, d, msg != NULL, &mech, err) != 0)
+        return -1;
+    if (mech == CKM_RSA_PKCS) {
         in_len = build_digestinfo(d, md, di);
         in = di;
+    } else {
+        in = msg;
+        in_len = msg_len;
     }
-    if (tok_check_mechanism(t, mech, err) != 0)
-        return -1;
 
     sc = (struct sign_ctx){
         .k = k, .mech = mech, .in = in, .in_len = in_len, .sig = sig, .sig_cap = *sig_len};

@@ -175,7 +175,10 @@ int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err)
     }
     pthread_mutex_lock(&t->lock);
     st->logged_in = rc == 0 && t->logged_in;
-    st->pool_size = t->pool_size;
+    st->pool_size = t->one_session ? 1 : t->pool_size;
+    st->pool_requested = t->pool_requested;
+    st->one_session = t->one_session;
+    st->pin_ignored = t->pin_ignored;
     st->pool_in_use = t->pool_in_use;
     st->rebuilds = t->rebuilds;
     pthread_mutex_unlock(&t->lock);

@@ -51,6 +51,13 @@ void tok_pin_wipe(struct tok_pin *pin);
 
 /* ---- Opening a token ---- */
 
+/* token.mechanism: how PKCS#1 v1.5 signatures are asked for. Both give the same bytes. */
+enum tok_mechanism {
+    TOK_MECH_AUTO = 0, /* raw when the token offers CKM_RSA_PKCS for signing, else hash */
+    TOK_MECH_RAW,      /* CKM_RSA_PKCS over a DigestInfo we build */
+    TOK_MECH_HASH,     /* CKM_SHA1/SHA256/SHA512_RSA_PKCS: the token hashes the message */
+};
+
 struct tok_options {
     const char *module;      /* absolute path of a module, a p11-kit module name, or NULL for the
                                 p11-kit proxy */
@@ -58,7 +65,7 @@ struct tok_options {
                                 pin-source=file:... */
     size_t pool_size;        /* sessions for parallel signing; 0 = number of CPUs; capped by the
                                 token's ulMaxSessionCount */
-    int use_hash_mechanisms; /* 1: CKM_SHAx_RSA_PKCS; 0 (default): CKM_RSA_PKCS + DigestInfo */
+    enum tok_mechanism mechanism; /* token.mechanism; default auto */
     unsigned retry_budget;   /* rebuild attempts per operation; 0 = 3 */
     const char *init_args;   /* C_Initialize pReserved for a module given by path (NSS softokn:
                                 "configdir='sql:/etc/pki/nssdb' ..."); NULL = none. A p11-kit
@@ -122,6 +129,10 @@ struct tok_status {
     size_t pool_size;
     size_t pool_in_use;
     unsigned long rebuilds; /* how many times sessions/login were rebuilt */
+    size_t pool_requested;  /* the pool-size asked for (0 = CPUs); more than pool_size: clamped */
+    int one_session;        /* ulMaxSessionCount = 1: signs on the login session, no pool */
+    int pin_ignored;        /* PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH): the configured PIN
+                               (file, fd, pin-source) was not used; C_Login got NULL */
 };
 int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err);
 

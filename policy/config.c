@@ -30,6 +30,7 @@ static const char *const node_roles[] = {"publisher", "subscriber", NULL};
 static const char *const backup_modes[] = {"off", "warn", "require", NULL};
 static const char *const expired_modes[] = {"refuse", "warn", NULL};
 static const char *const digests[] = {"sha1", "sha256", "sha512", NULL};
+static const char *const mechanisms[] = {"auto", "raw", "hash", NULL};
 
 static const struct pol_field node_fields[] = {
     STR("name", node.name),
@@ -44,6 +45,7 @@ static const struct pol_field token_fields[] = {
     PATHF("pin-file", token.pin_file),
     NUM("pool-size", POL_F_SIZE, token.pool_size, 0, 1024),
     STR("init-args", token.init_args),
+    ENUMF("mechanism", token.mechanism, mechanisms, 0),
     END,
 };
 /* clang-format on */

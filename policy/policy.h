@@ -67,6 +67,7 @@ struct pol_config {
         char pin_file[1024];
         size_t pool_size;     /* 0 = number of CPUs */
         char init_args[1024]; /* C_Initialize pReserved for a module path ("" = none) */
+        int mechanism;        /* 0 auto, 1 raw, 2 hash: the order of pkcs11's enum tok_mechanism */
     } token;
     struct {
         char label[POL_NAME_LEN];

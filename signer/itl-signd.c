@@ -446,6 +446,7 @@ static int open_token(struct service *sv)
         .uri = cfg->token.uri,
         .pool_size = cfg->token.pool_size,
         .init_args = cfg->token.init_args[0] ? cfg->token.init_args : NULL,
+        .mechanism = (enum tok_mechanism)cfg->token.mechanism,
     };
     struct itl_error te = {0};
     int rc;
@@ -490,6 +491,19 @@ static void announce_started(const struct service *sv)
     struct itl_error te = {0};
 
     tok_get_status(sv->tok, &ts, &te);
+    if (ts.pin_ignored)
+        srv_log(LOG_WARNING,
+                "token '%s' has a PIN pad (protected authentication path): token.pin-file is "
+                "ignored, the PIN is entered on the token",
+                ts.label);
+    if (ts.one_session && ts.pool_requested != 1)
+        srv_log(LOG_WARNING,
+                "token '%s' allows one session (ulMaxSessionCount = 1): pool-size %zu is "
+                "clamped to 1, requests sign one at a time on the login session",
+                ts.label, ts.pool_requested);
+    else if (ts.pool_requested > ts.pool_size)
+        srv_log(LOG_WARNING, "token '%s': pool-size %zu is clamped to %zu (ulMaxSessionCount)",
+                ts.label, ts.pool_requested, ts.pool_size);
     srv_log(LOG_NOTICE,
             "itl-signd %s serving on %s%s as uid %u: token '%s' (serial %s), %zu session%s, "
             "audit log %s",

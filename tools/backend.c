@@ -40,6 +40,8 @@ static int open_direct(struct cli_global *g, struct backend *b)
         if (b->cfg.token.init_args[0]) /* they belong to the configured module */
             g->init_args = b->cfg.token.init_args;
     }
+    if (!g->mechanism_given)
+        g->mechanism = b->cfg.token.mechanism;
     /* The engine reads and writes the service's state: it trusts the owners the service does. */
     if (g->config && pol_state_set_owner(&b->cfg, &pe) != 0) {
         cli_error("%s", pe.msg);

@@ -40,6 +40,8 @@ struct cli_global {
     int quiet;            /* --quiet */
     /* token.init-args of the config's token.module */
     const char *init_args;
+    int mechanism;       /* --mechanism / token.mechanism: 0 auto, 1 raw, 2 hash */
+    int mechanism_given; /* --mechanism was given: the config's does not override it */
 };
 
 /* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */
@@ -56,6 +58,7 @@ enum {
     OPT_FOLLOW_SYMLINKS,
     OPT_PIN, /* known only to be refused: a PIN never goes on the command line */
     OPT_HELP,
+    OPT_MECHANISM,
     OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
 };
 
@@ -70,6 +73,7 @@ enum {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
         {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},                               \
         {"pin", required_argument, NULL, OPT_PIN},                                                 \
+        {"mechanism", required_argument, NULL, OPT_MECHANISM},                                     \
     {                                                                                              \
         "help", no_argument, NULL, OPT_HELP                                                        \
     }

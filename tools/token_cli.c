@@ -39,9 +39,26 @@ static int needs_prompt(struct tok *t, const struct cli_global *g)
            isatty(STDIN_FILENO);
 }
 
+/* What the token layer did differently from what was asked (docs/tokens.md, quirks). */
+static void warn_token_quirks(struct tok *t)
+{
+    struct tok_status st;
+    struct itl_error ignored;
+
+    if (tok_get_status(t, &st, &ignored) != 0)
+        return;
+    if (st.pin_ignored)
+        cli_warn("token '%s' has a PIN pad (protected authentication path): the PIN given "
+                 "(--pin-file, --pin-fd or pin-source) is ignored; enter it on the token",
+                 st.label);
+}
+
 int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
 {
-    struct tok_options opts = {.module = g->module, .uri = g->token, .init_args = g->init_args};
+    struct tok_options opts = {.module = g->module,
+                               .uri = g->token,
+                               .init_args = g->init_args,
+                               .mechanism = (enum tok_mechanism)g->mechanism};
     struct tok_pin pin = {0};
     struct itl_error te = {0};
     struct tok *t = NULL;
@@ -78,6 +95,7 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
         return cli_exit_for(&te);
     }
     tok_pin_wipe(&pin);
+    warn_token_quirks(t);
     *out = t;
     return EXIT_OK;
 }

@@ -53,6 +53,21 @@ static int parse_timeout(struct cli_global *g, const char *arg)
     return 1;
 }
 
+/* --mechanism auto|raw|hash (token.mechanism). */
+static int parse_mechanism(struct cli_global *g, const char *arg)
+{
+    static const char *const names[] = {"auto", "raw", "hash"};
+
+    for (int i = 0; i < 3; i++)
+        if (strcmp(arg, names[i]) == 0) {
+            g->mechanism = i;
+            g->mechanism_given = 1;
+            return 1;
+        }
+    cli_error("--mechanism: '%s' is not auto, raw or hash", arg);
+    return -1;
+}
+
 int cli_refuse_pin_option(void)
 {
     /* argv is readable by every user (ps, /proc/PID/cmdline) and lands in shell history. */
@@ -100,6 +115,8 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
         return 1;
     case OPT_TIMEOUT:
         return parse_timeout(g, arg);
+    case OPT_MECHANISM:
+        return parse_mechanism(g, arg);
     case OPT_FOLLOW_SYMLINKS:
         cli_set_follow_symlinks(1);
         return 1;

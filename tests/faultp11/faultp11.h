@@ -112,6 +112,12 @@ void fp_stats_load(struct fp_stats *st, struct fp_schedule *states, const char *
 bool fp_stats_save(const struct fp_stats *st, const struct fp_schedule *sched, const char *path);
 void fp_stats_free(struct fp_stats *st);
 
+/* ---- quirks.c: FAULTP11_QUIRKS ---- */
+
+/* Wraps the entries of LIST the quirks named in FAULTP11_QUIRKS need; false (message on
+ * stderr) for an unknown quirk. */
+bool fp_quirks_install(CK_FUNCTION_LIST *list);
+
 /* ---- sha256.c ---- */
 
 void fp_sha256(const void *data, size_t len, uint8_t out[32]);

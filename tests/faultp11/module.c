@@ -515,10 +515,22 @@ static CK_FUNCTION_LIST function_list = {.version = {2, 40},
                                          FP_FORWARDED_FUNCTIONS(FP_ENTRY)};
 #undef FP_ENTRY
 
+/* FAULTP11_QUIRKS (quirks.c) wraps some entries; before anyone holds the list. */
+static bool quirks_ok;
+static void install_quirks(void)
+{
+    quirks_ok = fp_quirks_install(&function_list);
+}
+
 __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 {
+    static pthread_once_t quirks_once = PTHREAD_ONCE_INIT;
+
     if (list == NULL)
         return CKR_ARGUMENTS_BAD;
+    pthread_once(&quirks_once, install_quirks);
+    if (!quirks_ok)
+        return CKR_GENERAL_ERROR;
     *list = &function_list;
     return CKR_OK;
 }

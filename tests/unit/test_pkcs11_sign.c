@@ -38,7 +38,7 @@ static void open_token(struct fixture *f, size_t pool, int hash_mechanisms)
     struct tok_options o = {.module = f->tt.module,
                             .uri = f->tt.uri,
                             .pool_size = pool,
-                            .use_hash_mechanisms = hash_mechanisms};
+                            .mechanism = hash_mechanisms ? TOK_MECH_HASH : TOK_MECH_RAW};
     struct itl_error err;
 
     if (tok_open(&o, &f->t, &err) != 0)
