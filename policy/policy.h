@@ -180,6 +180,13 @@ int pol_check_sign(const struct pol_config *cfg, const struct pol_state *st,
 int pol_check_regen(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,
                     const uint8_t *recovery_cert_sha256, time_t now, struct pol_decision *d);
 
+/* May the role key `key` be deleted from the token now? The rules of a replacement
+ * (pol_check_regen), and the recovery key only with an attested backup of its current
+ * certificate (any policy.backup: its loss cannot be undone). */
+int pol_check_delete(const struct pol_config *cfg, const struct pol_state *st,
+                     enum pol_key_role key, const uint8_t *recovery_cert_sha256, time_t now,
+                     struct pol_decision *d);
+
 /* 1 when the daily "not backed up" log line is due (backup: warn|require, no attestation for
  * this recovery certificate, none logged in the last 24 h); record it with
  * pol_state_record_backup_warning. */

@@ -171,6 +171,9 @@ static const char key_usage[] =
     "  list         keys and certificates on the token (--json)\n"
     "  export-cert  a certificate from the token (PEM or DER)\n"
     "  attest-backup  prove a backup holds the recovery key (--config)\n"
+    "  attach-cert  a certificate for a key a vendor tool put on the token\n"
+    "  csr          a PKCS#10 request signed by a token key\n"
+    "  delete       a key with its public key and certificates (role keys: policy)\n"
     "'itl-sign key SUBCOMMAND --help' for its options.\n";
 
 int cmd_key(int argc, char **argv, struct cli_global *g)
@@ -183,6 +186,9 @@ int cmd_key(int argc, char **argv, struct cli_global *g)
         {"generate", cmd_key_generate},
         {"list", key_list},
         {"export-cert", key_export_cert},
+        {"attach-cert", cmd_key_attach_cert},
+        {"csr", cmd_key_csr},
+        {"delete", cmd_key_delete},
     };
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -194,7 +200,8 @@ int cmd_key(int argc, char **argv, struct cli_global *g)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[1], subs[i].name) == 0)
             return subs[i].fn(argc - 1, argv + 1, g); /* optind is 0: a full getopt reset */
-    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup)",
+    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup, "
+              "attach-cert, csr, delete)",
               argv[1]);
     return EXIT_USAGE;
 }

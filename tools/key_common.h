@@ -3,7 +3,7 @@
  * What the `itl-sign key` subcommands share (key_common.c): their option numbers, option value
  * parsers, printing a key as text or JSON, PEM encoding. Each subcommand has its own file:
  * key_import.c, key_generate.c, cmd_key.c (list, export-cert and the dispatch), key_policy.c
- * (attest-backup).
+ * (attest-backup), key_ops.c (attach-cert, csr, delete).
  */
 #ifndef ITL_TOOLS_KEY_COMMON_H
 #define ITL_TOOLS_KEY_COMMON_H
@@ -45,5 +45,8 @@ void key_print_info_json(const struct tok_key_info *k);
 /* Subcommands; argv[0] is the subcommand's name. */
 int cmd_key_import(int argc, char **argv, struct cli_global *g);
 int cmd_key_generate(int argc, char **argv, struct cli_global *g);
+int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g); /* key_ops.c */
+int cmd_key_csr(int argc, char **argv, struct cli_global *g);
+int cmd_key_delete(int argc, char **argv, struct cli_global *g);
 
 #endif

@@ -93,8 +93,8 @@ static int deny(const struct pol_config *cfg, const char *what, const char *labe
     return EXIT_DENIED;
 }
 
-int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const char *label,
-                             const char *what)
+static int reserve_regen(const struct cli_global *g, struct tok *t, const char *label,
+                         const char *what, int key_exists)
 {
     struct pol_config cfg;
     struct pol_state st;
@@ -115,7 +115,7 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
                  pol_key_role_name((enum pol_key_role)role), label);
         return EXIT_OK;
     }
-    {
+    if (!key_exists) {
         struct tok_key_info existing;
         struct itl_error te = {0};
         /* The label is taken: the token layer refuses the operation, which then changes
@@ -144,6 +144,61 @@ int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const ch
     }
     audit_key_event(&cfg, what, label, "ok", "regen-hold", NULL);
     return EXIT_OK;
+}
+
+int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const char *label,
+                             const char *what)
+{
+    return reserve_regen(g, t, label, what, 0);
+}
+
+int key_policy_reserve_attach(const struct cli_global *g, struct tok *t, const char *label)
+{
+    return reserve_regen(g, t, label, "key attach-cert", 1);
+}
+
+int key_policy_check_delete(const struct cli_global *g, struct tok *t, const char *label)
+{
+    struct pol_config cfg;
+    struct pol_state st;
+    struct pol_decision d = {0};
+    struct itl_error pe;
+    uint8_t rec_sha[32];
+    int role, have_recovery, rc = load_config(g, &cfg);
+
+    if (rc != EXIT_OK)
+        return rc;
+    role = role_of_label(&cfg, label);
+    if (role < 0)
+        return EXIT_OK;
+    if (!g->config) {
+        cli_error("key delete: '%s' is the default label of the %s key: give --config so that "
+                  "the policy that guards it (regeneration hold, recovery backup) is checked",
+                  label, pol_key_role_name((enum pol_key_role)role));
+        return EXIT_DENIED;
+    }
+    if (pol_state_load(cfg.state_dir, &st, &pe) != 0) {
+        cli_error("policy state: %s", pe.msg);
+        return cli_exit_for_io(&pe, EXIT_DENIED);
+    }
+    have_recovery = recovery_cert_sha256(t, &cfg, rec_sha) == 0;
+    if (pol_check_delete(&cfg, &st, (enum pol_key_role)role, have_recovery ? rec_sha : NULL,
+                         time(NULL), &d) != 0) {
+        cli_error("key delete: refused by policy rule '%s' for the %s key", d.rule,
+                  pol_key_role_name((enum pol_key_role)role));
+        return deny(&cfg, "key delete", label, &d);
+    }
+    return EXIT_OK;
+}
+
+void key_policy_audit(const struct cli_global *g, const char *what, const char *label,
+                      const char *result, const char *message)
+{
+    struct pol_config cfg;
+
+    if (!g->config || load_config(g, &cfg) != EXIT_OK)
+        return;
+    audit_key_event(&cfg, what, label, result, "ok", message);
 }
 
 /* ---- attest-backup ---- */

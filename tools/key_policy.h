@@ -13,6 +13,16 @@ struct tok;
 int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const char *label,
                              const char *what);
 
+/* `key attach-cert` on a role key makes it the role's signing identity: the same rules and the
+ * same recorded event as a regeneration (the key is already there). */
+int key_policy_reserve_attach(const struct cli_global *g, struct tok *t, const char *label);
+/* `key delete` of a role key: pol_check_delete (a denial is printed and audited); a role label
+ * without --config is refused. EXIT_OK for keys of no role. */
+int key_policy_check_delete(const struct cli_global *g, struct tok *t, const char *label);
+/* One audit record of a key operation that succeeded (only with --config: its audit log). */
+void key_policy_audit(const struct cli_global *g, const char *what, const char *label,
+                      const char *result, const char *message);
+
 /* itl-sign key attest-backup ... (argv[0] is "attest-backup"). */
 int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g);
 
