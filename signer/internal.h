@@ -61,6 +61,10 @@ struct sgn_engine {
     int use_state;
     pthread_mutex_t keys_lock;
     struct eng_key *keys[POL_KEY_COUNT]; /* found on first use, kept */
+    /* Keys a key operation replaced: a request may still hold one, so they live until the
+     * engine is freed (engine_keyops.c). */
+    struct eng_key *retired[16];
+    size_t n_retired;
     atomic_ulong requests, failures;
 };
 
@@ -74,6 +78,7 @@ struct eng_sign_ctx {
 /* One request on its way through an operation (ops.c), read again by the audit. */
 struct eng_op_ctx {
     struct sgn_engine *e;
+    const struct pol_peer *peer;
     const struct sgn_request *req;
     struct sgn_result *r;
     enum pol_key_role role;
@@ -85,6 +90,8 @@ struct eng_op_ctx {
     struct pol_state state;
     struct eng_sign_ctx sc;
     struct itl_signer signer;
+    /* op key: the audit record names the sub-operation and the label (engine_keyops.c) */
+    const char *audit_op, *audit_key;
 };
 
 /* engine.c: fails the result: status and message set, any output freed. */
@@ -118,5 +125,8 @@ void eng_op_reset(struct eng_op_ctx *o);
 void eng_op_build(struct eng_op_ctx *o);
 void eng_op_sign(struct eng_op_ctx *o);
 void eng_op_encrypt(struct eng_op_ctx *o);
+/* engine_keyops.c: op key (generate, delete, csr, attach-cert) with its policy and state. */
+void eng_op_key(struct eng_op_ctx *o);
+void eng_retired_free(struct sgn_engine *e);
 
 #endif

@@ -37,6 +37,18 @@ const char *sgn_status_name(enum sgn_status st);
 
 /* ---- Requests ---- */
 
+/* The sub-operations of op key; the numbers are the protocol's (wire field 0x10). */
+enum sgn_key_op {
+    SGN_KEY_GENERATE = 0,
+    SGN_KEY_IMPORT = 1,        /* direct mode only */
+    SGN_KEY_ATTEST_BACKUP = 2, /* direct mode only */
+    SGN_KEY_DELETE = 3,
+    SGN_KEY_CSR = 4,
+    SGN_KEY_ATTACH_CERT = 5,
+    SGN_KEY_OP_COUNT
+};
+const char *sgn_key_op_name(enum sgn_key_op op); /* "key delete" */
+
 /* A certificate for `build`: DER bytes, or the label of a certificate on the token. */
 struct sgn_cert_arg {
     unsigned function; /* enum itl_role */
@@ -69,6 +81,14 @@ struct sgn_request {
      * (itl_build_opts.known); wire field 0x0c. */
     const uint8_t *known_itl;
     size_t known_itl_len;
+    /* op key (wire 0x10-0x15): the sub-operation, on the key labelled `key` (a label, or
+     * "recovery"/"tftp"); attach-cert takes the certificate in `data` (empty: self-signed). */
+    enum sgn_key_op key_op;
+    const char *subject;   /* generate, csr, attach-cert --self-signed */
+    unsigned bits, days;   /* generate (bits), generate and attach-cert (days); 0 = default */
+    int replace;           /* attach-cert: in place of a certificate already there */
+    const uint8_t *key_id; /* generate: CKA_ID; NULL = random */
+    size_t key_id_len;
 };
 
 struct sgn_result {

@@ -48,5 +48,10 @@ int cmd_key_generate(int argc, char **argv, struct cli_global *g);
 int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g); /* key_ops.c */
 int cmd_key_csr(int argc, char **argv, struct cli_global *g);
 int cmd_key_delete(int argc, char **argv, struct cli_global *g);
+/* A key operation through the engine (service or direct); prints its outcome. key_ops.c. */
+struct sgn_request;
+struct sgn_result;
+int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_result *r,
+             const char *show);
 
 #endif

@@ -12,8 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "tools/key_policy.h"
-#include "tools/token_cli.h"
+#include "tools/backend.h"
 
 enum { OPT_CERT = OPT_OUT + 1, OPT_SELF_SIGNED, OPT_REPLACE };
 
@@ -101,6 +100,50 @@ static int write_output(const char *path, const uint8_t *data, size_t len)
     return EXIT_OK;
 }
 
+/* One key operation through the engine: the service's (over its socket), or with --token an
+ * engine in this process (direct mode; with --config the same access rule, state and audit
+ * log as the service). `show`: the key to print afterwards (direct mode reads it from the
+ * token; the service's summary line otherwise). Returns an EXIT_* code; r is the reply. */
+int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_result *r,
+             const char *show)
+{
+    struct backend b;
+    struct backend_conn c;
+    struct tok_key_info info;
+    struct itl_error te = {0};
+    char err[600];
+    int rc = backend_open(g, &b);
+
+    memset(r, 0, sizeof *r);
+    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        rc = EXIT_SERVICE;
+    } else if (rc == EXIT_OK) {
+        backend_call(&c, req, r, NULL);
+        backend_disconnect(&c);
+        if (r->warning[0])
+            cli_warn("%s", r->warning);
+        if (r->status != SGN_OK) {
+            cli_error("%s", r->message);
+            if (r->status == SGN_E_DENIED && r->rule[0])
+                cli_error("%s: refused by policy rule '%s'", sgn_key_op_name(req->key_op), r->rule);
+            rc = backend_exit_code(r->status);
+        } else if (show && b.direct && tok_key_attributes(b.tok, show, &info, &te) == 0) {
+            if (g->json) {
+                key_print_info_json(&info);
+                putchar('\n');
+            } else if (!g->quiet) {
+                printf("%s: ", r->message);
+                key_print_info_text(&info);
+            }
+        } else if (!g->quiet && !g->json) {
+            printf("%s\n", r->message);
+        }
+    }
+    backend_close(&b);
+    return rc;
+}
+
 /* ---- key attach-cert ---- */
 
 static const char attach_usage[] =
@@ -115,11 +158,10 @@ static const char attach_usage[] =
 int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
 {
     struct keyop_args a = {.days = 1825};
-    struct tok_attach_opts o = {0};
-    uint8_t *given = NULL, *der = NULL;
-    size_t given_len = 0, der_len = 0;
-    struct itl_error te = {0};
-    struct tok *t = NULL;
+    struct sgn_request req = {.op = POL_OP_KEY, .key_op = SGN_KEY_ATTACH_CERT};
+    struct sgn_result r;
+    uint8_t *given = NULL, *pem = NULL;
+    size_t given_len = 0, pem_len = 0;
     char err[600];
     int rc = parse_keyop(argc, argv, g, attach_usage, &a);
 
@@ -134,44 +176,20 @@ int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
         cli_error("%s", err);
         return EXIT_INPUT;
     }
-    o = (struct tok_attach_opts){.label = a.label,
-                                 .cert_der = given,
-                                 .cert_len = given_len,
-                                 .subject = a.subject,
-                                 .days = a.days,
-                                 .replace = a.replace};
-    rc = cli_open_token(g, &t);
-    if (rc == EXIT_OK)
-        rc = key_policy_reserve_attach(g, t, a.label);
-    if (rc == EXIT_OK && tok_attach_cert(t, &o, &der, &der_len, &te) != 0) {
-        cli_error("key attach-cert: %s", te.msg);
-        rc = te.cls == ITL_E_VERIFY ? EXIT_TOKEN : cli_exit_for(&te);
-    }
-    if (rc == EXIT_OK) {
-        struct tok_key_info info;
-        key_policy_audit(g, "key attach-cert", a.label, "ok",
-                         a.self_signed ? "self-signed" : "certificate given");
-        if (a.out) {
-            uint8_t *pem = NULL;
-            size_t pem_len = 0;
-            rc = key_cert_pem(der, der_len, &pem, &pem_len) == 0 ? write_output(a.out, pem, pem_len)
+    req.key = a.label;
+    req.data = given;
+    req.len = given_len;
+    req.subject = a.subject;
+    req.days = a.days;
+    req.replace = a.replace;
+    rc = key_call(g, &req, &r, a.label);
+    if (rc == EXIT_OK && a.out) {
+        rc = key_cert_pem(r.out, r.out_len, &pem, &pem_len) == 0 ? write_output(a.out, pem, pem_len)
                                                                  : EXIT_OUTPUT;
-            free(pem);
-        }
-        if (tok_key_attributes(t, a.label, &info, &te) != 0) {
-            cli_error("key attach-cert: stored, but reading the key back failed: %s", te.msg);
-            rc = cli_exit_for(&te);
-        } else if (g->json) {
-            key_print_info_json(&info);
-            putchar('\n');
-        } else if (!g->quiet) {
-            printf("certificate stored on the token: ");
-            key_print_info_text(&info);
-        }
     }
     free(given);
-    free(der);
-    tok_close(t);
+    free(pem);
+    sgn_result_free(&r);
     return rc;
 }
 
@@ -207,10 +225,10 @@ static int csr_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_le
 int cmd_key_csr(int argc, char **argv, struct cli_global *g)
 {
     struct keyop_args a = {0};
-    uint8_t *der = NULL, *pem = NULL;
-    size_t der_len = 0, pem_len = 0;
-    struct itl_error te = {0};
-    struct tok *t = NULL;
+    struct sgn_request req = {.op = POL_OP_KEY, .key_op = SGN_KEY_CSR};
+    struct sgn_result r;
+    uint8_t *pem = NULL;
+    size_t pem_len = 0;
     int rc = parse_keyop(argc, argv, g, csr_usage, &a);
 
     if (rc != EXIT_OK)
@@ -220,25 +238,20 @@ int cmd_key_csr(int argc, char **argv, struct cli_global *g)
         fprintf(stderr, "%s", csr_usage);
         return EXIT_USAGE;
     }
-    rc = cli_open_token(g, &t);
-    if (rc == EXIT_OK && tok_make_csr(t, a.label, a.subject, &der, &der_len, &te) != 0) {
-        cli_error("key csr: %s", te.msg);
-        rc = te.cls == ITL_E_VERIFY ? EXIT_TOKEN : cli_exit_for(&te);
+    req.key = a.label;
+    req.subject = a.subject;
+    rc = key_call(g, &req, &r, NULL);
+    if (rc == EXIT_OK && !a.as_der && csr_pem(r.out, r.out_len, &pem, &pem_len) != 0) {
+        cli_error("key csr: the reply is not a certificate request");
+        rc = EXIT_SERVICE;
     }
-    tok_close(t);
-    if (rc == EXIT_OK && !a.as_der && csr_pem(der, der_len, &pem, &pem_len) != 0) {
-        cli_error("key csr: cannot encode the request as PEM");
-        rc = EXIT_OUTPUT;
-    }
-    if (rc == EXIT_OK)
-        rc = write_output(a.out, a.as_der ? der : pem, a.as_der ? der_len : pem_len);
     if (rc == EXIT_OK) {
-        key_policy_audit(g, "key csr", a.label, "ok", a.subject);
-        if (!g->quiet && !g->json)
-            printf("certificate request for key '%s' written to %s\n", a.label, a.out);
+        rc = write_output(a.out, a.as_der ? r.out : pem, a.as_der ? r.out_len : pem_len);
+        if (rc == EXIT_OK && !g->quiet && !g->json)
+            printf("  written to %s\n", a.out);
     }
-    free(der);
     free(pem);
+    sgn_result_free(&r);
     return rc;
 }
 
@@ -253,10 +266,8 @@ static const char delete_usage[] =
 int cmd_key_delete(int argc, char **argv, struct cli_global *g)
 {
     struct keyop_args a = {0};
-    struct tok_delete_report r;
-    struct itl_error te = {0};
-    struct tok *t = NULL;
-    char what[96];
+    struct sgn_request req = {.op = POL_OP_KEY, .key_op = SGN_KEY_DELETE};
+    struct sgn_result r;
     int rc = parse_keyop(argc, argv, g, delete_usage, &a);
 
     if (rc != EXIT_OK)
@@ -265,26 +276,15 @@ int cmd_key_delete(int argc, char **argv, struct cli_global *g)
         cli_error("key delete: only --label is taken");
         return EXIT_USAGE;
     }
-    rc = cli_open_token(g, &t);
-    if (rc == EXIT_OK)
-        rc = key_policy_check_delete(g, t, a.label);
-    if (rc == EXIT_OK && tok_delete_key(t, a.label, &r, &te) != 0) {
-        cli_error("key delete: %s", te.msg);
-        key_policy_audit(g, "key delete", a.label, "error", te.msg);
-        rc = cli_exit_for(&te);
-    }
-    tok_close(t);
-    if (rc != EXIT_OK)
-        return rc;
-    snprintf(what, sizeof what, "%u private, %u public, %u certificate object(s)", r.private_keys,
-             r.public_keys, r.certificates);
-    key_policy_audit(g, "key delete", a.label, "ok", what);
-    if (g->json) {
+    req.key = a.label;
+    rc = key_call(g, &req, &r, NULL);
+    if (rc == EXIT_OK && g->json) {
         printf("{\"label\":");
         cli_json_string(stdout, a.label, strlen(a.label));
-        printf(",\"private_keys\":%u,\"public_keys\":%u,\"certificates\":%u}\n", r.private_keys,
-               r.public_keys, r.certificates);
-    } else if (!g->quiet)
-        printf("deleted key '%s': %s\n", a.label, what);
-    return EXIT_OK;
+        printf(",\"message\":");
+        cli_json_string(stdout, r.message, strlen(r.message));
+        printf("}\n");
+    }
+    sgn_result_free(&r);
+    return rc;
 }

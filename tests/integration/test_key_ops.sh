@@ -44,7 +44,7 @@ vendor_key Vendor 0a0b
 run 4 sign-nocert "$BIN" "${G[@]}" key export-cert --label Vendor
 run 0 attach "$BIN" "${G[@]}" key attach-cert --label Vendor --self-signed \
     --subject "CN=cucm-pub,O=Cisco,C=US" -o "$work/vendor.crt"
-has attach.out "certificate stored on the token"
+has attach.out "certificate stored for key 'Vendor' (self-signed)"
 pubkey_of_token Vendor "$work/vendor-pub.pem"
 openssl x509 -in "$work/vendor.crt" -noout -pubkey >"$work/cert-pub.pem" || fail "cert pubkey"
 cmp -s "$work/vendor-pub.pem" "$work/cert-pub.pem" || fail "the certificate's key is not the token's"
@@ -120,7 +120,7 @@ state-dir: $work/state
 audit-log: $work/audit.log
 EOF
 run 5 delete-role "$BIN" "${G[@]}" --config "$work/itl.yaml" key delete --label ITLRecovery
-has delete-role.err "refused by policy rule 'backup' for the recovery key"
+has delete-role.err "key delete: refused by policy rule 'backup'"
 has delete-role.err "has no attested backup"
 grep -q '"result":"denied"' "$work/audit.log" && grep -q '"rule":"backup"' "$work/audit.log" ||
     fail "the refused delete is not in the audit log: $(cat "$work/audit.log")"
@@ -136,7 +136,7 @@ ok "delete of a key of no role with --config is audited"
 # the TFTP key: refused while the recovery key has no attested backup (backup: warn) ...
 run 0 gen-tftp "$BIN" "${G[@]}" key generate --label CallManager --subject CN=cucm-pub
 run 5 delete-tftp "$BIN" "${G[@]}" --config "$work/itl.yaml" key delete --label CallManager
-has delete-tftp.err "refused by policy rule 'backup' for the tftp key"
+has delete-tftp.err "key delete: refused by policy rule 'backup'"
 # ... and allowed where policy allows it (backup: off, no hold)
 sed -i 's/backup: warn/backup: off/' "$work/itl.yaml"
 run 0 delete-tftp-ok "$BIN" "${G[@]}" --config "$work/itl.yaml" key delete --label CallManager
