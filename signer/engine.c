@@ -126,6 +126,8 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
     /* Its record will come (audit_result): a flush meanwhile waits for it and covers it. */
     if (e->audit)
         pol_audit_expect(e->audit);
+    if (req->op == POL_OP_KEY)
+        eng_key_audit_names(&o);
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
     } else if (check_access(e, peer, req->op, r) == 0) {

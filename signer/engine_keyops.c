@@ -249,14 +249,19 @@ static void key_attach_cert(struct eng_op_ctx *o, const char *label, int role)
              req->len ? "" : " (self-signed)");
 }
 
+void eng_key_audit_names(struct eng_op_ctx *o)
+{
+    o->audit_op = sgn_key_op_name(o->req->key_op);
+    o->audit_key = label_of(o->e, o->req->key);
+}
+
 void eng_op_key(struct eng_op_ctx *o)
 {
     const struct sgn_request *req = o->req;
     const char *label = label_of(o->e, req->key);
     int role;
 
-    o->audit_op = sgn_key_op_name(req->key_op);
-    o->audit_key = label;
+    eng_key_audit_names(o);
     if (req->key_op == SGN_KEY_IMPORT || req->key_op == SGN_KEY_ATTEST_BACKUP) {
         eng_fail(o->r, SGN_E_USAGE,
                  "%s carries a secret (a .p12 password, a backup token's PIN) and runs in direct "

@@ -127,6 +127,8 @@ void eng_op_sign(struct eng_op_ctx *o);
 void eng_op_encrypt(struct eng_op_ctx *o);
 /* engine_keyops.c: op key (generate, delete, csr, attach-cert) with its policy and state. */
 void eng_op_key(struct eng_op_ctx *o);
+/* The audit record's op ("key delete") and key (the label), also for a denied request. */
+void eng_key_audit_names(struct eng_op_ctx *o);
 void eng_retired_free(struct sgn_engine *e);
 
 #endif
