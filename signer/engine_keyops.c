@@ -2,9 +2,10 @@
 /*
  * op key: key management in the engine, so the service and direct mode apply one policy to it
  * (the `key` access right, the regeneration hold, the recovery backup rule), record it in one
- * state and write its one audit record (engine.c audit_result). generate, delete, csr and
- * attach-cert run here; import and attest-backup carry secrets (.p12 password, a backup
- * token's PIN) and run in direct mode (SECURITY.md, "Key operations").
+ * state and write its one audit record (engine.c audit_result). import and attest-backup
+ * carry secrets (a .p12 password, a backup token's PIN): their in-process fields never go on
+ * the wire, so they run only in an engine of the administrator's own process (direct mode;
+ * SECURITY.md).
  */
 #include "signer/signer.h"
 
@@ -249,6 +250,52 @@ static void key_attach_cert(struct eng_op_ctx *o, const char *label, int role)
              req->len ? "" : " (self-signed)");
 }
 
+static void key_import(struct eng_op_ctx *o, const char *label, int role)
+{
+    const struct sgn_request *req = o->req;
+    struct tok_import_report report = {0};
+    struct tok_key_info existing;
+    struct itl_error te = {0};
+
+    if (tok_key_attributes(o->e->tok, label, &existing, &te) != 0 &&
+        check_role_policy(o, label, role) != 0)
+        return;
+    if (tok_import_p12(o->e->tok, req->data, req->len, req->p12_password, label, req->key_id,
+                       req->key_id_len, &report, &te) != 0) {
+        tok_failed(o->r, "key import", &te);
+        return;
+    }
+    if (req->import_report)
+        *req->import_report = report;
+    snprintf(o->r->message, sizeof o->r->message, "imported key '%s' (RSA %u)", label, report.bits);
+}
+
+/* The client proved the backup (it holds the backup token's PIN or the .p12's password); the
+ * engine records it in the state and the audit log. */
+static void key_attest_backup(struct eng_op_ctx *o, const char *label)
+{
+    const struct sgn_request *req = o->req;
+    struct itl_error pe;
+
+    if (req->attest_failure) {
+        eng_fail(o->r, SGN_E_DENIED, "%s", req->attest_failure);
+        snprintf(o->r->rule, sizeof o->r->rule, "backup");
+        return;
+    }
+    if (!o->e->use_state) {
+        eng_fail(o->r, SGN_E_USAGE,
+                 "key attest-backup records into the policy state: give --config");
+        return;
+    }
+    if (pol_state_record_attestation(o->e->cfg.state_dir, req->attestation, &pe) != 0) {
+        eng_fail(o->r, SGN_E_INTERNAL, "policy state: %s", pe.msg);
+        return;
+    }
+    snprintf(o->r->message, sizeof o->r->message,
+             "The backup (%s %s) holds the ITL Recovery key '%s'; attestation recorded.",
+             req->attestation->kind, req->attestation->identity, label);
+}
+
 void eng_key_audit_names(struct eng_op_ctx *o)
 {
     o->audit_op = sgn_key_op_name(o->req->key_op);
@@ -262,7 +309,8 @@ void eng_op_key(struct eng_op_ctx *o)
     int role;
 
     eng_key_audit_names(o);
-    if (req->key_op == SGN_KEY_IMPORT || req->key_op == SGN_KEY_ATTEST_BACKUP) {
+    if ((req->key_op == SGN_KEY_IMPORT && !req->p12_password) ||
+        (req->key_op == SGN_KEY_ATTEST_BACKUP && !req->attestation && !req->attest_failure)) {
         eng_fail(o->r, SGN_E_USAGE,
                  "%s carries a secret (a .p12 password, a backup token's PIN) and runs in direct "
                  "mode only (itl-sign --direct --config ... key ...)",
@@ -287,10 +335,17 @@ void eng_op_key(struct eng_op_ctx *o)
     case SGN_KEY_ATTACH_CERT:
         key_attach_cert(o, label, role);
         break;
+    case SGN_KEY_IMPORT:
+        key_import(o, label, role);
+        break;
+    case SGN_KEY_ATTEST_BACKUP:
+        key_attest_backup(o, label);
+        break;
     default:
         eng_fail(o->r, SGN_E_USAGE, "unknown key operation %d", (int)req->key_op);
         return;
     }
-    if (o->r->status == SGN_OK && role >= 0 && req->key_op != SGN_KEY_CSR)
+    if (o->r->status == SGN_OK && role >= 0 && req->key_op != SGN_KEY_CSR &&
+        req->key_op != SGN_KEY_ATTEST_BACKUP)
         forget_role_key(o->e, role);
 }

@@ -37,6 +37,9 @@ const char *sgn_status_name(enum sgn_status st);
 
 /* ---- Requests ---- */
 
+struct tok_pin;
+struct tok_import_report;
+
 /* The sub-operations of op key; the numbers are the protocol's (wire field 0x10). */
 enum sgn_key_op {
     SGN_KEY_GENERATE = 0,
@@ -87,8 +90,15 @@ struct sgn_request {
     const char *subject;   /* generate, csr, attach-cert --self-signed */
     unsigned bits, days;   /* generate (bits), generate and attach-cert (days); 0 = default */
     int replace;           /* attach-cert: in place of a certificate already there */
-    const uint8_t *key_id; /* generate: CKA_ID; NULL = random */
+    const uint8_t *key_id; /* generate, import: CKA_ID; NULL = random / derived */
     size_t key_id_len;
+    /* In-process only (direct mode): never on the wire, so the service refuses import and
+     * attest-backup. import: the .p12 is `data`, its password here, the report filled in;
+     * attest-backup: the attestation the client proved, or why it failed. */
+    const struct tok_pin *p12_password;
+    struct tok_import_report *import_report;
+    const struct pol_attestation *attestation;
+    const char *attest_failure;
 };
 
 struct sgn_result {

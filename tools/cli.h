@@ -40,6 +40,8 @@ struct cli_global {
     int quiet;            /* --quiet */
     /* token.init-args of the config's token.module */
     const char *init_args;
+    int direct; /* --direct: direct mode with the token of --config (token.uri, .module,
+                   .pin-file) */
 };
 
 /* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */
@@ -56,6 +58,7 @@ enum {
     OPT_FOLLOW_SYMLINKS,
     OPT_PIN, /* known only to be refused: a PIN never goes on the command line */
     OPT_HELP,
+    OPT_DIRECT,
     OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
 };
 
@@ -69,7 +72,7 @@ enum {
         {"quiet", no_argument, NULL, OPT_QUIET},                                                   \
         {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
         {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},                               \
-        {"pin", required_argument, NULL, OPT_PIN},                                                 \
+        {"pin", required_argument, NULL, OPT_PIN}, {"direct", no_argument, NULL, OPT_DIRECT},      \
     {                                                                                              \
         "help", no_argument, NULL, OPT_HELP                                                        \
     }
@@ -98,6 +101,9 @@ struct cli_options {
  * unknown option '--x'", "... option '--cert' needs a value", then the usage on stderr:
  * EXIT_USAGE). EXIT_OK leaves the positional arguments at argv[optind..argc-1]. */
 int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct cli_options *o);
+/* --direct without --token: the token, module and PIN file of --config's token section, for
+ * what the command line does not say (token_cli.c). Prints its own error; EXIT_* code. */
+int cli_direct_from_config(struct cli_global *g);
 
 typedef int (*cli_command_fn)(int argc, char **argv, struct cli_global *g);
 

@@ -39,6 +39,8 @@ static void usage(FILE *f)
     fprintf(f,
             "\nglobal options (before or after the command):\n"
             "  --token URI       direct mode: open the PKCS#11 token named by this RFC 7512 URI\n"
+            "  --direct          direct mode on the token of --config (token.uri, .module,\n"
+            "                    .pin-file)\n"
             "  --module PATH     PKCS#11 module (path or p11-kit name; default: p11-kit proxy)\n"
             "  --pin-file PATH   user PIN, only trailing CR/LF stripped (mode 0600 or stricter)\n"
             "  --pin-fd N        read the user PIN from file descriptor N\n"

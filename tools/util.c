@@ -98,6 +98,9 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
     case OPT_QUIET:
         g->quiet = 1;
         return 1;
+    case OPT_DIRECT:
+        g->direct = 1;
+        return 1;
     case OPT_TIMEOUT:
         return parse_timeout(g, arg);
     case OPT_FOLLOW_SYMLINKS:

@@ -142,3 +142,16 @@ sed -i 's/backup: warn/backup: off/' "$work/itl.yaml"
 run 0 delete-tftp-ok "$BIN" "${G[@]}" --config "$work/itl.yaml" key delete --label CallManager
 has delete-tftp-ok.out "deleted key 'CallManager'"
 ok "delete of the TFTP key follows the replacement rules (refused: backup; allowed: backup off)"
+
+# --direct: the token, module and PIN file come from --config; the key access rule applies
+run 0 direct-csr "$BIN" --direct --config "$work/itl.yaml" key csr --label ITLRecovery \
+    --subject CN=x -o "$work/direct.csr"
+openssl req -in "$work/direct.csr" -verify -noout 2>/dev/null || fail "--direct csr"
+run 2 direct-noconf "$BIN" --direct key csr --label ITLRecovery --subject CN=x -o "$work/y.csr"
+has direct-noconf.err "--direct takes the token from the config"
+sed -i 's/allow: \[reset, build, sign, encrypt, status, key\]/allow: [sign, status]/' "$work/itl.yaml"
+run 5 direct-denied "$BIN" --direct --config "$work/itl.yaml" key csr --label ITLRecovery \
+    --subject CN=x -o "$work/z.csr"
+has direct-denied.err "refused by policy rule 'access'"
+[ ! -e "$work/z.csr" ] || fail "a denied csr wrote its file"
+ok "--direct takes token.uri/module/pin-file from --config; the key access rule applies in direct mode"
