@@ -146,8 +146,11 @@ static int check_role_policy(struct eng_op_ctx *o, const char *label, int role)
 
 static void tok_failed(struct sgn_result *r, const char *what, const struct itl_error *te)
 {
-    eng_fail(r, te->cls == ITL_E_VERIFY ? SGN_E_TOKEN : eng_status_from_tok(te), "%s: %s", what,
-             te->msg);
+    /* A .p12 that does not open (wrong password, not a .p12) is bad input: exit 3. */
+    enum sgn_status st = te->cls == ITL_E_INPUT    ? SGN_E_INPUT
+                         : te->cls == ITL_E_VERIFY ? SGN_E_TOKEN
+                                                   : eng_status_from_tok(te);
+    eng_fail(r, st, "%s: %s", what, te->msg);
 }
 
 static void key_generate(struct eng_op_ctx *o, const char *label, int role)
