@@ -22,6 +22,12 @@ struct tok *sgn_engine_token(struct sgn_engine *e);
 const struct pol_config *sgn_engine_config(struct sgn_engine *e);
 void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned long *failures);
 
+/* wire_key.c: the request fields of op key, tags 0x10 (key-op) .. 0x15 (key-id) in the order
+ * of docs/protocol.md; one field's value into req, or -1 with err. */
+#define SGN_WIRE_KEY_OP 0x10
+int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
+                       struct sgn_request *req, char *err, size_t err_size);
+
 /* Shared by the client and the service (wire.c). */
 void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -29,13 +29,13 @@ enum field_tag {
     F_PHONE_CERT = 0x0a,
     F_LAYOUT = 0x0b,
     F_KNOWN_ITL = 0x0c,
-    /* op key (docs/protocol.md, "Key operations") */
-    F_KEY_OP = 0x10,
-    F_SUBJECT = 0x11,
-    F_BITS = 0x12,
-    F_DAYS = 0x13,
-    F_KEY_FLAGS = 0x14,
-    F_KEY_ID = 0x15,
+    /* op key (docs/protocol.md, "Key operations"); decoded in wire_key.c */
+    F_KEY_OP = SGN_WIRE_KEY_OP,
+    F_SUBJECT,
+    F_BITS,
+    F_DAYS,
+    F_KEY_FLAGS,
+    F_KEY_ID,
 
     F_STATUS = 0x41,
     F_MESSAGE = 0x42,
@@ -357,61 +357,6 @@ static int decode_cert(const struct field *f, struct sgn_request *req, struct sg
     return 0;
 }
 
-static int field_u32(const struct field *f, uint32_t *out, char *err, size_t err_size)
-{
-    if (f->len != 4) {
-        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x must be 4 bytes, not %zu",
-                    f->offset, f->tag, f->len);
-        return -1;
-    }
-    *out = load_u32(f->value);
-    return 0;
-}
-
-/* The fields of op key (0x10-0x15). Their ranges are the engine's to check. */
-static int decode_key_field(const struct field *f, struct sgn_request *req, char *err,
-                            size_t err_size)
-{
-    uint8_t v;
-    uint32_t n;
-
-    switch (f->tag) {
-    case F_KEY_OP:
-        if (field_u8(f, &v, err, err_size))
-            return -1;
-        if (v >= SGN_KEY_OP_COUNT) {
-            sgn_set_err(err, err_size, "unknown key operation %u", v);
-            return -1;
-        }
-        req->key_op = (enum sgn_key_op)v;
-        return 0;
-    case F_SUBJECT:
-        return field_str(f, &req->subject, err, err_size);
-    case F_BITS:
-    case F_DAYS:
-        if (field_u32(f, &n, err, err_size))
-            return -1;
-        if (f->tag == F_BITS)
-            req->bits = n;
-        else
-            req->days = n;
-        return 0;
-    case F_KEY_FLAGS:
-        if (field_u8(f, &v, err, err_size))
-            return -1;
-        if (v > 1) {
-            sgn_set_err(err, err_size, "unknown key flags 0x%02x", v);
-            return -1;
-        }
-        req->replace = v & 1;
-        return 0;
-    default: /* F_KEY_ID */
-        req->key_id = f->value;
-        req->key_id_len = f->len;
-        return 0;
-    }
-}
-
 int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_request *req,
                             struct sgn_cert_arg *certs, char *err, size_t err_size)
 {
@@ -477,15 +422,6 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             req->known_itl = f.value;
             req->known_itl_len = f.len;
             break;
-        case F_KEY_OP:
-        case F_SUBJECT:
-        case F_BITS:
-        case F_DAYS:
-        case F_KEY_FLAGS:
-        case F_KEY_ID:
-            if (decode_key_field(&f, req, err, err_size))
-                return -1;
-            break;
         case F_LAYOUT:
             if (field_u8(&f, &v, err, err_size))
                 return -1;
@@ -496,6 +432,11 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             req->layout = v;
             break;
         default:
+            if (f.tag >= F_KEY_OP && f.tag <= F_KEY_ID) { /* wire_key.c */
+                if (sgn_wire_key_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
+                    return -1;
+                break;
+            }
             sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
                         f.tag);
             return -1;
