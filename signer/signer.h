@@ -69,6 +69,9 @@ struct sgn_request {
      * (itl_build_opts.known); wire field 0x0c. */
     const uint8_t *known_itl;
     size_t known_itl_len;
+    /* reset, build, sign: the policy decides and the result names what would be written, but
+     * nothing is signed (no C_Sign) and no output is returned; wire field 0x0e. */
+    int dry_run;
 };
 
 struct sgn_result {

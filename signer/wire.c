@@ -29,6 +29,7 @@ enum field_tag {
     F_PHONE_CERT = 0x0a,
     F_LAYOUT = 0x0b,
     F_KNOWN_ITL = 0x0c,
+    F_DRY_RUN = 0x0e, /* u8 1: decide, sign nothing */
 
     F_STATUS = 0x41,
     F_MESSAGE = 0x42,
@@ -182,6 +183,8 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     if (req->layout)
         frame_u8(&f, F_LAYOUT, (uint8_t)req->layout);
     frame_bytes(&f, F_KNOWN_ITL, req->known_itl, req->known_itl_len);
+    if (req->dry_run)
+        frame_u8(&f, F_DRY_RUN, 1);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -412,6 +415,15 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                 return -1;
             }
             req->layout = v;
+            break;
+        case F_DRY_RUN:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            if (v != 1) {
+                sgn_set_err(err, err_size, "dry-run field 0x0e must be 1, not %u", v);
+                return -1;
+            }
+            req->dry_run = 1;
             break;
         default:
             sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
