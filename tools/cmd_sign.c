@@ -327,7 +327,7 @@ static unsigned worker_count(const struct sign_opts *o, size_t files)
 static void sign_usage(FILE *f)
 {
     fprintf(f,
-            "usage: itl-sign sign [FILE|DIR]... [--files-from LIST [-0]] [--out-dir DIR]\n"
+            "usage: itl-sign sign [FILE|DIR]... [--files-from LIST [-0|--null]] [--out-dir DIR]\n"
             "                     [--digest sha1|sha256|sha512] [--filename NAME]\n"
             "                     [--timestamp UNIX] [--jobs N] [--itl KNOWN.tlv] [--dry-run]\n"
             "Sign config files with the TFTP key: FILE.sgn next to FILE (or in DIR). A FILE that\n"

@@ -160,8 +160,11 @@ int cmd_key_generate(int argc, char **argv, struct cli_global *g)
         cli_error("key generate: the key was made, but reading it back failed: %s", te.msg);
         rc = cli_exit_for(&te);
     } else if (g->json) {
-        key_print_info_json(&info);
-        putchar('\n');
+        if (rc == EXIT_OK) { /* else the error document */
+            key_print_info_json(&info);
+            putchar('\n');
+            cli_json_emitted();
+        }
     } else if (!g->quiet) {
         printf("generated on the token: ");
         key_print_info_text(&info);

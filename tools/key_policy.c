@@ -391,9 +391,19 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
         goto out;
     }
     audit_key_event(&cfg, "attest-backup", label, "ok", "backup", a.identity);
-    if (!g->quiet)
+    if (g->json) {
+        struct cli_json j;
+        cli_json_begin(&j);
+        cli_json_str(&j, "command", "key attest-backup");
+        cli_json_str(&j, "label", label);
+        cli_json_str(&j, "kind", a.kind);
+        cli_json_str(&j, "identity", a.identity);
+        cli_json_bool(&j, "recorded", 1);
+        cli_json_print(&j);
+    } else if (!g->quiet) {
         printf("The backup (%s %s) holds the ITL Recovery key '%s'; attestation recorded.\n",
                a.kind, a.identity, label);
+    }
 out:
     EVP_PKEY_free(pub);
     free(cert);
