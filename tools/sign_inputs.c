@@ -246,15 +246,18 @@ static char *dup_or_null(const char *s)
     return s && s[0] ? strdup(s) : NULL;
 }
 
-void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code, const char *output,
-                   const char *message, const char *warning)
+void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code,
+                   const char *output, const char *message, const char *warning)
 {
+    /* Copies first: message may be it->message itself. */
+    char *out = dup_or_null(output), *msg = dup_or_null(message);
+
     it->state = st;
     it->exit_code = exit_code;
     free(it->output);
-    it->output = dup_or_null(output);
+    it->output = out;
     free(it->message);
-    it->message = dup_or_null(message);
+    it->message = msg;
     if (warning && warning[0]) {
         free(it->warning);
         it->warning = strdup(warning);
