@@ -51,7 +51,9 @@ static void batch_fail(struct batch *bt, struct sign_item *it, int exit_code, co
     if (!cli_json_on()) { /* under --json the document has it */
         fputs("itl-sign: ", stderr);
         sign_print_path(stderr, it->path);
-        fprintf(stderr, ": %s\n", msg);
+        fputs(": ", stderr);
+        sign_print_path(stderr, msg); /* it may quote the name: one line per file */
+        fputc('\n', stderr);
     }
     if (processed)
         sign_progress_tick(&bt->progress);

@@ -246,8 +246,8 @@ static char *dup_or_null(const char *s)
     return s && s[0] ? strdup(s) : NULL;
 }
 
-void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code,
-                   const char *output, const char *message, const char *warning)
+void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code, const char *output,
+                   const char *message, const char *warning)
 {
     /* Copies first: message may be it->message itself. */
     char *out = dup_or_null(output), *msg = dup_or_null(message);
