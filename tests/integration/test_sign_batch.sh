@@ -121,4 +121,23 @@ expect_exit 0 "$BIN" "${TOK[@]}" sign many --out-dir out
 echo "$ERR" | grep -q 'files' && echo "$ERR" | grep -q '/40' && die "a progress bar without a terminal: $ERR"
 [ "$(echo "$OUT" | grep -c '^signed: ')" -eq 40 ] || die "without a terminal, not one line per file"
 ok "progress bar on a pty (40/40, full), none when stdout/stderr are not terminals"
+
+# ---- --dry-run: the decision and the names, no C_Sign (the fault module counts), no file ----
+FAULT=$ITL_BUILD/tests/libfaultp11.so
+[ -f "$FAULT" ] || die "$FAULT not built"
+mkdir dry
+for i in 1 2 3; do cfg "dry/SEP00000000000$i.cnf.xml" "$i"; done
+FT=(--module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
+export FAULTP11_MODULE=$ITL_MODULE FAULTP11_STATS=$WORK/dry.stats
+expect_exit 0 "$BIN" "${FT[@]}" sign --dry-run dry
+[ "$(echo "$OUT" | grep -c '^would write: dry/SEP00000000000[1-3].cnf.xml.sgn$')" -eq 3 ] || die "dry run: $OUT"
+ls dry/*.sgn 2>/dev/null && die "--dry-run wrote a file"
+grep -q '^calls C_Sign' "$WORK/dry.stats" && die "--dry-run signed: $(grep C_Sign "$WORK/dry.stats")"
+grep -q '^calls C_Login' "$WORK/dry.stats" || die "the dry run did not reach the token: $(cat "$WORK/dry.stats")"
+expect_exit 0 "$BIN" --json "${FT[@]}" sign --dry-run dry/SEP000000000001.cnf.xml
+echo "$OUT" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); f=d["files"][0]; assert d["dry_run"] and f["status"]=="would-sign" and "dry run: the policy allows" in f["message"], d' ||
+    die "--dry-run --json: $OUT"
+"$BIN" "${FT[@]}" sign dry/SEP000000000001.cnf.xml >/dev/null || die "a real sign"
+grep -q '^calls C_Sign 1$' "$WORK/dry.stats" || die "the fault module does not count C_Sign: $(cat "$WORK/dry.stats")"
+ok "--dry-run: 3 would be written, nothing written, no C_Sign (then a real sign counts 1)"
 echo "all passed"
