@@ -145,7 +145,9 @@ struct tok_key_info {
     char key_type[16]; /* "RSA", "EC", ... */
     unsigned bits;
     int has_private, has_public, has_cert;
-    char subject[256];
+    /* the certificate's subject Name, DER; tools print it with itl_name_der_str (format/) */
+    uint8_t subject_der[1024];
+    size_t subject_der_len;
     char serial_hex[80];
     time_t not_before, not_after;
     int local, always_sensitive, never_extractable, extractable, sensitive;

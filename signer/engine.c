@@ -92,7 +92,9 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
     rec.in_sha256 = req->data ? in_sha : NULL;
     rec.out_sha256 = r->out ? out_sha : NULL;
     rec.key = o && o->key ? tok_key_label(o->key) : o ? o->audit_key : NULL;
-    rec.result = r->status == SGN_OK ? "ok" : r->status == SGN_E_DENIED ? "denied" : "error";
+    rec.result = r->status == SGN_OK         ? (req->dry_run ? "dry-run" : "ok")
+                 : r->status == SGN_E_DENIED ? "denied"
+                                             : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
     rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
     if ((seq ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
@@ -130,6 +132,10 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
         eng_key_audit_names(&o);
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
+    } else if (req->dry_run && req->op != POL_OP_RESET && req->op != POL_OP_BUILD &&
+               req->op != POL_OP_SIGN) {
+        eng_fail(r, SGN_E_USAGE, "--dry-run is for reset, build and sign, not %s",
+                 pol_op_name(req->op));
     } else if (check_access(e, peer, req->op, r) == 0) {
         switch (req->op) {
         case POL_OP_RESET:
@@ -156,7 +162,8 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
     }
     /* A key operation releases a certificate or request (or nothing, delete), never a file a
      * phone reads: the output-kind check is for the signing operations. */
-    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY && !r->out)
+    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY && !r->out &&
+        !req->dry_run)
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
     if (r->status == SGN_OK && r->out && req->op != POL_OP_KEY)
         eng_release_check(req, r);

@@ -99,6 +99,9 @@ struct sgn_request {
     struct tok_import_report *import_report;
     const struct pol_attestation *attestation;
     const char *attest_failure;
+    /* reset, build, sign: the policy decides and the result names what would be written, but
+     * nothing is signed (no C_Sign) and no output is returned; wire field 0x0e. */
+    int dry_run;
 };
 
 struct sgn_result {

@@ -36,6 +36,7 @@ enum field_tag {
     F_DAYS,
     F_KEY_FLAGS,
     F_KEY_ID,
+    F_DRY_RUN = 0x0e, /* u8 1: decide, sign nothing */
 
     F_STATUS = 0x41,
     F_MESSAGE = 0x42,
@@ -200,6 +201,8 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
             frame_u8(&f, F_KEY_FLAGS, 1);
         frame_bytes(&f, F_KEY_ID, req->key_id, req->key_id_len);
     }
+    if (req->dry_run)
+        frame_u8(&f, F_DRY_RUN, 1);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -430,6 +433,15 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                 return -1;
             }
             req->layout = v;
+            break;
+        case F_DRY_RUN:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            if (v != 1) {
+                sgn_set_err(err, err_size, "dry-run field 0x0e must be 1, not %u", v);
+                return -1;
+            }
+            req->dry_run = 1;
             break;
         default:
             if (f.tag >= F_KEY_OP && f.tag <= F_KEY_ID) { /* wire_key.c */

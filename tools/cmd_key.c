@@ -52,6 +52,7 @@ static int key_list(int argc, char **argv, struct cli_global *g)
             key_print_info_json(&keys[i]);
         }
         printf("]\n");
+        cli_json_emitted();
     } else {
         for (size_t i = 0; i < n; i++)
             key_print_info_text(&keys[i]);
@@ -92,6 +93,25 @@ static int export_option(int opt, const char *arg, void *ctx)
     default:
         return 0;
     }
+}
+
+/* key export-cert --json without -o: the certificate in the document (PEM, or DER as hex). */
+static void export_cert_json(const char *label, const uint8_t *der, size_t der_len,
+                             const uint8_t *pem, size_t pem_len)
+{
+    struct cli_json j;
+
+    cli_json_begin(&j);
+    cli_json_str(&j, "command", "key export-cert");
+    cli_json_str(&j, "label", label);
+    if (pem) {
+        cli_json_raw(&j, "pem", "");
+        json_string(&j.b, (const char *)pem, pem_len);
+    } else {
+        cli_json_raw(&j, "der_hex", "");
+        json_hex(&j.b, der, der_len);
+    }
+    cli_json_print(&j);
 }
 
 static int key_export_cert(int argc, char **argv, struct cli_global *g)
@@ -150,7 +170,12 @@ static int key_export_cert(int argc, char **argv, struct cli_global *g)
                                   sizeof err) != 0) {
             cli_error("%s", err);
             rc = EXIT_OUTPUT;
+        } else if (g->json) {
+            struct cli_json_output o = {out, as_der ? der_len : pem_len, 1};
+            cli_json_result("key export-cert", &o, 1, label, NULL, 0);
         }
+    } else if (g->json) {
+        export_cert_json(label, der, der_len, pem, pem_len);
     } else if (fwrite(as_der ? der : pem, 1, as_der ? der_len : pem_len, stdout) !=
                    (as_der ? der_len : pem_len) ||
                fflush(stdout) != 0) {

@@ -41,6 +41,9 @@ void key_json_str(const char *key, const char *value, int comma);
 int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len);
 void key_print_info_text(const struct tok_key_info *k);
 void key_print_info_json(const struct tok_key_info *k);
+/* --json: the document of a key operation that has no key to describe (through the service,
+ * delete, csr): {"command","status":"ok","label","message"}. */
+void key_print_result_json(const char *command, const char *label, const char *message);
 
 /* Subcommands; argv[0] is the subcommand's name. */
 int cmd_key_import(int argc, char **argv, struct cli_global *g);

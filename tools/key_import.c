@@ -81,6 +81,7 @@ static void print_import(const struct cli_global *g, const char *label, const ch
         printf("\"imported\":true,\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s}\n",
                key_json_bool(r->local), key_json_bool(r->always_sensitive),
                key_json_bool(r->never_extractable));
+        cli_json_emitted();
         return;
     }
     if (g->quiet)

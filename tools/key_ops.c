@@ -132,11 +132,14 @@ int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_res
             if (g->json) {
                 key_print_info_json(&info);
                 putchar('\n');
+                cli_json_emitted();
             } else if (!g->quiet) {
                 printf("%s: ", r->message);
                 key_print_info_text(&info);
             }
-        } else if (!g->quiet && !g->json) {
+        } else if (g->json) {
+            key_print_result_json(sgn_key_op_name(req->key_op), req->key, r->message);
+        } else if (!g->quiet) {
             printf("%s\n", r->message);
         }
     }

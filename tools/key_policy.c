@@ -256,7 +256,15 @@ static int record_attestation(struct cli_global *g, const char *label,
         if (r.status != SGN_OK && !failure) {
             cli_error("%s", r.message);
             rc = backend_exit_code(r.status);
-        } else if (r.status == SGN_OK && !g->quiet) {
+        } else if (r.status == SGN_OK && g->json && !failure) {
+            struct cli_json j;
+            cli_json_begin(&j);
+            cli_json_str(&j, "command", "key attest-backup");
+            cli_json_str(&j, "status", "ok");
+            cli_json_str(&j, "label", label);
+            cli_json_str(&j, "message", r.message);
+            cli_json_print(&j);
+        } else if (r.status == SGN_OK && !g->quiet && !g->json) {
             printf("%s\n", r.message);
         }
     }

@@ -82,6 +82,9 @@ static int sign_option(struct sign_opts *o, int opt, const char *arg)
     case OPT_ITL:
         o->itl = arg;
         return 1;
+    case OPT_DRY_RUN:
+        o->dry_run = 1;
+        return 1;
     case OPT_LAYOUT:
         if (strcmp(arg, "cucm") == 0)
             o->layout = 0;
@@ -147,7 +150,7 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
                        int (*extra)(int opt, const char *arg, void *ctx), void *ctx)
 {
     struct sign_option_ctx c = {o, extra, ctx};
-    struct cli_options opts = {.shortopts = "o:",
+    struct cli_options opts = {.shortopts = "o:0",
                                .longopts = longopts,
                                .usage = usage,
                                .option = sign_or_extra_option,
@@ -172,6 +175,7 @@ void sign_fill_request(struct sgn_request *req, enum pol_op op, const struct sig
     req->timestamp = o->timestamp;
     req->out_filename = o->filename;
     req->key = o->key;
+    req->dry_run = o->dry_run;
     if (o->itl) {
         req->known_itl = known_itl.data;
         req->known_itl_len = known_itl.len;
@@ -193,9 +197,25 @@ int sign_report(const char *what, const struct sgn_result *r, int quiet)
         cli_error("%s: %s", what, r->message);
         return backend_exit_code(r->status);
     }
-    if (!quiet)
+    if (!quiet && !cli_json_on())
         printf("%s\n", r->message);
     return EXIT_OK;
+}
+
+void sign_print_outputs(const char *command, const struct sgn_result *r, const char *const *paths,
+                        size_t n, int dry_run, const struct cli_global *g)
+{
+    struct cli_json_output outs[2];
+
+    if (!cli_json_on()) {
+        for (size_t i = 0; i < n && !g->quiet; i++)
+            printf("%s: %s\n", dry_run ? "would write" : "written", paths[i]);
+        return;
+    }
+    for (size_t i = 0; i < n && i < 2; i++)
+        outs[i] = (struct cli_json_output){
+            .path = paths[i], .bytes = i ? r->out2_len : r->out_len, .written = !dry_run};
+    cli_json_result(command, outs, n < 2 ? n : 2, r->message, r->warning, dry_run);
 }
 
 /* mode: cli_output_mode() of the input, or 0644 for what only public certificates made. */
