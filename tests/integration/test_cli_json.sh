@@ -67,6 +67,8 @@ keys:
   recovery: { label: ITLRecovery }
   tftp: { label: CallManager }
 policy: { backup: "off" }
+access:
+  - { user: root, allow: [reset, build, sign, encrypt, status, key] }
 state-dir: $WORK/state
 audit-log: $WORK/audit.log
 EOF
