@@ -217,6 +217,40 @@ START_TEST(payload_errors)
 }
 END_TEST
 
+/* --dry-run travels as field 0x0e (u8 1); absent means a real request; any other value is
+ * refused rather than read as "yes". */
+START_TEST(dry_run_field)
+{
+    static const uint8_t two[] = {0x01, 0, 0, 0, 1, 2, 0x0e, 0, 0, 0, 1, 2};
+    static const uint8_t zero[] = {0x01, 0, 0, 0, 1, 2, 0x0e, 0, 0, 0, 1, 0};
+    struct sgn_request in = {.op = POL_OP_SIGN,
+                             .filename = "SEP1.cnf.xml",
+                             .data = (const uint8_t *)"x",
+                             .len = 1,
+                             .dry_run = 1};
+    struct sgn_request req;
+    uint8_t *frame;
+    size_t len;
+    char err[256];
+
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.dry_run, 1);
+    free(frame);
+    in.dry_run = 0;
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.dry_run, 0);
+    free(frame);
+    expect_decode_error(two, sizeof two, "dry-run field 0x0e must be 1, not 2");
+    expect_decode_error(zero, sizeof zero, "dry-run field 0x0e must be 1, not 0");
+}
+END_TEST
+
 START_TEST(key_request_round_trip)
 {
     static const uint8_t id[] = {0x0a, 0x0b};
@@ -313,6 +347,7 @@ int main(void)
     tcase_add_test(tc, reply_out_name_is_a_base_name);
     tcase_add_test(tc, header_errors);
     tcase_add_test(tc, payload_errors);
+    tcase_add_test(tc, dry_run_field);
     tcase_add_test(tc, key_request_round_trip);
     tcase_add_test(tc, key_field_errors);
     tcase_add_test(tc, too_many_certs);
