@@ -97,6 +97,7 @@ struct pol_config {
     } run_as;
     char state_dir[1024]; /* default /var/lib/itl-sign */
     char audit_log[1024]; /* default /var/log/itl-sign/audit.log */
+    char itl[1024];       /* the ITL the phones trust: itl-sign's --itl default; "" = none */
     size_t n_access;
     struct pol_access_rule access[POL_MAX_ACCESS_RULES];
 };

@@ -114,18 +114,54 @@ static struct {
     size_t len;
 } known_itl;
 
-static int load_known_itl(const char *path)
+static int load_known_itl(const char *path, const char *from)
 {
     char err[600];
     unsigned mode;
 
     if (cli_read_input(path, SIGN_MAX_INPUT_BYTES, &known_itl.data, &known_itl.len, &mode, err,
                        sizeof err) != 0) {
-        cli_error("--itl: %s", err);
+        cli_error("%s: %s", from, err);
         known_itl.len = 0;
         return EXIT_INPUT;
     }
     return EXIT_OK;
+}
+
+static int takes_itl(const struct option *longopts)
+{
+    for (; longopts->name; longopts++)
+        if (longopts->val == OPT_ITL)
+            return 1;
+    return 0;
+}
+
+/* No --itl, but --config names `itl:` -- the client reads it (in direct mode and through the
+ * service alike) and sends it as --itl would; the command line wins. */
+static int itl_from_config(const struct cli_global *g, struct sign_opts *o)
+{
+    static char path[sizeof((struct pol_config *)0)->itl];
+    char from[sizeof path + 1200];
+    struct pol_config *cfg = malloc(sizeof *cfg);
+    struct itl_error pe;
+    int rc = EXIT_OK;
+
+    if (!cfg) {
+        cli_error("out of memory reading %s", g->config);
+        return EXIT_INPUT;
+    }
+    if (pol_config_load(g->config, cfg, &pe) != 0) {
+        cli_error("%s", pe.msg);
+        rc = cli_exit_for_io(&pe, EXIT_USAGE);
+    } else if (cfg->itl[0]) {
+        snprintf(path, sizeof path, "%s", cfg->itl);
+        snprintf(from, sizeof from, "config key 'itl' of %s", g->config);
+        rc = load_known_itl(path, from);
+        if (rc == EXIT_OK)
+            o->itl = path;
+    }
+    free(cfg);
+    return rc;
 }
 
 /* Parse a command's options; positional arguments remain at argv[optind..]. */
@@ -161,8 +197,13 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
         exit(EXIT_OK);
     if (rc != EXIT_OK)
         return rc;
-    if (o->itl && load_known_itl(o->itl) != EXIT_OK)
+    if (o->itl && load_known_itl(o->itl, "--itl") != EXIT_OK)
         return EXIT_INPUT;
+    if (!o->itl && g->config && takes_itl(longopts)) {
+        rc = itl_from_config(g, o);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     return timestamp_from_env(o) ? EXIT_USAGE : EXIT_OK;
 }
 
