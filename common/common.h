@@ -157,6 +157,8 @@ void json_hex(struct buf *b, const uint8_t *data, size_t n); /* "0a1b..." */
  * as many whole bytes as fit, NUL-terminated. Returns out. */
 char *hex_lower(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
 char *hex_upper(const uint8_t *data, size_t n, char sep, char *out, size_t out_size);
+/* One hex digit of either case: its value 0-15, or -1. */
+int hex_digit(int c);
 /* Exactly 2n hex digits (either case, no separator) into n bytes; -1 on anything else. */
 int hex_decode(const char *hex, uint8_t *out, size_t n);
 

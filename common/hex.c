@@ -38,7 +38,7 @@ char *hex_upper(const uint8_t *data, size_t n, char sep, char *out, size_t out_s
     return hex_encode("0123456789ABCDEF", data, n, sep, out, out_size);
 }
 
-static int hex_digit(char c)
+int hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';

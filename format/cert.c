@@ -6,6 +6,7 @@
 #include <openssl/objects.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 X509 *cert_parse(const uint8_t *der, size_t len, const char *what, struct itl_error *err)
@@ -123,10 +124,9 @@ static void put_escaped(struct sbuf *s, const char *v, size_t n)
     }
 }
 
-int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, size_t out_size,
-                  struct itl_error *err)
+static int name_str(const X509_NAME *nm, int issuer, enum itl_name_style style, char *out,
+                    size_t out_size, struct itl_error *err)
 {
-    const X509_NAME *nm = issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x);
     struct sbuf s = {out, out_size, 0, 0};
     char sep = style == ITL_NAMES_CERTUTILS ? ',' : ';';
 
@@ -222,6 +222,30 @@ int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char 
                   size_t out_size, struct itl_error *err)
 {
     return cert_name_str((X509 *)x509, issuer, style, out, out_size, err);
+}
+
+int cert_name_str(X509 *x, int issuer, enum itl_name_style style, char *out, size_t out_size,
+                  struct itl_error *err)
+{
+    return name_str(issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), issuer, style, out,
+                    out_size, err);
+}
+
+int itl_name_der_str(const uint8_t *der, size_t len, enum itl_name_style style, char *out,
+                     size_t out_size, struct itl_error *err)
+{
+    const unsigned char *p = der;
+    X509_NAME *nm = len <= LONG_MAX ? d2i_X509_NAME(NULL, &p, (long)len) : NULL;
+    int rc;
+
+    if (!nm || p != der + len) {
+        X509_NAME_free(nm);
+        err_set(err, ITL_E_INPUT, "the name is not a DER distinguished name");
+        return -1;
+    }
+    rc = name_str(nm, 0, style, out, out_size, err);
+    X509_NAME_free(nm);
+    return rc;
 }
 
 int itl_cert_serial(const uint8_t *der, size_t len, uint8_t *out, size_t out_size, size_t *out_len,

@@ -220,6 +220,10 @@ int itl_record_check(const struct itl_record *r, struct itl_error *err);
 /* Certificate helpers (DER in, strings out). */
 int itl_cert_name(const uint8_t *der, size_t len, int issuer, enum itl_name_style style, char *out,
                   size_t out_size, struct itl_error *err);
+/* A DER Name (a certificate's subject, a token's CKA_SUBJECT) as a string: the one spelling of
+ * a certificate name across commands (key list shows what ITLs and messages show). */
+int itl_name_der_str(const uint8_t *der, size_t len, enum itl_name_style style, char *out,
+                     size_t out_size, struct itl_error *err);
 /* The same for a certificate already parsed (an OpenSSL X509 *), as in itl_signer.cert_x509. */
 int itl_x509_name(const void *x509, int issuer, enum itl_name_style style, char *out,
                   size_t out_size, struct itl_error *err);

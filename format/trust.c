@@ -27,17 +27,6 @@ struct dn {
     struct dn_part p[DN_MAX_PARTS];
 };
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One piece between separators, unescaped (RFC 4514 "\," and "\2C"), spaces around trimmed. */
 static size_t unescape_piece(const uint8_t *s, size_t n, char *out, size_t size)
 {
@@ -49,7 +38,7 @@ static size_t unescape_piece(const uint8_t *s, size_t n, char *out, size_t size)
         n--;
     for (size_t i = 0; i < n && o + 1 < size; i++) {
         if (s[i] == '\\' && i + 1 < n) {
-            int hi = hexval(s[i + 1]), lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int hi = hex_digit(s[i + 1]), lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
             if (hi >= 0 && lo >= 0) {
                 out[o++] = (char)(hi * 16 + lo);
                 i += 2;

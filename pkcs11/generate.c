@@ -28,7 +28,7 @@
  * the first in the DER (CN first). CUCM's certificates are CN first (the TVS certificate decoded
  * in seed 001, the certutils sample's own certificates), and ITLs print names in the DER order,
  * so a generated key's names read CN=…;OU=…;C=US as CUCM's do. A ',' inside a value is "\,". */
-static int parse_subject(const char *text, X509_NAME **out, struct itl_error *err)
+int tok_parse_subject(const char *text, X509_NAME **out, struct itl_error *err)
 {
     char *copy = strdup(text ? text : ""), *parts[32];
     size_t n = 0;
@@ -102,8 +102,8 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     return ok ? 0 : -1;
 }
 
-static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pub,
-                                       struct itl_error *err)
+EVP_PKEY *tok_rsa_public(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pub,
+                         struct itl_error *err)
 {
     uint8_t *n = NULL, *e = NULL;
     size_t n_len, e_len;
@@ -115,7 +115,8 @@ static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OB
 
     if (tok_get_attr(t, h, pub, CKA_MODULUS, &n, &n_len, err) != 0 ||
         tok_get_attr(t, h, pub, CKA_PUBLIC_EXPONENT, &e, &e_len, err) != 0) {
-        err_set(err, ITL_E_DEVICE, "cannot read the new public key from token '%s'", t->label_str);
+        err_set(err, ITL_E_DEVICE, "cannot read the public key (CKA_MODULUS) from token '%s'",
+                t->label_str);
         goto out;
     }
     bn_n = BN_bin2bn(n, (int)n_len, NULL);
@@ -128,7 +129,7 @@ static EVP_PKEY *rsa_public_from_token(struct tok *t, CK_SESSION_HANDLE h, CK_OB
         EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         ERR_clear_error();
-        err_set(err, ITL_E_DEVICE, "the new public key from token '%s' is not a valid RSA key",
+        err_set(err, ITL_E_DEVICE, "the public key from token '%s' is not a valid RSA key",
                 t->label_str);
     }
 out:
@@ -237,41 +238,55 @@ struct generate_ctx {
     struct tok_generate_report report;
 };
 
-/* The self-signed certificate, signed on the token with CKM_RSA_PKCS over our DigestInfo. */
-static X509 *self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
-                              EVP_PKEY *pub, struct generate_ctx *c, struct itl_error *err)
+int tok_sign_sha256_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
+                               const uint8_t *data, size_t len, uint8_t *sig, size_t *sig_len,
+                               struct itl_error *err)
 {
-    X509 *x = unsigned_cert(c->name, pub, c->o), *signed_x = NULL;
-    uint8_t *tbs = NULL, md[32], di[19 + 32], sig[1024];
-    size_t prefix_len, md_len, sig_len = sizeof sig;
+    uint8_t md[32], di[19 + 32];
+    size_t prefix_len, md_len;
     const uint8_t *prefix = tok_digestinfo_prefix(NID_sha256, &prefix_len, &md_len);
-    int tbs_len;
+    int always_auth = tok_get_bool(t, h, priv, CKA_ALWAYS_AUTHENTICATE) == 1;
     CK_RV rv;
+
+    if (EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) != 1)
+        return err_set(err, ITL_E_DEVICE, "cannot hash the data to sign (OpenSSL)");
+    memcpy(di, prefix, prefix_len);
+    memcpy(di + prefix_len, md, md_len);
+    rv = tok_sign_in_session(t, h, priv, CKM_RSA_PKCS, always_auth, di, prefix_len + md_len, sig,
+                             sig_len);
+    if (rv != CKR_OK)
+        return tok_ckr_err(err, rv, "signing with the token key (C_Sign)");
+    return 0;
+}
+
+X509 *tok_self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, EVP_PKEY *pub,
+                           X509_NAME *name, const struct tok_generate_opts *o,
+                           struct itl_error *err)
+{
+    X509 *x = unsigned_cert(name, pub, o), *signed_x = NULL;
+    uint8_t *tbs = NULL, sig[1024];
+    size_t sig_len = sizeof sig;
+    int tbs_len;
 
     if (!x) {
         err_set(err, ITL_E_DEVICE, "cannot build the certificate (OpenSSL)");
         return NULL;
     }
     tbs_len = i2d_re_X509_tbs(x, &tbs);
-    if (tbs_len <= 0 || EVP_Digest(tbs, (size_t)tbs_len, md, NULL, EVP_sha256(), NULL) != 1) {
+    if (tbs_len <= 0) {
         err_set(err, ITL_E_DEVICE, "cannot encode the certificate (OpenSSL)");
         goto out;
     }
-    memcpy(di, prefix, prefix_len);
-    memcpy(di + prefix_len, md, md_len);
-    rv = tok_sign_in_session(t, h, priv, CKM_RSA_PKCS, 0, di, prefix_len + md_len, sig, &sig_len);
-    if (rv != CKR_OK) {
-        tok_ckr_err(err, rv, "signing the certificate with the new key (C_Sign)");
+    if (tok_sign_sha256_in_session(t, h, priv, tbs, (size_t)tbs_len, sig, &sig_len, err) != 0)
         goto out;
-    }
     signed_x = assemble_cert(tbs, tbs_len, sig, sig_len);
     if (!signed_x || X509_verify(signed_x, pub) != 1) {
         ERR_clear_error();
         X509_free(signed_x);
         signed_x = NULL;
         err_set(err, ITL_E_VERIFY,
-                "the certificate signed by the new key on token '%s' does not verify with the "
-                "key's public half; the key was removed again",
+                "the certificate signed by the key on token '%s' does not verify with the "
+                "key's public half",
                 t->label_str);
     }
 out:
@@ -300,10 +315,10 @@ static int generate_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
         return -1;
     if (tok_check_protected(t, h, objs[0], err) != 0)
         goto out;
-    pub = rsa_public_from_token(t, h, objs[1], err);
+    pub = tok_rsa_public(t, h, objs[1], err);
     if (!pub)
         goto out;
-    x = self_signed_cert(t, h, objs[0], pub, c, err);
+    x = tok_self_signed_cert(t, h, objs[0], pub, c->name, c->o, err);
     if (!x)
         goto out;
     if (tok_cert_attrs_get(x, &ca) != 0) {
@@ -349,7 +364,7 @@ int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **
         return err_set(err, ITL_E_USAGE, "key size %u: use 2048, 3072 or 4096 bits", opts->bits);
     if (opts->days > 36500)
         return err_set(err, ITL_E_USAGE, "validity of %u days: at most 36500", opts->days);
-    if (parse_subject(opts->subject, &c.name, err) != 0)
+    if (tok_parse_subject(opts->subject, &c.name, err) != 0)
         return -1;
     c.id = opts->id;
     c.id_len = opts->id_len;

@@ -264,5 +264,18 @@ void tok_read_usage(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, C
 int tok_template_refused(CK_RV rv);
 int tok_check_protected(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
                         struct itl_error *err);
+/* generate.c, shared with keyops.c: a subject "CN=...,O=..." in the order given; the RSA public
+ * key of an object holding CKA_MODULUS / CKA_PUBLIC_EXPONENT; sha256WithRSA over data by the
+ * token key (CKM_RSA_PKCS over a DigestInfo, context login when the key asks); a self-signed
+ * CA-style certificate (o: days, now) signed by priv and verified with pub. */
+int tok_parse_subject(const char *text, X509_NAME **out, struct itl_error *err);
+EVP_PKEY *tok_rsa_public(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
+                         struct itl_error *err);
+int tok_sign_sha256_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
+                               const uint8_t *data, size_t len, uint8_t *sig, size_t *sig_len,
+                               struct itl_error *err);
+X509 *tok_self_signed_cert(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, EVP_PKEY *pub,
+                           X509_NAME *name, const struct tok_generate_opts *o,
+                           struct itl_error *err);
 
 #endif

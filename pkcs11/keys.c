@@ -45,23 +45,19 @@ static void cert_details(const uint8_t *der, size_t len, struct tok_key_info *in
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);
-    BIO *bio;
     BIGNUM *bn;
     struct tm tm;
 
     info->has_cert = 1;
     if (EVP_Digest(der, len, info->cert_sha256, NULL, EVP_sha256(), NULL) == 1)
         info->has_cert_sha256 = 1;
-    if (!x) {
-        snprintf(info->subject, sizeof info->subject, "(certificate is not valid DER)");
-        return;
+    if (!x)
+        return; /* subject_der_len 0: printed as not valid DER */
+    int n = i2d_X509_NAME(X509_get_subject_name(x), NULL);
+    if (n > 0 && (size_t)n <= sizeof info->subject_der) {
+        unsigned char *w = info->subject_der;
+        info->subject_der_len = (size_t)i2d_X509_NAME(X509_get_subject_name(x), &w);
     }
-    bio = BIO_new(BIO_s_mem());
-    if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
-        int n = BIO_read(bio, info->subject, (int)sizeof info->subject - 1);
-        info->subject[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(bio);
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (bn) {
         char *hex = BN_bn2hex(bn);

@@ -156,7 +156,9 @@ struct tok_key_info {
     char key_type[16]; /* "RSA", "EC", ... */
     unsigned bits;
     int has_private, has_public, has_cert;
-    char subject[256];
+    /* the certificate's subject Name, DER; tools print it with itl_name_der_str (format/) */
+    uint8_t subject_der[1024];
+    size_t subject_der_len;
     char serial_hex[80];
     time_t not_before, not_after;
     int local, always_sensitive, never_extractable, extractable, sensitive;
@@ -216,6 +218,39 @@ struct tok_generate_report {
  * *cert_der is malloc'd. */
 int tok_generate(struct tok *t, const struct tok_generate_opts *opts, uint8_t **cert_der,
                  size_t *cert_len, struct itl_error *err);
+
+/* ---- Keys a vendor tool put on the token (keyops.c) ---- */
+
+/* The certificate of the private key labelled `label` (exactly one): cert_der given (its public
+ * key must be the token key's), or NULL and a self-signed CA-style one made by the token key
+ * (subject, days, now as for tok_generate). Stored as CKO_CERTIFICATE with the key's CKA_ID and
+ * label. A certificate already there is refused (ITL_E_USAGE) unless `replace`: the new one is
+ * stored first, then the old ones destroyed. *out_der (may be NULL) is the certificate stored,
+ * malloc'd. */
+struct tok_attach_opts {
+    const char *label;
+    const uint8_t *cert_der; /* NULL: self-signed */
+    size_t cert_len;
+    const char *subject; /* self-signed only */
+    unsigned days;
+    time_t now;
+    int replace;
+};
+int tok_attach_cert(struct tok *t, const struct tok_attach_opts *o, uint8_t **out_der,
+                    size_t *out_len, struct itl_error *err);
+
+/* A PKCS#10 request (DER, malloc'd) for the key labelled `label`, subject "CN=...,O=...",
+ * sha256WithRSA, signed by the token key and verified before it is returned. */
+int tok_make_csr(struct tok *t, const char *label, const char *subject, uint8_t **der, size_t *len,
+                 struct itl_error *err);
+
+/* Destroy the private key labelled `label` and the public key and certificates with its CKA_ID
+ * (with its label when it has no CKA_ID). */
+struct tok_delete_report {
+    unsigned private_keys, public_keys, certificates;
+};
+int tok_delete_key(struct tok *t, const char *label, struct tok_delete_report *r,
+                   struct itl_error *err);
 
 /* The certificate (DER) stored with this label. *der is malloc'd. */
 int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der_len,

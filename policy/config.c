@@ -109,6 +109,7 @@ const struct pol_field pol_config_fields[] = {
     MAP("run-as", POL_F_MAP, run_as_fields),
     PATHF("state-dir", state_dir),
     PATHF("audit-log", audit_log),
+    PATHF("itl", itl),
     END,
 };
 /* clang-format on */

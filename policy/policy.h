@@ -98,6 +98,7 @@ struct pol_config {
     } run_as;
     char state_dir[1024]; /* default /var/lib/itl-sign */
     char audit_log[1024]; /* default /var/log/itl-sign/audit.log */
+    char itl[1024];       /* the ITL the phones trust: itl-sign's --itl default; "" = none */
     size_t n_access;
     struct pol_access_rule access[POL_MAX_ACCESS_RULES];
 };
@@ -180,6 +181,13 @@ int pol_check_sign(const struct pol_config *cfg, const struct pol_state *st,
  * (NULL: there is no recovery key, which also refuses a TFTP replacement). */
 int pol_check_regen(const struct pol_config *cfg, const struct pol_state *st, enum pol_key_role key,
                     const uint8_t *recovery_cert_sha256, time_t now, struct pol_decision *d);
+
+/* May the role key `key` be deleted from the token now? The rules of a replacement
+ * (pol_check_regen), and the recovery key only with an attested backup of its current
+ * certificate (any policy.backup: its loss cannot be undone). */
+int pol_check_delete(const struct pol_config *cfg, const struct pol_state *st,
+                     enum pol_key_role key, const uint8_t *recovery_cert_sha256, time_t now,
+                     struct pol_decision *d);
 
 /* 1 when the daily "not backed up" log line is due (backup: warn|require, no attestation for
  * this recovery certificate, none logged in the last 24 h); record it with

@@ -236,3 +236,24 @@ int pol_backup_warning_due(const struct pol_config *cfg, const struct pol_state 
     return st->last_backup_warning == 0 || now < st->last_backup_warning ||
            now - st->last_backup_warning >= BACKUP_WARNING_INTERVAL;
 }
+
+/* ---- 3. deleting a role key ---- */
+
+int pol_check_delete(const struct pol_config *cfg, const struct pol_state *st,
+                     enum pol_key_role key, const uint8_t *recovery_cert_sha256, time_t now,
+                     struct pol_decision *d)
+{
+    if (pol_check_regen(cfg, st, key, recovery_cert_sha256, now, d) != 0)
+        return -1;
+    /* Phones hold the recovery certificate for years and only its key can rescue them: it goes
+     * only when a backup of exactly this key is attested, whatever policy.backup says. */
+    if (key == POL_KEY_RECOVERY && !has_backup(st, recovery_cert_sha256)) {
+        pol_decide(d, 0, "backup",
+                   "The ITL Recovery key (%s) has no attested backup: deleting it would leave "
+                   "phones that trust it without a rescue. Attest its backup first (itl-sign key "
+                   "attest-backup --key recovery)",
+                   key_label(cfg, POL_KEY_RECOVERY));
+        return -1;
+    }
+    return 0;
+}

@@ -135,10 +135,7 @@ static int hex4(struct state_reader *r, unsigned *out)
     *out = 0;
     for (int i = 0; i < 4; i++) {
         char c = r->pos < r->len ? r->s[r->pos++] : 0;
-        int v = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
+        int v = hex_digit(c);
         if (v < 0)
             return rfail(r, "bad \\u escape");
         *out = *out << 4 | (unsigned)v;

@@ -62,6 +62,7 @@ void sgn_engine_free(struct sgn_engine *e)
         return;
     for (int i = 0; i < POL_KEY_COUNT; i++)
         eng_key_free(e->keys[i]);
+    eng_retired_free(e);
     pthread_mutex_destroy(&e->keys_lock);
     free(e);
 }
@@ -86,12 +87,14 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
         EVP_Digest(r->out, r->out_len, out_sha, NULL, EVP_sha256(), NULL);
     rec.time = time(NULL);
     rec.peer = peer;
-    rec.op = pol_op_name(req->op);
+    rec.op = o && o->audit_op ? o->audit_op : pol_op_name(req->op);
     rec.file = req->filename;
     rec.in_sha256 = req->data ? in_sha : NULL;
     rec.out_sha256 = r->out ? out_sha : NULL;
-    rec.key = o && o->key ? tok_key_label(o->key) : NULL;
-    rec.result = r->status == SGN_OK ? "ok" : r->status == SGN_E_DENIED ? "denied" : "error";
+    rec.key = o && o->key ? tok_key_label(o->key) : o ? o->audit_key : NULL;
+    rec.result = r->status == SGN_OK         ? (req->dry_run ? "dry-run" : "ok")
+                 : r->status == SGN_E_DENIED ? "denied"
+                                             : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
     rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
     if ((seq ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
@@ -118,15 +121,21 @@ static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum 
 static void execute(struct sgn_engine *e, const struct pol_peer *peer,
                     const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq)
 {
-    struct eng_op_ctx o = {.e = e, .req = req, .r = r};
+    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r};
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
     /* Its record will come (audit_result): a flush meanwhile waits for it and covers it. */
     if (e->audit)
         pol_audit_expect(e->audit);
+    if (req->op == POL_OP_KEY)
+        eng_key_audit_names(&o);
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
+    } else if (req->dry_run && req->op != POL_OP_RESET && req->op != POL_OP_BUILD &&
+               req->op != POL_OP_SIGN) {
+        eng_fail(r, SGN_E_USAGE, "--dry-run is for reset, build and sign, not %s",
+                 pol_op_name(req->op));
     } else if (check_access(e, peer, req->op, r) == 0) {
         switch (req->op) {
         case POL_OP_RESET:
@@ -144,16 +153,19 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
         case POL_OP_STATUS:
             snprintf(r->message, sizeof r->message, "ok");
             break;
+        case POL_OP_KEY:
+            eng_op_key(&o);
+            break;
         default:
-            eng_fail(r, SGN_E_USAGE,
-                     "'%s' is not a service operation: key management runs in direct mode "
-                     "(itl-sign --token ... key ...)",
-                     pol_op_name(req->op));
+            eng_fail(r, SGN_E_USAGE, "'%s' is not a service operation", pol_op_name(req->op));
         }
     }
-    if (r->status == SGN_OK && req->op != POL_OP_STATUS && !r->out)
+    /* A key operation releases a certificate or request (or nothing, delete), never a file a
+     * phone reads: the output-kind check is for the signing operations. */
+    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY && !r->out &&
+        !req->dry_run)
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
-    if (r->status == SGN_OK && r->out)
+    if (r->status == SGN_OK && r->out && req->op != POL_OP_KEY)
         eng_release_check(req, r);
     audit_result(e, peer, req, &o, r, seq);
     if (r->status != SGN_OK)

@@ -22,6 +22,12 @@ struct tok *sgn_engine_token(struct sgn_engine *e);
 const struct pol_config *sgn_engine_config(struct sgn_engine *e);
 void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned long *failures);
 
+/* wire_key.c: the request fields of op key, tags 0x10 (key-op) .. 0x15 (key-id) in the order
+ * of docs/protocol.md; one field's value into req, or -1 with err. */
+#define SGN_WIRE_KEY_OP 0x10
+int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
+                       struct sgn_request *req, char *err, size_t err_size);
+
 /* Shared by the client and the service (wire.c). */
 void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -61,6 +67,10 @@ struct sgn_engine {
     int use_state;
     pthread_mutex_t keys_lock;
     struct eng_key *keys[POL_KEY_COUNT]; /* found on first use, kept */
+    /* Keys a key operation replaced: a request may still hold one, so they live until the
+     * engine is freed (engine_keyops.c). */
+    struct eng_key *retired[16];
+    size_t n_retired;
     atomic_ulong requests, failures;
 };
 
@@ -74,6 +84,7 @@ struct eng_sign_ctx {
 /* One request on its way through an operation (ops.c), read again by the audit. */
 struct eng_op_ctx {
     struct sgn_engine *e;
+    const struct pol_peer *peer;
     const struct sgn_request *req;
     struct sgn_result *r;
     enum pol_key_role role;
@@ -85,6 +96,8 @@ struct eng_op_ctx {
     struct pol_state state;
     struct eng_sign_ctx sc;
     struct itl_signer signer;
+    /* op key: the audit record names the sub-operation and the label (engine_keyops.c) */
+    const char *audit_op, *audit_key;
 };
 
 /* engine.c: fails the result: status and message set, any output freed. */
@@ -118,5 +131,10 @@ void eng_op_reset(struct eng_op_ctx *o);
 void eng_op_build(struct eng_op_ctx *o);
 void eng_op_sign(struct eng_op_ctx *o);
 void eng_op_encrypt(struct eng_op_ctx *o);
+/* engine_keyops.c: op key (generate, delete, csr, attach-cert) with its policy and state. */
+void eng_op_key(struct eng_op_ctx *o);
+/* The audit record's op ("key delete") and key (the label), also for a denied request. */
+void eng_key_audit_names(struct eng_op_ctx *o);
+void eng_retired_free(struct sgn_engine *e);
 
 #endif

@@ -79,6 +79,19 @@ static void fill_policy_request(struct pol_sign_request *pr, const struct sgn_re
 
 /* ---- Operations ---- */
 
+/* --dry-run: the policy allowed the operation; name what would be written and stop before the
+ * token signs anything. 1 when it stopped. */
+static int dry_run_stop(struct eng_op_ctx *o)
+{
+    if (!o->req->dry_run)
+        return 0;
+    text_printf(o->r->message, sizeof o->r->message,
+                "dry run: the policy allows this %s: %s would be written, signed by the %s key "
+                "(%s); nothing was signed or written",
+                pol_op_name(o->req->op), o->r->out_name, pol_key_role_name(o->role), o->cf.subject);
+    return 1;
+}
+
 static uint32_t request_time(const struct sgn_request *req)
 {
     return req->has_timestamp ? req->timestamp : (uint32_t)time(NULL);
@@ -216,6 +229,8 @@ void eng_op_reset(struct eng_op_ctx *o)
                      base_name(o->req->filename, "the ITL"));
         goto out;
     }
+    if (dry_run_stop(o))
+        goto out;
     if (itl_resign_tlv(&f, (size_t)idx, request_time(o->req), &o->signer, &o->r->out,
                        &o->r->out_len, &ie) != 0) {
         fail_format(o->r, &o->sc, "reset", &ie);
@@ -287,6 +302,9 @@ void eng_op_build(struct eng_op_ctx *o)
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
     pr.signer_is_sast = signer_is_sast_entry(entries, o->req->n_certs, o->cert, o->cert_len);
     if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
+        goto out;
+    snprintf(o->r->out_name, sizeof o->r->out_name, "%s", bo.filename);
+    if (dry_run_stop(o))
         goto out;
     bo.timestamp = request_time(o->req);
     if (o->req->layout == 1) { /* what certutils (tlvfile) writes */
@@ -404,7 +422,7 @@ void eng_op_sign(struct eng_op_ctx *o)
         prepare(o, o->e->cfg.policy.digest) != 0 || parse_known(o, &kf, &so.known) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
-    if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
+    if (apply_policy(o->e, &pr, &o->state, o->r) != 0 || dry_run_stop(o))
         goto out;
     if (resign) {
         payload = f.payload.ptr;

@@ -37,6 +37,21 @@ const char *sgn_status_name(enum sgn_status st);
 
 /* ---- Requests ---- */
 
+struct tok_pin;
+struct tok_import_report;
+
+/* The sub-operations of op key; the numbers are the protocol's (wire field 0x10). */
+enum sgn_key_op {
+    SGN_KEY_GENERATE = 0,
+    SGN_KEY_IMPORT = 1,        /* direct mode only */
+    SGN_KEY_ATTEST_BACKUP = 2, /* direct mode only */
+    SGN_KEY_DELETE = 3,
+    SGN_KEY_CSR = 4,
+    SGN_KEY_ATTACH_CERT = 5,
+    SGN_KEY_OP_COUNT
+};
+const char *sgn_key_op_name(enum sgn_key_op op); /* "key delete" */
+
 /* A certificate for `build`: DER bytes, or the label of a certificate on the token. */
 struct sgn_cert_arg {
     unsigned function; /* enum itl_role */
@@ -69,6 +84,24 @@ struct sgn_request {
      * (itl_build_opts.known); wire field 0x0c. */
     const uint8_t *known_itl;
     size_t known_itl_len;
+    /* op key (wire 0x10-0x15): the sub-operation, on the key labelled `key` (a label, or
+     * "recovery"/"tftp"); attach-cert takes the certificate in `data` (empty: self-signed). */
+    enum sgn_key_op key_op;
+    const char *subject;   /* generate, csr, attach-cert --self-signed */
+    unsigned bits, days;   /* generate (bits), generate and attach-cert (days); 0 = default */
+    int replace;           /* attach-cert: in place of a certificate already there */
+    const uint8_t *key_id; /* generate, import: CKA_ID; NULL = random / derived */
+    size_t key_id_len;
+    /* In-process only (direct mode): never on the wire, so the service refuses import and
+     * attest-backup. import: the .p12 is `data`, its password here, the report filled in;
+     * attest-backup: the attestation the client proved, or why it failed. */
+    const struct tok_pin *p12_password;
+    struct tok_import_report *import_report;
+    const struct pol_attestation *attestation;
+    const char *attest_failure;
+    /* reset, build, sign: the policy decides and the result names what would be written, but
+     * nothing is signed (no C_Sign) and no output is returned; wire field 0x0e. */
+    int dry_run;
 };
 
 struct sgn_result {

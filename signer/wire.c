@@ -29,6 +29,14 @@ enum field_tag {
     F_PHONE_CERT = 0x0a,
     F_LAYOUT = 0x0b,
     F_KNOWN_ITL = 0x0c,
+    /* op key (docs/protocol.md, "Key operations"); decoded in wire_key.c */
+    F_KEY_OP = SGN_WIRE_KEY_OP,
+    F_SUBJECT,
+    F_BITS,
+    F_DAYS,
+    F_KEY_FLAGS,
+    F_KEY_ID,
+    F_DRY_RUN = 0x0e, /* u8 1: decide, sign nothing */
 
     F_STATUS = 0x41,
     F_MESSAGE = 0x42,
@@ -182,6 +190,19 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     if (req->layout)
         frame_u8(&f, F_LAYOUT, (uint8_t)req->layout);
     frame_bytes(&f, F_KNOWN_ITL, req->known_itl, req->known_itl_len);
+    if (req->op == POL_OP_KEY) {
+        frame_u8(&f, F_KEY_OP, (uint8_t)req->key_op);
+        frame_str(&f, F_SUBJECT, req->subject);
+        if (req->bits)
+            frame_u32(&f, F_BITS, req->bits);
+        if (req->days)
+            frame_u32(&f, F_DAYS, req->days);
+        if (req->replace)
+            frame_u8(&f, F_KEY_FLAGS, 1);
+        frame_bytes(&f, F_KEY_ID, req->key_id, req->key_id_len);
+    }
+    if (req->dry_run)
+        frame_u8(&f, F_DRY_RUN, 1);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -413,7 +434,21 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             }
             req->layout = v;
             break;
+        case F_DRY_RUN:
+            if (field_u8(&f, &v, err, err_size))
+                return -1;
+            if (v != 1) {
+                sgn_set_err(err, err_size, "dry-run field 0x0e must be 1, not %u", v);
+                return -1;
+            }
+            req->dry_run = 1;
+            break;
         default:
+            if (f.tag >= F_KEY_OP && f.tag <= F_KEY_ID) { /* wire_key.c */
+                if (sgn_wire_key_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
+                    return -1;
+                break;
+            }
             sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
                         f.tag);
             return -1;
@@ -423,6 +458,13 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         return -1;
     if (!(seen & (1ull << F_OP))) {
         sgn_set_err(err, err_size, "request without an operation");
+        return -1;
+    }
+    if ((req->op == POL_OP_KEY) != !!(seen & (1ull << F_KEY_OP))) {
+        sgn_set_err(err, err_size,
+                    req->op == POL_OP_KEY ? "a key request without its key operation (field 0x10)"
+                                          : "a key operation (field 0x10) in a request that is not "
+                                            "op key");
         return -1;
     }
     return 0;

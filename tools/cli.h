@@ -11,9 +11,12 @@
 #define ITL_TOOLS_CLI_H
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "common/common.h"
 
 /* Exit codes (documented in itl-sign(1)). */
 enum cli_exit {
@@ -42,6 +45,8 @@ struct cli_global {
     const char *init_args;
     int mechanism;       /* --mechanism / token.mechanism: 0 auto, 1 raw, 2 hash */
     int mechanism_given; /* --mechanism was given: the config's does not override it */
+    int direct;          /* --direct: direct mode with the token of --config (token.uri, .module,
+                            .pin-file) */
 };
 
 /* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */
@@ -59,6 +64,7 @@ enum {
     OPT_PIN, /* known only to be refused: a PIN never goes on the command line */
     OPT_HELP,
     OPT_MECHANISM,
+    OPT_DIRECT,
     OPT_FIRST_COMMAND_OPTION = 0x1100 /* commands number their own options from here */
 };
 
@@ -72,7 +78,7 @@ enum {
         {"quiet", no_argument, NULL, OPT_QUIET},                                                   \
         {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
         {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},                               \
-        {"pin", required_argument, NULL, OPT_PIN},                                                 \
+        {"pin", required_argument, NULL, OPT_PIN}, {"direct", no_argument, NULL, OPT_DIRECT},      \
         {"mechanism", required_argument, NULL, OPT_MECHANISM},                                     \
     {                                                                                              \
         "help", no_argument, NULL, OPT_HELP                                                        \
@@ -102,6 +108,9 @@ struct cli_options {
  * unknown option '--x'", "... option '--cert' needs a value", then the usage on stderr:
  * EXIT_USAGE). EXIT_OK leaves the positional arguments at argv[optind..argc-1]. */
 int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct cli_options *o);
+/* --direct without --token: the token, module and PIN file of --config's token section, for
+ * what the command line does not say (token_cli.c). Prints its own error; EXIT_* code. */
+int cli_direct_from_config(struct cli_global *g);
 
 typedef int (*cli_command_fn)(int argc, char **argv, struct cli_global *g);
 
@@ -163,5 +172,45 @@ int cli_sync_parent_dir(const char *path);
 int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size);
 /* Print s (n bytes) to f as a JSON string, escaped as json_string (common/json.c) does. */
 void cli_json_string(FILE *f, const char *s, size_t n);
+
+/* ---- --json: one document on stdout (tools/json_out.c, docs/json.md) ---- */
+
+void cli_json_set(int on);
+int cli_json_on(void);
+/* cli_error keeps the first message for the error document. */
+void cli_json_record_error(const char *fmt, va_list ap);
+/* "usage", "input", "token", ... for an exit code (the error document's "class"). */
+const char *cli_exit_class(int code);
+/* main(): when --json is on and the command failed without printing its document, print
+ * {"error":{"code":N,"class":"...","message":"..."}}; returns code unchanged. */
+int cli_json_finish(int code);
+/* A command printed its document itself (show, status, ...): no error document follows. */
+void cli_json_emitted(void);
+
+/* A small object builder: begin, fields, print (which marks the document emitted). */
+struct cli_json {
+    struct buf b;
+    int fields;
+};
+void cli_json_begin(struct cli_json *j);
+void cli_json_str(struct cli_json *j, const char *key, const char *value); /* NULL: null */
+void cli_json_int(struct cli_json *j, const char *key, long long value);
+void cli_json_bool(struct cli_json *j, const char *key, int value);
+void cli_json_raw(struct cli_json *j, const char *key, const char *json);
+/* A nested object ('{') or array ('['): open, fields or elements, close with '}' or ']'. */
+void cli_json_open(struct cli_json *j, const char *key, char bracket);
+void cli_json_close(struct cli_json *j, char bracket);
+void cli_json_elem(struct cli_json *j); /* before each array element: the comma */
+void cli_json_print(struct cli_json *j);
+
+struct cli_json_output {
+    const char *path;
+    size_t bytes;
+    int written; /* 0 for --dry-run */
+};
+/* {"command":..,"status":"ok","dry_run":..,"message":..,"outputs":[{"path","bytes","written"}],
+ *  "warnings":[..]} */
+void cli_json_result(const char *command, const struct cli_json_output *outs, size_t n,
+                     const char *message, const char *warning, int dry_run);
 
 #endif

@@ -55,7 +55,7 @@ static void build_usage(FILE *f)
         "usage: itl-sign build --sast CERT [--sast CERT] [--ccm|--tftp|--ccm-tftp|--capf|\n"
         "                      --tvs|--app-server|--srst CERT ...] [--signer recovery|tftp|LABEL]\n"
         "                      [--digest sha1|sha256|sha512] [--filename NAME] [-o ITLFile.tlv]\n"
-        "                      [--layout cucm|certutils]\n"
+        "                      [--layout cucm|certutils] [--dry-run]\n"
         "CERT is a PEM/DER file or the label of a certificate on the token (label:NAME).\n"
         "Records follow the order of the arguments; the signer must be one of the --sast.\n");
 }
@@ -67,6 +67,7 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
         {"signer", required_argument, NULL, OPT_SIGNER},
         {"layout", required_argument, NULL, OPT_LAYOUT},
         SIGN_ITL_OPTION,
+        SIGN_DRY_RUN_OPTION,
         {"sast", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_SAST},
         {"ccm", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM},
         {"ccm-tftp", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_CCM_TFTP},
@@ -101,10 +102,10 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
         rc = sign_call_once(g, &req, &r, NULL);
         if (rc == EXIT_OK)
             rc = sign_report("build", &r, g->quiet);
+        if (rc == EXIT_OK && !o.dry_run) /* certificates only: public */
+            rc = sign_write_output(out, r.out, r.out_len, 0644);
         if (rc == EXIT_OK)
-            rc = sign_write_output(out, r.out, r.out_len, 0644); /* certificates only: public */
-        if (rc == EXIT_OK && !g->quiet)
-            printf("written: %s\n", out);
+            sign_print_outputs("build", &r, &out, 1, o.dry_run, g);
     }
     sgn_result_free(&r);
     for (size_t i = 0; i < b->n; i++)

@@ -67,6 +67,11 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
         decrypt_usage(stderr);
         return EXIT_USAGE;
     }
+    if (g->json && !o.out) {
+        cli_error("decrypt --json: give -o FILE (the plain config would mix with the JSON "
+                  "document)");
+        return EXIT_USAGE;
+    }
     if (cli_read_file(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, err, sizeof err) != 0) {
         cli_error("%s", err);
         return EXIT_INPUT;
@@ -84,7 +89,10 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
     if (rc == EXIT_OK) {
         if (o.out) /* what was encrypted is secret */
             rc = sign_write_output(o.out, plain, plain_len, 0600);
-        else if (fwrite(plain, 1, plain_len, stdout) != plain_len)
+        if (o.out && rc == EXIT_OK && g->json) {
+            struct cli_json_output out = {o.out, plain_len, 1};
+            cli_json_result("decrypt", &out, 1, "decrypted", NULL, 0);
+        } else if (fwrite(plain, 1, plain_len, stdout) != plain_len)
             rc = EXIT_OUTPUT;
     }
     if (key)

@@ -26,7 +26,7 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     struct sgn_result r = {0};
     uint8_t *data = NULL, *cert = NULL;
     size_t len, cert_len;
-    char err[600], path[PATH_MAX];
+    char err[600], path[PATH_MAX], path2[PATH_MAX];
     unsigned mode = 0;
     int rc = sign_parse_options(argc, argv, g, &o, longopts, encrypt_usage, NULL, NULL);
 
@@ -63,14 +63,15 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     if (rc == EXIT_OK) {
         sign_output_path(o.out_dir, argv[optind], r.out_name, path, sizeof path, err, sizeof err);
         rc = sign_write_output(path, r.out, r.out_len, cli_output_mode(mode));
-        if (rc == EXIT_OK && !g->quiet)
-            printf("written: %s\n", path);
     }
     if (rc == EXIT_OK) {
-        sign_output_path(o.out_dir, argv[optind], r.out2_name, path, sizeof path, err, sizeof err);
-        rc = sign_write_output(path, r.out2, r.out2_len, cli_output_mode(mode));
-        if (rc == EXIT_OK && !g->quiet)
-            printf("written: %s\n", path);
+        sign_output_path(o.out_dir, argv[optind], r.out2_name, path2, sizeof path2, err,
+                         sizeof err);
+        rc = sign_write_output(path2, r.out2, r.out2_len, cli_output_mode(mode));
+    }
+    if (rc == EXIT_OK) {
+        const char *paths[2] = {path, path2};
+        sign_print_outputs("encrypt", &r, paths, 2, 0, g);
     }
     sgn_result_free(&r);
     free(data);

@@ -52,6 +52,7 @@ static int key_list(int argc, char **argv, struct cli_global *g)
             key_print_info_json(&keys[i]);
         }
         printf("]\n");
+        cli_json_emitted();
     } else {
         for (size_t i = 0; i < n; i++)
             key_print_info_text(&keys[i]);
@@ -92,6 +93,25 @@ static int export_option(int opt, const char *arg, void *ctx)
     default:
         return 0;
     }
+}
+
+/* key export-cert --json without -o: the certificate in the document (PEM, or DER as hex). */
+static void export_cert_json(const char *label, const uint8_t *der, size_t der_len,
+                             const uint8_t *pem, size_t pem_len)
+{
+    struct cli_json j;
+
+    cli_json_begin(&j);
+    cli_json_str(&j, "command", "key export-cert");
+    cli_json_str(&j, "label", label);
+    if (pem) {
+        cli_json_raw(&j, "pem", "");
+        json_string(&j.b, (const char *)pem, pem_len);
+    } else {
+        cli_json_raw(&j, "der_hex", "");
+        json_hex(&j.b, der, der_len);
+    }
+    cli_json_print(&j);
 }
 
 static int key_export_cert(int argc, char **argv, struct cli_global *g)
@@ -150,7 +170,12 @@ static int key_export_cert(int argc, char **argv, struct cli_global *g)
                                   sizeof err) != 0) {
             cli_error("%s", err);
             rc = EXIT_OUTPUT;
+        } else if (g->json) {
+            struct cli_json_output o = {out, as_der ? der_len : pem_len, 1};
+            cli_json_result("key export-cert", &o, 1, label, NULL, 0);
         }
+    } else if (g->json) {
+        export_cert_json(label, der, der_len, pem, pem_len);
     } else if (fwrite(as_der ? der : pem, 1, as_der ? der_len : pem_len, stdout) !=
                    (as_der ? der_len : pem_len) ||
                fflush(stdout) != 0) {
@@ -171,6 +196,9 @@ static const char key_usage[] =
     "  list         keys and certificates on the token (--json)\n"
     "  export-cert  a certificate from the token (PEM or DER)\n"
     "  attest-backup  prove a backup holds the recovery key (--config)\n"
+    "  attach-cert  a certificate for a key a vendor tool put on the token\n"
+    "  csr          a PKCS#10 request signed by a token key\n"
+    "  delete       a key with its public key and certificates (role keys: policy)\n"
     "'itl-sign key SUBCOMMAND --help' for its options.\n";
 
 int cmd_key(int argc, char **argv, struct cli_global *g)
@@ -183,6 +211,9 @@ int cmd_key(int argc, char **argv, struct cli_global *g)
         {"generate", cmd_key_generate},
         {"list", key_list},
         {"export-cert", key_export_cert},
+        {"attach-cert", cmd_key_attach_cert},
+        {"csr", cmd_key_csr},
+        {"delete", cmd_key_delete},
     };
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -194,7 +225,8 @@ int cmd_key(int argc, char **argv, struct cli_global *g)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[1], subs[i].name) == 0)
             return subs[i].fn(argc - 1, argv + 1, g); /* optind is 0: a full getopt reset */
-    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup)",
+    cli_error("key: unknown subcommand '%s' (import, generate, list, export-cert, attest-backup, "
+              "attach-cert, csr, delete)",
               argv[1]);
     return EXIT_USAGE;
 }

@@ -7,17 +7,20 @@
 
 static void reset_usage(FILE *f)
 {
-    fprintf(f, "usage: itl-sign reset ITLFile.tlv (-o OUT | --in-place) [--key recovery|tftp]\n"
-               "                      [--timestamp UNIX] [--digest sha1|sha256|sha512]\n"
-               "Re-sign an ITL/CTL with the recovery key (utils itl reset): every record stays\n"
-               "byte-identical, the signer fields name the recovery certificate, which must be a\n"
-               "SAST record of the file. SOURCE_DATE_EPOCH is honoured.\n");
+    fprintf(f,
+            "usage: itl-sign reset ITLFile.tlv (-o OUT | --in-place) [--key recovery|tftp]\n"
+            "                      [--timestamp UNIX] [--digest sha1|sha256|sha512] [--dry-run]\n"
+            "Re-sign an ITL/CTL with the recovery key (utils itl reset): every record stays\n"
+            "byte-identical, the signer fields name the recovery certificate, which must be a\n"
+            "SAST record of the file. SOURCE_DATE_EPOCH is honoured.\n");
 }
 
 int cmd_reset(int argc, char **argv, struct cli_global *g)
 {
-    static const struct option longopts[] = {
-        SIGN_LONG_OPTIONS, {"in-place", no_argument, NULL, OPT_IN_PLACE}, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {SIGN_LONG_OPTIONS,
+                                             {"in-place", no_argument, NULL, OPT_IN_PLACE},
+                                             SIGN_DRY_RUN_OPTION,
+                                             {NULL, 0, NULL, 0}};
     struct sign_opts o = {0};
     struct sgn_request req;
     struct sgn_result r = {0};
@@ -47,10 +50,10 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
     rc = sign_call_once(g, &req, &r, NULL);
     if (rc == EXIT_OK) {
         rc = sign_report("reset", &r, g->quiet);
-        if (rc == EXIT_OK)
+        if (rc == EXIT_OK && !o.dry_run)
             rc = sign_write_output(out, r.out, r.out_len, cli_output_mode(mode));
-        if (rc == EXIT_OK && !g->quiet)
-            printf("written: %s\n", out);
+        if (rc == EXIT_OK)
+            sign_print_outputs("reset", &r, &out, 1, o.dry_run, g);
     }
     sgn_result_free(&r);
     free(data);

@@ -110,6 +110,7 @@ int cmd_show(int argc, char **argv, struct cli_global *g)
     if (g->json) {
         bad = show_count_bad_records(&in.f);
         show_print_json(stdout, &in, &v, signer, bad);
+        cli_json_emitted();
     } else if (cucm) {
         bad = print_cucm(&in, signer, &v);
     } else {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* itl-sign sign: many files, several workers, one connection (or one engine) each. */
+#include "tools/sign_batch.h"
 #include "tools/sign_common.h"
 
 #include <errno.h>
@@ -15,8 +16,9 @@
 struct batch {
     struct backend *b;
     const struct sign_opts *o;
-    char **files;
+    struct sign_item **work; /* the items to sign (not the skipped ones) */
     size_t n;
+    struct sign_progress progress;
     atomic_size_t next;
     atomic_size_t failed;
     atomic_int exit_code; /* of the last failure: what to return when every file failed */
@@ -28,12 +30,33 @@ struct batch {
     size_t stage_cap; /* commit when this many are staged: each holds a descriptor */
 };
 
-static void batch_fail(struct batch *bt, const char *file, int exit_code, const char *msg)
+/* The file's line on stdout ("signed: PATH"): not under --json, --quiet or the progress bar. */
+static void print_done(struct batch *bt, const char *what, const char *path)
+{
+    if (bt->quiet || cli_json_on() || bt->progress.on)
+        return;
+    printf("%s: ", what);
+    sign_print_path(stdout, path);
+    putchar('\n');
+}
+
+static void batch_fail(struct batch *bt, struct sign_item *it, int exit_code, const char *msg,
+                       int processed)
 {
     atomic_fetch_add(&bt->failed, 1);
     atomic_store(&bt->exit_code, exit_code);
     pthread_mutex_lock(&bt->print_lock);
-    cli_error("%s: %s", file, msg);
+    sign_item_set(it, ITEM_FAILED, exit_code, NULL, msg, NULL);
+    sign_progress_clear(&bt->progress);
+    if (!cli_json_on()) { /* under --json the document has it */
+        fputs("itl-sign: ", stderr);
+        sign_print_path(stderr, it->path);
+        fputs(": ", stderr);
+        sign_print_path(stderr, msg); /* it may quote the name: one line per file */
+        fputc('\n', stderr);
+    }
+    if (processed)
+        sign_progress_tick(&bt->progress);
     pthread_mutex_unlock(&bt->print_lock);
 }
 
@@ -41,14 +64,16 @@ static void batch_fail(struct batch *bt, const char *file, int exit_code, const 
 static void staged_done(void *ctx, void *tag, const char *path, const struct itl_error *err)
 {
     struct batch *bt = ctx;
+    struct sign_item *it = tag;
 
     if (err) {
-        batch_fail(bt, tag, EXIT_OUTPUT, err->msg);
-    } else if (!bt->quiet) {
-        pthread_mutex_lock(&bt->print_lock);
-        printf("signed: %s\n", path);
-        pthread_mutex_unlock(&bt->print_lock);
+        batch_fail(bt, it, EXIT_OUTPUT, err->msg, 0);
+        return;
     }
+    pthread_mutex_lock(&bt->print_lock);
+    sign_item_set(it, ITEM_SIGNED, 0, path, it->message, NULL);
+    print_done(bt, "signed", path);
+    pthread_mutex_unlock(&bt->print_lock);
 }
 
 /* Staged outputs hold a descriptor each: commit before they run out. */
@@ -59,14 +84,15 @@ static void commit_if_full(struct batch *bt)
 }
 
 /* The request for one file; -1 when it cannot be read (reported). *data is the caller's. */
-static int read_request(struct batch *bt, const char *file, struct sgn_request *req, uint8_t **data,
-                        unsigned *mode)
+static int read_request(struct batch *bt, struct sign_item *it, struct sgn_request *req,
+                        uint8_t **data, unsigned *mode)
 {
+    const char *file = it->path;
     size_t len;
     char err[600];
 
     if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, data, &len, mode, err, sizeof err) != 0) {
-        batch_fail(bt, file, EXIT_INPUT, err);
+        batch_fail(bt, it, EXIT_INPUT, err, 1);
         return -1;
     }
     sign_fill_request(req, POL_OP_SIGN, bt->o);
@@ -77,28 +103,47 @@ static int read_request(struct batch *bt, const char *file, struct sgn_request *
 }
 
 /* A reply: its output is staged (durable and named at the next commit), or the file failed. */
-static void finish_one(struct batch *bt, const char *file, unsigned mode, struct sgn_result *r)
+/* A --dry-run reply: what would be written, and the policy's decision. */
+static void finish_dry_run(struct batch *bt, struct sign_item *it, const char *out,
+                           const struct sgn_result *r)
+{
+    pthread_mutex_lock(&bt->print_lock);
+    sign_item_set(it, ITEM_WOULD, 0, out, r->message, r->warning);
+    print_done(bt, "would write", out);
+    sign_progress_tick(&bt->progress);
+    pthread_mutex_unlock(&bt->print_lock);
+}
+
+static void finish_one(struct batch *bt, struct sign_item *it, unsigned mode, struct sgn_result *r)
 {
     char err[600], out[PATH_MAX];
     struct itl_error e;
 
     if (r->status != SGN_OK) {
-        batch_fail(bt, file, backend_exit_code(r->status), r->message);
-    } else if (sign_output_path(bt->o->out_dir, file, r->out_name, out, sizeof out, err,
+        batch_fail(bt, it, backend_exit_code(r->status), r->message, 1);
+    } else if (sign_output_path(bt->o->out_dir, it->path, r->out_name, out, sizeof out, err,
                                 sizeof err) != 0) {
-        batch_fail(bt, file, EXIT_OUTPUT, err);
-    } else if (file_stage_add(bt->stage, out, r->out, r->out_len, (mode_t)cli_output_mode(mode),
-                              (void *)file, &e) != 0) {
-        batch_fail(bt, file, EXIT_OUTPUT, e.msg);
-    } else if (r->warning[0] && !bt->quiet) {
+        batch_fail(bt, it, EXIT_OUTPUT, err, 1);
+    } else if (bt->o->dry_run) {
+        finish_dry_run(bt, it, out, r);
+    } else {
+        /* The message and warning now: staged_done runs after the commit. */
         pthread_mutex_lock(&bt->print_lock);
-        cli_warn("%s", r->warning);
+        sign_item_set(it, ITEM_PENDING, 0, NULL, r->message, r->warning);
         pthread_mutex_unlock(&bt->print_lock);
+        if (file_stage_add(bt->stage, out, r->out, r->out_len, (mode_t)cli_output_mode(mode), it,
+                           &e) != 0) {
+            batch_fail(bt, it, EXIT_OUTPUT, e.msg, 1);
+        } else {
+            pthread_mutex_lock(&bt->print_lock);
+            sign_progress_tick(&bt->progress);
+            pthread_mutex_unlock(&bt->print_lock);
+        }
     }
     sgn_result_free(r);
 }
 
-static void sign_one(struct batch *bt, struct backend_conn *c, const char *file)
+static void sign_one(struct batch *bt, struct backend_conn *c, struct sign_item *file)
 {
     struct sgn_request req;
     struct sgn_result r = {0};
@@ -124,7 +169,7 @@ struct pipe {
     struct backend_conn *c;
     pthread_mutex_t lock;
     pthread_cond_t moved;
-    const char *files[PIPE_WINDOW];
+    struct sign_item *files[PIPE_WINDOW];
     unsigned modes[PIPE_WINDOW];
     char send_errs[PIPE_WINDOW][600]; /* "" unless the connection closed while sending */
     size_t sent, taken;               /* under lock; sent - taken <= PIPE_WINDOW */
@@ -143,7 +188,7 @@ static void *take_replies(void *arg)
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        const char *file = p->files[p->taken % PIPE_WINDOW];
+        struct sign_item *file = p->files[p->taken % PIPE_WINDOW];
         unsigned mode = p->modes[p->taken % PIPE_WINDOW];
         const char *send_err = p->send_errs[p->taken % PIPE_WINDOW];
         pthread_mutex_unlock(&p->lock);
@@ -170,7 +215,7 @@ static void send_requests(struct pipe *p)
         uint8_t *data;
         unsigned mode;
 
-        if (read_request(bt, bt->files[i], &req, &data, &mode) != 0)
+        if (read_request(bt, bt->work[i], &req, &data, &mode) != 0)
             continue;
         pthread_mutex_lock(&p->lock);
         while (p->sent - p->taken == PIPE_WINDOW)
@@ -179,11 +224,11 @@ static void send_requests(struct pipe *p)
         int rc = backend_send(p->c, &req, err, sizeof err);
         free(data);
         if (rc < 0) {
-            batch_fail(bt, bt->files[i], backend_exit_code(SGN_E_PROTOCOL), err);
+            batch_fail(bt, bt->work[i], backend_exit_code(SGN_E_PROTOCOL), err, 1);
             continue;
         }
         pthread_mutex_lock(&p->lock);
-        p->files[p->sent % PIPE_WINDOW] = bt->files[i];
+        p->files[p->sent % PIPE_WINDOW] = bt->work[i];
         p->modes[p->sent % PIPE_WINDOW] = mode;
         /* rc 1: closed while sending; the reply (a refusal) may be waiting, else this error */
         snprintf(p->send_errs[p->sent % PIPE_WINDOW], sizeof p->send_errs[0], "%s", rc ? err : "");
@@ -204,7 +249,7 @@ static void sign_pipelined(struct batch *bt, struct backend_conn *c)
         /* No second thread: one request at a time, as without pipelining. */
         size_t i;
         while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
-            sign_one(bt, c, bt->files[i]);
+            sign_one(bt, c, bt->work[i]);
             commit_if_full(bt);
         }
     } else {
@@ -240,7 +285,7 @@ static void *batch_worker(void *arg)
         return NULL;
     }
     while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
-        sign_one(bt, &c, bt->files[i]);
+        sign_one(bt, &c, bt->work[i]);
         commit_if_full(bt);
     }
     backend_disconnect(&c);
@@ -284,43 +329,129 @@ static unsigned worker_count(const struct sign_opts *o, size_t files)
 static void sign_usage(FILE *f)
 {
     fprintf(f,
-            "usage: itl-sign sign FILE... [--out-dir DIR] [--digest sha1|sha256|sha512]\n"
-            "                     [--filename NAME] [--timestamp UNIX] [--jobs N]\n"
+            "usage: itl-sign sign [FILE|DIR]... [--files-from LIST [-0|--null]] [--out-dir DIR]\n"
+            "                     [--digest sha1|sha256|sha512] [--filename NAME]\n"
+            "                     [--timestamp UNIX] [--jobs N] [--itl KNOWN.tlv] [--dry-run]\n"
             "Sign config files with the TFTP key: FILE.sgn next to FILE (or in DIR). A FILE that\n"
-            "is already a .sgn is re-signed, never wrapped twice. Exit 0 when all succeeded,\n"
+            "is already a .sgn is re-signed, never wrapped twice. A DIR gives its regular files\n"
+            "(not hidden ones; FILE.sgn is skipped when FILE is there). --files-from LIST ('-':\n"
+            "stdin) reads one name per line, or NUL-separated with -0. Exit 0 when all succeeded,\n"
             "8 when some failed (the others are written).\n");
+}
+
+struct sign_inputs {
+    const char *files_from;
+    int nul;
+};
+
+static int sign_input_option(int opt, const char *arg, void *ctx)
+{
+    struct sign_inputs *in = ctx;
+
+    if (opt == OPT_FILES_FROM) {
+        in->files_from = arg;
+        return 1;
+    }
+    if (opt == '0' || opt == OPT_NUL) {
+        in->nul = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The work list: the items not skipped. */
+static int collect_inputs(int argc, char **argv, const struct sign_inputs *in,
+                          const struct sign_opts *o, struct sign_list *l, struct batch *bt)
+{
+    size_t n = 0;
+
+    if (sign_list_add_args(l, argv + optind, (size_t)(argc - optind)) != 0 ||
+        (in->files_from && sign_list_add_files_from(l, in->files_from, in->nul) != 0))
+        return EXIT_INPUT;
+    if (in->nul && !in->files_from) {
+        cli_error("-0 separates the names of --files-from; there is no --files-from");
+        return EXIT_USAGE;
+    }
+    if (l->n == 0) {
+        cli_error("no files to sign (give FILE, DIR or --files-from LIST)");
+        return EXIT_USAGE;
+    }
+    bt->work = calloc(l->n, sizeof *bt->work);
+    if (!bt->work) {
+        cli_error("out of memory");
+        return EXIT_OUTPUT;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i].state != ITEM_SKIPPED)
+            bt->work[n++] = &l->items[i];
+    bt->n = n;
+    if (o->filename && n > 1) {
+        cli_error("--filename names one file; it cannot be used with %zu files", n);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* Runs the workers over bt->work; the number that connected. */
+static unsigned run_workers(struct batch *bt, const struct sign_opts *o)
+{
+    pthread_t threads[64];
+    unsigned n = worker_count(o, bt->n), started = 0, connected = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        if (pthread_create(&threads[i], NULL, batch_worker, bt) == 0)
+            started++;
+    for (unsigned i = 0; i < started; i++) {
+        void *res;
+        pthread_join(threads[i], &res);
+        connected += res == NULL;
+    }
+    return connected;
+}
+
+static int batch_exit(const struct batch *bt, const struct backend *b, unsigned connected,
+                      size_t total)
+{
+    size_t failed = atomic_load(&bt->failed);
+
+    if (bt->n && connected == 0)
+        return b->direct ? EXIT_TOKEN : EXIT_SERVICE;
+    if (failed == 0)
+        return EXIT_OK;
+    return failed == total ? atomic_load(&bt->exit_code) : EXIT_PARTIAL;
 }
 
 int cmd_sign(int argc, char **argv, struct cli_global *g)
 {
     static const struct option longopts[] = {
-        SIGN_LONG_OPTIONS, SIGN_ITL_OPTION, {NULL, 0, NULL, 0}};
+        SIGN_LONG_OPTIONS,
+        SIGN_ITL_OPTION,
+        SIGN_DRY_RUN_OPTION,
+        {"files-from", required_argument, NULL, OPT_FILES_FROM},
+        {"null", no_argument, NULL, OPT_NUL},
+        {NULL, 0, NULL, 0}};
     struct sign_opts o = {0};
+    struct sign_inputs in = {0};
+    struct sign_list list = {0};
     struct backend b;
     struct batch bt = {0};
-    pthread_t threads[64];
-    unsigned n, started = 0, connected = 0;
-    int rc = sign_parse_options(argc, argv, g, &o, longopts, sign_usage, NULL, NULL);
+    unsigned connected = 0;
+    int rc = sign_parse_options(argc, argv, g, &o, longopts, sign_usage, sign_input_option, &in);
 
     if (rc != EXIT_OK)
         return rc;
-    if (optind >= argc) {
-        sign_usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (o.filename && argc - optind > 1) {
-        cli_error("--filename names one file; it cannot be used with %d files", argc - optind);
-        return EXIT_USAGE;
-    }
-    rc = backend_open(g, &b);
+    rc = collect_inputs(argc, argv, &in, &o, &list, &bt);
+    if (rc == EXIT_OK && bt.n)
+        rc = backend_open(g, &b);
     if (rc != EXIT_OK) {
-        backend_close(&b);
+        if (bt.n)
+            backend_close(&b);
+        free(bt.work);
+        sign_list_free(&list);
         return rc;
     }
     bt.b = &b;
     bt.o = &o;
-    bt.files = argv + optind;
-    bt.n = (size_t)(argc - optind);
     bt.quiet = g->quiet;
     bt.stage = file_stage_new();
     bt.stage_cap = stage_capacity();
@@ -330,24 +461,19 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
         return EXIT_OUTPUT;
     }
     pthread_mutex_init(&bt.print_lock, NULL);
-    n = worker_count(&o, bt.n);
-    for (unsigned i = 0; i < n; i++)
-        if (pthread_create(&threads[i], NULL, batch_worker, &bt) == 0)
-            started++;
-    for (unsigned i = 0; i < started; i++) {
-        void *res;
-        pthread_join(threads[i], &res);
-        connected += res == NULL;
-    }
-    backend_close(&b);
+    sign_progress_init(&bt.progress, bt.n, g->quiet);
+    if (bt.n)
+        connected = run_workers(&bt, &o);
+    if (bt.n)
+        backend_close(&b);
     /* What the workers left staged: every output is durable before sign returns. */
     file_stage_commit(bt.stage, staged_done, &bt);
     file_stage_free(bt.stage);
+    sign_progress_clear(&bt.progress);
     pthread_mutex_destroy(&bt.print_lock);
-    if (connected == 0)
-        return b.direct ? EXIT_TOKEN : EXIT_SERVICE;
-    if (atomic_load(&bt.failed) == 0)
-        return EXIT_OK;
-    cli_error("%zu of %zu files failed; the others were written", atomic_load(&bt.failed), bt.n);
-    return atomic_load(&bt.failed) == bt.n ? atomic_load(&bt.exit_code) : EXIT_PARTIAL;
+    sign_report_batch(&list, o.dry_run, g->quiet);
+    rc = batch_exit(&bt, &b, connected, bt.n);
+    free(bt.work);
+    sign_list_free(&list);
+    return rc;
 }

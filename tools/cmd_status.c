@@ -30,8 +30,10 @@ int cmd_status(int argc, char **argv, struct cli_global *g)
     rc = sign_call_once(g, &req, &r, &json);
     if (rc == EXIT_OK)
         rc = sign_report("status", &r, 1);
-    if (rc == EXIT_OK && json)
+    if (rc == EXIT_OK && json) {
         fputs(json, stdout);
+        cli_json_emitted();
+    }
     free(json);
     sgn_result_free(&r);
     return rc;

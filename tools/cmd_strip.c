@@ -35,6 +35,10 @@ int cmd_strip(int argc, char **argv, struct cli_global *g)
         strip_usage(stderr);
         return EXIT_USAGE;
     }
+    if (g->json && !out) {
+        cli_error("strip --json: give -o FILE (the bytes would mix with the JSON document)");
+        return EXIT_USAGE;
+    }
     rc = show_load_input(argv[optind], ITL_KIND_AUTO, &in);
     if (rc != EXIT_OK)
         return rc;
@@ -48,6 +52,9 @@ int cmd_strip(int argc, char **argv, struct cli_global *g)
                                   msg, sizeof msg) != 0) {
             cli_error("%s", msg);
             rc = EXIT_OUTPUT;
+        } else if (g->json) {
+            struct cli_json_output res = {out, in.f.payload.len, 1};
+            cli_json_result("strip", &res, 1, "the original bytes of the .sgn", NULL, 0);
         }
     } else if (write_stdout(in.f.payload.ptr, in.f.payload.len) != 0) {
         cli_error("cannot write to standard output");

@@ -57,6 +57,7 @@ int cmd_verify(int argc, char **argv, struct cli_global *g)
         /* The same object as show --json, its "trust" the phone model's verdict. */
         show_print_json(stdout, &in, &v, itl_find_signer_record(&in.f),
                         show_count_bad_records(&in.f));
+        cli_json_emitted();
         rc = show_exit_code(v.outcome);
         goto out;
     }

@@ -2,6 +2,8 @@
 /* What the key subcommands share: option values, printing a key, PEM. */
 #include "tools/key_common.h"
 
+#include "format/itl.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +90,17 @@ int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len)
     return rc;
 }
 
+/* The subject as ITLs and every message spell it: the certificate's own (DER) order, CUCM's
+ * "CN=..;OU=..;C=US" (itl_name_der_str, format/). */
+static void subject_text(const struct tok_key_info *k, char *out, size_t out_size)
+{
+    struct itl_error e;
+
+    if (!k->subject_der_len || itl_name_der_str(k->subject_der, k->subject_der_len, ITL_NAMES_CUCM,
+                                                out, out_size, &e) != 0)
+        snprintf(out, out_size, "(certificate is not valid DER)");
+}
+
 void key_print_info_text(const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
@@ -103,7 +116,9 @@ void key_print_info_text(const struct tok_key_info *k)
         iso_time(k->not_before, from);
         iso_time(k->not_after, to);
         hex_lower(k->cert_sha256, 32, 0, sha, sizeof sha);
-        printf("  subject:  %s\n", k->subject);
+        char subject[1024];
+        subject_text(k, subject, sizeof subject);
+        printf("  subject:  %s\n", subject);
         printf("  serial:   %s\n", k->serial_hex);
         printf("  valid:    %s .. %s\n", from, to);
         printf("  cert SHA-256: %s\n", sha);
@@ -127,6 +142,18 @@ void key_print_info_text(const struct tok_key_info *k)
     }
 }
 
+void key_print_result_json(const char *command, const char *label, const char *message)
+{
+    struct cli_json j;
+
+    cli_json_begin(&j);
+    cli_json_str(&j, "command", command);
+    cli_json_str(&j, "status", "ok");
+    cli_json_str(&j, "label", label);
+    cli_json_str(&j, "message", message);
+    cli_json_print(&j);
+}
+
 void key_print_info_json(const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
@@ -142,7 +169,9 @@ void key_print_info_json(const struct tok_key_info *k)
         iso_time(k->not_before, from);
         iso_time(k->not_after, to);
         hex_lower(k->cert_sha256, 32, 0, sha, sizeof sha);
-        key_json_str("subject", k->subject, 1);
+        char subject[1024];
+        subject_text(k, subject, sizeof subject);
+        key_json_str("subject", subject, 1);
         key_json_str("serial", k->serial_hex, 1);
         key_json_str("not_before", from, 1);
         key_json_str("not_after", to, 1);

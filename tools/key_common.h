@@ -3,7 +3,7 @@
  * What the `itl-sign key` subcommands share (key_common.c): their option numbers, option value
  * parsers, printing a key as text or JSON, PEM encoding. Each subcommand has its own file:
  * key_import.c, key_generate.c, cmd_key.c (list, export-cert and the dispatch), key_policy.c
- * (attest-backup).
+ * (attest-backup), key_ops.c (attach-cert, csr, delete).
  */
 #ifndef ITL_TOOLS_KEY_COMMON_H
 #define ITL_TOOLS_KEY_COMMON_H
@@ -41,9 +41,20 @@ void key_json_str(const char *key, const char *value, int comma);
 int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len);
 void key_print_info_text(const struct tok_key_info *k);
 void key_print_info_json(const struct tok_key_info *k);
+/* --json: the document of a key operation that has no key to describe (through the service,
+ * delete, csr): {"command","status":"ok","label","message"}. */
+void key_print_result_json(const char *command, const char *label, const char *message);
 
 /* Subcommands; argv[0] is the subcommand's name. */
 int cmd_key_import(int argc, char **argv, struct cli_global *g);
 int cmd_key_generate(int argc, char **argv, struct cli_global *g);
+int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g); /* key_ops.c */
+int cmd_key_csr(int argc, char **argv, struct cli_global *g);
+int cmd_key_delete(int argc, char **argv, struct cli_global *g);
+/* A key operation through the engine (service or direct); prints its outcome. key_ops.c. */
+struct sgn_request;
+struct sgn_result;
+int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_result *r,
+             const char *show);
 
 #endif

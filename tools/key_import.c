@@ -9,8 +9,7 @@
 
 #include <openssl/crypto.h>
 
-#include "tools/key_policy.h"
-#include "tools/token_cli.h"
+#include "tools/backend.h"
 
 #define P12_LIMIT (1 << 20)
 
@@ -82,6 +81,7 @@ static void print_import(const struct cli_global *g, const char *label, const ch
         printf("\"imported\":true,\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s}\n",
                key_json_bool(r->local), key_json_bool(r->always_sensitive),
                key_json_bool(r->never_extractable));
+        cli_json_emitted();
         return;
     }
     if (g->quiet)
@@ -101,6 +101,53 @@ static void print_import(const struct cli_global *g, const char *label, const ch
                tok_usage_sign_only(&r->usage) ? "sign-only"
                                               : "NOT sign-only: the token allows more");
     }
+}
+
+/* The import runs in an engine of this process (direct mode): with --config, the key access
+ * rule, the regeneration rules and the audit record are the engine's, as in the service. */
+static int import_in_engine(struct cli_global *g, const char *label, const uint8_t *p12,
+                            size_t p12_len, const struct tok_pin *pw, const uint8_t *id,
+                            size_t id_len)
+{
+    struct tok_import_report report = {0};
+    struct sgn_request req = {.op = POL_OP_KEY,
+                              .key_op = SGN_KEY_IMPORT,
+                              .key = label,
+                              .data = p12,
+                              .len = p12_len,
+                              .key_id = id,
+                              .key_id_len = id_len,
+                              .p12_password = pw,
+                              .import_report = &report};
+    struct sgn_result r = {0};
+    struct backend b;
+    struct backend_conn c;
+    struct tok_status st = {0};
+    struct itl_error te = {0};
+    char err[600];
+    int rc = backend_open(g, &b);
+
+    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        rc = EXIT_SERVICE;
+    } else if (rc == EXIT_OK) {
+        backend_call(&c, &req, &r, NULL);
+        backend_disconnect(&c);
+        if (r.warning[0])
+            cli_warn("%s", r.warning);
+        if (r.status != SGN_OK) {
+            cli_error("%s", r.message);
+            if (r.status == SGN_E_DENIED && r.rule[0])
+                cli_error("key import: refused by policy rule '%s'", r.rule);
+            rc = backend_exit_code(r.status);
+        } else {
+            tok_get_status(b.tok, &st, &te);
+            print_import(g, label, st.label, &report);
+        }
+    }
+    sgn_result_free(&r);
+    backend_close(&b);
+    return rc;
 }
 
 struct import_args {
@@ -159,10 +206,6 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
     size_t der_len;
     int rc;
     struct tok_pin pw = {0};
-    struct tok_import_report report;
-    struct tok_status st;
-    struct itl_error te = {0};
-    struct tok *t = NULL;
     char err[600];
 
     rc = cli_parse_options(argc, argv, g, &opts);
@@ -181,23 +224,15 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
         return EXIT_INPUT;
     }
     rc = read_p12_password(a.pass_file, a.have_fd ? (int)a.pass_fd : -1, p12, &pw);
-    if (rc == EXIT_OK)
-        rc = cli_open_token(g, &t);
-    if (rc == EXIT_OK)
-        rc = key_policy_reserve_regen(g, t, label, "key import");
-    if (rc == EXIT_OK) {
-        if (tok_import_p12(t, der, der_len, &pw, label, a.id_len ? a.id : NULL, a.id_len, &report,
-                           &te) != 0) {
-            cli_error("key import: %s", te.msg);
-            rc = cli_exit_for(&te);
-        } else {
-            tok_get_status(t, &st, &te);
-            print_import(g, label, st.label, &report);
-        }
+    if (rc == EXIT_OK && !g->token) {
+        cli_error("key import runs in direct mode (--token URI or --direct --config FILE): the "
+                  ".p12 and its password never go to the service");
+        rc = EXIT_USAGE;
     }
+    if (rc == EXIT_OK)
+        rc = import_in_engine(g, label, der, der_len, &pw, a.id_len ? a.id : NULL, a.id_len);
     tok_pin_wipe(&pw);
     OPENSSL_cleanse(der, der_len);
     free(der);
-    tok_close(t);
     return rc;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The policy side of key management: the regeneration hold around `key generate|import`, and
- * `key attest-backup`, which proves that a backup holds the recovery key and records it.
+ * `key attest-backup`: proves that a backup holds the recovery key (a challenge signed on the
+ * backup token, or the .p12's key), then has the engine record it in the policy state and the
+ * audit log (signer/engine_keyops.c), like every other key operation.
  */
 #include "tools/key_policy.h"
 
@@ -17,6 +18,7 @@
 
 #include "pkcs11/token.h"
 #include "policy/policy.h"
+#include "tools/backend.h"
 #include "tools/token_cli.h"
 
 static int load_config(const struct cli_global *g, struct pol_config *cfg)
@@ -36,113 +38,6 @@ static int load_config(const struct cli_global *g, struct pol_config *cfg)
         cli_error("%s", pe.msg);
         return cli_exit_for_io(&pe, EXIT_USAGE);
     }
-    return EXIT_OK;
-}
-
-static int role_of_label(const struct pol_config *cfg, const char *label)
-{
-    for (int i = 0; i < POL_KEY_COUNT; i++)
-        if (strcmp(cfg->keys[i].label, label) == 0)
-            return i;
-    return -1;
-}
-
-static void audit_key_event(const struct pol_config *cfg, const char *what, const char *label,
-                            const char *result, const char *rule, const char *message)
-{
-    struct pol_audit *a;
-    struct itl_error pe;
-    struct pol_peer self = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
-    struct pol_audit_record rec = {.time = time(NULL),
-                                   .peer = &self,
-                                   .op = what,
-                                   .key = label,
-                                   .result = result,
-                                   .rule = rule,
-                                   .message = message};
-
-    if (pol_audit_open(cfg->audit_log, &a, &pe) != 0) {
-        cli_warn("audit log: %s", pe.msg);
-        return;
-    }
-    if (pol_audit_write(a, &rec, &pe) != 0)
-        cli_warn("audit log: %s", pe.msg);
-    pol_audit_close(a);
-}
-
-/* The current recovery certificate's SHA-256, for the "TFTP key replaced while the recovery key
- * is not backed up" rule. 0 when found, -1 when the token has no recovery certificate. */
-static int recovery_cert_sha256(struct tok *t, const struct pol_config *cfg, uint8_t sha[32])
-{
-    uint8_t *der = NULL;
-    size_t len = 0;
-    struct itl_error te = {0};
-
-    if (tok_export_cert(t, cfg->keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
-        return -1;
-    EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL);
-    free(der);
-    return 0;
-}
-
-static int deny(const struct pol_config *cfg, const char *what, const char *label,
-                const struct pol_decision *d)
-{
-    cli_error("%s", d->message);
-    audit_key_event(cfg, what, label, "denied", d->rule, d->message);
-    return EXIT_DENIED;
-}
-
-int key_policy_reserve_regen(const struct cli_global *g, struct tok *t, const char *label,
-                             const char *what)
-{
-    struct pol_config cfg;
-    struct pol_state st;
-    struct pol_regen_event ev = {0};
-    struct pol_decision d = {0};
-    struct itl_error pe;
-    uint8_t rec_sha[32];
-    int role, have_recovery, rc = load_config(g, &cfg);
-
-    if (rc != EXIT_OK)
-        return rc;
-    role = role_of_label(&cfg, label);
-    if (role < 0)
-        return EXIT_OK; /* not a role key: no regeneration rules */
-    if (!g->config) {
-        cli_warn("no --config: the regeneration hold and backup rules of %s key '%s' are not "
-                 "checked",
-                 pol_key_role_name((enum pol_key_role)role), label);
-        return EXIT_OK;
-    }
-    {
-        struct tok_key_info existing;
-        struct itl_error te = {0};
-        /* The label is taken: the token layer refuses the operation, which then changes
-         * nothing and must not start a hold. */
-        if (tok_key_attributes(t, label, &existing, &te) == 0)
-            return EXIT_OK;
-    }
-    if (pol_state_load(cfg.state_dir, &st, &pe) != 0) {
-        cli_error("policy state: %s", pe.msg);
-        return cli_exit_for_io(&pe, EXIT_DENIED);
-    }
-    ev.key = (enum pol_key_role)role;
-    ev.time = time(NULL);
-    have_recovery = recovery_cert_sha256(t, &cfg, rec_sha) == 0;
-    if (pol_check_regen(&cfg, &st, ev.key, have_recovery ? rec_sha : NULL, ev.time, &d) != 0)
-        return deny(&cfg, what, label, &d);
-    snprintf(ev.label, sizeof ev.label, "%s", label);
-    ev.uid = getuid();
-    /* Recorded before the key changes, in one locked step that checks the hold again: two
-     * administrators racing cannot both pass it. */
-    if (pol_state_record_regen(cfg.state_dir, &cfg, &ev, &d, &pe) != 0) {
-        if (!d.allow && d.message[0])
-            return deny(&cfg, what, label, &d);
-        cli_error("policy state: %s", pe.msg);
-        return cli_exit_for_io(&pe, EXIT_DENIED);
-    }
-    audit_key_event(&cfg, what, label, "ok", "regen-hold", NULL);
     return EXIT_OK;
 }
 
@@ -336,12 +231,53 @@ static int parse_attest(int argc, char **argv, struct cli_global *g, struct atte
     return EXIT_OK;
 }
 
+/* The engine of this process records the attestation in the state and writes the audit
+ * record (the one writer of both, as in the service), or the failure. */
+static int record_attestation(struct cli_global *g, const char *label,
+                              const struct pol_attestation *a, const char *failure)
+{
+    struct sgn_request req = {.op = POL_OP_KEY,
+                              .key_op = SGN_KEY_ATTEST_BACKUP,
+                              .key = label,
+                              .attestation = a,
+                              .attest_failure = failure};
+    struct sgn_result r = {0};
+    struct backend b;
+    struct backend_conn c;
+    char err[600];
+    int rc = backend_open(g, &b);
+
+    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        rc = EXIT_SERVICE;
+    } else if (rc == EXIT_OK) {
+        backend_call(&c, &req, &r, NULL);
+        backend_disconnect(&c);
+        if (r.status != SGN_OK && !failure) {
+            cli_error("%s", r.message);
+            rc = backend_exit_code(r.status);
+        } else if (r.status == SGN_OK && g->json && !failure) {
+            struct cli_json j;
+            cli_json_begin(&j);
+            cli_json_str(&j, "command", "key attest-backup");
+            cli_json_str(&j, "status", "ok");
+            cli_json_str(&j, "label", label);
+            cli_json_str(&j, "message", r.message);
+            cli_json_print(&j);
+        } else if (r.status == SGN_OK && !g->quiet && !g->json) {
+            printf("%s\n", r.message);
+        }
+    }
+    sgn_result_free(&r);
+    backend_close(&b);
+    return failure ? EXIT_OK : rc;
+}
+
 int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
 {
     struct attest_opts o = {0};
     struct pol_config cfg;
     struct pol_attestation a = {0};
-    struct itl_error pe;
     struct tok *t = NULL;
     struct itl_error te = {0};
     uint8_t *cert = NULL;
@@ -377,7 +313,7 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
     else
         rc = attest_p12(&o, cert, cert_len, a.identity, sizeof a.identity);
     if (rc != EXIT_OK) {
-        audit_key_event(&cfg, "attest-backup", label, "denied", "backup", "attestation failed");
+        record_attestation(g, label, NULL, "attestation failed");
         goto out;
     }
     a.key = POL_KEY_RECOVERY;
@@ -385,15 +321,7 @@ int cmd_key_attest_backup(int argc, char **argv, struct cli_global *g)
     snprintf(a.kind, sizeof a.kind, "%s", o.backup_token ? "token" : "p12");
     a.time = time(NULL);
     a.uid = getuid();
-    if (pol_state_record_attestation(cfg.state_dir, &a, &pe) != 0) {
-        cli_error("policy state: %s", pe.msg);
-        rc = cli_exit_for_io(&pe, EXIT_OUTPUT);
-        goto out;
-    }
-    audit_key_event(&cfg, "attest-backup", label, "ok", "backup", a.identity);
-    if (!g->quiet)
-        printf("The backup (%s %s) holds the ITL Recovery key '%s'; attestation recorded.\n",
-               a.kind, a.identity, label);
+    rc = record_attestation(g, label, &a, NULL);
 out:
     EVP_PKEY_free(pub);
     free(cert);

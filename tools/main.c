@@ -39,6 +39,8 @@ static void usage(FILE *f)
     fprintf(f,
             "\nglobal options (before or after the command):\n"
             "  --token URI       direct mode: open the PKCS#11 token named by this RFC 7512 URI\n"
+            "  --direct          direct mode on the token of --config (token.uri, .module,\n"
+            "                    .pin-file)\n"
             "  --module PATH     PKCS#11 module (path or p11-kit name; default: p11-kit proxy)\n"
             "  --pin-file PATH   user PIN, only trailing CR/LF stripped (mode 0600 or stricter)\n"
             "  --pin-fd N        read the user PIN from file descriptor N\n"
@@ -52,7 +54,25 @@ static void usage(FILE *f)
             "\n'itl-sign COMMAND --help' for a command's options; man itl-sign for the rest.\n");
 }
 
+/* --json anywhere before "--" (also after a bad option that stops the parse): an error
+ * before the option is reached is still a JSON document. */
+static int wants_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    return 0;
+}
+
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    cli_json_set(wants_json(argc, argv));
+    return cli_json_finish(run(argc, argv));
+}
+
+static int run(int argc, char **argv)
 {
     static const struct option longopts[] = {
         CLI_GLOBAL_LONG_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};

@@ -61,5 +61,5 @@ int cli_parse_options(int argc, char **argv, struct cli_global *g, const struct 
             return EXIT_USAGE;
         }
     }
-    return EXIT_OK;
+    return cli_direct_from_config(g);
 }

@@ -82,6 +82,9 @@ static int sign_option(struct sign_opts *o, int opt, const char *arg)
     case OPT_ITL:
         o->itl = arg;
         return 1;
+    case OPT_DRY_RUN:
+        o->dry_run = 1;
+        return 1;
     case OPT_LAYOUT:
         if (strcmp(arg, "cucm") == 0)
             o->layout = 0;
@@ -111,18 +114,54 @@ static struct {
     size_t len;
 } known_itl;
 
-static int load_known_itl(const char *path)
+static int load_known_itl(const char *path, const char *from)
 {
     char err[600];
     unsigned mode;
 
     if (cli_read_input(path, SIGN_MAX_INPUT_BYTES, &known_itl.data, &known_itl.len, &mode, err,
                        sizeof err) != 0) {
-        cli_error("--itl: %s", err);
+        cli_error("%s: %s", from, err);
         known_itl.len = 0;
         return EXIT_INPUT;
     }
     return EXIT_OK;
+}
+
+static int takes_itl(const struct option *longopts)
+{
+    for (; longopts->name; longopts++)
+        if (longopts->val == OPT_ITL)
+            return 1;
+    return 0;
+}
+
+/* No --itl, but --config names `itl:` -- the client reads it (in direct mode and through the
+ * service alike) and sends it as --itl would; the command line wins. */
+static int itl_from_config(const struct cli_global *g, struct sign_opts *o)
+{
+    static char path[sizeof((struct pol_config *)0)->itl];
+    char from[sizeof path + 1200];
+    struct pol_config *cfg = malloc(sizeof *cfg);
+    struct itl_error pe;
+    int rc = EXIT_OK;
+
+    if (!cfg) {
+        cli_error("out of memory reading %s", g->config);
+        return EXIT_INPUT;
+    }
+    if (pol_config_load(g->config, cfg, &pe) != 0) {
+        cli_error("%s", pe.msg);
+        rc = cli_exit_for_io(&pe, EXIT_USAGE);
+    } else if (cfg->itl[0]) {
+        snprintf(path, sizeof path, "%s", cfg->itl);
+        snprintf(from, sizeof from, "config key 'itl' of %s", g->config);
+        rc = load_known_itl(path, from);
+        if (rc == EXIT_OK)
+            o->itl = path;
+    }
+    free(cfg);
+    return rc;
 }
 
 /* Parse a command's options; positional arguments remain at argv[optind..]. */
@@ -147,7 +186,7 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
                        int (*extra)(int opt, const char *arg, void *ctx), void *ctx)
 {
     struct sign_option_ctx c = {o, extra, ctx};
-    struct cli_options opts = {.shortopts = "o:",
+    struct cli_options opts = {.shortopts = "o:0",
                                .longopts = longopts,
                                .usage = usage,
                                .option = sign_or_extra_option,
@@ -158,8 +197,13 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
         exit(EXIT_OK);
     if (rc != EXIT_OK)
         return rc;
-    if (o->itl && load_known_itl(o->itl) != EXIT_OK)
+    if (o->itl && load_known_itl(o->itl, "--itl") != EXIT_OK)
         return EXIT_INPUT;
+    if (!o->itl && g->config && takes_itl(longopts)) {
+        rc = itl_from_config(g, o);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     return timestamp_from_env(o) ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -172,6 +216,7 @@ void sign_fill_request(struct sgn_request *req, enum pol_op op, const struct sig
     req->timestamp = o->timestamp;
     req->out_filename = o->filename;
     req->key = o->key;
+    req->dry_run = o->dry_run;
     if (o->itl) {
         req->known_itl = known_itl.data;
         req->known_itl_len = known_itl.len;
@@ -193,9 +238,25 @@ int sign_report(const char *what, const struct sgn_result *r, int quiet)
         cli_error("%s: %s", what, r->message);
         return backend_exit_code(r->status);
     }
-    if (!quiet)
+    if (!quiet && !cli_json_on())
         printf("%s\n", r->message);
     return EXIT_OK;
+}
+
+void sign_print_outputs(const char *command, const struct sgn_result *r, const char *const *paths,
+                        size_t n, int dry_run, const struct cli_global *g)
+{
+    struct cli_json_output outs[2];
+
+    if (!cli_json_on()) {
+        for (size_t i = 0; i < n && !g->quiet; i++)
+            printf("%s: %s\n", dry_run ? "would write" : "written", paths[i]);
+        return;
+    }
+    for (size_t i = 0; i < n && i < 2; i++)
+        outs[i] = (struct cli_json_output){
+            .path = paths[i], .bytes = i ? r->out2_len : r->out_len, .written = !dry_run};
+    cli_json_result(command, outs, n < 2 ? n : 2, r->message, r->warning, dry_run);
 }
 
 /* mode: cli_output_mode() of the input, or 0644 for what only public certificates made. */

@@ -31,6 +31,9 @@ enum {
     OPT_JOBS,
     OPT_LAYOUT,
     OPT_ITL,
+    OPT_DRY_RUN,
+    OPT_FILES_FROM,
+    OPT_NUL,
     OPT_ROLE_BASE = 0x1200, /* build: --sast, --ccm, ... = OPT_ROLE_BASE + role code */
 };
 
@@ -48,7 +51,14 @@ struct sign_opts {
     unsigned jobs;
     int layout;
     const char *itl; /* --itl: the ITL the phones hold; the signer's names come from it */
+    int dry_run;     /* --dry-run: the policy's decision and the outputs' names, nothing signed */
 };
+
+/* reset, build, sign: --dry-run. */
+#define SIGN_DRY_RUN_OPTION                                                                        \
+    {                                                                                              \
+        "dry-run", no_argument, NULL, OPT_DRY_RUN                                                  \
+    }
 
 /* sign, encrypt, build: --itl KNOWN.tlv (direct mode). */
 #define SIGN_ITL_OPTION                                                                            \
@@ -74,8 +84,13 @@ int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_
                        int (*extra)(int opt, const char *arg, void *ctx), void *ctx);
 void sign_fill_request(struct sgn_request *req, enum pol_op op, const struct sign_opts *o);
 const char *sign_base_name(const char *path);
-/* Report a finished request; returns its exit code. */
+/* Report a finished request (its message on stdout, not under --json or --quiet; its warning
+ * and error on stderr); returns its exit code. */
 int sign_report(const char *what, const struct sgn_result *r, int quiet);
+/* After the outputs of reset, build or encrypt were written (or, dry_run, would be): "written:
+ * PATH" lines, or under --json the command's one document (cli_json_result). */
+void sign_print_outputs(const char *command, const struct sgn_result *r, const char *const *paths,
+                        size_t n, int dry_run, const struct cli_global *g);
 /* mode: cli_output_mode() of the input, or 0644 for what only public certificates made. */
 int sign_write_output(const char *path, const uint8_t *data, size_t len, unsigned mode);
 /* One request through a fresh connection: reset, build, encrypt, status. */

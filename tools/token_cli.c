@@ -9,6 +9,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "pkcs11/token.h"
+#include "policy/policy.h"
 
 /* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
  * token without login then decide). */
@@ -103,4 +104,36 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
 int cli_open_token(const struct cli_global *g, struct tok **out)
 {
     return cli_open_token_opt(g, 1, out);
+}
+
+int cli_direct_from_config(struct cli_global *g)
+{
+    /* The strings g points at live as long as the process: one config per run. */
+    static struct pol_config cfg;
+    struct itl_error pe;
+
+    if (!g->direct || g->token)
+        return EXIT_OK;
+    if (!g->config) {
+        cli_error("--direct takes the token from the config: give --config FILE (token.uri), "
+                  "or --token URI");
+        return EXIT_USAGE;
+    }
+    if (pol_config_load(g->config, &cfg, &pe) != 0) {
+        cli_error("%s", pe.msg);
+        return cli_exit_for_io(&pe, EXIT_USAGE);
+    }
+    if (!cfg.token.uri[0]) {
+        cli_error("--direct: %s has no token.uri; give --token URI", g->config);
+        return EXIT_USAGE;
+    }
+    g->token = cfg.token.uri;
+    if (!g->module && cfg.token.module[0]) {
+        g->module = cfg.token.module;
+        if (cfg.token.init_args[0])
+            g->init_args = cfg.token.init_args;
+    }
+    if (!g->pin_file && g->pin_fd < 0 && cfg.token.pin_file[0])
+        g->pin_file = cfg.token.pin_file;
+    return EXIT_OK;
 }

@@ -21,6 +21,9 @@ void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    cli_json_record_error(fmt, ap);
+    va_end(ap);
+    va_start(ap, fmt);
     fputs("itl-sign: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -109,9 +112,13 @@ int cli_global_option(struct cli_global *g, int opt, const char *arg)
         return 1;
     case OPT_JSON:
         g->json = 1;
+        cli_json_set(1);
         return 1;
     case OPT_QUIET:
         g->quiet = 1;
+        return 1;
+    case OPT_DIRECT:
+        g->direct = 1;
         return 1;
     case OPT_TIMEOUT:
         return parse_timeout(g, arg);

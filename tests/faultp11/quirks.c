@@ -95,9 +95,9 @@ static CK_RV context_login(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG le
         pthread_mutex_unlock(&qlock);
         return CKR_OPERATION_NOT_INITIALIZED;
     }
-    ok = want != NULL && (quirks.pinpad ? pin == NULL && len == 0
-                                        : pin != NULL && len == strlen(want) &&
-                                              memcmp(pin, want, len) == 0);
+    ok = want != NULL &&
+         (quirks.pinpad ? pin == NULL && len == 0
+                        : pin != NULL && len == strlen(want) && memcmp(pin, want, len) == 0);
     if (ok)
         set_remove(pending_auth, &n_pending, s);
     pthread_mutex_unlock(&qlock);

@@ -16,7 +16,7 @@
 set -u
 
 ITL_SRC=${ITL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-ITL_BUILD=${ITL_BUILD:-/work/main/build}
+ITL_BUILD=${ITL_BUILD:-$ITL_SRC/build}
 SIGND=${ITL_SIGND:-$ITL_BUILD/itl-signd}
 CLI=${ITL_CLI:-$ITL_BUILD/itl-sign}
 PY=/usr/bin/python3 # Debian's, not a pyenv shim (shared/pkcs11-notes.md P10)

@@ -57,6 +57,9 @@ access:
 state-dir: $T/state
 audit-log: $T/log/audit.log
 EOF
+# The import runs in the engine of direct mode, which writes the audit log (its directory is
+# the service's to create; made here as the service would).
+mkdir -p "$T/log"
 SOFTHSM2_CONF=$CONF2 "$CLI" "${TOK2[@]}" --config "$T/keys.yaml" key import --p12 "$T/crashrec.p12" \
     --p12-pass-file "$T/p12.pass" --label CrashRecovery >"$T/import.log" 2>&1 ||
     fail "import of the crash recovery key: $(cat "$T/import.log")"

@@ -98,14 +98,14 @@ cm, rec = keys
 assert cm["id"] == "0a0b0c" and cm["bits"] == 2048 and cm["key_type"] == "RSA"
 assert cm["local"] is False and cm["always_sensitive"] is False and cm["never_extractable"] is False
 assert cm["sensitive"] is True and cm["extractable"] is False
-assert cm["subject"] == "CN=cucm-pub,O=Cisco,C=US"
+assert cm["subject"] == "C=US;O=Cisco;CN=cucm-pub"  # the DER order, as ITLs spell it
 assert rec["local"] is True and rec["never_extractable"] is True and rec["always_sensitive"] is True
 assert rec["has_private"] and rec["has_public"] and rec["has_cert"]
 EOF
 ok "list --json: both keys with their protection attributes (PIN from --pin-fd)"
 
 run 0 list-text "$BIN" "${G[@]}" --pin-file "$ITL_PIN_FILE" key list
-has list-text.out "subject:  CN=cucm-pub,O=Cisco,C=US"
+has list-text.out "subject:  C=US;O=Cisco;CN=cucm-pub"
 has list-text.out "local=no always_sensitive=no never_extractable=no extractable=no sensitive=yes"
 ok "list (text)"
 

@@ -97,7 +97,7 @@ for i in $(seq -w 0 999); do
 done
 chmod 000 cfg/SEP0000000500.cnf.xml
 mv cfg/SEP0000000500.cnf.xml cfg/SEP0000000500.cnf.xml.unreadable
-mkdir cfg/SEP0000000500.cnf.xml # a directory where a file was expected: unreadable as a file
+mkfifo cfg/SEP0000000500.cnf.xml # a FIFO where a file was expected: refused as an input
 expect_exit 8 "$BIN" --quiet "${TOK[@]}" sign cfg/*.cnf.xml --out-dir out
 echo "$ERR" | grep -q "SEP0000000500.cnf.xml" || die "the failing file is not named: $ERR"
 [ "$(ls out | wc -l)" -eq 999 ] || die "expected 999 outputs, got $(ls out | wc -l)"

@@ -55,3 +55,42 @@ tpm2_ptool addtoken --path "$WORK/store" --pid=1 --label=itl-tpm --sopin=tpm-so-
 ok "tpm2-pkcs11 $(dpkg-query -W -f='${Version}' libtpm2-pkcs11-1): token itl-tpm made with tpm2_ptool"
 
 EXPECT_REDUCED=1 IMPORT_REFUSED=1 suite tpm "$TPM_MODULE" "pkcs11:token=itl-tpm" "$WORK/tpm.pin"
+
+# The vendor-tool path (issue 16): tpm2-pkcs11 refuses a private key through C_CreateObject, so
+# the key goes in with tpm2_ptool import; `key attach-cert` gives it its certificate, and it
+# signs. The old CallManager key is deleted first (policy allows: backup off, no hold).
+G=(--module "$TPM_MODULE" --token "pkcs11:token=itl-tpm" --pin-file "$WORK/tpm.pin")
+v=$WORK/vendor
+mkdir -p "$v/cfg" "$v/out" "$v/state"
+cat >"$v/itl.yaml" <<YAML
+node: { name: cucm-pub, role: publisher }
+token: { module: $TPM_MODULE, uri: "pkcs11:token=itl-tpm", pin-file: $WORK/tpm.pin }
+keys:
+  recovery: { label: ITLRecovery }
+  tftp: { label: CallManager }
+policy: { backup: "off", regen-hold: 0s }
+access:
+  - { user: root, allow: [reset, build, sign, encrypt, status, key] }
+socket: { path: $v/sock }
+state-dir: $v/state
+audit-log: $v/audit.log
+YAML
+expect_exit 0 "$BIN" "${G[@]}" --config "$v/itl.yaml" key delete --label CallManager
+echo "$OUT" | grep -q "deleted key 'CallManager': 1 private, 1 public, 1 certificate" ||
+    die "tpm: key delete: $OUT"
+openssl genrsa -out "$v/tftp.key" 2048 2>/dev/null || die "openssl genrsa"
+tpm2_ptool import --label itl-tpm --key-label CallManager --id 0c0d0e0f --userpin tpm-user-pin \
+    --privkey "$v/tftp.key" --algorithm rsa --path "$WORK/store" >>ptool.log 2>&1 ||
+    die "tpm2_ptool import: $(tail -n 3 ptool.log)"
+expect_exit 0 "$BIN" "${G[@]}" --config "$v/itl.yaml" key attach-cert --label CallManager \
+    --self-signed --subject "CN=cucm-pub,O=itl-sign tpm vendor" -o "$v/tftp.pem"
+cmp -s <(openssl pkey -in "$v/tftp.key" -pubout) <(openssl x509 -in "$v/tftp.pem" -noout -pubkey) ||
+    die "tpm: the attached certificate does not carry the imported key"
+expect_exit 0 "$BIN" "${G[@]}" key csr --label CallManager --subject "CN=cucm-pub,O=itl-sign" \
+    -o "$v/req.pem"
+openssl req -in "$v/req.pem" -verify -noout 2>/dev/null || die "tpm: the CSR does not verify"
+printf '<device><name>SEP001122334455</name></device>\n' >"$v/cfg/SEP001122334455.cnf.xml"
+expect_exit 0 "$BIN" "${G[@]}" sign "$v/cfg/SEP001122334455.cnf.xml" --out-dir "$v/out"
+openssl_verify "$v/out/SEP001122334455.cnf.xml.sgn" "$v/tftp.pem" ||
+    die "tpm: openssl rejects the signature of the vendor-tool key"
+ok "tpm: tpm2_ptool import + key attach-cert: the key signs (openssl verifies); key csr verifies; key delete"

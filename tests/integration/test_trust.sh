@@ -84,6 +84,41 @@ expect_exit 3 "$BIN" "${TOK[@]}" sign --itl known/SEP001122334401.cnf.xml.sgn \
 grep -q "not the ITL or CTL the phones hold" <<<"$ERR" || die "--itl .sgn: $ERR"
 ok "a ','-named installed ITL: accepted with both names said; sign --itl copies its bytes"
 
+# ---- `itl:` in --config is the --itl default (issue 14); --itl on the command line wins ----
+mkdir -p dflt/state dflt/log dflt/a dflt/b dflt/c && chmod 0750 dflt/state
+itl_config() { # FILE ITL
+    cat >"$1" <<EOF
+node: { name: cucm-pub, role: publisher }
+keys: { recovery: { label: ITLRecovery }, tftp: { label: CallManager } }
+policy: { backup: "off" }
+access:
+  - { user: $(id -un), allow: [reset, build, sign, encrypt, status] }
+state-dir: $WORK/dflt/state
+audit-log: $WORK/dflt/log/audit.log
+itl: $2
+EOF
+}
+itl_config dflt/itl.yaml "$WORK/comma.tlv"
+for d in a b c; do cp cfg/SEP001122334401.cnf.xml dflt/$d/; done
+expect_exit 0 "$BIN" "${TOK[@]}" sign --itl comma.tlv --timestamp 1700000700 dflt/a/SEP001122334401.cnf.xml
+expect_exit 0 "$BIN" "${TOK[@]}" --config "$WORK/dflt/itl.yaml" sign --timestamp 1700000700 \
+    dflt/b/SEP001122334401.cnf.xml
+cmp dflt/a/SEP001122334401.cnf.xml.sgn dflt/b/SEP001122334401.cnf.xml.sgn ||
+    die "signed with the config's itl: not the bytes of an explicit --itl run"
+expect_exit 0 "$BIN" show dflt/b/SEP001122334401.cnf.xml.sgn
+grep -q "^4 SIGNERNAME [0-9]* $CM_COMMA\$" <<<"$OUT" || die "the config's itl did not give its names: $OUT"
+expect_exit 0 "$BIN" "${TOK[@]}" --config "$WORK/dflt/itl.yaml" sign --itl installed.tlv \
+    --timestamp 1700000700 dflt/c/SEP001122334401.cnf.xml
+expect_exit 0 "$BIN" show dflt/c/SEP001122334401.cnf.xml.sgn
+grep -q "^4 SIGNERNAME [0-9]* $CM_NAME\$" <<<"$OUT" || die "--itl on the command line did not win: $OUT"
+itl_config dflt/gone.yaml "$WORK/no-such-ITLFile.tlv"
+rm -f dflt/c/SEP001122334401.cnf.xml.sgn
+expect_exit 3 "$BIN" "${TOK[@]}" --config "$WORK/dflt/gone.yaml" sign dflt/c/SEP001122334401.cnf.xml
+[[ $ERR == *"config key 'itl' of $WORK/dflt/gone.yaml"*"no-such-ITLFile.tlv"* ]] ||
+    die "a missing config itl is not named with its key: $ERR"
+[ ! -e dflt/c/SEP001122334401.cnf.xml.sgn ] || die "signed although the config's itl is missing"
+ok "config key itl: the --itl default (byte for byte as --itl), --itl wins, a missing one names the key"
+
 # ---- re-signing a .sgn keeps its signer-info order (4,6,5 as certutils 4.13 writes) ----
 signer_order() { # the tags inside SIGNERID (3) of a signed file
     /usr/bin/python3 - "$1" <<'PY'

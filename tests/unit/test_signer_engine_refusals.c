@@ -54,7 +54,9 @@ START_TEST(sign_only_peer_gets_only_sign)
             req.phone_cert_len = ef_w.phone_len;
         }
         ef_run(&req);
-        ef_assert_refused(n + 2, SGN_E_DENIED, "access", pol_op_name(others[n]), NULL);
+        /* a key request is audited under its sub-op (config_request: 0, generate) */
+        ef_assert_refused(n + 2, SGN_E_DENIED, "access",
+                          others[n] == POL_OP_KEY ? "key generate" : pol_op_name(others[n]), NULL);
         ef_assert_message("uid 4242 (tester) may not '");
         ef_assert_message(pol_op_name(others[n]));
         ef_assert_message("allowed operations: sign");
@@ -261,18 +263,30 @@ END_TEST
 
 /* ---- operations and keys the engine does not know ---- */
 
-START_TEST(key_op_is_never_served)
+/* op key is served (engine_keyops.c), but never a sub-op that carries a secret, and never
+ * without the key's label; each refusal is audited under the sub-op's name. */
+START_TEST(key_ops_the_service_refuses)
 {
     struct sgn_request req = config_request();
 
     ef_start(1, 0); /* the peer holds every right, key included */
     req.op = POL_OP_KEY;
+    req.key_op = SGN_KEY_IMPORT;
+    req.key = "Imported";
     ef_run(&req);
-    ef_assert_refused(1, SGN_E_USAGE, NULL, "key", NULL);
-    ef_assert_message("'key' is not a service operation");
+    ef_assert_refused(1, SGN_E_USAGE, NULL, "key import", "Imported");
+    ef_assert_message("runs in direct mode only");
+    req.key_op = SGN_KEY_ATTEST_BACKUP;
+    ef_run(&req);
+    ef_assert_refused(2, SGN_E_USAGE, NULL, "key attest-backup", "Imported");
+    req.key_op = SGN_KEY_DELETE;
+    req.key = NULL;
+    ef_run(&req);
+    ef_assert_refused(3, SGN_E_USAGE, NULL, "key delete", NULL);
+    ef_assert_message("key delete: the key's label is needed");
     req.op = POL_OP_COUNT + 3;
     ef_run(&req);
-    ef_assert_refused(2, SGN_E_USAGE, NULL, "?", NULL);
+    ef_assert_refused(4, SGN_E_USAGE, NULL, "?", NULL);
     ef_assert_message("unknown operation 9");
 }
 END_TEST
@@ -596,7 +610,7 @@ int main(void)
     tcase_add_test(tc, sign_refuses_an_encrypted_config);
     tcase_add_test(tc, encrypt_and_build_keep_their_kinds);
     tcase_add_test(tc, reset_keeps_only_a_trust_list_filename);
-    tcase_add_test(tc, key_op_is_never_served);
+    tcase_add_test(tc, key_ops_the_service_refuses);
     tcase_add_test(tc, unknown_and_missing_keys);
     tcase_add_test(tc, malformed_inputs);
     tcase_add_test(tc, malformed_build_and_encrypt_inputs);

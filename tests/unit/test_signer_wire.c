@@ -217,6 +217,96 @@ START_TEST(payload_errors)
 }
 END_TEST
 
+/* --dry-run travels as field 0x0e (u8 1); absent means a real request; any other value is
+ * refused rather than read as "yes". */
+START_TEST(dry_run_field)
+{
+    static const uint8_t two[] = {0x01, 0, 0, 0, 1, 2, 0x0e, 0, 0, 0, 1, 2};
+    static const uint8_t zero[] = {0x01, 0, 0, 0, 1, 2, 0x0e, 0, 0, 0, 1, 0};
+    struct sgn_request in = {.op = POL_OP_SIGN,
+                             .filename = "SEP1.cnf.xml",
+                             .data = (const uint8_t *)"x",
+                             .len = 1,
+                             .dry_run = 1};
+    struct sgn_request req;
+    uint8_t *frame;
+    size_t len;
+    char err[256];
+
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.dry_run, 1);
+    free(frame);
+    in.dry_run = 0;
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.dry_run, 0);
+    free(frame);
+    expect_decode_error(two, sizeof two, "dry-run field 0x0e must be 1, not 2");
+    expect_decode_error(zero, sizeof zero, "dry-run field 0x0e must be 1, not 0");
+}
+END_TEST
+
+START_TEST(key_request_round_trip)
+{
+    static const uint8_t id[] = {0x0a, 0x0b};
+    struct sgn_request in = {.op = POL_OP_KEY,
+                             .key_op = SGN_KEY_ATTACH_CERT,
+                             .key = "Vendor",
+                             .data = (const uint8_t *)"der",
+                             .len = 3,
+                             .subject = "CN=x",
+                             .bits = 3072,
+                             .days = 30,
+                             .replace = 1,
+                             .key_id = id,
+                             .key_id_len = sizeof id};
+    struct sgn_request req;
+    uint8_t *frame;
+    size_t len;
+    char err[256];
+
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, err, sizeof err),
+                     0);
+    ck_assert_int_eq(req.op, POL_OP_KEY);
+    ck_assert_int_eq(req.key_op, SGN_KEY_ATTACH_CERT);
+    ck_assert_str_eq(req.key, "Vendor");
+    ck_assert_str_eq(req.subject, "CN=x");
+    ck_assert_uint_eq(req.bits, 3072);
+    ck_assert_uint_eq(req.days, 30);
+    ck_assert_int_eq(req.replace, 1);
+    ck_assert_uint_eq(req.key_id_len, 2);
+    ck_assert_mem_eq(req.key_id, id, 2);
+    ck_assert_str_eq(sgn_key_op_name(req.key_op), "key attach-cert");
+    free(frame);
+}
+END_TEST
+
+START_TEST(key_field_errors)
+{
+    /* op key without its sub-op; a sub-op on op sign; sub-op 6; flags bit 1; bits in 2 bytes */
+    static const uint8_t no_sub[] = {0x01, 0, 0, 0, 1, 5};
+    static const uint8_t sub_on_sign[] = {0x01, 0, 0, 0, 1, 2, 0x10, 0, 0, 0, 1, 3};
+    static const uint8_t bad_sub[] = {0x01, 0, 0, 0, 1, 5, 0x10, 0, 0, 0, 1, 6};
+    static const uint8_t bad_flags[] = {0x01, 0, 0, 0,    1, 5, 0x10, 0, 0,
+                                        0,    1, 3, 0x14, 0, 0, 0,    1, 2};
+    static const uint8_t short_bits[] = {0x01, 0, 0,    0, 1, 5, 0x10, 0, 0, 0,
+                                         1,    0, 0x12, 0, 0, 0, 2,    8, 0};
+
+    expect_decode_error(no_sub, sizeof no_sub, "without its key operation (field 0x10)");
+    expect_decode_error(sub_on_sign, sizeof sub_on_sign, "in a request that is not op key");
+    expect_decode_error(bad_sub, sizeof bad_sub, "unknown key operation 6");
+    expect_decode_error(bad_flags, sizeof bad_flags, "unknown key flags 0x02");
+    expect_decode_error(short_bits, sizeof short_bits, "field 0x12 must be 4 bytes, not 2");
+}
+END_TEST
+
 START_TEST(too_many_certs)
 {
     uint8_t p[6 + (SGN_MAX_BUILD_CERTS + 1) * 9];
@@ -257,6 +347,9 @@ int main(void)
     tcase_add_test(tc, reply_out_name_is_a_base_name);
     tcase_add_test(tc, header_errors);
     tcase_add_test(tc, payload_errors);
+    tcase_add_test(tc, dry_run_field);
+    tcase_add_test(tc, key_request_round_trip);
+    tcase_add_test(tc, key_field_errors);
     tcase_add_test(tc, too_many_certs);
     tcase_add_test(tc, reply_without_status);
     suite_add_tcase(s, tc);

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Tokens CI has no hardware for, through the faultp11 wrapper over SoftHSM2 (FAULTP11_QUIRKS,
+# tests/faultp11/quirks.c): a PIN pad gets a NULL PIN, a one-session token signs on its login
+# session, a token without raw CKM_RSA_PKCS signs with CKM_SHAx_RSA_PKCS under token.mechanism
+# auto/hash (byte-identical to raw: PKCS#1 v1.5 is deterministic), a CKA_ALWAYS_AUTHENTICATE key
+# gets its context login before each signature. A violated quirk fails the operation.
+. "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+new_token itl-sign-quirks
+"$BIN" "${TOK[@]}" key generate --label CallManager --subject "CN=cucm-pub,O=test" \
+    --cert-out tftp.pem >/dev/null || die "key generate CallManager"
+FAULT=$ITL_BUILD/tests/libfaultp11.so
+[ -f "$FAULT" ] || die "$FAULT not built"
+FT=(--module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
+FAULTP11_PIN=$(cat "$ITL_PIN_FILE")
+export FAULTP11_MODULE=$ITL_MODULE FAULTP11_PIN
+mkdir ref
+for i in 1 2 3 4 5; do printf '<device><n>%s</n></device>\n' "$i" >"ref/SEP00000000000$i.cnf.xml"; done
+expect_exit 0 "$BIN" "${TOK[@]}" sign ref --timestamp 1700000000
+verify_like_ref() { # DIR: every .sgn verifies and equals the plain SoftHSM2 one byte for byte
+    local f
+    for f in ref/*.cnf.xml; do
+        local b=${f#ref/}
+        "$BIN" verify "$1/$b.sgn" --cert tftp.pem >/dev/null || die "$1/$b.sgn does not verify"
+        cmp -s "$1/$b.sgn" "ref/$b.sgn" || die "$1/$b.sgn differs from the raw-RSA signature"
+    done
+}
+run_quirk() { # QUIRKS DIR [ARGS]: sign the five configs into DIR through the wrapper
+    local q=$1 d=$2
+    shift 2
+    mkdir -p "$d"
+    cp ref/*.cnf.xml "$d/"
+    expect_exit 0 env FAULTP11_QUIRKS="$q" "$BIN" "${FT[@]}" "$@" sign "$d"/*.cnf.xml \
+        --timestamp 1700000000
+    verify_like_ref "$d"
+}
+
+run_quirk pinpad pinpad
+echo "$ERR" | grep -q "PIN pad" || die "no warning that the configured PIN is not used: $ERR"
+ok "PIN pad: logged in with a NULL PIN (the wrapper refuses any other), 5 configs signed, the PIN file's PIN not sent"
+
+run_quirk one-session one
+ok "ulMaxSessionCount = 1: a batch of 5 signs on the login session"
+
+run_quirk no-raw-rsa noraw-auto
+run_quirk no-raw-rsa noraw-hash --mechanism hash
+mkdir noraw-raw && cp ref/SEP000000000001.cnf.xml noraw-raw/
+expect_exit 4 env FAULTP11_QUIRKS=no-raw-rsa "$BIN" "${FT[@]}" --mechanism raw sign noraw-raw/SEP000000000001.cnf.xml
+echo "$ERR" | grep -q "token.mechanism" || die "raw on a token without CKM_RSA_PKCS does not name token.mechanism: $ERR"
+[ ! -e noraw-raw/SEP000000000001.cnf.xml.sgn ] || die "a failed signature left a file"
+ok "no raw CKM_RSA_PKCS: auto and hash sign byte-identical files, raw fails naming token.mechanism"
+
+run_quirk always-auth always
+ok "CKA_ALWAYS_AUTHENTICATE: a context login before each of 5 signatures"
+echo "all passed"
