@@ -20,17 +20,17 @@ suite() {
     mkdir -p "$d/cfg" "$d/out"
     expect_exit 0 "$BIN" "${G[@]}" key generate --label CallManager \
         --subject "CN=cucm-pub,O=itl-sign $name" --cert-out "$d/tftp.pem"
-    echo "$OUT" | grep -q "usage:    private=sign public=verify (sign-only)" ||
+    <<<"$OUT" grep -q "usage:    private=sign public=verify (sign-only)" ||
         die "$name: generated key not reported sign-only: $OUT $ERR"
     if [ "${EXPECT_REDUCED:-0}" = 1 ]; then
-        echo "$ERR" | grep -q "refused the sign-only key template" ||
+        <<<"$ERR" grep -q "refused the sign-only key template" ||
             die "$name: the token was expected to refuse the full template: $ERR"
         ok "$name: the token refused the sign-only template; generated again and switched off"
     fi
     expect_exit 0 "$BIN" "${G[@]}" key generate --label ITLRecovery \
         --subject "CN=ITLRECOVERY_cucm-pub,O=itl-sign $name" --cert-out "$d/recovery.pem"
     expect_exit 0 "$BIN" "${G[@]}" key list
-    [ "$(echo "$OUT" | grep -c 'usage:    private=sign public=verify (sign-only)')" -eq 2 ] ||
+    [ "$(<<<"$OUT" grep -c 'usage:    private=sign public=verify (sign-only)')" -eq 2 ] ||
         die "$name: key list does not show two sign-only keys: $OUT"
     ok "$name: key generate x2 (sign-only: private=sign public=verify), key list shows the usage"
 
@@ -43,16 +43,16 @@ suite() {
     if [ "${IMPORT_REFUSED:-0}" = 1 ]; then
         expect_exit 2 "$BIN" "${G[@]}" key import --p12 "$d/imp.p12" --label Imported \
             --p12-pass-file "$d/p12.pass"
-        echo "$ERR" | grep -q "does not accept a private key from outside" ||
+        <<<"$ERR" grep -q "does not accept a private key from outside" ||
             die "$name: refused import without the plain message: $ERR"
-        echo "$ERR" | grep -q "itl-sign key generate" || die "$name: no way out named: $ERR"
+        <<<"$ERR" grep -q "itl-sign key generate" || die "$name: no way out named: $ERR"
         expect_exit 0 "$BIN" "${G[@]}" key list
-        echo "$OUT" | grep -q '^Imported' && die "$name: a refused import left objects: $OUT"
+        <<<"$OUT" grep -q '^Imported' && die "$name: a refused import left objects: $OUT"
         ok "$name: key import refused plainly, with the way out, nothing left behind"
     else
         expect_exit 0 "$BIN" "${G[@]}" key import --p12 "$d/imp.p12" --label Imported \
             --p12-pass-file "$d/p12.pass"
-        echo "$OUT" | grep -q "usage:    private=sign public=verify (sign-only)" ||
+        <<<"$OUT" grep -q "usage:    private=sign public=verify (sign-only)" ||
             die "$name: imported key not sign-only: $OUT"
         ok "$name: key import of a .p12 (sign-only)"
     fi

@@ -10,14 +10,14 @@
 # ---- --pin: refused, the value never printed
 SECRET="Pin-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')-Qx9"
 check_pin_refusal() { # WHAT: $OUT/$ERR of a refused --pin
-    echo "$ERR" | grep -q 'PIN never goes on the command line' || die "$1: no refusal: $ERR"
+    <<<"$ERR" grep -q 'PIN never goes on the command line' || die "$1: no refusal: $ERR"
     [[ $OUT$ERR != *"$SECRET"* ]] || die "$1 echoed the PIN: $ERR"
 }
 for form in "--pin $SECRET" "--pin=$SECRET"; do
     # shellcheck disable=SC2086 # split on purpose: the two words of '--pin V'
     expect_exit 2 "$BIN" $form show x.tlv
     check_pin_refusal "itl-sign $form show"
-    echo "$ERR" | grep -q -- '--pin-file PATH, --pin-fd N or token.pin-file' ||
+    <<<"$ERR" grep -q -- '--pin-file PATH, --pin-fd N or token.pin-file' ||
         die "the refusal does not name the options that work: $ERR"
     # shellcheck disable=SC2086
     expect_exit 2 "$BIN" sign $form x.cnf.xml
@@ -28,36 +28,36 @@ for form in "--pin $SECRET" "--pin=$SECRET"; do
     # shellcheck disable=SC2086
     expect_exit 2 "$DAEMON" --config /nonexistent.yaml $form
     check_pin_refusal "itl-signd $form"
-    echo "$ERR" | grep -q 'token.pin-file' || die "itl-signd does not name token.pin-file: $ERR"
+    <<<"$ERR" grep -q 'token.pin-file' || die "itl-signd does not name token.pin-file: $ERR"
 done
 expect_exit 2 "$BIN" --pin
 check_pin_refusal "itl-sign --pin (no value)"
 # An abbreviation getopt finds ambiguous (--pin-file, --pin-fd, --pin): named, value not echoed.
 expect_exit 2 "$BIN" "--pi=$SECRET" show x.tlv
 [[ $OUT$ERR != *"$SECRET"* ]] || die "itl-sign --pi=V echoed the value: $ERR"
-echo "$ERR" | grep -q "option '--pi'" || die "itl-sign --pi=V: the option is not named: $ERR"
+<<<"$ERR" grep -q "option '--pi'" || die "itl-sign --pi=V: the option is not named: $ERR"
 expect_exit 2 "$BIN" show "--pi=$SECRET" x.tlv
 [[ $OUT$ERR != *"$SECRET"* ]] || die "itl-sign show --pi=V echoed the value: $ERR"
 expect_exit 2 "$BIN" -Z show
-echo "$ERR" | grep -q "unknown option '-Z'" || die "itl-sign -Z: $ERR"
+<<<"$ERR" grep -q "unknown option '-Z'" || die "itl-sign -Z: $ERR"
 expect_exit 2 "$BIN" status --pin
 check_pin_refusal "itl-sign status --pin (no value)"
 # The options that do work are unchanged: --pin-file is not taken for --pin.
 expect_exit 2 "$BIN" --pin-fd x show
-echo "$ERR" | grep -q "not a file descriptor number" || die "--pin-fd x: $ERR"
+<<<"$ERR" grep -q "not a file descriptor number" || die "--pin-fd x: $ERR"
 ok "--pin is refused (exit 2) by itl-sign and itl-signd, the PIN never echoed"
 
 # ---- --version: itl-sign and the libraries
 for prog in "$BIN" "$DAEMON"; do
     expect_exit 0 "$prog" --version
     name=$(basename "$prog")
-    echo "$OUT" | grep -q "^$name [0-9][0-9.]*" || die "$name --version: no own version: $OUT"
-    echo "$OUT" | grep -q '^OpenSSL [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no OpenSSL: $OUT"
-    echo "$OUT" | grep -q '^p11-kit [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no p11-kit: $OUT"
-    echo "$OUT" | grep -q '^libyaml [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no libyaml: $OUT"
+    <<<"$OUT" grep -q "^$name [0-9][0-9.]*" || die "$name --version: no own version: $OUT"
+    <<<"$OUT" grep -q '^OpenSSL [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no OpenSSL: $OUT"
+    <<<"$OUT" grep -q '^p11-kit [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no p11-kit: $OUT"
+    <<<"$OUT" grep -q '^libyaml [0-9]\+\.[0-9]\+\.[0-9]\+' || die "$name: no libyaml: $OUT"
 done
 want_ssl=$(openssl version | awk '{print $2}')
-echo "$OUT" | grep -q "^OpenSSL $want_ssl" || die "OpenSSL is not the one installed ($want_ssl): $OUT"
+<<<"$OUT" grep -q "^OpenSSL $want_ssl" || die "OpenSSL is not the one installed ($want_ssl): $OUT"
 ok "--version names itl-sign, OpenSSL, p11-kit and libyaml with their versions"
 
 # ---- bash completion: valid bash, and it offers what the commands take

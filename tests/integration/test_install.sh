@@ -40,9 +40,9 @@ ok "make install DESTDIR PREFIX=/usr: ${#want[@]} files where they belong ($(wc 
 
 # The installed binaries run.
 expect_exit 0 "$D/usr/bin/itl-sign" --version
-echo "$OUT" | grep -q '^itl-sign [0-9]' || die "itl-sign --version printed: $OUT"
+<<<"$OUT" grep -q '^itl-sign [0-9]' || die "itl-sign --version printed: $OUT"
 expect_exit 0 "$D/usr/sbin/itl-signd" --version
-echo "$OUT" | grep -q '^itl-signd [0-9]' || die "itl-signd --version printed: $OUT"
+<<<"$OUT" grep -q '^itl-signd [0-9]' || die "itl-signd --version printed: $OUT"
 ok "the installed itl-sign and itl-signd answer --version"
 
 # The installed itl-signd checks the installed config, pointed at a throwaway token and this

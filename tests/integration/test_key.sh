@@ -40,8 +40,10 @@ openssl x509 -in "$work/gen.pem" -noout -subject -nameopt oneline | grep -qx \
     "subject=CN = ITLRECOVERY_pub, OU = VTG, O = Cisco, L = RTP, ST = NC, C = US" || fail "subject order"
 openssl x509 -in "$work/gen.pem" -noout -subject -nameopt RFC2253 | grep -qx \
     "subject=C=US,ST=NC,L=RTP,O=Cisco,OU=VTG,CN=ITLRECOVERY_pub" || fail "subject"
-openssl x509 -in "$work/gen.pem" -noout -text | grep -q "CA:TRUE" || fail "basicConstraints"
-openssl x509 -in "$work/gen.pem" -noout -text | grep -q "Digital Signature, Certificate Sign" ||
+# captured, not piped: grep -q exits at its match, and under pipefail a writer still writing fails
+gen_text=$(openssl x509 -in "$work/gen.pem" -noout -text)
+<<<"$gen_text" grep -q "CA:TRUE" || fail "basicConstraints"
+<<<"$gen_text" grep -q "Digital Signature, Certificate Sign" ||
     fail "keyUsage"
 ok "generate: key on the token, self-signed CA cert verifies, --cert-out written"
 

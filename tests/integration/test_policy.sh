@@ -41,9 +41,9 @@ C=(--config itl-signd.yaml)
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" key import --p12 rec.p12 --p12-pass-file p12.pass \
     --label ITLRecovery
 expect_exit 5 "$BIN" "${TOK[@]}" "${C[@]}" key generate --label CallManager --subject "CN=cucm-pub"
-echo "$ERR" | grep -q "ITLRecovery certificate was modified in the last 5 minutes" ||
+<<<"$ERR" grep -q "ITLRecovery certificate was modified in the last 5 minutes" ||
     die "regen hold: message not in CUCM's style: $ERR"
-echo "$ERR" | grep -q "re-try" || die "regen hold: no retry time: $ERR"
+<<<"$ERR" grep -q "re-try" || die "regen hold: no retry time: $ERR"
 ok "regen hold refuses a second regeneration: $ERR"
 grep -q '"rule":"regen-hold"' audit.log || die "the regen-hold denial is not audited"
 # The hold is over once regen-hold has passed (a hold of 1 s here): then the backup rule speaks,
@@ -51,7 +51,7 @@ grep -q '"rule":"regen-hold"' audit.log || die "the regen-hold denial is not aud
 write_config publisher warn 1s
 sleep 1.1
 expect_exit 5 "$BIN" "${TOK[@]}" "${C[@]}" key generate --label CallManager --subject "CN=cucm-pub"
-echo "$ERR" | grep -qi "backed up\|backup" || die "TFTP replacement without a recovery backup: $ERR"
+<<<"$ERR" grep -qi "backed up\|backup" || die "TFTP replacement without a recovery backup: $ERR"
 ok "TFTP key refused while the recovery key has no attested backup: $ERR"
 write_config publisher off 1s
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" key generate --label CallManager --subject "CN=cucm-pub" \
@@ -63,11 +63,11 @@ write_config publisher warn 1s
 "$BIN" "${TOK[@]}" "${C[@]}" build --sast label:CallManager --sast label:ITLRecovery -o ITL.tlv \
     >/dev/null 2>&1 || die "build"
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" reset ITL.tlv -o reset.tlv
-echo "$ERR" | grep -q "has not been backed up" || die "backup: warn gives no warning: $ERR"
+<<<"$ERR" grep -q "has not been backed up" || die "backup: warn gives no warning: $ERR"
 ok "backup: warn: the reset works and carries CUCM's warning"
 write_config publisher require 1s
 expect_exit 5 "$BIN" "${TOK[@]}" "${C[@]}" reset ITL.tlv -o reset2.tlv
-echo "$ERR" | grep -qi "backup" || die "backup: require: unclear denial: $ERR"
+<<<"$ERR" grep -qi "backup" || die "backup: require: unclear denial: $ERR"
 [ ! -e reset2.tlv ] || die "a denied reset left a file"
 ok "backup: require refuses the recovery key until attested: $ERR"
 
@@ -80,7 +80,7 @@ expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" key attest-backup --key recovery --p1
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" reset ITL.tlv -o reset3.tlv
 ok "after the .p12 attestation, the recovery key signs"
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" status
-echo "$OUT" | grep -q '"recovery_backup_attested":true' || die "status does not show the attestation: $OUT"
+<<<"$OUT" grep -q '"recovery_backup_attested":true' || die "status does not show the attestation: $OUT"
 ok "status shows the attestation"
 
 # Attestation by a second token: same key passes, different key fails.
@@ -104,7 +104,7 @@ expect_exit 1 "$BIN" "${primary[@]}" "${C[@]}" key attest-backup --key recovery 
 ok "attestation by a token holding a different key fails: $ERR"
 expect_exit 0 "$BIN" "${primary[@]}" "${C[@]}" key attest-backup --key recovery \
     --backup-token "$good_uri" --backup-pin-file "$good_pin"
-echo "$OUT" | grep -q "label=backup-good" || die "attestation does not name the backup token: $OUT"
+<<<"$OUT" grep -q "label=backup-good" || die "attestation does not name the backup token: $OUT"
 ok "attestation by a second token holding the same key: $OUT"
 TOK=("${primary[@]}")
 ITL_MODULE=${primary_vars[0]} ITL_TOKEN_URI=${primary_vars[1]} ITL_PIN_FILE=${primary_vars[2]}
@@ -116,7 +116,7 @@ sleep 1.1
 expect_exit 0 "$BIN" "${TOK[@]}" --config new-recovery.yaml key generate --label ITLRecovery2 \
     --subject "CN=ITLRECOVERY2"
 expect_exit 0 "$BIN" "${TOK[@]}" "${C[@]}" status
-echo "$OUT" | grep -q '"recovery_backup_attested":false' ||
+<<<"$OUT" grep -q '"recovery_backup_attested":false' ||
     die "the attestation survived a recovery key regeneration: $OUT"
 ok "a new recovery key voids the attestation"
 
@@ -141,7 +141,7 @@ ok "the daily ITLRecoveryCertBackup line is given once, not again after a restar
 # ---- publisher-only ----
 write_config subscriber off 1s
 expect_exit 5 "$BIN" "${TOK[@]}" "${C[@]}" reset ITL.tlv -o sub.tlv
-echo "$ERR" | grep -q "This is not a Publisher Node" || die "publisher-only: $ERR"
+<<<"$ERR" grep -q "This is not a Publisher Node" || die "publisher-only: $ERR"
 ok "publisher-only in direct mode: $ERR"
 
 # ---- the same refusal through the service ----
@@ -151,7 +151,7 @@ cleanup_hooks+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
 for _ in $(seq 1 1200); do [ -S sock ] && break; sleep 0.05; done # 60 s guard (ASan, busy host)
 [ -S sock ] || die "itl-signd did not start: $(cat daemon.log)"
 expect_exit 5 "$BIN" --socket sock reset ITL.tlv -o sub.tlv
-echo "$ERR" | grep -q "This is not a Publisher Node" || die "publisher-only via the service: $ERR"
+<<<"$ERR" grep -q "This is not a Publisher Node" || die "publisher-only via the service: $ERR"
 ok "publisher-only through itl-signd: $ERR"
 printf '<device/>\n' > SEP000000000001.cnf.xml
 expect_exit 0 "$BIN" --socket sock sign SEP000000000001.cnf.xml --out-dir .

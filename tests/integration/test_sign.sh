@@ -53,14 +53,14 @@ ok "SOURCE_DATE_EPOCH gives the same bytes as --timestamp"
 
 # ---- verify --trust: a phone's answer ----
 expect_exit 0 "$BIN" verify reset-cucm.tlv --trust ITL-cucm.tlv
-echo "$OUT" | grep -qi "record" || die "verify --trust does not say which record matched: $OUT"
+<<<"$OUT" grep -qi "record" || die "verify --trust does not say which record matched: $OUT"
 expect_exit 0 "$BIN" "${TOK[@]}" build --sast label:CallManager --tvs TVS.pem -o no-recovery.tlv
 expect_exit 1 "$BIN" verify reset-cucm.tlv --trust no-recovery.tlv
 ok "verify --trust: reset accepted against the original, rejected without the recovery SAST"
 
 # ---- refusals ----
 expect_exit 5 "$BIN" "${TOK[@]}" reset no-recovery.tlv -o x.tlv
-echo "$ERR" | grep -q "not a SAST record" || die "missing recovery record: unclear error: $ERR"
+<<<"$ERR" grep -q "not a SAST record" || die "missing recovery record: unclear error: $ERR"
 [ ! -e x.tlv ] || die "a refused reset left a file"
 ok "reset refused when the recovery certificate is not a SAST of the ITL: $ERR"
 expect_exit 5 "$BIN" "${TOK[@]}" build --sast OTHER.pem --tvs TVS.pem -o y.tlv
@@ -75,19 +75,19 @@ for i in $(seq 1 40); do
     args+=(--tvs big$i.pem)
 done
 expect_exit 5 "$BIN" "${TOK[@]}" build --sast label:CallManager "${args[@]}" -o big.tlv
-echo "$ERR" | grep -q "65535" || die "oversize ITL: unclear error: $ERR"
+<<<"$ERR" grep -q "65535" || die "oversize ITL: unclear error: $ERR"
 [ ! -e big.tlv ] || die "a refused build left a file"
 ok "ITL over 64 KB refused: $ERR"
 new_token_dir=$WORK/empty
 ( new_token empty-token
   expect_exit 4 "$BIN" "${TOK[@]}" reset ITL-cucm.tlv -o x.tlv
-  echo "$ERR" | grep -qi "ITLRecovery" || die "token without the key: unclear error: $ERR"
+  <<<"$ERR" grep -qi "ITLRecovery" || die "token without the key: unclear error: $ERR"
   ok "token without the key: $ERR" ) || exit 1
 ( new_token wrong-pin
   printf 'not-the-pin' > bad.pin; chmod 600 bad.pin
   expect_exit 4 "$BIN" --module "$ITL_MODULE" --token "$ITL_TOKEN_URI" --pin-file bad.pin \
       sign ITL-cucm.tlv
-  echo "$ERR" | grep -q "CKR_PIN_INCORRECT" || die "wrong PIN: unclear error: $ERR"
+  <<<"$ERR" grep -q "CKR_PIN_INCORRECT" || die "wrong PIN: unclear error: $ERR"
   ok "wrong PIN: $ERR" ) || exit 1
 
 # ---- sign: batch of 1,000, one unreadable ----
@@ -99,7 +99,7 @@ chmod 000 cfg/SEP0000000500.cnf.xml
 mv cfg/SEP0000000500.cnf.xml cfg/SEP0000000500.cnf.xml.unreadable
 mkfifo cfg/SEP0000000500.cnf.xml # a FIFO where a file was expected: refused as an input
 expect_exit 8 "$BIN" --quiet "${TOK[@]}" sign cfg/*.cnf.xml --out-dir out
-echo "$ERR" | grep -q "SEP0000000500.cnf.xml" || die "the failing file is not named: $ERR"
+<<<"$ERR" grep -q "SEP0000000500.cnf.xml" || die "the failing file is not named: $ERR"
 [ "$(ls out | wc -l)" -eq 999 ] || die "expected 999 outputs, got $(ls out | wc -l)"
 for f in out/SEP0000000001.cnf.xml.sgn out/SEP0000000999.cnf.xml.sgn; do
     openssl_verify "$f" tftp.pem || die "openssl rejects $f"
@@ -121,7 +121,7 @@ ok "re-signing a .sgn keeps one layer"
 # ---- output failures leave nothing behind ----
 expect_exit 6 "$BIN" "${TOK[@]}" sign cfg/SEP0000000001.cnf.xml cfg/SEP0000000002.cnf.xml \
     --out-dir "$WORK/no/such/dir"
-echo "$ERR" | grep -q "no/such/dir" || die "missing output directory not named: $ERR"
+<<<"$ERR" grep -q "no/such/dir" || die "missing output directory not named: $ERR"
 : > notadir
 expect_exit 6 "$BIN" "${TOK[@]}" sign cfg/SEP0000000001.cnf.xml --out-dir notadir
 ok "output directory missing / not a directory: $(echo "$ERR" | head -1)"
@@ -147,9 +147,10 @@ openssl_verify enc/SEP001122334455.cnf.xml.enc.sgn tftp.pem || die "openssl reje
 openssl_verify enc/SEP001122334455.cnf.xml.sgn tftp.pem || die "openssl rejects the short .sgn"
 "$BIN" decrypt enc/SEP001122334455.cnf.xml.enc.sgn --phone-key phone.key -o dec.xml
 cmp dec.xml SEP001122334455.cnf.xml || die "decrypt does not give the plaintext back"
-"$BIN" strip enc/SEP001122334455.cnf.xml.sgn | grep -q "<encrConfig>true</encrConfig>" ||
+short=$("$BIN" strip enc/SEP001122334455.cnf.xml.sgn)
+<<<"$short" grep -q "<encrConfig>true</encrConfig>" ||
     die "the short config lacks encrConfig"
 want=$(openssl x509 -in phone.pem -outform DER | md5sum | cut -c1-32)
-"$BIN" strip enc/SEP001122334455.cnf.xml.sgn | grep -q "$want" || die "certHash is not the MD5 of the phone cert"
+<<<"$short" grep -q "$want" || die "certHash is not the MD5 of the phone cert"
 ok "encrypt: .enc.sgn + short .sgn verify, decrypt round-trips, certHash = MD5(phone cert)"
 echo "all passed"

@@ -20,7 +20,7 @@ ln -s SEP000000000001.cnf.xml dir/link.cnf.xml
 expect_exit 0 "$BIN" "${TOK[@]}" sign dir
 [ "$(echo "$ERR" | tail -n 1)" = "itl-sign: 30 signed, 0 failed, 3 skipped" ] ||
     die "summary line of a directory: $ERR"
-[ "$(echo "$OUT" | grep -c '^signed: dir/SEP0000000000[0-3][0-9].cnf.xml.sgn$')" -eq 30 ] ||
+[ "$(<<<"$OUT" grep -c '^signed: dir/SEP0000000000[0-3][0-9].cnf.xml.sgn$')" -eq 30 ] ||
     die "not one line per signed file: $OUT"
 for i in $(seq -w 1 30); do
     "$BIN" verify "dir/SEP0000000000$i.cnf.xml.sgn" --cert tftp.pem >/dev/null ||
@@ -42,7 +42,7 @@ ok "a directory: 30 signed, the old .sgn, the subdirectory and the symbolic link
 
 # ---- failures: exit 8 and the summary says so ----
 expect_exit 8 "$BIN" "${TOK[@]}" sign dir/SEP000000000002.cnf.xml missing.cnf.xml --out-dir out
-echo "$ERR" | grep -qx "itl-sign: missing.cnf.xml: cannot open missing.cnf.xml: No such file or directory" ||
+<<<"$ERR" grep -qx "itl-sign: missing.cnf.xml: cannot open missing.cnf.xml: No such file or directory" ||
     die "the failing file is not named once: $ERR"
 [ "$(echo "$ERR" | tail -n 1)" = "itl-sign: 1 signed, 1 failed, 0 skipped" ] || die "summary: $ERR"
 ok "a failure: exit 8, named, and counted in the summary"
@@ -60,10 +60,10 @@ expect_exit 8 "$BIN" "${TOK[@]}" sign --files-from - -0 <list0
 [ -f hostile/-rf.cnf.xml.sgn ] || die "-0 from stdin: the leading-dash name was not signed: $ERR"
 [ ! -e "$nl_name.sgn" ] && [ ! -e "hostile/with space.cnf.xml.sgn" ] || die "a refused name was written"
 [ "$(echo "$OUT")" = "signed: hostile/-rf.cnf.xml.sgn" ] || die "stdout of -0: $OUT"
-echo "$ERR" | grep -qF 'itl-sign: hostile/new\nline.cnf.xml: sign: FILENAME' ||
+<<<"$ERR" grep -qF 'itl-sign: hostile/new\nline.cnf.xml: sign: FILENAME' ||
     die "the newline is not escaped in the error: $ERR"
-echo "$ERR" | grep -q "^line" && die "a newline in a name split the error line: $ERR"
-echo "$ERR" | grep -q "has byte 0x20 at offset 4" || die "the space is not named: $ERR"
+<<<"$ERR" grep -q "^line" && die "a newline in a name split the error line: $ERR"
+<<<"$ERR" grep -q "has byte 0x20 at offset 4" || die "the space is not named: $ERR"
 [ "$(echo "$ERR" | tail -n 1)" = "itl-sign: 1 signed, 2 failed, 0 skipped" ] || die "summary: $ERR"
 rm hostile/*.sgn
 cfg hostile/plain.cnf.xml plain
@@ -74,7 +74,7 @@ expect_exit 0 "$BIN" "${TOK[@]}" sign --files-from list --out-dir out
 ( cd hostile && "$BIN" "${TOK[@]}" sign -- -rf.cnf.xml >/dev/null ) || die "sign -- -rf.cnf.xml"
 [ -f hostile/-rf.cnf.xml.sgn ] || die "a leading dash after -- is a file name"
 expect_exit 2 "$BIN" "${TOK[@]}" sign -0 dir/SEP000000000003.cnf.xml
-echo "$ERR" | grep -q -- "-0 separates the names of --files-from" || die "-0 alone: $ERR"
+<<<"$ERR" grep -q -- "-0 separates the names of --files-from" || die "-0 alone: $ERR"
 expect_exit 3 "$BIN" "${TOK[@]}" sign --files-from no-such-list
 ok "--files-from FILE and - with -0: a leading dash signed, a newline or a space refused by name on one line each"
 
@@ -101,10 +101,10 @@ mkdir -m 0700 state
 mkdir warn
 for i in 1 2 3 4 5 6; do cfg "warn/SEP00000000000$i.cnf.xml" "$i"; done
 expect_exit 0 "$BIN" "${TOK[@]}" --config warn.yaml sign warn
-[ "$(echo "$ERR" | grep -c 'warning: ')" -eq 1 ] || die "the warning is not given once: $ERR"
-echo "$ERR" | grep -q "warning: the signer certificate (CallManager) expired at .* (6 files)" ||
+[ "$(<<<"$ERR" grep -c 'warning: ')" -eq 1 ] || die "the warning is not given once: $ERR"
+<<<"$ERR" grep -q "warning: the signer certificate (CallManager) expired at .* (6 files)" ||
     die "the warning does not say how many files: $ERR"
-ok "each warning once: $(echo "$ERR" | grep warning:)"
+ok "each warning once: $(<<<"$ERR" grep warning:)"
 
 # ---- the progress bar: on a terminal only ----
 new_token itl-sign-progress
@@ -118,8 +118,8 @@ grep -q '\[########################################\]' pty.out || die "the bar i
 grep -q '^signed: ' pty.out && die "per-file lines under the progress bar"
 grep -q "40 signed, 0 failed, 0 skipped" pty.out || die "no summary on the terminal"
 expect_exit 0 "$BIN" "${TOK[@]}" sign many --out-dir out
-echo "$ERR" | grep -q 'files' && echo "$ERR" | grep -q '/40' && die "a progress bar without a terminal: $ERR"
-[ "$(echo "$OUT" | grep -c '^signed: ')" -eq 40 ] || die "without a terminal, not one line per file"
+<<<"$ERR" grep -q 'files' && <<<"$ERR" grep -q '/40' && die "a progress bar without a terminal: $ERR"
+[ "$(<<<"$OUT" grep -c '^signed: ')" -eq 40 ] || die "without a terminal, not one line per file"
 ok "progress bar on a pty (40/40, full), none when stdout/stderr are not terminals"
 
 # ---- --dry-run: the decision and the names, no C_Sign (the fault module counts), no file ----
@@ -130,7 +130,7 @@ for i in 1 2 3; do cfg "dry/SEP00000000000$i.cnf.xml" "$i"; done
 FT=(--module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$ITL_PIN_FILE")
 export FAULTP11_MODULE=$ITL_MODULE FAULTP11_STATS=$WORK/dry.stats
 expect_exit 0 "$BIN" "${FT[@]}" sign --dry-run dry
-[ "$(echo "$OUT" | grep -c '^would write: dry/SEP00000000000[1-3].cnf.xml.sgn$')" -eq 3 ] || die "dry run: $OUT"
+[ "$(<<<"$OUT" grep -c '^would write: dry/SEP00000000000[1-3].cnf.xml.sgn$')" -eq 3 ] || die "dry run: $OUT"
 ls dry/*.sgn 2>/dev/null && die "--dry-run wrote a file"
 grep -q '^calls C_Sign' "$WORK/dry.stats" && die "--dry-run signed: $(grep C_Sign "$WORK/dry.stats")"
 grep -q '^calls C_Login' "$WORK/dry.stats" || die "the dry run did not reach the token: $(cat "$WORK/dry.stats")"

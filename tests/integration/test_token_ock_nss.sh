@@ -93,7 +93,7 @@ ok "NSS by path without init args refused: ${ERR:0:160}"
 expect_exit 0 "$BIN" --token "$NSS_URI?module-name=itl-sign-test-nss" --pin-file nss.pin key list
 # ... and a module-name= that contradicts --module is refused, never ignored.
 expect_exit 2 "$BIN" --module "$NSS_MODULE" --token "$NSS_URI?module-name=itl-sign-test-nss" key list
-echo "$ERR" | grep -q "module-name=itl-sign-test-nss" || die "unclear refusal: $ERR"
+<<<"$ERR" grep -q "module-name=itl-sign-test-nss" || die "unclear refusal: $ERR"
 ok "NSS: module-name= in the URI loads the p11-kit registration; contradicting --module is refused"
 suite nss itl-sign-test-nss "$NSS_URI" "$WORK/nss.pin"
 # The CLI's module name above; the service takes softokn by path with token.init-args.

@@ -76,7 +76,7 @@ state-dir: $v/state
 audit-log: $v/audit.log
 YAML
 expect_exit 0 "$BIN" "${G[@]}" --config "$v/itl.yaml" key delete --label CallManager
-echo "$OUT" | grep -q "deleted key 'CallManager': 1 private, 1 public, 1 certificate" ||
+<<<"$OUT" grep -q "deleted key 'CallManager': 1 private, 1 public, 1 certificate" ||
     die "tpm: key delete: $OUT"
 openssl genrsa -out "$v/tftp.key" 2048 2>/dev/null || die "openssl genrsa"
 tpm2_ptool import --label itl-tpm --key-label CallManager --id 0c0d0e0f --userpin tpm-user-pin \
