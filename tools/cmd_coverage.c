@@ -148,7 +148,9 @@ static void print_phone(struct coverage *c, const struct itl_report *r, const st
                  h->f.hdr.signer_name.ptr ? (const char *)h->f.hdr.signer_name.ptr : "");
     if (c->fmt == OUT_JSON) {
         cli_json_elem(&c->j);
-        cli_json_open(&c->j, NULL, '{');
+        /* an array element: the object has no key (cli_json_open always writes one) */
+        buf_puts(&c->j.b, "{");
+        c->j.fields = 0;
         cli_json_str(&c->j, "device", r->device);
         cli_json_str(&c->j, "itl_sha1", r->has_itl ? sha : NULL);
         cli_json_str(&c->j, "itl_file", h ? h->name : NULL);
