@@ -15,7 +15,7 @@ BUILD ?= build
 CC ?= cc
 OPT ?= -O2 -g
 SAN ?=
-PKGS := p11-kit-1 yaml-0.1 openssl
+PKGS := p11-kit-1 yaml-0.1 openssl expat
 # Only the daemon links libsystemd (sd_notify).
 DAEMON_PKGS := libsystemd
 

@@ -405,4 +405,40 @@ enum itl_trust_path itl_trust_decide(const struct itl_file *installed, const str
                                      const struct itl_trust_opts *opts,
                                      struct itl_trust_verdict *v);
 
+/*
+ * ---- Phone reports (format/report.c, issue 15) ----
+ *
+ * What a phone says it holds: the DeviceTLInfo alarm (an x-cisco-alarm XML document), many of
+ * them one after another (an RTMT or syslog dump: text around the documents is ignored), or a
+ * CSV with a header line naming DeviceName and ITL_Signature (ITL_TFTP_Server, CTL_Signature,
+ * CTL_TFTP_Server optional, any order). A bad document or line is passed to `warn` with its
+ * line number and skipped; only out of memory stops the parse.
+ */
+#define ITL_SHA1_LEN 20
+
+struct itl_report {
+    long line;       /* first line of the document or CSV line (1-based) */
+    char device[64]; /* DeviceName */
+    int has_itl;     /* 0: "Not Installed" */
+    uint8_t itl_sha1[ITL_SHA1_LEN];
+    char itl_tftp[256]; /* ITL_TFTP_Server, "" when absent */
+    int has_ctl;
+    uint8_t ctl_sha1[ITL_SHA1_LEN];
+    char ctl_tftp[256];
+    int status_code; /* StatusCode, -1 when absent */
+};
+
+/* Return non-zero from `on_report` to stop (returned by the parser). */
+typedef int (*itl_report_fn)(void *ctx, const struct itl_report *r);
+typedef void (*itl_report_warn_fn)(void *ctx, long line, const char *msg);
+
+/* "1B A1 ..." (20 hex bytes separated by spaces, trailing space allowed): 1, out filled;
+ * "Not Installed": 0; anything else: -1. */
+int itl_report_sha1(const char *s, size_t n, uint8_t out[ITL_SHA1_LEN]);
+/* Parse alarms (ITL_REPORT_XML) or CSV; the kind is guessed by the first non-blank byte
+ * ('<' or text before "<x-cisco-alarm": XML; otherwise CSV). Returns the number of reports
+ * given to on_report, or -1 with err (out of memory, or on_report's stop as ITL_E_INPUT). */
+long itl_reports_parse(const char *data, size_t len, itl_report_fn on_report,
+                       itl_report_warn_fn warn, void *ctx, struct itl_error *err);
+
 #endif

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install what itl-sign needs on Debian 12, or print the exact command when not root.
 set -eu
-PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev check
+PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev libexpat1-dev check
 softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
 libsystemd-dev systemd debhelper devscripts lintian
 opencryptoki libnss3-tools swtpm tpm2-abrmd libtss2-tcti-tabrmd0 libtpm2-pkcs11-1

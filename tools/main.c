@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"encrypt", cmd_encrypt, "encrypted config (.enc.sgn) and its short .sgn"},
     {"decrypt", cmd_decrypt, "decrypt a .enc.sgn with the phone's key (support)"},
     {"status", cmd_status, "service and token health, policy state"},
+    {"coverage", cmd_coverage, "which phones take the current ITL (fleet reports)"},
     {"key", cmd_key, "key import|generate|list|export-cert|attest-backup"},
 };
 

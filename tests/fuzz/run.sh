@@ -38,9 +38,9 @@ for src in "${targets[@]}"; do
     # fuzz_wire). CI's shared budget (FUZZ_TOTAL_SECONDS) stays split evenly.
     t_secs=$secs
     case $name in fuzz_tlv_x509 | fuzz_config) [ -n "${FUZZ_TOTAL_SECONDS:-}" ] || t_secs=$((secs * 2)) ;; esac
-    clang -std=c11 -D_GNU_SOURCE -O1 -g -I. $(pkg-config --cflags p11-kit-1 yaml-0.1 openssl) \
+    clang -std=c11 -D_GNU_SOURCE -O1 -g -I. $(pkg-config --cflags p11-kit-1 yaml-0.1 openssl expat) \
         $san -fsanitize=fuzzer -o "$bin" "$src" \
-        $libs $(pkg-config --libs p11-kit-1 yaml-0.1 openssl) -pthread
+        $libs $(pkg-config --libs p11-kit-1 yaml-0.1 openssl expat) -pthread
     work=$(mktemp -d)
     cp -r "$corpus"/. "$work"/ 2>/dev/null || true
     log=$build/$name.log
