@@ -16,16 +16,6 @@
 static const char ALARM_OPEN[] = "<x-cisco-alarm";
 static const char ALARM_CLOSE[] = "</x-cisco-alarm>";
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static void trim(const char **s, size_t *n)
 {
     while (*n > 0 && isspace((unsigned char)**s)) {
@@ -47,8 +37,8 @@ int itl_report_sha1(const char *s, size_t n, uint8_t out[ITL_SHA1_LEN])
         int hi, lo;
         if (got == ITL_SHA1_LEN || i + 2 > n)
             return -1;
-        hi = hexval((unsigned char)s[i]);
-        lo = hexval((unsigned char)s[i + 1]);
+        hi = hex_digit((unsigned char)s[i]);
+        lo = hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[got++] = (uint8_t)(hi << 4 | lo);
