@@ -82,14 +82,14 @@ struct tok {
     int have_login_session;
     int present;
     int logged_in;
-    int want_login;     /* tok_login succeeded once: rebuilds log in again */
-    int login_needed;   /* 0: CKF_LOGIN_REQUIRED clear, nothing to do */
-    int protected_path; /* PIN pad: C_Login with a NULL PIN */
-    int pin_ignored;    /* a PIN was given for a PIN pad: not used (callers warn) */
-    int one_session;    /* ulMaxSessionCount = 1: every operation on the login session */
+    int want_login;        /* tok_login succeeded once: rebuilds log in again */
+    int login_needed;      /* 0: CKF_LOGIN_REQUIRED clear, nothing to do */
+    int protected_path;    /* PIN pad: C_Login with a NULL PIN */
+    int pin_ignored;       /* a PIN was given for a PIN pad: not used (callers warn) */
+    int one_session;       /* ulMaxSessionCount = 1: every operation on the login session */
     size_t pool_requested; /* pool-size asked for (0 = CPUs), before the token's limit */
-    int pin_rejected;   /* the token said CKR_PIN_INCORRECT: never send it again */
-    struct tok_pin pin; /* kept for one re-login after a rebuild */
+    int pin_rejected;      /* the token said CKR_PIN_INCORRECT: never send it again */
+    struct tok_pin pin;    /* kept for one re-login after a rebuild */
 
     struct pool_session *pool;
     size_t pool_size, pool_in_use;

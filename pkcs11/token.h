@@ -59,17 +59,17 @@ enum tok_mechanism {
 };
 
 struct tok_options {
-    const char *module;      /* absolute path of a module, a p11-kit module name, or NULL for the
-                                p11-kit proxy */
-    const char *uri;         /* "pkcs11:token=...;serial=..." selecting exactly one token; may carry
-                                pin-source=file:... */
-    size_t pool_size;        /* sessions for parallel signing; 0 = number of CPUs; capped by the
-                                token's ulMaxSessionCount */
+    const char *module; /* absolute path of a module, a p11-kit module name, or NULL for the
+                           p11-kit proxy */
+    const char *uri;    /* "pkcs11:token=...;serial=..." selecting exactly one token; may carry
+                           pin-source=file:... */
+    size_t pool_size;   /* sessions for parallel signing; 0 = number of CPUs; capped by the
+                           token's ulMaxSessionCount */
     enum tok_mechanism mechanism; /* token.mechanism; default auto */
-    unsigned retry_budget;   /* rebuild attempts per operation; 0 = 3 */
-    const char *init_args;   /* C_Initialize pReserved for a module given by path (NSS softokn:
-                                "configdir='sql:/etc/pki/nssdb' ..."); NULL = none. A p11-kit
-                                module name takes its registered x-init-reserved instead. */
+    unsigned retry_budget;        /* rebuild attempts per operation; 0 = 3 */
+    const char *init_args;        /* C_Initialize pReserved for a module given by path (NSS softokn:
+                                     "configdir='sql:/etc/pki/nssdb' ..."); NULL = none. A p11-kit
+                                     module name takes its registered x-init-reserved instead. */
 };
 
 struct tok;
