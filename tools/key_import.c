@@ -124,11 +124,11 @@ static int import_in_engine(struct cli_global *g, const char *label, const uint8
     struct backend_conn c;
     struct tok_status st = {0};
     struct itl_error te = {0};
-    char err[600];
+    struct itl_error err;
     int rc = backend_open(g, &b);
 
-    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (rc == EXIT_OK && backend_connect(&b, &c, &err) != 0) {
+        cli_error("%s", err.msg);
         rc = EXIT_SERVICE;
     } else if (rc == EXIT_OK) {
         backend_call(&c, &req, &r, NULL);
@@ -206,7 +206,7 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
     size_t der_len;
     int rc;
     struct tok_pin pw = {0};
-    char err[600];
+    struct itl_error err;
 
     rc = cli_parse_options(argc, argv, g, &opts);
     if (rc != EXIT_OK)
@@ -219,8 +219,8 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
         fprintf(stderr, "%s", import_usage);
         return EXIT_USAGE;
     }
-    if (cli_read_file(p12, P12_LIMIT, &der, &der_len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_file(p12, P12_LIMIT, &der, &der_len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     rc = read_p12_password(a.pass_file, a.have_fd ? (int)a.pass_fd : -1, p12, &pw);

@@ -91,10 +91,10 @@ static int parse_keyop(int argc, char **argv, struct cli_global *g, const char *
 
 static int write_output(const char *path, const uint8_t *data, size_t len)
 {
-    char err[600];
+    struct itl_error err;
 
-    if (cli_write_file_atomic(path, data, len, 0644, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_write_file_atomic(path, data, len, 0644, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_OUTPUT;
     }
     return EXIT_OK;
@@ -111,12 +111,12 @@ int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_res
     struct backend_conn c;
     struct tok_key_info info;
     struct itl_error te = {0};
-    char err[600];
+    struct itl_error err;
     int rc = backend_open(g, &b);
 
     memset(r, 0, sizeof *r);
-    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (rc == EXIT_OK && backend_connect(&b, &c, &err) != 0) {
+        cli_error("%s", err.msg);
         rc = EXIT_SERVICE;
     } else if (rc == EXIT_OK) {
         backend_call(&c, req, r, NULL);
@@ -165,7 +165,7 @@ int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
     struct sgn_result r;
     uint8_t *given = NULL, *pem = NULL;
     size_t given_len = 0, pem_len = 0;
-    char err[600];
+    struct itl_error err;
     int rc = parse_keyop(argc, argv, g, attach_usage, &a);
 
     if (rc != EXIT_OK)
@@ -175,8 +175,8 @@ int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
         fprintf(stderr, "%s", attach_usage);
         return EXIT_USAGE;
     }
-    if (a.cert && cli_read_cert(a.cert, &given, &given_len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (a.cert && cli_read_cert(a.cert, &given, &given_len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     req.key = a.label;
