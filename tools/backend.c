@@ -135,6 +135,27 @@ void backend_call(struct backend_conn *c, const struct sgn_request *req, struct 
     }
 }
 
+int backend_run(struct cli_global *g, struct backend *b, const struct sgn_request *req,
+                struct sgn_result *r, char **status_json)
+{
+    struct backend_conn c;
+    struct itl_error err;
+    int rc = backend_open(g, b);
+
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    if (rc != EXIT_OK)
+        return rc;
+    if (backend_connect(b, &c, &err) != 0) {
+        cli_error("%s", err.msg);
+        return EXIT_SERVICE;
+    }
+    backend_call(&c, req, r, status_json);
+    backend_disconnect(&c);
+    return EXIT_OK;
+}
+
 int backend_exit_code(enum sgn_status st)
 {
     switch (st) {

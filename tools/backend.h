@@ -46,6 +46,13 @@ int backend_send(struct backend_conn *c, const struct sgn_request *req, struct i
  * not). */
 void backend_recv(struct backend_conn *c, struct sgn_result *r, const struct itl_error *send_err);
 
+/* One request on a fresh backend: open, connect, call, disconnect. EXIT_OK when the request
+ * reached the engine (r->status says how it went), else the EXIT_* code of what failed, already
+ * printed (r is then empty). *b stays open either way, for what the caller reads from it
+ * (direct mode's token); the caller closes it with backend_close. */
+int backend_run(struct cli_global *g, struct backend *b, const struct sgn_request *req,
+                struct sgn_result *r, char **status_json);
+
 /* EXIT_* code for a result status. */
 int backend_exit_code(enum sgn_status st);
 

@@ -241,18 +241,11 @@ static int record_attestation(struct cli_global *g, const char *label,
                               .key = label,
                               .attestation = a,
                               .attest_failure = failure};
-    struct sgn_result r = {0};
+    struct sgn_result r;
     struct backend b;
-    struct backend_conn c;
-    struct itl_error err;
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, &req, &r, NULL);
 
-    if (rc == EXIT_OK && backend_connect(&b, &c, &err) != 0) {
-        cli_error("%s", err.msg);
-        rc = EXIT_SERVICE;
-    } else if (rc == EXIT_OK) {
-        backend_call(&c, &req, &r, NULL);
-        backend_disconnect(&c);
+    if (rc == EXIT_OK) {
         if (r.status != SGN_OK && !failure) {
             cli_error("%s", r.message);
             rc = backend_exit_code(r.status);

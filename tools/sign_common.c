@@ -275,23 +275,10 @@ int sign_call_once(struct cli_global *g, const struct sgn_request *req, struct s
                    char **status_json)
 {
     struct backend b;
-    struct backend_conn c;
-    struct itl_error err;
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, req, r, status_json);
 
-    if (rc != EXIT_OK) {
-        backend_close(&b);
-        return rc;
-    }
-    if (backend_connect(&b, &c, &err) != 0) {
-        cli_error("%s", err.msg);
-        backend_close(&b);
-        return EXIT_SERVICE;
-    }
-    backend_call(&c, req, r, status_json);
-    backend_disconnect(&c);
     backend_close(&b);
-    return EXIT_OK;
+    return rc;
 }
 
 /* Where an output goes: `name`, from the reply, in --out-dir or next to the input. The name
