@@ -106,6 +106,10 @@ int show_load_and_verify(int argc, char **argv, struct cli_global *g, const stru
 /* ---- show_print.c ---- */
 
 const char *show_short_role(unsigned function);
+/* Bytes of a file as text, control characters escaped as \xNN (a name must not drive the
+ * terminal); bytes as upper-case hex pairs joined by sep. show_cucm.c prints with them too. */
+void show_text(FILE *out, struct itl_bytes b);
+void show_hex(FILE *out, const uint8_t *p, size_t n, const char *sep);
 /* "ITL" or "CTL" for trust lists, by FILENAME (CTLFile.tlv, CTLSEP<MAC>.tlv). */
 const char *show_list_word(const struct itl_file *f);
 /* "ITL", "CTL", "signed" or "encrypted". */

@@ -74,19 +74,7 @@ static void cucm_text(FILE *out, struct itl_bytes b)
 {
     while (b.len > 0 && b.ptr[b.len - 1] == 0)
         b.len--;
-    for (size_t i = 0; i < b.len; i++) {
-        unsigned char c = b.ptr[i];
-        if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\x%02x", c);
-        else
-            fputc(c, out);
-    }
-}
-
-static void cucm_hex(FILE *out, const uint8_t *p, size_t n, const char *sep)
-{
-    for (size_t i = 0; i < n; i++)
-        fprintf(out, "%s%02X", i ? sep : "", p[i]);
+    show_text(out, b);
 }
 
 /* "TAG\tNAME\tLENGTH\t": CUCM's columns; the value (possibly nothing) follows. */
@@ -126,7 +114,7 @@ static void cucm_header_tlv(FILE *out, const struct itl_tlv *t)
         cucm_text(out, t->value);
         break;
     case 5:
-        cucm_hex(out, v, n, ":");
+        show_hex(out, v, n, ":");
         break;
     case 12:
         fputc('\n', out);
@@ -163,18 +151,18 @@ static void cucm_record_tlv(FILE *out, const struct itl_tlv *t)
         break;
     }
     case 6:
-        cucm_hex(out, v, n, ":");
+        show_hex(out, v, n, ":");
         break;
     case 9: {
         uint8_t md[20];
         if (EVP_Digest(v, n, md, NULL, EVP_sha1(), NULL) == 1) {
-            cucm_hex(out, md, sizeof md, " ");
+            show_hex(out, md, sizeof md, " ");
             fputs(" (SHA1 Hash HEX)", out);
         }
         break;
     }
     case 11:
-        cucm_hex(out, v, n, " ");
+        show_hex(out, v, n, " ");
         break;
     case 12: {
         const char *name = itl_digest_name(v[0]);

@@ -40,7 +40,7 @@ const char *show_file_word(const struct itl_file *f)
 /* ---- printing helpers ---- */
 
 /* Text from the file, with control characters escaped: a name must not drive the terminal. */
-static void print_text(FILE *out, struct itl_bytes b)
+void show_text(FILE *out, struct itl_bytes b)
 {
     for (size_t i = 0; i < b.len; i++) {
         unsigned char c = b.ptr[i];
@@ -51,7 +51,7 @@ static void print_text(FILE *out, struct itl_bytes b)
     }
 }
 
-static void print_hex(FILE *out, const uint8_t *p, size_t n, const char *sep)
+void show_hex(FILE *out, const uint8_t *p, size_t n, const char *sep)
 {
     for (size_t i = 0; i < n; i++)
         fprintf(out, "%s%02X", i ? sep : "", p[i]);
@@ -77,7 +77,7 @@ static void print_ip(FILE *out, struct itl_bytes b)
         (b.len == 16 && inet_ntop(AF_INET6, b.ptr, text, sizeof text)))
         fputs(text, out);
     else
-        print_hex(out, b.ptr, b.len, " ");
+        show_hex(out, b.ptr, b.len, " ");
 }
 
 static void print_digest_code(FILE *out, int code)
@@ -87,6 +87,15 @@ static void print_digest_code(FILE *out, int code)
         fputs(name, out);
     else
         fprintf(out, "UNKNOWN (%d)", code);
+}
+
+/* " VALUE" of a string field: its one terminating NUL is not part of the text. */
+static void print_string_value(FILE *out, struct itl_bytes b)
+{
+    if (b.len > 0 && b.ptr[b.len - 1] == 0)
+        b.len--;
+    fputc(' ', out);
+    show_text(out, b);
 }
 
 static int is_container(uint8_t tag)
@@ -114,15 +123,12 @@ static void print_header_tlv(FILE *out, const struct itl_tlv *t)
     switch (t->tag) {
     case 4:
     case 6:
-    case 14: {
-        struct itl_bytes s = {v, n > 0 && v[n - 1] == 0 ? n - 1 : n};
-        fputc(' ', out);
-        print_text(out, s);
+    case 14:
+        print_string_value(out, t->value);
         break;
-    }
     case 5:
         fputc(' ', out);
-        print_hex(out, v, n, ":");
+        show_hex(out, v, n, ":");
         break;
     case 8:
     case 26:
@@ -164,7 +170,7 @@ static void print_header_tlv(FILE *out, const struct itl_tlv *t)
         break; /* the wrapped key: its length is enough */
     default:
         fputc(' ', out);
-        print_hex(out, v, n > 32 ? 32 : n, " ");
+        show_hex(out, v, n > 32 ? 32 : n, " ");
         if (n > 32)
             fputs(" ...", out);
         break;
@@ -177,7 +183,7 @@ static void print_sha1_of(FILE *out, struct itl_bytes der)
     uint8_t md[20];
 
     EVP_Digest(der.ptr, der.len, md, NULL, EVP_sha1(), NULL);
-    print_hex(out, md, sizeof md, " ");
+    show_hex(out, md, sizeof md, " ");
     fputs(" (SHA1 Hash HEX)", out);
 }
 
@@ -193,12 +199,9 @@ static void print_record_tlv(FILE *out, const struct itl_tlv *t)
         break;
     case 2:
     case 3:
-    case 5: {
-        struct itl_bytes s = {v, n > 0 && v[n - 1] == 0 ? n - 1 : n};
-        fputc(' ', out);
-        print_text(out, s);
+    case 5:
+        print_string_value(out, t->value);
         break;
-    }
     case 4: {
         unsigned fn = (unsigned)(v[0] << 8 | v[1]);
         if (strcmp(itl_role_name(fn), "UNKNOWN") == 0)
@@ -209,7 +212,7 @@ static void print_record_tlv(FILE *out, const struct itl_tlv *t)
     }
     case 6:
         fputc(' ', out);
-        print_hex(out, v, n, ":");
+        show_hex(out, v, n, ":");
         break;
     case 7:
     case 8:
@@ -224,7 +227,7 @@ static void print_record_tlv(FILE *out, const struct itl_tlv *t)
         break;
     case 11:
         fputc(' ', out);
-        print_hex(out, v, n, " ");
+        show_hex(out, v, n, " ");
         break;
     case 12:
         fputc(' ', out);
@@ -232,7 +235,7 @@ static void print_record_tlv(FILE *out, const struct itl_tlv *t)
         break;
     default:
         fputc(' ', out);
-        print_hex(out, v, n > 32 ? 32 : n, " ");
+        show_hex(out, v, n > 32 ? 32 : n, " ");
         if (n > 32)
             fputs(" ...", out);
         break;
@@ -339,7 +342,7 @@ static void show_json_hex(FILE *out, struct itl_bytes b, const char *sep)
         return;
     }
     fputc('"', out);
-    print_hex(out, b.ptr, b.len, sep);
+    show_hex(out, b.ptr, b.len, sep);
     fputc('"', out);
 }
 
@@ -365,7 +368,7 @@ static void json_record(FILE *out, const struct itl_record *r, size_t i, long si
         uint8_t md[20];
         EVP_Digest(r->certificate.ptr, r->certificate.len, md, NULL, EVP_sha1(), NULL);
         fprintf(out, ",\"certificate_length\":%zu,\"certificate_sha1\":\"", r->certificate.len);
-        print_hex(out, md, 20, "");
+        show_hex(out, md, 20, "");
         fputc('"', out);
     } else {
         fputs(",\"certificate_length\":null,\"certificate_sha1\":null", out);
