@@ -10,6 +10,8 @@ set -u
 set -o pipefail
 ITL_SRC=${ITL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 ITL_BUILD=${ITL_BUILD:-$ITL_SRC/build}
+export ITL_SRC ITL_BUILD # the tests' Python helpers import tests/integration/der.py
+export PYTHONDONTWRITEBYTECODE=1 # ... and leave no __pycache__ in the tree
 BIN=$ITL_BUILD/itl-sign
 DAEMON=$ITL_BUILD/itl-signd
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/itl-it.XXXXXX")

@@ -16,24 +16,10 @@ SAMPLE=$ITL_SRC/tests/unit/fixtures/ITLFile-certutils-sample.tlv
 #       ALGORITHM; tvs also without SIGNATURE), and a 33-byte CCM+TFTP placeholder is appended.
 #   mkfile.py sgn OUT KEY NAME CERT PAYLOAD FILENAME DIGEST
 cat >"$WORK/mkfile.py" <<'PY'
-import hashlib, struct, subprocess, sys
+import hashlib, os, struct, subprocess, sys
 
-def der(b, i):  # (tag, value start, value end) of the DER element at i
-    tag, n = b[i], b[i + 1]
-    i += 2
-    if n & 0x80:
-        k = n & 0x7f
-        n = int.from_bytes(b[i:i + k], 'big')
-        i += k
-    return tag, i, i + n
-
-def children(b, start, end):
-    out = []
-    while start < end:
-        t, s, e = der(b, start)
-        out.append((t, s, e))
-        start = e
-    return out
+sys.path.insert(0, os.environ['ITL_SRC'] + '/tests/integration')
+from der import der, children  # noqa: E402
 
 def cert_fields(c):
     _, s, e = der(c, 0)

@@ -48,26 +48,12 @@ ok "certificates with the seeds' serials, key sizes and certificate lengths (684
 # header 1,2,3{4,5,6},7{8,9{10,11}},12,14,15 and 0x0D padding, signed with openssl; OUT.json
 # holds what the dump must show for values that depend on the keys.
 cat >"$WORK/mkitl.py" <<'PY'
-import hashlib, json, struct, subprocess, sys
+import hashlib, json, os, struct, subprocess, sys
 
 work, out, signer = sys.argv[1], sys.argv[2], sys.argv[3]
 
-def der(b, i):
-    tag, n = b[i], b[i + 1]
-    i += 2
-    if n & 0x80:
-        k = n & 0x7f
-        n = int.from_bytes(b[i:i + k], 'big')
-        i += k
-    return tag, i, i + n
-
-def children(b, s, e):
-    out = []
-    while s < e:
-        t, a, z = der(b, s)
-        out.append((t, a, z))
-        s = z
-    return out
+sys.path.insert(0, os.environ['ITL_SRC'] + '/tests/integration')
+from der import der, children  # noqa: E402
 
 def cert_fields(c):
     _, s, e = der(c, 0)

@@ -37,27 +37,13 @@ done
 expect_exit 0 "$BIN" show --json "$WORK/ITLFile.tlv"
 printf '%s' "$OUT" >"$WORK/show.json"
 $PY - "$WORK" <<'PY' || die "show --json of the UTF-8 / EC / RSA ITL"
-import hashlib, json, re, sys
+import hashlib, json, os, re, sys
 w = sys.argv[1]
 raw = open(w + '/show.json', 'rb').read()
 d = json.loads(raw)
 
-def der(b, i):
-    tag, n = b[i], b[i + 1]
-    i += 2
-    if n & 0x80:
-        k = n & 0x7f
-        n = int.from_bytes(b[i:i + k], 'big')
-        i += k
-    return tag, i, i + n
-
-def children(b, s, e):
-    out = []
-    while s < e:
-        t, a, z = der(b, s)
-        out.append((t, a, z))
-        s = z
-    return out
+sys.path.insert(0, os.environ['ITL_SRC'] + '/tests/integration')
+from der import der, children  # noqa: E402
 
 def facts(c):  # serial, PKCS#1 RSAPublicKey / EC point, signatureValue
     _, s, e = der(c, 0)
