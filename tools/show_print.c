@@ -98,6 +98,15 @@ static void print_string_value(FILE *out, struct itl_bytes b)
     show_text(out, b);
 }
 
+/* " VALUE" of a field with no known meaning: its first 32 bytes, "..." if there are more. */
+static void print_hex_prefix(FILE *out, struct itl_bytes b)
+{
+    fputc(' ', out);
+    show_hex(out, b.ptr, b.len > 32 ? 32 : b.len, " ");
+    if (b.len > 32)
+        fputs(" ...", out);
+}
+
 static int is_container(uint8_t tag)
 {
     return tag == 3 || tag == 7 || tag == 9 || tag == 16 || tag == 17 || tag == 21;
@@ -169,10 +178,7 @@ static void print_header_tlv(FILE *out, const struct itl_tlv *t)
     case 25:
         break; /* the wrapped key: its length is enough */
     default:
-        fputc(' ', out);
-        show_hex(out, v, n > 32 ? 32 : n, " ");
-        if (n > 32)
-            fputs(" ...", out);
+        print_hex_prefix(out, t->value);
         break;
     }
     fputc('\n', out);
@@ -234,10 +240,7 @@ static void print_record_tlv(FILE *out, const struct itl_tlv *t)
         print_digest_code(out, v[0]);
         break;
     default:
-        fputc(' ', out);
-        show_hex(out, v, n > 32 ? 32 : n, " ");
-        if (n > 32)
-            fputs(" ...", out);
+        print_hex_prefix(out, t->value);
         break;
     }
     fputc('\n', out);
