@@ -6,40 +6,20 @@
 #include "policy/internal.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 /* ---- who may have written it ---- */
 
-static void user_text(uid_t uid, char *out, size_t size)
-{
-    struct passwd *pw = getpwuid(uid);
-    if (pw)
-        snprintf(out, size, "%s", pw->pw_name);
-    else
-        snprintf(out, size, "%u", (unsigned)uid);
-}
-
-static void group_text(gid_t gid, char *out, size_t size)
-{
-    struct group *gr = getgrgid(gid);
-    if (gr)
-        snprintf(out, size, "%s", gr->gr_name);
-    else
-        snprintf(out, size, "%u", (unsigned)gid);
-}
-
 int pol_check_trusted(const char *what, const char *path, const struct stat *st, uid_t uid,
                       gid_t gid, struct itl_error *err)
 {
     char who[256], owner[256];
 
-    user_text(uid, owner, sizeof owner);
+    ids_user_name(uid, owner, sizeof owner);
     if (st->st_uid != 0 && st->st_uid != uid) {
-        user_text(st->st_uid, who, sizeof who);
+        ids_user_name(st->st_uid, who, sizeof who);
         return err_set(err, ITL_E_IO,
                        "%s %s belongs to user %s; it must belong to root or the service user "
                        "%s (fix: chown %s %s)",
@@ -51,7 +31,7 @@ int pol_check_trusted(const char *what, const char *path, const struct stat *st,
                        "what the service keeps there; refusing it (fix: chmod o-w %s)",
                        what, path, (unsigned)(st->st_mode & 07777), path);
     if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && st->st_gid != gid) {
-        group_text(st->st_gid, who, sizeof who);
+        ids_group_name(st->st_gid, who, sizeof who);
         return err_set(err, ITL_E_IO,
                        "%s %s is writable by group %s, which is not the service's group (mode "
                        "%04o); refusing it (fix: chmod g-w %s)",
