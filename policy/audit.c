@@ -150,6 +150,7 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&a->arrived, &ca);
+    pthread_cond_init(&a->want_flush, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&a->denial_lock, NULL);
     *out = a;
@@ -212,11 +213,13 @@ void pol_audit_close(struct pol_audit *a)
     if (!a)
         return;
     flush_held(a, &held_err);
+    audit_flusher_stop(a);
     close(a->fd);
     pthread_rwlock_destroy(&a->fd_lock);
     pthread_mutex_destroy(&a->write_lock);
     pthread_cond_destroy(&a->flushed);
     pthread_cond_destroy(&a->arrived);
+    pthread_cond_destroy(&a->want_flush);
     pthread_mutex_destroy(&a->denial_lock);
     free(a);
 }
@@ -332,9 +335,6 @@ out:
 
 /* ---- Writing ---- */
 
-static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                       unsigned long long *seq, struct itl_error *err);
-
 /* Does the log end in the middle of a line? A record torn by a crash (SIGKILL between a short
  * write and its cut), by a cut that failed, or by another writer must not swallow ours. */
 static int ends_torn(int fd, off_t size)
@@ -437,8 +437,8 @@ static int write_durable(struct pol_audit *a, const struct buf *b, int expected,
     return rc;
 }
 
-static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                       unsigned long long *seq, struct itl_error *err)
+int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                unsigned long long *seq, struct itl_error *err)
 {
     struct buf line = {0};
     int rc = 0;
