@@ -121,12 +121,12 @@ set xlabel "client processes (1 connection each)"
 set ylabel "signatures per second"
 set yrange [0:*]
 plot "$W/curve_clients.dat" using 1:2 with linespoints lw 2 title "itl-signd", \\
-     "$W/curve_clients.dat" using 1:3 with lines dt 2 title "raw C_Sign, 2 threads"
+     "$W/curve_clients.dat" using 1:3 with lines lw 1 title "raw C_Sign, 2 threads"
 set xlabel "token.pool-size ($SLOW_CLIENTS clients, C_Sign + $SLOW_DELAY_MS ms)"
 set logscale x 2
 plot "$W/curve_pool.dat" using 1:2 with linespoints lw 2 title "itl-signd", \\
-     "$W/curve_pool.dat" using 1:3 with lines dt 2 title "pool-size / $SLOW_DELAY_MS ms", \\
-     "$W/curve_pool.dat" using 1:4 with lines dt 3 title "raw C_Sign, 2 threads (the CPU's bound)"
+     "$W/curve_pool.dat" using 1:3 with lines lw 1 title "pool-size / $SLOW_DELAY_MS ms", \\
+     "$W/curve_pool.dat" using 1:4 with lines lw 1 title "raw C_Sign, 2 threads (the CPU's bound)"
 unset multiplot
 EOF
     [ -s "$svg" ] && say "bench: curves drawn in $svg"
