@@ -160,9 +160,10 @@ static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum 
 }
 
 static void execute(struct sgn_engine *e, const struct pol_peer *peer,
-                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq)
+                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq,
+                    int intent)
 {
-    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r, .intent_allowed = !seq};
+    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r, .intent_allowed = intent};
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
@@ -216,7 +217,13 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
 void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
                  struct sgn_result *r)
 {
-    execute(e, peer, req, r, NULL);
+    execute(e, peer, req, r, NULL, 1);
+}
+
+void sgn_execute_grouped(struct sgn_engine *e, const struct pol_peer *peer,
+                         const struct sgn_request *req, struct sgn_result *r)
+{
+    execute(e, peer, req, r, NULL, 0);
 }
 
 void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
@@ -224,7 +231,7 @@ void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
                           unsigned long long *seq)
 {
     *seq = 0;
-    execute(e, peer, req, r, seq);
+    execute(e, peer, req, r, seq, 0);
 }
 
 int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size_t msg_size)
