@@ -399,6 +399,9 @@ out:
     return rc;
 }
 
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err);
+
 /* A record written but not waited for: its sequence number (0 when it was only counted). */
 int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
                              unsigned long long *seq, struct itl_error *err)
@@ -437,8 +440,8 @@ static int write_durable(struct pol_audit *a, const struct buf *b, int expected,
     return rc;
 }
 
-int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                unsigned long long *seq, struct itl_error *err)
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err)
 {
     struct buf line = {0};
     int rc = 0;
@@ -467,6 +470,27 @@ int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record 
                              struct itl_error *err)
 {
     return audit_write(a, r, 1, NULL, err);
+}
+
+int pol_audit_write_intent(struct pol_audit *a, const struct pol_audit_record *r,
+                           unsigned long long *seq, struct itl_error *err)
+{
+    *seq = 0;
+    if (audit_write(a, r, 1, seq, err) != 0)
+        return -1;
+    audit_flush_soon(a, *seq);
+    return 0;
+}
+
+int pol_audit_write_after(struct pol_audit *a, const struct pol_audit_record *r,
+                          struct itl_error *err)
+{
+    unsigned long long seq = 0;
+
+    if (audit_write(a, r, 0, &seq, err) != 0)
+        return -1;
+    audit_flush_later(a);
+    return 0;
 }
 
 /* The summaries of an interval still open (close, reopen). */

@@ -188,33 +188,25 @@ static void *flush_thread(void *arg)
     return NULL;
 }
 
-int pol_audit_write_intent(struct pol_audit *a, const struct pol_audit_record *r,
-                           unsigned long long *seq, struct itl_error *err)
+/* An intent record was written: the flush thread (started now if need be) flushes up to seq at
+ * once. Without the thread, pol_audit_sync flushes itself: the same rule, no overlap. */
+void audit_flush_soon(struct pol_audit *a, unsigned long long seq)
 {
-    *seq = 0;
-    if (audit_write(a, r, 1, seq, err) != 0)
-        return -1;
     pthread_mutex_lock(&a->write_lock);
     if (!a->flusher_started && pthread_create(&a->flusher, NULL, flush_thread, a) == 0)
         a->flusher_started = 1;
-    if (*seq > a->flush_wanted)
-        a->flush_wanted = *seq;
+    if (seq > a->flush_wanted)
+        a->flush_wanted = seq;
     pthread_cond_signal(&a->want_flush);
     pthread_mutex_unlock(&a->write_lock);
-    return 0; /* without the thread, pol_audit_sync flushes itself: the same rule, no overlap */
 }
 
-int pol_audit_write_after(struct pol_audit *a, const struct pol_audit_record *r,
-                          struct itl_error *err)
+/* A record written without a wait: the idle flush starts counting. */
+void audit_flush_later(struct pol_audit *a)
 {
-    unsigned long long seq = 0;
-
-    if (audit_write(a, r, 0, &seq, err) != 0)
-        return -1;
     pthread_mutex_lock(&a->write_lock);
-    pthread_cond_signal(&a->want_flush); /* the idle flush starts counting */
+    pthread_cond_signal(&a->want_flush);
     pthread_mutex_unlock(&a->write_lock);
-    return 0;
 }
 
 void audit_flusher_stop(struct pol_audit *a)

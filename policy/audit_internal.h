@@ -67,9 +67,9 @@ struct pol_audit {
 int audit_wait_durable(struct pol_audit *a, unsigned long long seq);
 /* The record of an expected request is written (or held, or failed). Under write_lock. */
 void audit_arrived(struct pol_audit *a, int expected);
-/* Writes r (audit.c); expected as audit_arrived; seq: not waited for, its number returned. */
-int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                unsigned long long *seq, struct itl_error *err);
+/* The flush thread: flush up to seq now (an intent record), or once the log is idle. */
+void audit_flush_soon(struct pol_audit *a, unsigned long long seq);
+void audit_flush_later(struct pol_audit *a);
 /* Close: stops the flush thread, and flushes what is not durable yet. */
 void audit_flusher_stop(struct pol_audit *a);
 
