@@ -93,7 +93,7 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
-    /* Its record will come (audit_result): a flush meanwhile waits for it and covers it. */
+    /* Its record will come (eng_audit_result): a flush meanwhile waits for it and covers it. */
     if (e->audit)
         pol_audit_expect(e->audit);
     if (req->op == POL_OP_KEY)
