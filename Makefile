@@ -235,7 +235,8 @@ fuzz-smoke:
 # Only what the benchmark runs: a test that does not compile must not block it.
 bench: deps
 	@$(MAKE) --no-print-directory BUILD=build-bench OPT="-O2 -g" \
-		build-bench/itl-sign build-bench/itl-signd $(patsubst $(BUILD)/%,build-bench/%,$(BENCH_BINS))
+		build-bench/itl-sign build-bench/itl-signd build-bench/tests/libfaultp11.so \
+		$(patsubst $(BUILD)/%,build-bench/%,$(BENCH_BINS))
 	@BUILD=build-bench bench/run.sh $(BENCH_ARGS)
 
 stress: all

@@ -173,8 +173,19 @@ unsigned long file_stage_flushes(struct file_stage *s)
     return n;
 }
 
+/* How many entries after v[i] (itself included) live on its file system and are still good. */
+static size_t entries_on_fs(const struct stage_entry *v, size_t n, size_t i)
+{
+    size_t count = 0;
+    for (size_t j = i; j < n; j++)
+        count += v[j].dir->dev == v[i].dir->dev && !v[j].failed;
+    return count;
+}
+
 /* Makes the bytes of every entry durable: one syncfs per file system. Where syncfs cannot
- * be used on it (ENOSYS, EINVAL), each of its files is fsync'd instead. */
+ * be used on it (ENOSYS, EINVAL), each of its files is fsync'd instead. A file system with a
+ * single entry gets an fsync of that file: the same one flush, without writing back what other
+ * processes left dirty on it (a one-file sign on a busy machine). */
 static void sync_contents(struct stage_entry *v, size_t n, unsigned long *flushes)
 {
     for (size_t i = 0; i < n; i++) {
@@ -184,7 +195,8 @@ static void sync_contents(struct stage_entry *v, size_t n, unsigned long *flushe
         if (done || v[i].failed)
             continue;
         (*flushes)++;
-        int rc = syncfs(v[i].fd), saved = errno;
+        int single = entries_on_fs(v, n, i) == 1;
+        int rc = single ? fsync(v[i].fd) : syncfs(v[i].fd), saved = errno;
         for (size_t j = i; j < n; j++) {
             if (v[j].dir->dev != v[i].dir->dev || v[j].failed)
                 continue;

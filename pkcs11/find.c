@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
@@ -29,23 +30,30 @@ struct token_search {
     size_t n_match;
 };
 
+#define SLOTS_GUESS 16
+
 static int slot_list(CK_FUNCTION_LIST *mod, CK_SLOT_ID **out, CK_ULONG *n, struct itl_error *err)
 {
     CK_RV rv;
 
     *out = NULL;
     *n = 0;
-    for (int tries = 0; tries < 3; tries++) {
-        CK_ULONG count = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        /* First with room for SLOTS_GUESS slots: one call where most modules have a few;
+         * CKR_BUFFER_TOO_SMALL says how many there are, and the next round asks for that. */
+        CK_ULONG count = SLOTS_GUESS;
         CK_SLOT_ID *slots;
-        rv = mod->C_GetSlotList(CK_TRUE, NULL, &count);
-        if (rv != CKR_OK)
-            return tok_ckr_err(err, rv, "listing slots (C_GetSlotList)");
+        if (tries > 0) {
+            count = 0;
+            rv = mod->C_GetSlotList(CK_TRUE, NULL, &count);
+            if (rv != CKR_OK)
+                return tok_ckr_err(err, rv, "listing slots (C_GetSlotList)");
+        }
         slots = calloc(count ? count : 1, sizeof *slots);
         if (!slots)
             return err_set(err, ITL_E_DEVICE, "out of memory");
         rv = mod->C_GetSlotList(CK_TRUE, slots, &count);
-        if (rv == CKR_BUFFER_TOO_SMALL) { /* a token arrived between the two calls */
+        if (rv == CKR_BUFFER_TOO_SMALL) { /* more than the guess, or a token just arrived */
             free(slots);
             continue;
         }
@@ -76,9 +84,8 @@ static int module_matches(const struct tok *t, CK_FUNCTION_LIST *mod)
     CK_INFO info;
     const char *want;
 
-    if (mod->C_GetInfo(&info) != CKR_OK)
-        return 0;
-    if (!p11_kit_uri_match_module_info(t->uri, &info))
+    if (t->uri_names_module &&
+        (mod->C_GetInfo(&info) != CKR_OK || !p11_kit_uri_match_module_info(t->uri, &info)))
         return 0;
     want = p11_kit_uri_get_module_name(t->uri);
     if (want && t->modules) {
@@ -111,7 +118,7 @@ static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_sear
             goto oom;
         if (!matches_module || !p11_kit_uri_match_token_info(t->uri, &ft.info))
             continue;
-        if (mod->C_GetSlotInfo(slots[i], &si) == CKR_OK &&
+        if (t->uri_names_slot && mod->C_GetSlotInfo(slots[i], &si) == CKR_OK &&
             !p11_kit_uri_match_slot_info(t->uri, &si))
             continue;
         if (push_token(&s->match, &s->n_match, &ft) != 0)
@@ -185,6 +192,9 @@ int tok_select_token(struct tok *t, struct itl_error *err)
     tok_padded_to_str(t->serial, 16, t->serial_str, sizeof t->serial_str);
     t->login_needed = (s.match[0].info.flags & CKF_LOGIN_REQUIRED) != 0;
     t->protected_path = (s.match[0].info.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+    t->open_info = s.match[0].info;
+    clock_gettime(CLOCK_MONOTONIC, &t->open_info_at);
+    t->have_open_info = 1;
     rc = 0;
     {
         CK_ULONG max = s.match[0].info.ulMaxSessionCount;

@@ -89,7 +89,14 @@ struct tok {
     int one_session;       /* ulMaxSessionCount = 1: every operation on the login session */
     size_t pool_requested; /* pool-size asked for (0 = CPUs), before the token's limit */
     int pin_rejected;      /* the token said CKR_PIN_INCORRECT: never send it again */
-    struct tok_pin pin;    /* kept for one re-login after a rebuild */
+    /* The token info tok_select_token read, for the first tok_login right after the open
+     * (one C_GetTokenInfo fewer per process); at most OPEN_INFO_FRESH_MS old, used once. */
+    CK_TOKEN_INFO open_info;
+    int uri_names_module; /* library-* attributes: C_GetInfo is needed to match them */
+    int uri_names_slot;   /* slot-* attributes: C_GetSlotInfo is needed to match them */
+    struct timespec open_info_at;
+    int have_open_info;
+    struct tok_pin pin; /* kept for one re-login after a rebuild */
 
     struct pool_session *pool;
     size_t pool_size, pool_in_use;
@@ -209,6 +216,20 @@ int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_
 int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
                  uint8_t **value, size_t *len, struct itl_error *err);
 /* A CK_BBOOL attribute: 1/0, or -1 when the token does not have it. */
+/* What signing needs of a private key, read in one C_GetAttributeValue when the token allows
+ * (else one by one). id/modulus NULL when the key has none (a modulus then goes unchecked). */
+struct tok_key_attrs {
+    int have_type; /* CKA_KEY_TYPE was readable */
+    CK_KEY_TYPE type;
+    uint8_t *id;
+    size_t id_len;
+    uint8_t *modulus;
+    size_t mod_len;
+    int always_authenticate;
+};
+int tok_read_key_attrs(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
+                       struct tok_key_attrs *ka, struct itl_error *err);
+void tok_key_attrs_free(struct tok_key_attrs *ka);
 int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type);
 /* The private key labelled `label` (exactly one), by class. */
 int tok_find_one(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_CLASS cls, const char *label,

@@ -144,6 +144,28 @@ static int pin_from_uri(struct tok *t, struct tok_pin *pin, struct itl_error *er
     return tok_pin_from_file(src, pin, err);
 }
 
+/* A login right after the open uses the token info the open read a moment ago (the flags and
+ * PIN counters cannot have changed meanwhile unless someone else used the token in that
+ * second); any later login, and one after a slow PIN prompt, asks the token again. */
+#define OPEN_INFO_FRESH_MS 1000
+
+static int info_for_login(struct tok *t, CK_TOKEN_INFO *info, struct itl_error *err)
+{
+    struct timespec now;
+    int fresh = t->have_open_info;
+
+    t->have_open_info = 0;
+    if (fresh && clock_gettime(CLOCK_MONOTONIC, &now) == 0) {
+        long long ms = (now.tv_sec - t->open_info_at.tv_sec) * 1000LL +
+                       (now.tv_nsec - t->open_info_at.tv_nsec) / 1000000;
+        if (ms >= 0 && ms <= OPEN_INFO_FRESH_MS) {
+            *info = t->open_info;
+            return 0;
+        }
+    }
+    return tok_token_info(t, info, err);
+}
+
 int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err)
 {
     CK_TOKEN_INFO info;
@@ -157,7 +179,7 @@ int tok_login(struct tok *t, const struct tok_pin *pin, struct itl_error *err)
         rc = tok_pin_rejected_err(t, err);
         goto out;
     }
-    rc = tok_token_info(t, &info, err);
+    rc = info_for_login(t, &info, err);
     if (rc != 0)
         goto out;
     t->login_needed = (info.flags & CKF_LOGIN_REQUIRED) != 0;

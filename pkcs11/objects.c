@@ -55,32 +55,127 @@ int tok_find_objects(struct tok *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_
     return 0;
 }
 
+/* A first try with a buffer that fits every value we read (certificates, ids, moduli): one
+ * C_GetAttributeValue instead of a length query and a read. A value that does not fit gets
+ * CKR_BUFFER_TOO_SMALL (PKCS#11 2.40 5.7), and then the length query and the read follow. */
+#define ATTR_GUESS_BYTES 4096
+
 int tok_get_attr(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
                  uint8_t **value, size_t *len, struct itl_error *err)
 {
-    CK_ATTRIBUTE a = {type, NULL, 0};
+    CK_ATTRIBUTE a = {type, NULL, ATTR_GUESS_BYTES};
+    uint8_t *v;
     CK_RV rv;
 
     *value = NULL;
     *len = 0;
-    rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
-    if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
-        a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
-        return 1;
-    if (rv != CKR_OK)
-        return tok_ckr_err(err, rv, "reading an attribute (C_GetAttributeValue)");
-    a.pValue = malloc(a.ulValueLen + 1);
+    a.pValue = malloc(ATTR_GUESS_BYTES + 1);
     if (!a.pValue)
         return err_set(err, ITL_E_DEVICE, "out of memory");
     rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
+    if (rv == CKR_BUFFER_TOO_SMALL) {
+        free(a.pValue);
+        a.pValue = NULL;
+        a.ulValueLen = 0;
+        rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
+        if (rv == CKR_OK && a.ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+            a.pValue = malloc(a.ulValueLen + 1);
+            if (!a.pValue)
+                return err_set(err, ITL_E_DEVICE, "out of memory");
+            rv = t->mod->C_GetAttributeValue(h, o, &a, 1);
+        }
+    }
+    if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
+        (rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION)) {
+        free(a.pValue);
+        return 1;
+    }
     if (rv != CKR_OK) {
         free(a.pValue);
         return tok_ckr_err(err, rv, "reading an attribute (C_GetAttributeValue)");
     }
+    v = realloc(a.pValue, a.ulValueLen + 1); /* give back the rest of the guess */
+    if (v)
+        a.pValue = v;
     ((uint8_t *)a.pValue)[a.ulValueLen] = 0;
     *value = a.pValue;
     *len = a.ulValueLen;
     return 0;
+}
+
+/* Fixed buffers for the one-call read: ids (k->id holds 64 bytes) and moduli up to 16384 bits.
+ * Anything larger takes the attribute-by-attribute path. */
+#define KEY_ID_MAX 64
+#define KEY_MODULUS_MAX 2048
+
+static int dup_value(const CK_ATTRIBUTE *a, uint8_t **out, size_t *len)
+{
+    *out = malloc(a->ulValueLen + 1);
+    if (!*out)
+        return -1;
+    memcpy(*out, a->pValue, a->ulValueLen);
+    (*out)[a->ulValueLen] = 0;
+    *len = a->ulValueLen;
+    return 0;
+}
+
+/* All four in one call. 1: the token did not answer the template whole (an attribute it does
+ * not have, a sensitive one, a value larger than our buffer): the caller reads them one by one,
+ * because not every token fills in the other attributes of a template it refuses. */
+static int key_attrs_at_once(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
+                             struct tok_key_attrs *ka, struct itl_error *err)
+{
+    uint8_t id[KEY_ID_MAX], modulus[KEY_MODULUS_MAX];
+    CK_KEY_TYPE type = 0;
+    CK_BBOOL always = CK_FALSE;
+    CK_ATTRIBUTE a[] = {{CKA_KEY_TYPE, &type, sizeof type},
+                        {CKA_ID, id, sizeof id},
+                        {CKA_MODULUS, modulus, sizeof modulus},
+                        {CKA_ALWAYS_AUTHENTICATE, &always, sizeof always}};
+
+    if (t->mod->C_GetAttributeValue(h, o, a, 4) != CKR_OK || a[0].ulValueLen != sizeof type ||
+        a[3].ulValueLen != sizeof always || a[1].ulValueLen > sizeof id ||
+        a[2].ulValueLen > sizeof modulus)
+        return 1;
+    ka->have_type = 1;
+    ka->type = type;
+    ka->always_authenticate = always == CK_TRUE;
+    if (dup_value(&a[1], &ka->id, &ka->id_len) != 0 ||
+        dup_value(&a[2], &ka->modulus, &ka->mod_len) != 0) {
+        tok_key_attrs_free(ka);
+        return err_set(err, ITL_E_DEVICE, "out of memory");
+    }
+    return 0;
+}
+
+int tok_read_key_attrs(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
+                       struct tok_key_attrs *ka, struct itl_error *err)
+{
+    CK_ATTRIBUTE ta = {CKA_KEY_TYPE, &ka->type, sizeof ka->type};
+    int rc;
+
+    memset(ka, 0, sizeof *ka);
+    rc = key_attrs_at_once(t, h, o, ka, err);
+    if (rc <= 0)
+        return rc;
+    ka->have_type = t->mod->C_GetAttributeValue(h, o, &ta, 1) == CKR_OK;
+    if (!ka->have_type || ka->type != CKK_RSA)
+        return 0; /* the caller refuses it; nothing else is needed */
+    if (tok_get_attr(t, h, o, CKA_ID, &ka->id, &ka->id_len, err) < 0 ||
+        tok_get_attr(t, h, o, CKA_MODULUS, &ka->modulus, &ka->mod_len, err) < 0) {
+        tok_key_attrs_free(ka);
+        return -1;
+    }
+    ka->always_authenticate = tok_get_bool(t, h, o, CKA_ALWAYS_AUTHENTICATE) == 1;
+    return 0;
+}
+
+void tok_key_attrs_free(struct tok_key_attrs *ka)
+{
+    free(ka->id);
+    free(ka->modulus);
+    ka->id = ka->modulus = NULL;
+    ka->id_len = ka->mod_len = 0;
 }
 
 int tok_get_bool(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type)

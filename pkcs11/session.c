@@ -69,6 +69,7 @@ int tok_rebuild(struct tok *t, unsigned long seen_generation, struct itl_error *
         return 0; /* another thread rebuilt meanwhile */
     }
     relogin = t->want_login && t->login_needed;
+    t->have_open_info = 0; /* the token is found again: what the open read is stale */
     if (relogin && t->pin_rejected) {
         pthread_mutex_unlock(&t->lock);
         pthread_mutex_unlock(&t->rebuild_lock);
@@ -287,7 +288,7 @@ int tok_run_with(struct tok *t, int mgmt, tok_session_fn fn, void *ctx,
     memset(err, 0, sizeof *err);
     /* A token of one session (ulMaxSessionCount = 1) has no room for a pool: everything runs
      * on the login session, one operation at a time. */
-    if (t->one_session)
+    if (t->one_session || t->opts.login_session_only)
         mgmt = 1;
     /* Every path returns by the time attempt reaches the budget; an immediate retry the rules
      * ask for uses up an attempt like a rebuild does. */

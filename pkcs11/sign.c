@@ -142,10 +142,9 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
     struct find_key_ctx *c = vctx;
     struct tok_key *k = c->k;
     CK_OBJECT_HANDLE priv, cert;
-    CK_KEY_TYPE type = 0;
-    CK_ATTRIBUTE ta = {CKA_KEY_TYPE, &type, sizeof type};
-    uint8_t *id = NULL, *value = NULL, *modulus = NULL;
-    size_t id_len = 0, value_len = 0, mod_len = 0;
+    struct tok_key_attrs ka = {0};
+    uint8_t *value = NULL;
+    size_t value_len = 0;
     unsigned long gen = tok_generation(t);
     const unsigned char *p;
     X509 *x = NULL;
@@ -153,18 +152,22 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
 
     if (tok_find_one(t, h, CKO_PRIVATE_KEY, c->label, c->id, c->id_len, &priv, err) != 0)
         return -1;
-    if (t->mod->C_GetAttributeValue(h, priv, &ta, 1) != CKR_OK || type != CKK_RSA)
-        return err_set(err, ITL_E_MECHANISM, "key '%s' is not an RSA key: itl-sign signs with RSA",
-                       c->label);
-    if (tok_get_attr(t, h, priv, CKA_ID, &id, &id_len, err) < 0)
+    if (tok_read_key_attrs(t, h, priv, &ka, err) != 0) {
+        err_prefix(err, "cannot read the attributes of key '%s': ", c->label);
         return -1;
-    if (id_len == 0 || id_len > sizeof k->id) {
-        err_set(err, ITL_E_NO_KEY,
-                "key '%s' has %s CKA_ID: its certificate cannot be paired with it", c->label,
-                id_len ? "an over-long" : "no");
+    }
+    if (!ka.have_type || ka.type != CKK_RSA) {
+        err_set(err, ITL_E_MECHANISM, "key '%s' is not an RSA key: itl-sign signs with RSA",
+                c->label);
         goto out;
     }
-    if (tok_find_one(t, h, CKO_CERTIFICATE, NULL, id, id_len, &cert, err) != 0) {
+    if (ka.id_len == 0 || ka.id_len > sizeof k->id) {
+        err_set(err, ITL_E_NO_KEY,
+                "key '%s' has %s CKA_ID: its certificate cannot be paired with it", c->label,
+                ka.id_len ? "an over-long" : "no");
+        goto out;
+    }
+    if (tok_find_one(t, h, CKO_CERTIFICATE, NULL, ka.id, ka.id_len, &cert, err) != 0) {
         if (err && err->cls == ITL_E_NO_KEY)
             err_set(err, ITL_E_NO_KEY,
                     "key '%s' has no certificate with the same CKA_ID on token '%s' (import or "
@@ -172,8 +175,7 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
                     c->label, t->label_str);
         goto out;
     }
-    if (tok_get_attr(t, h, cert, CKA_VALUE, &value, &value_len, err) != 0 ||
-        tok_get_attr(t, h, priv, CKA_MODULUS, &modulus, &mod_len, err) < 0) {
+    if (tok_get_attr(t, h, cert, CKA_VALUE, &value, &value_len, err) != 0) {
         err_set(err, ITL_E_NO_KEY, "cannot read the certificate of key '%s'", c->label);
         goto out;
     }
@@ -190,30 +192,29 @@ static int find_key_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx,
                 c->label);
         goto out;
     }
-    if (modulus && !rsa_modulus_matches(k->pub, modulus, mod_len)) {
+    if (ka.modulus && !rsa_modulus_matches(k->pub, ka.modulus, ka.mod_len)) {
         err_set(err, ITL_E_NO_KEY,
                 "the certificate with the CKA_ID of key '%s' belongs to another key (its "
                 "modulus differs)",
                 c->label);
         goto out;
     }
-    memcpy(k->id, id, id_len);
-    k->id_len = id_len;
+    memcpy(k->id, ka.id, ka.id_len);
+    k->id_len = ka.id_len;
     k->cert = value;
     k->cert_len = value_len;
     value = NULL;
     k->x509 = x;
     x = NULL;
     k->sig_len = (size_t)EVP_PKEY_get_size(k->pub);
-    k->always_authenticate = tok_get_bool(t, h, priv, CKA_ALWAYS_AUTHENTICATE) == 1;
+    k->always_authenticate = ka.always_authenticate;
     k->handle = priv;
     k->generation = gen;
     rc = 0;
 out:
     X509_free(x);
-    free(id);
+    tok_key_attrs_free(&ka);
     free(value);
-    free(modulus);
     return rc;
 }
 

@@ -22,6 +22,23 @@
 
 #include <p11-kit/p11-kit.h>
 
+/* Which parts the URI sets, against an empty URI (p11-kit keeps unset fields as in a new one):
+ * a URI without library-* or slot-* attributes matches every module and slot, and finding the
+ * token then needs no C_GetInfo nor C_GetSlotInfo. */
+static void note_uri_parts(struct tok *t)
+{
+    P11KitUri *blank = p11_kit_uri_new();
+
+    t->uri_names_module = t->uri_names_slot = 1;
+    if (!blank)
+        return;
+    t->uri_names_module = memcmp(p11_kit_uri_get_module_info(t->uri),
+                                 p11_kit_uri_get_module_info(blank), sizeof(CK_INFO)) != 0;
+    t->uri_names_slot = memcmp(p11_kit_uri_get_slot_info(t->uri), p11_kit_uri_get_slot_info(blank),
+                               sizeof(CK_SLOT_INFO)) != 0;
+    p11_kit_uri_free(blank);
+}
+
 static int parse_uri(struct tok *t, struct itl_error *err)
 {
     const char *text = t->opts.uri ? t->opts.uri : "pkcs11:";
@@ -51,6 +68,7 @@ static int parse_uri(struct tok *t, struct itl_error *err)
         return err_set(err, ITL_E_USAGE,
                        "the token URI selects by slot-id: slot numbers change when tokens are "
                        "added or re-initialised; select by token= and serial= instead");
+    note_uri_parts(t);
     if (p11_kit_uri_format(t->uri, P11_KIT_URI_FOR_TOKEN, &formatted) == P11_KIT_URI_OK) {
         snprintf(t->uri_text, sizeof t->uri_text, "%s",
                  strcmp(formatted, "pkcs11:") ? formatted : "pkcs11: (any token)");
@@ -183,6 +201,15 @@ int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err)
     st->rebuilds = t->rebuilds;
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+int tok_pin_ignored(struct tok *t)
+{
+    int ignored;
+    pthread_mutex_lock(&t->lock);
+    ignored = t->pin_ignored;
+    pthread_mutex_unlock(&t->lock);
+    return ignored;
 }
 
 CK_RV tok_test_close_all_sessions(struct tok *t)

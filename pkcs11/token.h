@@ -70,6 +70,9 @@ struct tok_options {
     const char *init_args;        /* C_Initialize pReserved for a module given by path (NSS softokn:
                                      "configdir='sql:/etc/pki/nssdb' ..."); NULL = none. A p11-kit
                                      module name takes its registered x-init-reserved instead. */
+    int login_session_only;       /* every operation on the login session, no pool session opened:
+                                     for a process that signs once (one C_OpenSession and one
+                                     C_CloseSession fewer); operations then run one at a time */
 };
 
 struct tok;
@@ -135,6 +138,8 @@ struct tok_status {
                                (file, fd, pin-source) was not used; C_Login got NULL */
 };
 int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err);
+/* tok_status.pin_ignored without asking the token anything (tok_get_status reads its info). */
+int tok_pin_ignored(struct tok *t);
 
 /* ---- Key management ---- */
 

@@ -150,6 +150,7 @@ int pol_audit_open_as(const char *path, uid_t owner, gid_t group, struct pol_aud
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&a->arrived, &ca);
+    pthread_cond_init(&a->want_flush, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&a->denial_lock, NULL);
     *out = a;
@@ -212,11 +213,13 @@ void pol_audit_close(struct pol_audit *a)
     if (!a)
         return;
     flush_held(a, &held_err);
+    audit_flusher_stop(a);
     close(a->fd);
     pthread_rwlock_destroy(&a->fd_lock);
     pthread_mutex_destroy(&a->write_lock);
     pthread_cond_destroy(&a->flushed);
     pthread_cond_destroy(&a->arrived);
+    pthread_cond_destroy(&a->want_flush);
     pthread_mutex_destroy(&a->denial_lock);
     free(a);
 }
@@ -332,9 +335,6 @@ out:
 
 /* ---- Writing ---- */
 
-static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
-                       unsigned long long *seq, struct itl_error *err);
-
 /* Does the log end in the middle of a line? A record torn by a crash (SIGKILL between a short
  * write and its cut), by a cut that failed, or by another writer must not swallow ours. */
 static int ends_torn(int fd, off_t size)
@@ -398,6 +398,9 @@ out:
     errno = saved;
     return rc;
 }
+
+static int audit_write(struct pol_audit *a, const struct pol_audit_record *r, int expected,
+                       unsigned long long *seq, struct itl_error *err);
 
 /* A record written but not waited for: its sequence number (0 when it was only counted). */
 int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
@@ -467,6 +470,27 @@ int pol_audit_write_expected(struct pol_audit *a, const struct pol_audit_record 
                              struct itl_error *err)
 {
     return audit_write(a, r, 1, NULL, err);
+}
+
+int pol_audit_write_intent(struct pol_audit *a, const struct pol_audit_record *r,
+                           unsigned long long *seq, struct itl_error *err)
+{
+    *seq = 0;
+    if (audit_write(a, r, 1, seq, err) != 0)
+        return -1;
+    audit_flush_soon(a, *seq);
+    return 0;
+}
+
+int pol_audit_write_after(struct pol_audit *a, const struct pol_audit_record *r,
+                          struct itl_error *err)
+{
+    unsigned long long seq = 0;
+
+    if (audit_write(a, r, 0, &seq, err) != 0)
+        return -1;
+    audit_flush_later(a);
+    return 0;
 }
 
 /* The summaries of an interval still open (close, reopen). */

@@ -141,3 +141,86 @@ unsigned long long pol_audit_flushes(struct pol_audit *a)
     pthread_mutex_unlock(&a->write_lock);
     return n;
 }
+
+/* ---- Intent records and the flush thread ----
+ * A single request would wait for its signature and then for the flush of its record, one
+ * after the other. Instead its first record (the intent: "result":"signing", written before the
+ * token is asked) is flushed by this thread while the caller signs; the caller waits for it
+ * (pol_audit_sync) before anything is released, so a released signature always has a durable
+ * record of its request. The outcome record that follows is not waited for: the next flush
+ * covers it, or this thread once the log has been idle for AUDIT_IDLE_FLUSH_MS. */
+#define AUDIT_IDLE_FLUSH_MS 20
+
+/* Under write_lock; returns with it held. fd_lock comes first in the lock order. */
+static void flush_upto(struct pol_audit *a, unsigned long long want)
+{
+    pthread_mutex_unlock(&a->write_lock);
+    pthread_rwlock_rdlock(&a->fd_lock);
+    pthread_mutex_lock(&a->write_lock);
+    (void)audit_wait_durable(a, want); /* a failure is in failed_upto, for the waiters */
+    pthread_mutex_unlock(&a->write_lock);
+    pthread_rwlock_unlock(&a->fd_lock);
+    pthread_mutex_lock(&a->write_lock);
+}
+
+static void *flush_thread(void *arg)
+{
+    struct pol_audit *a = arg;
+
+    pthread_mutex_lock(&a->write_lock);
+    while (!a->flusher_stop) {
+        unsigned long long seen = a->written;
+        if (a->flush_wanted > a->durable && a->flush_wanted > a->failed_upto) {
+            flush_upto(a, a->flush_wanted);
+            continue;
+        }
+        if (a->written <= a->durable || a->written <= a->failed_upto) {
+            pthread_cond_wait(&a->want_flush, &a->write_lock);
+            continue;
+        }
+        /* Outcome records not durable yet: flush them once nothing arrives for a while. */
+        struct timespec until = after_ms(AUDIT_IDLE_FLUSH_MS);
+        if (pthread_cond_timedwait(&a->want_flush, &a->write_lock, &until) == ETIMEDOUT &&
+            a->written == seen && !a->flusher_stop)
+            flush_upto(a, seen);
+    }
+    pthread_mutex_unlock(&a->write_lock);
+    return NULL;
+}
+
+/* An intent record was written: the flush thread (started now if need be) flushes up to seq at
+ * once. Without the thread, pol_audit_sync flushes itself: the same rule, no overlap. */
+void audit_flush_soon(struct pol_audit *a, unsigned long long seq)
+{
+    pthread_mutex_lock(&a->write_lock);
+    if (!a->flusher_started && pthread_create(&a->flusher, NULL, flush_thread, a) == 0)
+        a->flusher_started = 1;
+    if (seq > a->flush_wanted)
+        a->flush_wanted = seq;
+    pthread_cond_signal(&a->want_flush);
+    pthread_mutex_unlock(&a->write_lock);
+}
+
+/* A record written without a wait: the idle flush starts counting. */
+void audit_flush_later(struct pol_audit *a)
+{
+    pthread_mutex_lock(&a->write_lock);
+    pthread_cond_signal(&a->want_flush);
+    pthread_mutex_unlock(&a->write_lock);
+}
+
+void audit_flusher_stop(struct pol_audit *a)
+{
+    pthread_mutex_lock(&a->write_lock);
+    a->flusher_stop = 1;
+    pthread_cond_signal(&a->want_flush);
+    int started = a->flusher_started;
+    pthread_mutex_unlock(&a->write_lock);
+    if (started)
+        pthread_join(a->flusher, NULL);
+    pthread_rwlock_rdlock(&a->fd_lock);
+    pthread_mutex_lock(&a->write_lock);
+    (void)audit_wait_durable(a, a->written); /* outcome records still in the page cache */
+    pthread_mutex_unlock(&a->write_lock);
+    pthread_rwlock_unlock(&a->fd_lock);
+}

@@ -46,6 +46,13 @@ struct pol_audit {
     unsigned long long expected;
     pthread_cond_t arrived;
     unsigned long long flushes; /* fdatasync calls: for tests and the bench */
+    /* The flush thread (audit_commit.c), started by the first intent record: under write_lock,
+     * the line it must make durable now (want_flush signalled), and its stop flag. Lines written
+     * after the last flush and not waited for are flushed once the log is idle. */
+    pthread_t flusher;
+    int flusher_started, flusher_stop;
+    unsigned long long flush_wanted;
+    pthread_cond_t want_flush;
     unsigned group_wait_ms;
     /* Denial aggregation, under denial_lock. window == 0: no interval open. */
     pthread_mutex_t denial_lock;
@@ -60,5 +67,10 @@ struct pol_audit {
 int audit_wait_durable(struct pol_audit *a, unsigned long long seq);
 /* The record of an expected request is written (or held, or failed). Under write_lock. */
 void audit_arrived(struct pol_audit *a, int expected);
+/* The flush thread: flush up to seq now (an intent record), or once the log is idle. */
+void audit_flush_soon(struct pol_audit *a, unsigned long long seq);
+void audit_flush_later(struct pol_audit *a);
+/* Close: stops the flush thread, and flushes what is not durable yet. */
+void audit_flusher_stop(struct pol_audit *a);
 
 #endif

@@ -318,6 +318,15 @@ void pol_audit_set_group_wait(struct pol_audit *a, unsigned ms);
 int pol_audit_write_deferred(struct pol_audit *a, const struct pol_audit_record *r,
                              unsigned long long *seq, struct itl_error *err);
 int pol_audit_sync(struct pol_audit *a, unsigned long long seq, struct itl_error *err);
+/* A request's first record, written before the work it announces (a signature): it counts as
+ * the request's expected record, and its flush starts at once on the log's flush thread, while
+ * the caller signs. pol_audit_sync(*seq) must return before anything is released. The outcome
+ * record that follows goes to pol_audit_write_after: written, not waited for (the next flush,
+ * or the flush thread once the log is idle, makes it durable). */
+int pol_audit_write_intent(struct pol_audit *a, const struct pol_audit_record *r,
+                           unsigned long long *seq, struct itl_error *err);
+int pol_audit_write_after(struct pol_audit *a, const struct pol_audit_record *r,
+                          struct itl_error *err);
 /* How many fdatasync calls the log made so far. */
 unsigned long long pol_audit_flushes(struct pol_audit *a);
 /* SIGHUP: reopen the path (after rotation). */

@@ -296,7 +296,9 @@ static int answer(struct conn *c, const struct sgn_request *req)
 
     if (hold)
         sgn_execute_deferred(s->p->engine, &c->peer, req, &r, &seq);
-    else
+    else if (c->n_held) /* the end of a group: its flush covers the held records */
+        sgn_execute_grouped(s->p->engine, &c->peer, req, &r);
+    else /* alone: a sign's intent record is flushed while the token signs */
         sgn_execute(s->p->engine, &c->peer, req, &r);
     count_reply(s, r.status);
     if (req->op == POL_OP_STATUS && r.status == SGN_OK) {

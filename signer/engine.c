@@ -5,7 +5,8 @@
  * whichever path a request takes:
  *   check_access (may this peer run the operation) → eng_op_* (ops.c: key, policy, format and
  *   token signing) → eng_release_check (release.c: every output parsed again, of the
- *   operation's kind) → audit_result (one record; nothing is released if it cannot be written).
+ *   operation's kind) → eng_audit_result (audit_rec.c: one record, and a lone sign's intent
+ *   record before its signature; nothing is released if it cannot be written).
  */
 #include "signer/signer.h"
 
@@ -69,40 +70,6 @@ void sgn_engine_free(struct sgn_engine *e)
 
 /* ---- Audit and dispatch ---- */
 
-/* seq: NULL to wait until the record is durable; else it is only written, and *seq is what
- * sgn_audit_sync must wait for before the result is released. */
-static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
-                         const struct sgn_request *req, const struct eng_op_ctx *o,
-                         struct sgn_result *r, unsigned long long *seq)
-{
-    uint8_t in_sha[32], out_sha[32];
-    struct pol_audit_record rec = {0};
-    struct itl_error pe;
-
-    if (!e->audit)
-        return;
-    if (req->data)
-        EVP_Digest(req->data, req->len, in_sha, NULL, EVP_sha256(), NULL);
-    if (r->out)
-        EVP_Digest(r->out, r->out_len, out_sha, NULL, EVP_sha256(), NULL);
-    rec.time = time(NULL);
-    rec.peer = peer;
-    rec.op = o && o->audit_op ? o->audit_op : pol_op_name(req->op);
-    rec.file = req->filename;
-    rec.in_sha256 = req->data ? in_sha : NULL;
-    rec.out_sha256 = r->out ? out_sha : NULL;
-    rec.key = o && o->key ? tok_key_label(o->key) : o ? o->audit_key : NULL;
-    rec.result = r->status == SGN_OK         ? (req->dry_run ? "dry-run" : "ok")
-                 : r->status == SGN_E_DENIED ? "denied"
-                                             : "error";
-    rec.rule = r->rule[0] ? r->rule : NULL;
-    rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
-    if ((seq ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
-             : pol_audit_write_expected(e->audit, &rec, &pe)) != 0)
-        eng_fail(r, SGN_E_AUDIT, "the audit record could not be written (%s); nothing was released",
-                 pe.msg);
-}
-
 static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum pol_op op,
                         struct sgn_result *r)
 {
@@ -119,13 +86,14 @@ static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum 
 }
 
 static void execute(struct sgn_engine *e, const struct pol_peer *peer,
-                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq)
+                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq,
+                    int intent)
 {
-    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r};
+    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r, .intent_allowed = intent};
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
-    /* Its record will come (audit_result): a flush meanwhile waits for it and covers it. */
+    /* Its record will come (eng_audit_result): a flush meanwhile waits for it and covers it. */
     if (e->audit)
         pol_audit_expect(e->audit);
     if (req->op == POL_OP_KEY)
@@ -167,7 +135,7 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
     if (r->status == SGN_OK && r->out && req->op != POL_OP_KEY)
         eng_release_check(req, r);
-    audit_result(e, peer, req, &o, r, seq);
+    eng_audit_result(e, peer, req, &o, r, seq);
     if (r->status != SGN_OK)
         atomic_fetch_add(&e->failures, 1);
 }
@@ -175,7 +143,13 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
 void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
                  struct sgn_result *r)
 {
-    execute(e, peer, req, r, NULL);
+    execute(e, peer, req, r, NULL, 1);
+}
+
+void sgn_execute_grouped(struct sgn_engine *e, const struct pol_peer *peer,
+                         const struct sgn_request *req, struct sgn_result *r)
+{
+    execute(e, peer, req, r, NULL, 0);
 }
 
 void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
@@ -183,7 +157,7 @@ void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
                           unsigned long long *seq)
 {
     *seq = 0;
-    execute(e, peer, req, r, seq);
+    execute(e, peer, req, r, seq, 0);
 }
 
 int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, struct itl_error *err)

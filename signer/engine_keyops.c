@@ -2,7 +2,7 @@
 /*
  * op key: key management in the engine, so the service and direct mode apply one policy to it
  * (the `key` access right, the regeneration hold, the recovery backup rule), record it in one
- * state and write its one audit record (engine.c audit_result). import and attest-backup
+ * state and write its one audit record (audit_rec.c eng_audit_result). import and attest-backup
  * carry secrets (a .p12 password, a backup token's PIN): their in-process fields never go on
  * the wire, so they run only in an engine of the administrator's own process (direct mode;
  * SECURITY.md).

@@ -94,6 +94,10 @@ struct eng_op_ctx {
     struct itl_signer signer;
     /* op key: the audit record names the sub-operation and the label (engine_keyops.c) */
     const char *audit_op, *audit_key;
+    /* A lone request (not pipelined) writes an intent record before it signs, flushed while
+     * the token signs (eng_audit_intent); its outcome record then follows unwaited. */
+    int intent_allowed, intent_tried;
+    unsigned long long intent_seq;
 };
 
 /* engine.c: fails the result: status and message set, any output freed. */
@@ -101,6 +105,17 @@ void eng_vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_lis
     __attribute__((format(printf, 3, 0)));
 void eng_fail(struct sgn_result *r, enum sgn_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* audit_rec.c: the intent record of a signature about to be made (no-op unless intent_allowed),
+ * and the wait for it after the signature; both fail the result (SGN_E_AUDIT) when the record
+ * cannot be made durable: nothing is released. -1 then. */
+int eng_audit_intent(struct eng_op_ctx *o);
+int eng_audit_intent_durable(struct eng_op_ctx *o);
+/* audit_rec.c: the outcome record. seq: NULL to wait until it is durable; else it is only
+ * written and *seq is what sgn_audit_sync must wait for before the result is released. */
+void eng_audit_result(struct sgn_engine *e, const struct pol_peer *peer,
+                      const struct sgn_request *req, const struct eng_op_ctx *o,
+                      struct sgn_result *r, unsigned long long *seq);
 
 /* engine_keys.c: the token keys. */
 enum sgn_status eng_status_from_tok(const struct itl_error *te);

@@ -434,10 +434,15 @@ void eng_op_sign(struct eng_op_ctx *o)
     so.names = ITL_NAMES_CUCM;
     if (resign) /* a re-signed .sgn keeps its header conventions, as reset keeps an ITL's */
         itl_header_conventions(&f.hdr, &so.signer_order, &so.names);
+    if (eng_audit_intent(o) != 0)
+        goto out;
     if (itl_build_sgn(payload, payload_len, &so, &o->signer, &o->r->out, &o->r->out_len, &ie)) {
         fail_format(o->r, &o->sc, in_name, &ie);
+        eng_audit_intent_durable(o);
         goto out;
     }
+    if (eng_audit_intent_durable(o) != 0) /* the signature waits for its request's record */
+        goto out;
     snprintf(o->r->message, sizeof o->r->message, "%s: %s%zu bytes signed by %s", so.filename,
              resign ? "re-signed, " : "", payload_len, o->cf.subject);
 out:

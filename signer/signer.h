@@ -135,10 +135,15 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
                    struct itl_error *err);
 void sgn_engine_free(struct sgn_engine *e);
 
-/* Run one request for `peer`. Thread-safe. Always fills r (status + message); writes exactly
- * one audit record when the engine has an audit log. */
+/* Run one request for `peer`. Thread-safe. Always fills r (status + message); writes one
+ * outcome record when the engine has an audit log, and a sign its intent record before it,
+ * flushed while the token signs (docs/config.md, "record pair"). */
 void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
                  struct sgn_result *r);
+/* The same for a request that is one of many (the end of a pipelined group, a file of a batch):
+ * exactly one audit record, waited for; the group's flush covers the others. */
+void sgn_execute_grouped(struct sgn_engine *e, const struct pol_peer *peer,
+                         const struct sgn_request *req, struct sgn_result *r);
 
 /* Status as one JSON document (token, keys, policy state, counters). *json is malloc'd. The
  * service adds its own fields through `extra` (a JSON fragment "\"k\":v,..." or NULL). */

@@ -80,6 +80,7 @@ int backend_open(struct cli_global *g, struct backend *b)
         return rc;
     if (g->token) {
         b->direct = 1;
+        b->signs_once = g->signs_once;
         return open_direct(g, b);
     }
     snprintf(b->socket, sizeof b->socket, "%s",
@@ -123,7 +124,8 @@ void backend_call(struct backend_conn *c, const struct sgn_request *req, struct 
     if (status_json)
         *status_json = NULL;
     if (c->b->direct) {
-        sgn_execute(c->b->engine, &c->b->self, req, r);
+        /* a batch keeps one record per file; its threads share the flushes */
+        (c->b->signs_once ? sgn_execute : sgn_execute_grouped)(c->b->engine, &c->b->self, req, r);
         if (r->status == SGN_OK && req->op == POL_OP_STATUS && status_json)
             sgn_status_json(c->b->engine, "\"mode\":\"direct\"", status_json);
         return;

@@ -17,6 +17,7 @@ struct backend {
     struct tok *tok;
     struct pol_audit *audit;
     struct sgn_engine *engine;
+    int signs_once; /* one request: a sign writes its intent/outcome record pair */
     /* service mode */
     char socket[1024];
     struct sgn_client_opts client; /* --timeout; the request limit of the config */

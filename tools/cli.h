@@ -47,6 +47,7 @@ struct cli_global {
     int mechanism_given; /* --mechanism was given: the config's does not override it */
     int direct;          /* --direct: direct mode with the token of --config (token.uri, .module,
                             .pin-file) */
+    int signs_once; /* the command makes one signature: the token layer opens no pool session */
 };
 
 /* Long options every command accepts; values >= 0x1000 so they never clash with short ones. */

@@ -46,6 +46,7 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
     req.filename = sign_base_name(argv[optind]);
     req.data = data;
     req.len = len;
+    g->signs_once = 1;
     rc = sign_call_once(g, &req, &r, NULL);
     if (rc == EXIT_OK) {
         rc = sign_report("reset", &r, g->quiet);

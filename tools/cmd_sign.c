@@ -443,6 +443,7 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
     if (rc != EXIT_OK)
         return rc;
     rc = collect_inputs(argc, argv, &in, &o, &list, &bt);
+    g->signs_once = bt.n == 1;
     if (rc == EXIT_OK && bt.n)
         rc = backend_open(g, &b);
     if (rc != EXIT_OK) {

@@ -46,12 +46,12 @@ static void warn_token_quirks(struct tok *t)
     struct tok_status st;
     struct itl_error ignored;
 
-    if (tok_get_status(t, &st, &ignored) != 0)
+    if (!tok_pin_ignored(t)) /* the common case asks the token nothing */
         return;
-    if (st.pin_ignored)
-        cli_warn("token '%s' has a PIN pad (protected authentication path): the PIN given "
-                 "(--pin-file, --pin-fd or pin-source) is ignored; enter it on the token",
-                 st.label);
+    tok_get_status(t, &st, &ignored);
+    cli_warn("token '%s' has a PIN pad (protected authentication path): the PIN given "
+             "(--pin-file, --pin-fd or pin-source) is ignored; enter it on the token",
+             st.label);
 }
 
 int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
@@ -59,7 +59,8 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
     struct tok_options opts = {.module = g->module,
                                .uri = g->token,
                                .init_args = g->init_args,
-                               .mechanism = (enum tok_mechanism)g->mechanism};
+                               .mechanism = (enum tok_mechanism)g->mechanism,
+                               .login_session_only = g->signs_once};
     struct tok_pin pin = {0};
     struct itl_error te = {0};
     struct tok *t = NULL;

@@ -39,7 +39,10 @@ fi
 # Every path of the issue has a positive number; those with a target have a numeric ratio.
 names="ceiling_1t ceiling_2t ceiling_cpu oneshot_min oneshot_durable oneshot_itl file_io
     reset_direct engine service_1c service_2c service_cpu batch reset_service rss_before rss_after
-    flushes flushes_service flushes_client"
+    flushes flushes_service flushes_client flush_ms service_1c_req ceiling_2t_curve
+    service_1c_curve service_2c_curve service_3c_curve service_4c_curve service_5c_curve
+    service_6c_curve service_7c_curve service_8c_curve
+    slow_pool_1 slow_pool_2 slow_pool_4 slow_pool_8 slow_pool_16 slow_pool_32"
 # The tmpfs-audit diagnostic runs wherever /dev/shm is writable (every Debian system).
 [ -w /dev/shm ] && names="$names service_1c_tmpfs service_2c_tmpfs"
 for name in $names; do
@@ -47,7 +50,8 @@ for name in $names; do
         fail "results.json has no figure '$name'"
     awk -v m="$median" 'BEGIN { exit !(m + 0 > 0) }' || fail "$name: median '$median' is not a positive number"
     case $name in
-    oneshot_itl | reset_direct | service_1c | service_2c | batch | reset_service | rss_after)
+    oneshot_itl | reset_direct | service_1c | service_2c | batch | reset_service | rss_after | \
+        batch_vs_token | service_1c_req | service_4c_curve | slow_pool_32)
         awk -v r="$ratio" 'BEGIN { exit !(r ~ /^[0-9.]+$/ && r + 0 > 0) }' ||
             fail "$name: ratio '$ratio' is not a positive number" ;;
     esac
@@ -59,4 +63,11 @@ for label in "ceiling: raw C_Sign, 1 thread" "service: sign 8 KB, 2 client proce
     "batch: itl-sign --socket sign"; do
     grep -qF "$label" "$T/stdout" || fail "the table has no row '$label'"
 done
+# Every target row of issue 18's table is printed with its target, and the curves are drawn
+# (gnuplot-nox is one of tools/install-deps.sh's packages).
+for target in "<= 1.15" "<= 20 per 1,000 files" ">= 0.90" "<= 1.15x + 0.1 ms" ">= 0.85" "<= 1.25" "< 1.05"; do
+    grep -qF -- "$target" "$T/stdout" || fail "the table has no row with the target '$target'"
+done
+grep -q "<svg" "$T/results.svg" 2>/dev/null || fail "no curves drawn in results.svg beside results.json"
+echo "ok: every target of issue 18 printed; curves in results.svg ($(wc -c <"$T/results.svg") bytes)"
 echo "figures: $(awk '{ printf "%s=%s ", $1, $2 }' "$T/figures")"

@@ -92,6 +92,8 @@ log, own_status, dirs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 served, refused = collections.Counter(), collections.Counter()
 for line in open(log):
     r = json.loads(line)
+    if r["result"] == "signing":
+        continue  # a lone sign's intent record: its outcome record follows
     if r["op"] == "denied-summary":
         refused[r["uid"]] += r["count"]
     elif r["result"] == "ok":

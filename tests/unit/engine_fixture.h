@@ -176,16 +176,34 @@ static inline void ef_run(const struct sgn_request *req)
     sgn_execute(F.e, &F.peer, req, &F.r);
 }
 
-/* ---- The audit log: one JSON line per request ---- */
+/* ---- The audit log: one outcome record per request ----
+ * A sign request run by sgn_execute (not pipelined) also writes an intent record
+ * ("result":"signing") before its signature: counted apart. */
+
+static inline size_t ef_audit_lines_with(const char *needle, int with)
+{
+    size_t len, n = 0;
+    char *b = (char *)testlib_read(F.audit_path, &len);
+    for (char *line = b; line && line < b + len;) {
+        char *end = memchr(line, '\n', (size_t)(b + len - line));
+        if (!end)
+            break;
+        *end = '\0';
+        n += (strstr(line, needle) != NULL) == with;
+        line = end + 1;
+    }
+    free(b);
+    return n;
+}
 
 static inline size_t ef_audit_count(void)
 {
-    size_t len, n = 0;
-    uint8_t *b = testlib_read(F.audit_path, &len);
-    for (size_t i = 0; i < len; i++)
-        n += b[i] == '\n';
-    free(b);
-    return n;
+    return ef_audit_lines_with("\"result\":\"signing\"", 0);
+}
+
+static inline size_t ef_audit_intents(void)
+{
+    return ef_audit_lines_with("\"result\":\"signing\"", 1);
 }
 
 /* The last record (malloc'd). */

@@ -228,6 +228,38 @@ START_TEST(test_requests_in_flight_share_one_flush)
 }
 END_TEST
 
+/* A lone sign's record pair (issue 18): the intent counts as the request's expected record (with
+ * a group wait of 10 minutes, a flush that still waited for it would hang the test), the log's
+ * thread flushes it without the writer waiting, and pol_audit_sync returns once it is durable.
+ * The outcome is written without a flush of its own; the thread flushes it once the log is
+ * idle, with nobody waiting. */
+START_TEST(test_intent_flushed_while_the_caller_works)
+{
+    struct pol_audit *a;
+    struct pol_peer p = {.uid = 1001, .gid = 1001, .pid = 7};
+    unsigned long long seq = 0;
+
+    ck_assert_int_eq(pol_audit_open(log_path, &a, &err), 0);
+    pol_audit_set_group_wait(a, 600000);
+    pol_audit_expect(a);
+    struct pol_audit_record r = {
+        .time = T0, .peer = &p, .op = "sign", .file = "SEP1.cnf.xml", .result = "signing"};
+    ck_assert_int_eq(pol_audit_write_intent(a, &r, &seq, &err), 0);
+    ck_assert_uint_gt(seq, 0);
+    ck_assert_int_eq(pol_audit_sync(a, seq, &err), 0);
+    ck_assert_uint_eq(pol_audit_flushes(a), 1);
+    r.result = "ok";
+    ck_assert_int_eq(pol_audit_write_after(a, &r, &err), 0);
+    for (int i = 0; i < 10000 && pol_audit_flushes(a) < 2; i++)
+        usleep(1000); /* a bound for a loaded host, not a pace */
+    ck_assert_uint_eq(pol_audit_flushes(a), 2);
+    pol_audit_close(a);
+    ck_assert_int_eq(python_check(log_path, "assert [r['result'] for r in recs] == "
+                                            "['signing', 'ok'], recs\n"),
+                     0);
+}
+END_TEST
+
 /* A held denial writes no line but still counts as arrived, so nobody waits for it; a request
  * that never writes (stalled) delays a flush by the bound only, and loses nothing. */
 START_TEST(test_held_denials_and_stalled_requests_do_not_block)
@@ -522,6 +554,7 @@ int main(void)
     tcase_add_test(tc, test_threads_one_line_per_write);
     tcase_add_test(tc, test_requests_in_flight_share_one_flush);
     tcase_add_test(tc, test_held_denials_and_stalled_requests_do_not_block);
+    tcase_add_test(tc, test_intent_flushed_while_the_caller_works);
     tcase_add_test(tc, test_reopen_after_rotation);
     tcase_add_test(tc, test_failures_are_reported);
     tcase_add_test(tc, test_short_write_leaves_no_torn_record);

@@ -36,6 +36,8 @@ START_TEST(sign_config_is_a_verified_sgn)
     itl_file_free(&f);
     ef_assert_audit(1, "sign", "ok", NULL, EF_TFTP);
     ef_assert_audit_input(phone_config, ef_config_xml, strlen(ef_config_xml));
+    /* not pipelined: the intent record was written (and flushed) before the signature */
+    ck_assert_uint_eq(ef_audit_intents(), 1);
 }
 END_TEST
 
