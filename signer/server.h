@@ -83,11 +83,17 @@ void srv_listener_close(struct srv_listener *l);
 void srv_block_signals(void);
 
 struct srv_params {
-    const struct pol_config *cfg;
+    const struct pol_config *cfg; /* as started: its path is reloaded on SIGHUP */
     struct sgn_engine *engine;
     struct pol_audit *audit; /* reopened on SIGHUP */
     struct srv_listener *listener;
 };
+
+/* SIGHUP (reload.c): reopen the audit log, load cfg->path again and make it the engine's
+ * configuration for the requests that start from now on; one that does not load is logged and
+ * the running one kept. Token, keys, socket, run-as, state-dir, audit-log keep their running
+ * values (a change is logged as needing a restart). One audit record (op "reload"). */
+void srv_reload(const struct srv_params *p);
 
 /* Serve until SIGTERM/SIGINT: then stop accepting, close the socket, cut frames still arriving,
  * let requests being executed finish, join every connection thread. 0 on a clean stop, -1 when
