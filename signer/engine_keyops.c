@@ -291,7 +291,10 @@ static void key_attest_backup(struct eng_op_ctx *o, const char *label)
         return;
     }
     if (pol_state_record_attestation(o->e->boot.state_dir, req->attestation, &pe) != 0) {
-        eng_fail(o->r, SGN_E_INTERNAL, "policy state: %s", pe.msg);
+        /* As for the other key operations: a state the rules do not trust (another user's dir)
+         * refuses the operation, rule "state". */
+        eng_fail(o->r, SGN_E_DENIED, "policy state: %s", pe.msg);
+        snprintf(o->r->rule, sizeof o->r->rule, "state");
         return;
     }
     snprintf(o->r->message, sizeof o->r->message,
