@@ -1,6 +1,10 @@
 #!/bin/sh
 # Install what itl-sign needs on Debian 12, or print the exact command when not root.
+#   install-deps.sh          everything: build, runtime, tests, sanitizers, packaging
+#   install-deps.sh --demo   only what `make demo` needs: build and runtime packages
 set -eu
+DEMO_PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev
+libexpat1-dev libsystemd-dev softhsm2 opensc util-linux"
 PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev libexpat1-dev check
 softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
 libsystemd-dev systemd debhelper devscripts lintian
@@ -18,6 +22,8 @@ quiet_tpm2_module() {
     printf '# itl-sign install-deps.sh: loaded by path only\nmodule: libtpm2_pkcs11.so\nenable-in: itl-sign-none\n' \
         >/etc/pkcs11/modules/tpm2_pkcs11.module
 }
+
+[ "${1:-}" = "--demo" ] && PKGS=$DEMO_PKGS
 
 missing=""
 for p in $PKGS; do
