@@ -4,7 +4,8 @@
 # files; a group the user is not in is named with the fix); each problem names the user and the
 # path. After the privilege drop, a failing C_Initialize says which user could not read what.
 # A throwaway user and group, made under flock /tmp/itl-system.lock and removed afterwards.
-# Runs as root: flock /tmp/itl-system.lock bash tests/integration/test_check_user.sh
+# Runs as root. It takes /tmp/itl-system.lock itself, only around useradd/groupadd/usermod/userdel
+# (so the long part runs unlocked): do not wrap it in another flock of that file (it would wait).
 set -u
 set -o pipefail
 . "$(dirname "$0")/lib_service.sh"
