@@ -35,7 +35,7 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
     e->cur = calloc(1, sizeof *e->cur);
     if (!e->cur) {
         free(e);
-        snprintf(err, err_size, "out of memory");
+        err_set(err, ITL_E_INTERNAL, "out of memory");
         return -1;
     }
     atomic_init(&e->cur->refs, 1);
