@@ -25,7 +25,8 @@ write_config() {
     svc_config "$CFG" "access:
   - { user: root, allow: [reset, build, sign, encrypt, status, key] }
   - { user: $TEST_USER, allow: [$1] }"
-    sed -i 's/mode: "0660"/mode: "0666"/' "$CFG"
+    # timeout 60s: the one-connection case below keeps its connection idle across a reload
+    sed -i -e 's/mode: "0660"/mode: "0666"/' -e 's/^  timeout: 5s/  timeout: 60s/' "$CFG"
 }
 mkdir -p "$T/run" && chmod 0755 "$T/run"
 mkdir -p "$T/in" "$T/user-out" && chown "$TEST_USER" "$T/user-out"
@@ -88,6 +89,39 @@ user_sign || rc=$?
 [ ! -e "$T/user-out/SEP000000000001.cnf.xml.sgn" ] || fail "a denied sign left an output"
 ok "a peer allowed before SIGHUP is denied after it (exit 5, no output)"
 
+# ---- one connection across a reload: its rules are resolved again before its next request ----
+cat >"$T/two.py" <<'EOF'
+import os, sys, time
+wire, sock, data, marks = sys.argv[1:5]
+exec(open(wire).read().rsplit("main()", 1)[0])  # the frame helpers, without their main()
+s = connect(sock)
+body = open(data, "rb").read()
+s.sendall(request(OPS["sign"], "SEP000000000001.cnf.xml", body))
+first = reply(s)[0x41][0]
+open(marks + "/first", "w").close()
+for _ in range(1200):  # 60 s guard
+    if os.path.exists(marks + "/go"):
+        break
+    time.sleep(0.05)
+s.sendall(request(OPS["sign"], "SEP000000000001.cnf.xml", body))
+print(first, reply(s)[0x41][0])
+EOF
+mkdir -p "$T/marks" && chown "$TEST_USER" "$T/marks"
+write_config "sign, status"
+hup
+setpriv --reuid="$TEST_USER" --regid="$(id -g "$TEST_USER")" --clear-groups \
+    "$PY" "$T/two.py" "$T/wire.py" "$S" "$T/in/SEP000000000001.cnf.xml" "$T/marks" >"$T/two.out" 2>&1 &
+two=$!
+for _ in $(seq 1 600); do [ -e "$T/marks/first" ] && break; sleep 0.1; done
+[ -e "$T/marks/first" ] || fail "the first request of the connection did not complete: $(cat "$T/two.out")"
+write_config status
+hup
+touch "$T/marks/go"
+wait "$two" || fail "the two-request client failed: $(cat "$T/two.out")"
+[ "$(cat "$T/two.out")" = "0 5" ] ||
+    fail "one connection across a reload: statuses '$(cat "$T/two.out")', want '0 5' (ok, then denied)"
+ok "one connection: its first sign allowed, the reload removes sign from its rule, its next sign on the same connection is denied"
+
 # ---- a config that does not load keeps the running one ----
 write_config "sign, status"
 hup
@@ -100,15 +134,15 @@ grep -q "SIGHUP: configuration not reloaded, the running configuration is kept: 
     "$T/signd.log" || fail "the refused reload does not name $CFG:$line and the key: $(tail -n 3 "$T/signd.log")"
 user_sign || fail "the running rules were not kept after a refused reload: $(cat "$T/user.err")"
 check_signed
-[ "$(generation)" = 4 ] || fail "a refused reload changed the generation ($(generation), want 4)"
-ok "a config with a misspelt key ($CFG:$line) is refused, logged with file and line; the running rules stay (generation 4)"
+[ "$(generation)" = 6 ] || fail "a refused reload changed the generation ($(generation), want 6)"
+ok "a config with a misspelt key ($CFG:$line) is refused, logged with file and line; the running rules stay (generation 6)"
 
 # ---- token settings need a restart; the rest applies ----
 echo "$good" >"$CFG"
 sed -i 's/pool-size: 2/pool-size: 3/; s|pin-file: .*|pin-file: /nonexistent/pin|' "$CFG"
 sed -i "s/allow: \[sign, status\]/allow: [status]/" "$CFG"
 hup
-grep -q "reloaded (generation 5): policy and access rules applied; token.pin-file, token.pool-size changed and needs a restart" \
+grep -q "reloaded (generation 7): policy and access rules applied; token.pin-file, token.pool-size changed and needs a restart" \
     "$T/signd.log" || fail "the token change is not logged as needing a restart: $(tail -n 2 "$T/signd.log")"
 rc=0
 user_sign || rc=$?
@@ -123,9 +157,9 @@ ok "token.pool-size and token.pin-file changed: logged as needing a restart, the
 # ---- audit: one record per reload ----
 n_ok=$(audit_count '"op":"reload".*"result":"ok"')
 n_refused=$(audit_count '"op":"reload".*"result":"refused"')
-[ "$n_ok" -eq 4 ] && [ "$n_refused" -eq 1 ] ||
-    fail "audit: $n_ok reload ok (want 4), $n_refused refused (want 1)"
-ok "the audit log has one record per reload: 4 ok, 1 refused"
+[ "$n_ok" -eq 6 ] && [ "$n_refused" -eq 1 ] ||
+    fail "audit: $n_ok reload ok (want 6), $n_refused refused (want 1)"
+ok "the audit log has one record per reload: 6 ok, 1 refused"
 
 # ---- SIGHUP during a batch: no request fails ----
 echo "$good" >"$CFG"
