@@ -200,8 +200,10 @@ deb:
 deb-check:
 	@tests/package/test_deb.sh
 
-demo: deps
-	@$(MAKE) --no-print-directory all
+# Only the build and runtime packages, only the two programs: no test or sanitizer tooling.
+demo:
+	@tools/install-deps.sh --demo
+	@$(MAKE) --no-print-directory bins
 	@BUILD=$(BUILD) tools/demo.sh
 
 # The README's test command: everything, then everything again under the sanitizers.

@@ -6,6 +6,7 @@
  */
 #include "pkcs11/internal.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,8 +15,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 
 #include <openssl/crypto.h>
 
@@ -107,6 +112,80 @@ static void describe_uid(uid_t uid, char *out, size_t size)
         snprintf(out, size, "uid %u (%s)", (unsigned)uid, name);
 }
 
+/* ---- systemd credentials ----
+ * LoadCredential= with User= gives the service a file owned by root, mode 0400, and an access
+ * ACL entry user:<service user>:r-- (stat then shows the ACL mask as group bits: 0440). That is
+ * one reader named by root, nobody else, so it is accepted like a 0600 file. The ACL is read
+ * from the opened descriptor in the kernel's own format (linux/posix_acl_xattr.h), so no
+ * library is needed and no name is looked up twice. */
+
+enum secret_acl { ACL_NONE, ACL_ONE_READER, ACL_WIDER };
+
+static enum secret_acl secret_acl_check(int fd, uid_t *reader)
+{
+    unsigned char
+        raw[sizeof(struct posix_acl_xattr_header) + 32 * sizeof(struct posix_acl_xattr_entry)];
+    struct posix_acl_xattr_header hdr;
+    unsigned mask = ACL_READ | ACL_WRITE | ACL_EXECUTE, group_class = 0, n_users = 0;
+    ssize_t len = fgetxattr(fd, "system.posix_acl_access", raw, sizeof raw);
+
+    if (len < 0)
+        return errno == ERANGE ? ACL_WIDER : ACL_NONE; /* ENODATA, ENOTSUP: mode bits only */
+    if ((size_t)len < sizeof hdr ||
+        ((size_t)len - sizeof hdr) % sizeof(struct posix_acl_xattr_entry))
+        return ACL_WIDER;
+    memcpy(&hdr, raw, sizeof hdr);
+    if (le32toh(hdr.a_version) != POSIX_ACL_XATTR_VERSION)
+        return ACL_WIDER;
+    /* The mask limits named users, the owning group and named groups: read it first. */
+    for (size_t off = sizeof hdr; off < (size_t)len; off += sizeof(struct posix_acl_xattr_entry)) {
+        struct posix_acl_xattr_entry e;
+        memcpy(&e, raw + off, sizeof e);
+        if (le16toh(e.e_tag) == ACL_MASK)
+            mask = le16toh(e.e_perm);
+    }
+    for (size_t off = sizeof hdr; off < (size_t)len; off += sizeof(struct posix_acl_xattr_entry)) {
+        struct posix_acl_xattr_entry e;
+        unsigned perm;
+
+        memcpy(&e, raw + off, sizeof e);
+        perm = le16toh(e.e_perm);
+        switch (le16toh(e.e_tag)) {
+        case ACL_USER:
+            if ((perm & mask) != ACL_READ || (perm & (ACL_WRITE | ACL_EXECUTE)))
+                return ACL_WIDER;
+            *reader = (uid_t)le32toh(e.e_id);
+            n_users++;
+            break;
+        case ACL_GROUP_OBJ:
+        case ACL_GROUP:
+            group_class |= perm & mask;
+            break;
+        case ACL_OTHER:
+            if (perm)
+                return ACL_WIDER;
+            break;
+        default: /* ACL_USER_OBJ: the owner, checked by the caller; ACL_MASK: read above */
+            break;
+        }
+    }
+    if (n_users == 0)
+        return ACL_NONE;
+    return n_users == 1 && !group_class && !(mask & (ACL_WRITE | ACL_EXECUTE)) ? ACL_ONE_READER
+                                                                               : ACL_WIDER;
+}
+
+/* A mode with group bits is fine only as a systemd credential: root's file, no bit for others,
+ * read alone in the group class, and an ACL with exactly one named reader. */
+static int secret_credential_ok(int fd, const struct stat *st)
+{
+    uid_t reader;
+
+    if (st->st_uid != 0 || (st->st_mode & S_IRWXO) || (st->st_mode & S_IRWXG) != S_IRGRP)
+        return 0;
+    return secret_acl_check(fd, &reader) == ACL_ONE_READER;
+}
+
 /* The owner and mode of an opened secret: whoever else owns it or may write it chooses what we
  * send to the token; whoever may read it learns the secret. */
 static int secret_stat_ok(int fd, const char *path, const char *what, struct itl_error *err)
@@ -129,11 +208,20 @@ static int secret_stat_ok(int fd, const char *path, const char *what, struct itl
                        "could change it; chown it to root or to %s",
                        what, path, owner, reader, reader);
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) && !secret_credential_ok(fd, &st)) {
+        uid_t acl_reader;
+        if (secret_acl_check(fd, &acl_reader) != ACL_NONE)
+            return err_set(err, ITL_E_USAGE,
+                           "%s %s has mode %04o with an ACL that lets more than one user (or a "
+                           "group) read it, or someone change it: only a systemd credential's "
+                           "ACL is accepted (root's file, one named user with read); see getfacl "
+                           "%s, or run setfacl -b %s && chmod 600 %s",
+                           what, path, (unsigned)(st.st_mode & 07777), path, path, path);
         return err_set(err, ITL_E_USAGE,
                        "%s %s has mode %04o: other users could read or change it; "
                        "run chmod 600 %s",
                        what, path, (unsigned)(st.st_mode & 07777), path);
+    }
     return 0;
 }
 

@@ -113,6 +113,15 @@ int pol_config_parse(const char *text, size_t len, const char *name, struct pol_
 /* What the service needs beyond a valid file (token.uri). 0 or -1 with err. */
 int pol_config_check_service(const struct pol_config *cfg, struct itl_error *err);
 
+/* A reload (itl-signd's SIGHUP) applies node, policy, access and itl; the token, keys, socket,
+ * run-as, state-dir and audit-log settings need a restart (policy/reload.c).
+ * pol_config_restart_diff: how many of those differ between running and next, their names
+ * ", "-separated in names ("token.uri, token.pin-file"; "" when none).
+ * pol_config_keep_restart: copies them from running into next. */
+size_t pol_config_restart_diff(const struct pol_config *running, const struct pol_config *next,
+                               char *names, size_t size);
+void pol_config_keep_restart(struct pol_config *next, const struct pol_config *running);
+
 /* "90s", "5m", "1h", "2d", "300" (seconds). -1 on error. */
 long pol_parse_duration(const char *text);
 

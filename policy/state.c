@@ -202,7 +202,9 @@ static int lock_state(struct state_files *sf, int exclusive, struct itl_error *e
             return 0; /* a reader that may not create it: nothing was ever written here */
         return err_set(err, ITL_E_IO, "%s: cannot open the state lock: %s", path, strerror(errno));
     }
-    if (exclusive && give_to_owner(sf->lock) != 0)
+    /* A reader may have created it too (root's `key delete` reads the state): root's lock would
+     * keep the service from ever taking it exclusively. */
+    if (give_to_owner(sf->lock) != 0)
         return err_set(err, ITL_E_IO, "%s: cannot give it to the service user: %s", path,
                        strerror(errno));
     if (check_file(sf, "state lock", LOCK_FILE, sf->lock, err) != 0)

@@ -292,14 +292,20 @@ static int answer(struct conn *c, const struct sgn_request *req)
     uint8_t *frame = NULL;
     size_t len;
     unsigned long long seq = 0;
+    unsigned long generation;
     int rc, hold = may_hold(c, req);
+    /* The request runs under one configuration generation from access check to audit record;
+     * after a reload the peer's rules are resolved again, under the new one. */
+    const struct pol_config *cfg = sgn_config_hold(s->p->engine, &generation);
 
-    if (hold)
-        sgn_execute_deferred(s->p->engine, &c->peer, req, &r, &seq);
-    else if (c->n_held) /* the end of a group: its flush covers the held records */
-        sgn_execute_grouped(s->p->engine, &c->peer, req, &r);
-    else /* alone: a sign's intent record is flushed while the token signs */
-        sgn_execute(s->p->engine, &c->peer, req, &r);
+    if (generation != c->access_generation) {
+        pol_access_resolve(cfg, &c->peer, &c->access);
+        c->access_generation = generation;
+    }
+    /* held: written, flushed with its group; the end of a group: its flush covers the held
+     * records; alone: a sign's intent record is flushed while the token signs. */
+    eng_execute(s->p->engine, cfg, &c->peer, req, &r, hold ? &seq : NULL, !hold && !c->n_held);
+    sgn_config_release(s->p->engine, cfg);
     count_reply(s, r.status);
     if (req->op == POL_OP_STATUS && r.status == SGN_OK) {
         service_fields(s, extra, sizeof extra);
@@ -396,8 +402,10 @@ static void deny_peer(struct conn *c)
 {
     struct server *s = c->srv;
     struct pol_decision d;
+    const struct pol_config *cfg = sgn_config_hold(s->p->engine, NULL);
 
-    pol_check_access(sgn_engine_config(s->p->engine), &c->peer, POL_OP_STATUS, &d);
+    pol_check_access(cfg, &c->peer, POL_OP_STATUS, &d);
+    sgn_config_release(s->p->engine, cfg);
     count_reply(s, SGN_E_DENIED);
     sgn_audit_event(s->p->engine, &c->peer, "connection", "denied", "access", d.message);
     srv_send_status(c->fd, SGN_E_DENIED, d.message, io_deadline(s));
@@ -440,10 +448,12 @@ void *srv_conn_main(void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->srv;
+    const struct pol_config *cfg = sgn_config_hold(s->p->engine, &c->access_generation);
 
     /* Here, not in the accept loop: NSS lookups may be slow (LDAP), and only this peer waits.
      * Nothing of the peer is read before its rules are known. */
-    pol_access_resolve(sgn_engine_config(s->p->engine), &c->peer, &c->access);
+    pol_access_resolve(cfg, &c->peer, &c->access);
+    sgn_config_release(s->p->engine, cfg);
     c->peer.access = &c->access;
     if (c->access.matched)
         serve(c);

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,17 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
         err_set(err, ITL_E_INTERNAL, "out of memory");
         return -1;
     }
-    e->cfg = *opts->cfg;
+    e->boot = *opts->cfg;
+    e->cur = calloc(1, sizeof *e->cur);
+    if (!e->cur) {
+        free(e);
+        err_set(err, ITL_E_INTERNAL, "out of memory");
+        return -1;
+    }
+    atomic_init(&e->cur->refs, 1);
+    e->cur->generation = 1;
+    e->cur->cfg = *opts->cfg;
+    pthread_mutex_init(&e->cfg_lock, NULL);
     e->tok = opts->tok;
     e->audit = opts->audit;
     e->check_access = opts->check_access;
@@ -46,9 +57,50 @@ struct tok *sgn_engine_token(struct sgn_engine *e)
     return e->tok;
 }
 
-const struct pol_config *sgn_engine_config(struct sgn_engine *e)
+/* ---- Configuration generations ---- */
+
+const struct pol_config *sgn_config_hold(struct sgn_engine *e, unsigned long *generation)
 {
-    return &e->cfg;
+    struct eng_config *c;
+
+    pthread_mutex_lock(&e->cfg_lock);
+    c = e->cur;
+    atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&e->cfg_lock);
+    if (generation)
+        *generation = c->generation;
+    return &c->cfg;
+}
+
+static void config_unref(struct eng_config *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+void sgn_config_release(struct sgn_engine *e, const struct pol_config *cfg)
+{
+    (void)e;
+    if (cfg)
+        config_unref((struct eng_config *)((char *)cfg - offsetof(struct eng_config, cfg)));
+}
+
+unsigned long sgn_engine_set_config(struct sgn_engine *e, const struct pol_config *next)
+{
+    struct eng_config *c = calloc(1, sizeof *c), *old;
+    unsigned long gen;
+
+    if (!c)
+        return 0;
+    atomic_init(&c->refs, 1);
+    c->cfg = *next;
+    pthread_mutex_lock(&e->cfg_lock);
+    old = e->cur;
+    gen = c->generation = old->generation + 1;
+    e->cur = c;
+    pthread_mutex_unlock(&e->cfg_lock);
+    config_unref(old); /* freed here, or by the last request still holding it */
+    return gen;
 }
 
 void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned long *failures)
@@ -64,20 +116,21 @@ void sgn_engine_free(struct sgn_engine *e)
     for (int i = 0; i < POL_KEY_COUNT; i++)
         eng_key_free(e->keys[i]);
     eng_retired_free(e);
+    config_unref(e->cur);
+    pthread_mutex_destroy(&e->cfg_lock);
     pthread_mutex_destroy(&e->keys_lock);
     free(e);
 }
 
 /* ---- Audit and dispatch ---- */
 
-static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum pol_op op,
-                        struct sgn_result *r)
+static int check_access(const struct eng_op_ctx *o, enum pol_op op, struct sgn_result *r)
 {
     struct pol_decision d = {0};
 
-    if (!e->check_access)
+    if (!o->e->check_access)
         return 0;
-    pol_check_access(&e->cfg, peer, op, &d);
+    pol_check_access(o->cfg, o->peer, op, &d);
     if (d.allow)
         return 0;
     eng_fail(r, SGN_E_DENIED, "%s", d.message);
@@ -85,11 +138,12 @@ static int check_access(struct sgn_engine *e, const struct pol_peer *peer, enum 
     return -1;
 }
 
-static void execute(struct sgn_engine *e, const struct pol_peer *peer,
-                    const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq,
-                    int intent)
+void eng_execute(struct sgn_engine *e, const struct pol_config *cfg, const struct pol_peer *peer,
+                 const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq,
+                 int intent)
 {
-    struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r, .intent_allowed = intent};
+    struct eng_op_ctx o = {
+        .e = e, .cfg = cfg, .peer = peer, .req = req, .r = r, .intent_allowed = intent};
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
@@ -104,7 +158,7 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
                req->op != POL_OP_SIGN) {
         eng_fail(r, SGN_E_USAGE, "--dry-run is for reset, build and sign, not %s",
                  pol_op_name(req->op));
-    } else if (check_access(e, peer, req->op, r) == 0) {
+    } else if (check_access(&o, req->op, r) == 0) {
         switch (req->op) {
         case POL_OP_RESET:
             eng_op_reset(&o);
@@ -143,21 +197,30 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
 void sgn_execute(struct sgn_engine *e, const struct pol_peer *peer, const struct sgn_request *req,
                  struct sgn_result *r)
 {
-    execute(e, peer, req, r, NULL, 1);
+    const struct pol_config *cfg = sgn_config_hold(e, NULL);
+
+    eng_execute(e, cfg, peer, req, r, NULL, 1);
+    sgn_config_release(e, cfg);
 }
 
 void sgn_execute_grouped(struct sgn_engine *e, const struct pol_peer *peer,
                          const struct sgn_request *req, struct sgn_result *r)
 {
-    execute(e, peer, req, r, NULL, 0);
+    const struct pol_config *cfg = sgn_config_hold(e, NULL);
+
+    eng_execute(e, cfg, peer, req, r, NULL, 0);
+    sgn_config_release(e, cfg);
 }
 
 void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
                           const struct sgn_request *req, struct sgn_result *r,
                           unsigned long long *seq)
 {
+    const struct pol_config *cfg = sgn_config_hold(e, NULL);
+
     *seq = 0;
-    execute(e, peer, req, r, seq, 0);
+    eng_execute(e, cfg, peer, req, r, seq, 0);
+    sgn_config_release(e, cfg);
 }
 
 int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, struct itl_error *err)
@@ -173,19 +236,27 @@ int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_
     struct sgn_result r = {0};
     struct pol_state st;
     struct itl_error pe;
+    const struct pol_config *cfg;
     struct eng_key *k;
+    int due = 0;
 
-    if (!e->use_state || e->cfg.policy.backup == POL_BACKUP_OFF)
+    if (!e->use_state)
         return 0;
+    cfg = sgn_config_hold(e, NULL);
+    if (cfg->policy.backup == POL_BACKUP_OFF)
+        goto out;
     k = eng_role_key(e, POL_KEY_RECOVERY, &r);
     if (!k)
-        return 0; /* no recovery key on the token: nothing to back up yet */
-    if (pol_state_load(e->cfg.state_dir, &st, &pe) != 0 ||
-        !pol_backup_warning_due(&e->cfg, &st, k->cf.sha256, now) ||
-        pol_state_record_backup_warning(e->cfg.state_dir, now, &pe) != 0)
-        return 0;
+        goto out; /* no recovery key on the token: nothing to back up yet */
+    if (pol_state_load(cfg->state_dir, &st, &pe) != 0 ||
+        !pol_backup_warning_due(cfg, &st, k->cf.sha256, now) ||
+        pol_state_record_backup_warning(cfg->state_dir, now, &pe) != 0)
+        goto out;
     snprintf(msg, msg_size, "ITLRecoveryCertBackup: %s", POL_BACKUP_WARNING);
-    return 1;
+    due = 1;
+out:
+    sgn_config_release(e, cfg);
+    return due;
 }
 
 void sgn_audit_event(struct sgn_engine *e, const struct pol_peer *peer, const char *op,

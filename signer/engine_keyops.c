@@ -49,7 +49,7 @@ static void forget_role_key(struct sgn_engine *e, int role)
 static int role_of_label(const struct sgn_engine *e, const char *label)
 {
     for (int i = 0; i < POL_KEY_COUNT; i++)
-        if (strcmp(e->cfg.keys[i].label, label) == 0)
+        if (strcmp(e->boot.keys[i].label, label) == 0)
             return i;
     return -1;
 }
@@ -57,9 +57,9 @@ static int role_of_label(const struct sgn_engine *e, const char *label)
 static const char *label_of(const struct sgn_engine *e, const char *key)
 {
     if (key && strcmp(key, "recovery") == 0)
-        return e->cfg.keys[POL_KEY_RECOVERY].label;
+        return e->boot.keys[POL_KEY_RECOVERY].label;
     if (key && strcmp(key, "tftp") == 0)
-        return e->cfg.keys[POL_KEY_TFTP].label;
+        return e->boot.keys[POL_KEY_TFTP].label;
     return key;
 }
 
@@ -69,7 +69,7 @@ static int recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32])
     size_t len = 0;
     struct itl_error te = {0};
 
-    if (tok_export_cert(e->tok, e->cfg.keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
+    if (tok_export_cert(e->tok, e->boot.keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
         return -1;
     EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL);
     free(der);
@@ -113,14 +113,14 @@ static int check_role_policy(struct eng_op_ctx *o, const char *label, int role)
                  pol_key_role_name((enum pol_key_role)role), label);
         return 0;
     }
-    if (pol_state_load(e->cfg.state_dir, &o->state, &pe) != 0) {
+    if (pol_state_load(e->boot.state_dir, &o->state, &pe) != 0) {
         eng_fail(r, SGN_E_DENIED, "policy state: %s", pe.msg);
         snprintf(r->rule, sizeof r->rule, "state");
         return -1;
     }
     rec = recovery_cert_sha256(e, rec_sha) == 0 ? rec_sha : NULL;
     if (o->req->key_op == SGN_KEY_DELETE) {
-        if (pol_check_delete(&e->cfg, &o->state, (enum pol_key_role)role, rec, now, &d) != 0) {
+        if (pol_check_delete(o->cfg, &o->state, (enum pol_key_role)role, rec, now, &d) != 0) {
             deny(r, &d);
             return -1;
         }
@@ -130,11 +130,11 @@ static int check_role_policy(struct eng_op_ctx *o, const char *label, int role)
     ev.time = now;
     ev.uid = o->peer ? o->peer->uid : 0;
     snprintf(ev.label, sizeof ev.label, "%s", label);
-    if (pol_check_regen(&e->cfg, &o->state, ev.key, rec, now, &d) != 0) {
+    if (pol_check_regen(o->cfg, &o->state, ev.key, rec, now, &d) != 0) {
         deny(r, &d);
         return -1;
     }
-    if (pol_state_record_regen(e->cfg.state_dir, &e->cfg, &ev, &d, &pe) != 0) {
+    if (pol_state_record_regen(e->boot.state_dir, o->cfg, &ev, &d, &pe) != 0) {
         if (!d.allow && d.message[0])
             deny(r, &d);
         else
@@ -290,8 +290,11 @@ static void key_attest_backup(struct eng_op_ctx *o, const char *label)
                  "key attest-backup records into the policy state: give --config");
         return;
     }
-    if (pol_state_record_attestation(o->e->cfg.state_dir, req->attestation, &pe) != 0) {
-        eng_fail(o->r, SGN_E_INTERNAL, "policy state: %s", pe.msg);
+    if (pol_state_record_attestation(o->e->boot.state_dir, req->attestation, &pe) != 0) {
+        /* As for the other key operations: a state the rules do not trust (another user's dir)
+         * refuses the operation, rule "state". */
+        eng_fail(o->r, SGN_E_DENIED, "policy state: %s", pe.msg);
+        snprintf(o->r->rule, sizeof o->r->rule, "state");
         return;
     }
     snprintf(o->r->message, sizeof o->r->message,

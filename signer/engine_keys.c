@@ -45,14 +45,14 @@ int eng_resolve_role(const struct sgn_engine *e, const struct sgn_request *req,
         return 0;
     }
     for (int i = 0; i < POL_KEY_COUNT; i++) {
-        if (strcmp(req->key, e->cfg.keys[i].label) == 0) {
+        if (strcmp(req->key, e->boot.keys[i].label) == 0) {
             *role = (enum pol_key_role)i;
             return 0;
         }
     }
     eng_fail(r, SGN_E_USAGE,
              "key '%s' is neither the recovery key (label '%s') nor the TFTP key (label '%s')",
-             req->key, e->cfg.keys[POL_KEY_RECOVERY].label, e->cfg.keys[POL_KEY_TFTP].label);
+             req->key, e->boot.keys[POL_KEY_RECOVERY].label, e->boot.keys[POL_KEY_TFTP].label);
     return -1;
 }
 
@@ -113,14 +113,14 @@ static struct eng_key *load_key(struct sgn_engine *e, enum pol_key_role role, st
         return NULL;
     }
     uint8_t id[64];
-    size_t id_len = strlen(e->cfg.keys[role].id) / 2; /* checked hex when the config loaded */
+    size_t id_len = strlen(e->boot.keys[role].id) / 2; /* checked hex when the config loaded */
 
-    if (id_len && hex_decode(e->cfg.keys[role].id, id, id_len) != 0)
+    if (id_len && hex_decode(e->boot.keys[role].id, id, id_len) != 0)
         id_len = 0;
-    if (tok_find_key_id(e->tok, e->cfg.keys[role].label, id_len ? id : NULL, id_len, &k->key,
+    if (tok_find_key_id(e->tok, e->boot.keys[role].label, id_len ? id : NULL, id_len, &k->key,
                         &te) != 0) {
         eng_fail(r, eng_status_from_tok(&te), "%s key (label '%s'): %s", pol_key_role_name(role),
-                 e->cfg.keys[role].label, te.msg);
+                 e->boot.keys[role].label, te.msg);
         free(k);
         return NULL;
     }

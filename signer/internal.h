@@ -19,7 +19,14 @@
 struct tok_key;
 
 struct tok *sgn_engine_token(struct sgn_engine *e);
-const struct pol_config *sgn_engine_config(struct sgn_engine *e);
+/* The current configuration generation, held until eng_config_release (never across a wait
+ * for anything but the request itself). */
+const struct pol_config *sgn_config_hold(struct sgn_engine *e, unsigned long *generation);
+void sgn_config_release(struct sgn_engine *e, const struct pol_config *cfg);
+/* Make `next` the configuration of every request that starts from now on (a copy is kept);
+ * requests in flight keep theirs. The caller has made next's restart-only settings equal to
+ * the running ones (pol_config_keep_restart). Returns the new generation, 0 when out of memory. */
+unsigned long sgn_engine_set_config(struct sgn_engine *e, const struct pol_config *next);
 void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned long *failures);
 
 /* wire_key.c: the request fields of op key, tags 0x10 (key-op) .. 0x15 (key-id) in the order
@@ -54,9 +61,23 @@ struct eng_key {
     struct eng_cert_facts cf;
 };
 
-/* The engine: a copy of the configuration, the token and audit log it was given. */
-struct sgn_engine {
+/* One generation of the configuration. A request holds one from its access check to its
+ * audit record (eng_config_hold/eng_config_release); a reload swaps cur and the old generation
+ * goes when its last request lets go of it. */
+struct eng_config {
+    atomic_uint refs; /* cur's own reference, plus one per request holding it */
+    unsigned long generation;
     struct pol_config cfg;
+};
+
+/* The engine: the configuration, the token and audit log it was given. */
+struct sgn_engine {
+    /* As started: only what a reload cannot change (pol_config_keep_restart: token, keys, socket,
+     * state dir, audit log) is read from it; policy and access come from the request's
+     * generation. */
+    struct pol_config boot;
+    pthread_mutex_t cfg_lock; /* taking a reference to cur, and the swap; held for nothing else */
+    struct eng_config *cur;
     struct tok *tok;
     struct pol_audit *audit;
     int check_access;
@@ -80,6 +101,7 @@ struct eng_sign_ctx {
 /* One request on its way through an operation (ops.c), read again by the audit. */
 struct eng_op_ctx {
     struct sgn_engine *e;
+    const struct pol_config *cfg; /* the generation this request runs under */
     const struct pol_peer *peer;
     const struct sgn_request *req;
     struct sgn_result *r;
@@ -100,6 +122,12 @@ struct eng_op_ctx {
     unsigned long long intent_seq;
 };
 
+/* engine.c: one request under the generation cfg (sgn_config_hold); sgn_execute and
+ * sgn_execute_deferred hold the current one for it. seq as sgn_execute_deferred's, or NULL;
+ * intent: a lone request, whose sign may flush an intent record while the token signs. */
+void eng_execute(struct sgn_engine *e, const struct pol_config *cfg, const struct pol_peer *peer,
+                 const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq,
+                 int intent);
 /* engine.c: fails the result: status and message set, any output freed. */
 void eng_vfail(struct sgn_result *r, enum sgn_status st, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));

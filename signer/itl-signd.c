@@ -178,74 +178,6 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* ---- --check-config ---- */
-
-static int check_module(const struct pol_config *cfg, struct itl_error *err)
-{
-    struct stat st;
-
-    /* A bare name is a p11-kit module name, resolved only when it is loaded. */
-    if (cfg->token.module[0] != '/')
-        return 0;
-    if (stat(cfg->token.module, &st) != 0)
-        return err_errno(err, errno, "token.module %s", cfg->token.module);
-    if (!S_ISREG(st.st_mode))
-        return err_set(err, ITL_E_USAGE, "token.module %s is not a regular file",
-                       cfg->token.module);
-    return 0;
-}
-
-static int check_pin_file(const struct pol_config *cfg, const struct srv_ids *ids,
-                          struct itl_error *err)
-{
-    int fd;
-
-    (void)ids; /* the PIN is read before the drop: pkcs11/pin.c's rule for the reading uid */
-    if (!cfg->token.pin_file[0])
-        return 0;
-    fd = tok_secret_open(cfg->token.pin_file, "token.pin-file", err);
-    if (fd < 0)
-        return -1;
-    close(fd); /* the PIN itself is read only when the service starts */
-    return 0;
-}
-
-/* An existing dir must be safe; a missing one will be created, so its parent must exist. */
-static int check_dir_or_parent(const char *what, const char *dir, const struct srv_ids *ids,
-                               struct itl_error *err)
-{
-    char parent[1024];
-    struct stat st;
-
-    if (stat(dir, &st) == 0)
-        return srv_check_dir(what, dir, ids, err);
-    if (errno != ENOENT)
-        return err_errno(err, errno, "%s %s", what, dir);
-    srv_dirname(dir, parent, sizeof parent);
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
-        return err_set(err, ITL_E_IO, "%s %s is missing and cannot be created: %s does not exist",
-                       what, dir, parent);
-    return 0;
-}
-
-static int check_config(const struct pol_config *cfg, const struct srv_ids *ids)
-{
-    struct itl_error err;
-    char sock_dir[1024], audit_dir[1024];
-
-    srv_dirname(cfg->socket.path, sock_dir, sizeof sock_dir);
-    srv_dirname(cfg->audit_log, audit_dir, sizeof audit_dir);
-    if (check_module(cfg, &err) != 0 || check_pin_file(cfg, ids, &err) ||
-        check_dir_or_parent("socket directory", sock_dir, ids, &err) != 0 ||
-        check_dir_or_parent("state directory", cfg->state_dir, ids, &err) != 0 ||
-        check_dir_or_parent("audit log directory", audit_dir, ids, &err) != 0) {
-        fprintf(stderr, "itl-signd: %s: %s\n", cfg->path, err.msg);
-        return SIGND_EXIT_SETUP;
-    }
-    printf("config OK\n");
-    return SIGND_EXIT_OK;
-}
-
 /* ---- Starting ---- */
 
 static void harden_process(void)
@@ -437,6 +369,30 @@ static int open_audit(struct service *sv)
     return 0;
 }
 
+/* A module that fails to initialise after the privilege drop most often cannot read its own
+ * files as the service user (SoftHSM2: its config, its token directory): say which. */
+static void module_failed(const struct service *sv, const struct itl_error *te)
+{
+    struct buf why = {0};
+    char user[256];
+    const char *text;
+
+    ids_user_name(geteuid(), user, sizeof user);
+    if (te->cls != ITL_E_MODULE || !sv->cfg->token.module[0] ||
+        srv_module_access_problems(sv->cfg->token.module, user, &why) == 0 ||
+        !(text = buf_str(&why))) {
+        startup_error(token_exit_code(te), "token %s: %s", sv->cfg->token.uri, te->msg);
+    } else {
+        char line[STARTUP_MSG_LEN];
+        snprintf(line, sizeof line, "%s", text);
+        for (char *p = line; (p = strchr(p, '\n'));)
+            *p = ';'; /* one log line */
+        startup_error(token_exit_code(te), "token %s: %s; as user %s: %s", sv->cfg->token.uri,
+                      te->msg, user, line);
+    }
+    buf_free(&why);
+}
+
 /* Returns 0, or the exit code (SIGND_EXIT_PIN or SIGND_EXIT_TOKEN). */
 static int open_token(struct service *sv)
 {
@@ -454,7 +410,7 @@ static int open_token(struct service *sv)
     notify_status("logging in to %s", cfg->token.uri);
     if (tok_open(&to, &sv->tok, &te) != 0) {
         tok_pin_wipe(&sv->pin);
-        startup_error(token_exit_code(&te), "token %s: %s", cfg->token.uri, te.msg);
+        module_failed(sv, &te);
         return token_exit_code(&te);
     }
     rc = tok_login(sv->tok, cfg->token.pin_file[0] ? &sv->pin : NULL, &te);
@@ -585,6 +541,6 @@ int main(int argc, char **argv)
         return SIGND_EXIT_SETUP;
     }
     if (o.check_only)
-        return check_config(&cfg, &ids);
+        return srv_check_config(&cfg, &ids) == 0 ? SIGND_EXIT_OK : SIGND_EXIT_SETUP;
     return run(&cfg, &ids, o.foreground);
 }

@@ -38,7 +38,7 @@ static int load_state_for(struct sgn_engine *e, enum pol_key_role role, struct p
     memset(st, 0, sizeof *st);
     if (!e->use_state || role != POL_KEY_RECOVERY)
         return 0;
-    if (pol_state_load(e->cfg.state_dir, st, &pe) != 0) {
+    if (pol_state_load(e->boot.state_dir, st, &pe) != 0) {
         eng_fail(r, SGN_E_DENIED, "policy state unreadable, recovery key use refused: %s", pe.msg);
         snprintf(r->rule, sizeof r->rule, "state");
         return -1;
@@ -46,12 +46,12 @@ static int load_state_for(struct sgn_engine *e, enum pol_key_role role, struct p
     return 0;
 }
 
-static int apply_policy(struct sgn_engine *e, const struct pol_sign_request *pr,
+static int apply_policy(const struct pol_config *cfg, const struct pol_sign_request *pr,
                         const struct pol_state *st, struct sgn_result *r)
 {
     struct pol_decision d = {0};
 
-    pol_check_sign(&e->cfg, st, pr, &d);
+    pol_check_sign(cfg, st, pr, &d);
     if (!d.allow) {
         eng_fail(r, SGN_E_DENIED, "%s", d.message);
         snprintf(r->rule, sizeof r->rule, "%s", d.rule);
@@ -173,7 +173,7 @@ static long sast_record_of(const struct itl_file *f, const uint8_t *der, size_t 
 static int post_check_size(struct eng_op_ctx *o, struct pol_sign_request *pr)
 {
     pr->file_bytes = o->r->out_len;
-    return apply_policy(o->e, pr, &o->state, o->r);
+    return apply_policy(o->cfg, pr, &o->state, o->r);
 }
 
 /* reset keeps the input's FILENAME: it must name an ITL/CTL (a .sgn whose body happens to be
@@ -218,7 +218,7 @@ void eng_op_reset(struct eng_op_ctx *o)
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
     pr.signer_is_sast = idx >= 0;
     pr.file_bytes = o->req->len;
-    if (apply_policy(o->e, &pr, &o->state, o->r) != 0) {
+    if (apply_policy(o->cfg, &pr, &o->state, o->r) != 0) {
         /* Only the sast-signer rule's refusal gets the words about this ITL; another rule's
          * reason (publisher-only, backup, ...) stays as it decided. */
         if (idx < 0 && strcmp(o->r->rule, "sast-signer") == 0)
@@ -296,12 +296,12 @@ void eng_op_build(struct eng_op_ctx *o)
     bo.filename = o->req->out_filename ? o->req->out_filename : "ITLFile.tlv";
     if (eng_check_name(o->r, "build: FILENAME (--filename, -o)", bo.filename, ITL_KIND_TLV, 0) != 0)
         return;
-    if (prepare(o, o->e->cfg.policy.digest) != 0 || collect_build_certs(o, entries, owned) != 0 ||
+    if (prepare(o, o->cfg->policy.digest) != 0 || collect_build_certs(o, entries, owned) != 0 ||
         parse_known(o, &kf, &bo.known) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_ITL, &o->cf);
     pr.signer_is_sast = signer_is_sast_entry(entries, o->req->n_certs, o->cert, o->cert_len);
-    if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
+    if (apply_policy(o->cfg, &pr, &o->state, o->r) != 0)
         goto out;
     snprintf(o->r->out_name, sizeof o->r->out_name, "%s", bo.filename);
     if (dry_run_stop(o))
@@ -419,10 +419,10 @@ void eng_op_sign(struct eng_op_ctx *o)
     if (resign < 0)
         return;
     if (sign_names(o, in_name, &f, resign, filename, sizeof filename) != 0 ||
-        prepare(o, o->e->cfg.policy.digest) != 0 || parse_known(o, &kf, &so.known) != 0)
+        prepare(o, o->cfg->policy.digest) != 0 || parse_known(o, &kf, &so.known) != 0)
         goto out;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
-    if (apply_policy(o->e, &pr, &o->state, o->r) != 0 || dry_run_stop(o))
+    if (apply_policy(o->cfg, &pr, &o->state, o->r) != 0 || dry_run_stop(o))
         goto out;
     if (resign) {
         payload = f.payload.ptr;
@@ -478,10 +478,10 @@ static void encrypt_with(struct eng_op_ctx *o, const struct itl_file *known)
         eng_check_name(o->r, "encrypt: the output name", enc_name, ITL_KIND_ENC_SGN, 0) != 0 ||
         eng_check_name(o->r, "encrypt: the companion's name", short_name, ITL_KIND_SGN, 0) != 0)
         return;
-    if (prepare(o, o->e->cfg.policy.digest) != 0)
+    if (prepare(o, o->cfg->policy.digest) != 0)
         return;
     fill_policy_request(&pr, o->req, o->role, POL_FILE_CONFIG, &o->cf);
-    if (apply_policy(o->e, &pr, &o->state, o->r) != 0)
+    if (apply_policy(o->cfg, &pr, &o->state, o->r) != 0)
         return;
     if (RAND_priv_bytes(keys.aes_key, sizeof keys.aes_key) != 1 ||
         RAND_bytes(keys.iv, sizeof keys.iv) != 1) {

@@ -32,7 +32,7 @@
 
 /* ---- Signals ---- */
 
-/* TERM and INT stop the service, HUP reopens the audit log. */
+/* TERM and INT stop the service, HUP reopens the audit log and reloads the config. */
 static void service_signals(sigset_t *set)
 {
     sigemptyset(set);
@@ -178,15 +178,11 @@ static void accept_one(struct server *s)
 static int handle_signal(struct server *s, int sfd)
 {
     struct signalfd_siginfo si;
-    struct itl_error pe;
 
     if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
         return 0;
     if (si.ssi_signo == SIGHUP) {
-        if (pol_audit_reopen(s->p->audit, &pe) == 0)
-            srv_log(LOG_NOTICE, "SIGHUP: audit log %s reopened", s->p->cfg->audit_log);
-        else
-            srv_log(LOG_ERR, "SIGHUP: cannot reopen the audit log: %s", pe.msg);
+        srv_reload(s->p); /* the connection threads keep serving meanwhile */
         return 0;
     }
     srv_log(LOG_NOTICE, "%s from pid %u: stopping", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",

@@ -36,8 +36,9 @@ struct conn {
     int fd;
     struct pol_peer peer; /* peer.access points at access */
     struct pol_access access;
-    struct uid_use *use; /* the peer's uid; counted under srv->lock */
-    size_t charged;      /* request bytes this connection holds, in use->pending and srv->pending */
+    unsigned long access_generation; /* the configuration generation access was resolved under */
+    struct uid_use *use;             /* the peer's uid; counted under srv->lock */
+    size_t charged; /* request bytes this connection holds, in use->pending and srv->pending */
     pthread_t thread;
     enum conn_state state; /* under srv->lock */
     int done;              /* the thread has finished and closed fd; join it */

@@ -54,6 +54,20 @@ int srv_prepare_dir(const char *what, const char *dir, gid_t gid, const struct s
 /* The directory part of a path ("/run/itl-sign/socket" -> "/run/itl-sign"). */
 void srv_dirname(const char *path, char *out, size_t size);
 
+/* ---- What the service user needs (usercheck.c) ---- */
+
+/* As run-as.user (a forked child when root; in-process when already that user): the state and
+ * audit log directories it writes, and the module's own config (SoftHSM2: SOFTHSM2_CONF or
+ * /etc/softhsm/softhsm2.conf, its tokendir and token files). One line in out per problem, each
+ * naming the user and the path; returns how many. A PIN file the user cannot read is a note
+ * on stdout (root reads it before the drop). */
+size_t srv_check_as_user(const struct pol_config *cfg, const struct srv_ids *ids, struct buf *out);
+/* itl-signd --check-config after the config loaded: 0 ("config OK" on stdout) or -1 with each
+ * problem on stderr (checkconfig.c). */
+int srv_check_config(const struct pol_config *cfg, const struct srv_ids *ids);
+/* The module part alone, as the current user (after the drop, when C_Initialize failed). */
+size_t srv_module_access_problems(const char *module, const char *user, struct buf *out);
+
 /* ---- The listening socket ---- */
 
 struct srv_listener {
@@ -83,11 +97,17 @@ void srv_listener_close(struct srv_listener *l);
 void srv_block_signals(void);
 
 struct srv_params {
-    const struct pol_config *cfg;
+    const struct pol_config *cfg; /* as started: its path is reloaded on SIGHUP */
     struct sgn_engine *engine;
     struct pol_audit *audit; /* reopened on SIGHUP */
     struct srv_listener *listener;
 };
+
+/* SIGHUP (reload.c): reopen the audit log, load cfg->path again and make it the engine's
+ * configuration for the requests that start from now on; one that does not load is logged and
+ * the running one kept. Token, keys, socket, run-as, state-dir, audit-log keep their running
+ * values (a change is logged as needing a restart). One audit record (op "reload"). */
+void srv_reload(const struct srv_params *p);
 
 /* Serve until SIGTERM/SIGINT: then stop accepting, close the socket, cut frames still arriving,
  * let requests being executed finish, join every connection thread. 0 on a clean stop, -1 when

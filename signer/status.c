@@ -124,7 +124,8 @@ static void policy_json(struct buf *j, const struct pol_config *cfg, const uint8
 int sgn_status_json(struct sgn_engine *e, const char *extra, char **out)
 {
     struct buf j = {0};
-    const struct pol_config *cfg = sgn_engine_config(e);
+    unsigned long generation;
+    const struct pol_config *cfg = sgn_config_hold(e, &generation);
     struct tok *t = sgn_engine_token(e);
     uint8_t sha[POL_KEY_COUNT][32];
     int found[POL_KEY_COUNT] = {0};
@@ -142,7 +143,10 @@ int sgn_status_json(struct sgn_engine *e, const char *extra, char **out)
     buf_puts(&j, "},");
     policy_json(&j, cfg, sha[POL_KEY_RECOVERY], found[POL_KEY_RECOVERY]);
     sgn_engine_counters(e, &requests, &failures);
-    buf_printf(&j, ",\"engine\":{\"requests\":%lu,\"failures\":%lu}}\n", requests, failures);
+    /* The generation counts configurations: 1 as started, +1 for each reload (SIGHUP). */
+    buf_printf(&j, ",\"engine\":{\"requests\":%lu,\"failures\":%lu,\"config_generation\":%lu}}\n",
+               requests, failures, generation);
+    sgn_config_release(e, cfg);
     *out = (char *)buf_take(&j, NULL);
     return *out ? 0 : -1;
 }

@@ -2,7 +2,8 @@
 # make demo: the whole job on a throwaway SoftHSM2 token, in demo-out/.
 #   keys on the token (recovery imported from a .p12, the way CUCM's ITLRecovery.p12 migrates;
 #   TFTP generated on the token) -> an ITL -> show -> reset with the recovery key -> show ->
-#   would a phone accept it? -> a signed config -> an encrypted config.
+#   would a phone accept it? -> a signed config -> an encrypted config -> the same token behind
+#   itl-signd on a temporary socket: a file signed through it, a denied peer, status, stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -77,6 +78,83 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout phone.key.pem -out phone.pem -
 run "$bin" "${tok[@]}" encrypt SEP001122334455.cnf.xml --phone-cert phone.pem -o enc
 run "$bin" decrypt enc/SEP001122334455.cnf.xml.enc.sgn --phone-key phone.key.pem -o decrypted.cnf.xml
 cmp SEP001122334455.cnf.xml decrypted.cnf.xml && echo "decrypted config is identical to the original"
+
+step "The signing service: itl-signd on a temporary socket, owning the token"
+# The socket lives in a directory every user can reach (the demo tree may be under a private
+# home); the access rules, not the socket's mode, decide who may ask for what.
+run_dir=$(mktemp -d /tmp/itl-demo.XXXXXX)
+chmod 0755 "$run_dir"
+sock=$run_dir/socket
+signd_pid=""
+stop_service() {
+    if [ -n "$signd_pid" ] && kill -0 "$signd_pid" 2>/dev/null; then
+        kill -TERM "$signd_pid"
+        wait "$signd_pid" || true
+    fi
+    signd_pid=""
+    rm -rf "$run_dir"
+}
+trap stop_service EXIT
+me=$(id -un)
+cat > itl-signd.yaml <<EOF
+node: { name: cucm-pub, role: publisher }
+token:
+  module: $ITL_MODULE
+  uri: "$ITL_TOKEN_URI"
+  pin-file: $ITL_PIN_FILE
+  pool-size: 2
+keys:
+  recovery: { label: ITLRecovery }
+  tftp: { label: CallManager }
+policy: { backup: "off" }
+access:
+  - { user: $me, allow: [sign, status] }
+socket: { path: $sock, mode: "0666" }
+state-dir: $out/state
+audit-log: $out/log/audit.log
+EOF
+sed -n '/^access:/,/^socket:/p' itl-signd.yaml | sed '$d'
+signd=$OLDPWD/$BUILD/itl-signd
+echo "\$ $signd --config itl-signd.yaml --foreground &"
+"$signd" --config itl-signd.yaml --foreground 2> itl-signd.log &
+signd_pid=$!
+for _ in $(seq 1 300); do # a 30 s guard: it is up in well under a second
+    [ -S "$sock" ] && "$bin" --socket "$sock" status >/dev/null 2>&1 && break
+    kill -0 "$signd_pid" 2>/dev/null || { cat itl-signd.log; echo "itl-signd did not start" >&2; exit 1; }
+    sleep 0.1
+done
+grep serving itl-signd.log || cat itl-signd.log
+
+step "Sign through the service (no PIN, no token options: the service has both)"
+mkdir -p svc-out
+run "$bin" --socket "$sock" sign SEP001122334455.cnf.xml --out-dir svc-out
+run "$bin" verify svc-out/SEP001122334455.cnf.xml.sgn --trust ITLFile.tlv
+
+step "A peer the access rules do not allow is refused"
+if [ "$(id -u)" -eq 0 ]; then
+    # Another uid (nobody), with a copy of the client it can execute.
+    cp "$bin" "$run_dir/itl-sign"
+    echo "\$ setpriv --reuid=nobody --regid=nogroup --clear-groups itl-sign --socket $sock status"
+    rc=0
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$run_dir/itl-sign" --socket "$sock" status || rc=$?
+    echo "(exit $rc: no access rule names uid $(id -u nobody); the service answered 'denied' and audited it)"
+else
+    # Not root: no other uid to ask from. The rule for $me allows sign and status, not reset.
+    echo "\$ $bin --socket $sock reset ITLFile.tlv -o svc-out/ITLFile-reset.tlv"
+    rc=0
+    "$bin" --socket "$sock" reset ITLFile.tlv -o svc-out/ITLFile-reset.tlv || rc=$?
+    echo "(exit $rc: the rule for $me allows [sign, status], not reset; the denial is audited)"
+fi
+[ "$rc" -eq 5 ] || { echo "the denied request exited $rc, not 5" >&2; exit 1; }
+
+step "itl-sign status: the service, its token, its keys, its policy"
+run "$bin" --socket "$sock" status
+
+step "Stop the service (SIGTERM: requests in progress finish, the token is logged out)"
+stop_service
+tail -n 1 itl-signd.log
+echo "audit log ($out/log/audit.log), the last records:"
+tail -n 3 "$out/log/audit.log"
 
 step "Done. Files in $out:"
 ls -l "$out" "$out/enc"

@@ -1,11 +1,15 @@
 #!/bin/sh
 # Install what itl-sign needs on Debian 12, or print the exact command when not root.
+#   install-deps.sh          everything: build, runtime, tests, sanitizers, packaging
+#   install-deps.sh --demo   only what `make demo` needs: build and runtime packages
 set -eu
+DEMO_PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev
+libexpat1-dev libsystemd-dev softhsm2 opensc util-linux"
 PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libyaml-dev libexpat1-dev check
 softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
 libsystemd-dev systemd debhelper devscripts lintian
 opencryptoki libnss3-tools swtpm tpm2-abrmd libtss2-tcti-tabrmd0 libtpm2-pkcs11-1
-libtpm2-pkcs11-tools tpm2-tools dbus-daemon strace gnuplot-nox"
+libtpm2-pkcs11-tools tpm2-tools dbus-daemon strace gnuplot-nox acl"
 
 # tpm2-pkcs11 registers itself with p11-kit, so every program on the p11-kit proxy would try to
 # reach a TPM when it starts (stderr noise; retries without one). itl-sign loads it by path
@@ -18,6 +22,8 @@ quiet_tpm2_module() {
     printf '# itl-sign install-deps.sh: loaded by path only\nmodule: libtpm2_pkcs11.so\nenable-in: itl-sign-none\n' \
         >/etc/pkcs11/modules/tpm2_pkcs11.module
 }
+
+[ "${1:-}" = "--demo" ] && PKGS=$DEMO_PKGS
 
 missing=""
 for p in $PKGS; do

@@ -120,3 +120,56 @@ for f in state.json state.lock; do
 done
 as_nobody cat "$WORK/svc/state.json" >/dev/null || die "the service user cannot read the state root wrote"
 ok "root's direct mode trusts the run-as user's state dir, and gives it what it creates"
+
+# ---- 6. every key operation that writes state, as root on a state dir of the service user ----
+# Without run-as naming that user: refused, naming the dir and its owner, nothing written. With
+# it: done, and every file root made there is the user's (the service can read its state).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rec2.key" -out "$WORK/rec2.pem" \
+    -subj "/CN=ITLRECOVERY_cucm-pub/O=imported" -days 30 2>/dev/null || die "openssl req"
+printf 'p12-pass' >"$WORK/p12.pass" && chmod 600 "$WORK/p12.pass"
+openssl pkcs12 -export -inkey "$WORK/rec2.key" -in "$WORK/rec2.pem" -out "$WORK/rec2.p12" \
+    -passout "file:$WORK/p12.pass" || die "openssl pkcs12"
+# key_op NAME: the operation's arguments; each runs on its own state dir (no regeneration hold
+# between them), with its own key labels.
+key_op() {
+    case $1 in
+    generate) echo key generate --label TFTP6 --subject CN=t6 ;;
+    import) echo key import --p12 "$WORK/rec2.p12" --p12-pass-file "$WORK/p12.pass" --label REC6 ;;
+    attest-backup) echo key attest-backup --key recovery --p12 "$WORK/rec2.p12" --p12-pass-file "$WORK/p12.pass" ;;
+    delete) echo key delete --label TFTP6 ;;
+    esac
+}
+op_config() { # op_config NAME DIR [YAML]: tftp TFTP6, recovery REC6, no backup rule, no hold
+    cat >"$WORK/$1.yaml" <<EOF
+node: { name: cucm-pub, role: publisher }
+keys:
+  recovery: { label: REC6 }
+  tftp: { label: TFTP6 }
+policy: { backup: "off", regen-hold: 0 }
+access:
+  - { user: root, allow: [reset, build, sign, encrypt, status, key] }
+state-dir: $2
+audit-log: $WORK/log-$1/audit.log
+${3:-}
+EOF
+    mkdir -p -m 0750 "$WORK/log-$1"
+}
+for op in generate import attest-backup delete; do
+    d=$WORK/svc-$op
+    mkdir -m 0750 "$d" && chown nobody:nogroup "$d"
+    op_config "no-$op" "$d"
+    op_config "as-$op" "$d" "run-as: { user: nobody }"
+    # shellcheck disable=SC2046
+    expect_exit 5 "$BIN" "${TOK[@]}" --config "$WORK/no-$op.yaml" $(key_op "$op")
+    [[ $ERR == *"$d"*"belongs to user nobody"* ]] ||
+        die "key $op as root on nobody's state dir without run-as: not refused naming $d and its owner: $ERR"
+    [ -z "$(find "$d" -mindepth 1)" ] || die "key $op refused but left $(find "$d" -mindepth 1)"
+    # shellcheck disable=SC2046
+    expect_exit 0 "$BIN" "${TOK[@]}" --config "$WORK/as-$op.yaml" $(key_op "$op")
+    [ -n "$(find "$d" -mindepth 1)" ] || die "key $op wrote no state (is it an operation that writes state?)"
+    left=$(find "$d" -mindepth 1 ! -user nobody)
+    [ -z "$left" ] || die "key $op as root left files the service user does not own: $left"
+    [ ! -e "$d/state.json" ] || as_nobody cat "$d/state.json" >/dev/null ||
+        die "key $op: the service user cannot read the state root wrote"
+done
+ok "key generate, import, attest-backup, delete as root on the service user's state dir: refused naming the dir and owner without run-as; with it, every file made is the user's"

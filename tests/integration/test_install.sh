@@ -47,12 +47,15 @@ ok "the installed itl-sign and itl-signd answer --version"
 
 # The installed itl-signd checks the installed config, pointed at a throwaway token and this
 # test's directories (the unit's user and directories need a system: tests/package/test_deb.sh).
+# Without its run-as line: as root, --check-config would check this token and these dirs as
+# itl-sign (test_check_user.sh tests that; test_deb.sh runs the check as itl-sign).
 new_token itl-install
 mkdir -m 0750 "$WORK/run" "$WORK/state" "$WORK/log"
 sed -e "s|^  module: .*|  module: $ITL_MODULE|" -e "s|^  uri: .*|  uri: \"$ITL_TOKEN_URI\"|" \
     -e "s|^  pin-file: .*|  pin-file: $ITL_PIN_FILE|" -e "s|^  path: /run/itl-sign/socket|  path: $WORK/run/socket|" \
     -e '/^  owner: /d' -e '/^  group: /d' -e "s|^state-dir: .*|state-dir: $WORK/state|" \
-    -e "s|^audit-log: .*|audit-log: $WORK/log/audit.log|" "$D/etc/itl-sign/itl-signd.yaml" >"$WORK/check.yaml"
+    -e "s|^audit-log: .*|audit-log: $WORK/log/audit.log|" -e '/^run-as: /d' \
+    "$D/etc/itl-sign/itl-signd.yaml" >"$WORK/check.yaml"
 expect_exit 0 "$D/usr/sbin/itl-signd" --config "$WORK/check.yaml" --check-config
 [ "$OUT" = "config OK" ] || die "--check-config printed: $OUT"
 chmod 0644 "$ITL_PIN_FILE"

@@ -219,9 +219,12 @@ kill -HUP "$SVC_PID"
 for i in $(seq 1 600); do [ -f "$T/log/audit.log" ] && break; sleep 0.1; done # 60 s guard
 "$CLI" --socket "$S" status >/dev/null 2>&1 || fail "status after SIGHUP"
 [ -f "$T/log/audit.log" ] || fail "no new audit log after SIGHUP"
-[ "$(wc -l <"$T/log/audit.log")" -eq 1 ] || fail "the new audit log has $(wc -l <"$T/log/audit.log") lines, want 1"
+# Two records: the reload's own (SIGHUP also reloads the config: test_reload.sh) and the status.
+[ "$(wc -l <"$T/log/audit.log")" -eq 2 ] || fail "the new audit log has $(wc -l <"$T/log/audit.log") lines, want 2"
+grep -q '"op":"reload".*"result":"ok"' "$T/log/audit.log" || fail "no reload record in the new log"
+grep -q '"op":"status"' "$T/log/audit.log" || fail "the status request is not in the new log"
 [ "$(wc -l <"$T/log/audit.log.1")" -eq "$lines" ] || fail "the rotated log still grew"
-ok "SIGHUP: the next request lands in a new audit log; the rotated one is untouched"
+ok "SIGHUP: the reload record and the next request land in a new audit log; the rotated one is untouched"
 
 # ---- SIGTERM under load ----
 before=$(audit_count)

@@ -327,6 +327,42 @@ START_TEST(test_token_init_args_and_key_ids)
 }
 END_TEST
 
+/* SIGHUP (policy/reload.c): which settings need a restart, and keeping them. */
+START_TEST(test_reload_restart_fields)
+{
+    static struct pol_config running;
+    char names[256];
+
+    ck_assert_int_eq(parse("token: { uri: \"pkcs11:token=a\", pool-size: 2 }\n"
+                           "policy: { regen-hold: 5m }\n"
+                           "access:\n  - { user: root, allow: [sign] }\n"),
+                     0);
+    running = cfg;
+    ck_assert_int_eq(parse("token: { uri: \"pkcs11:token=a\", pool-size: 2 }\n"
+                           "policy: { regen-hold: 1m }\n"
+                           "access:\n  - { user: root, allow: [sign, status] }\n"),
+                     0);
+    ck_assert_uint_eq(pol_config_restart_diff(&running, &cfg, names, sizeof names), 0);
+    ck_assert_str_eq(names, "");
+    ck_assert_int_eq(parse("token: { uri: \"pkcs11:token=b\", pool-size: 3 }\n"
+                           "keys: { tftp: { label: Other } }\n"
+                           "socket: /tmp/other.sock\nstate-dir: /tmp/st\n"
+                           "policy: { regen-hold: 1m }\n"),
+                     0);
+    ck_assert_uint_eq(pol_config_restart_diff(&running, &cfg, names, sizeof names), 5);
+    ck_assert_str_eq(names, "token.uri, token.pool-size, keys.tftp, socket.path, state-dir");
+    /* A small buffer: the count stays right, the names are cut at a whole name. */
+    ck_assert_uint_eq(pol_config_restart_diff(&running, &cfg, names, 20), 5);
+    ck_assert_str_eq(names, "token.uri");
+    pol_config_keep_restart(&cfg, &running);
+    ck_assert_uint_eq(pol_config_restart_diff(&running, &cfg, names, sizeof names), 0);
+    ck_assert_str_eq(cfg.token.uri, "pkcs11:token=a");
+    ck_assert_str_eq(cfg.keys[POL_KEY_TFTP].label, "CallManager");
+    ck_assert_int_eq(cfg.policy.regen_hold, 60); /* what a reload applies is the new file's */
+    ck_assert_uint_eq(cfg.n_access, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy_config");
@@ -343,6 +379,7 @@ int main(void)
     tcase_add_test(tc, test_load_names_the_file);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_token_init_args_and_key_ids);
+    tcase_add_test(tc, test_reload_restart_fields);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,6 +4,7 @@
  * against the token's certificate, and matched by one audit record. */
 #include <pthread.h>
 
+#include "signer/internal.h"
 #include "tests/unit/engine_fixture.h"
 
 static const char phone_config[] = "SEP001122334455.cnf.xml";
@@ -431,6 +432,52 @@ START_TEST(audit_event_is_one_record)
 }
 END_TEST
 
+/* SIGHUP (signer/reload.c): the next request runs under the new configuration; a request that
+ * holds the old generation keeps it, and that generation lives until it lets go (under ASan, a
+ * use after free would show). */
+START_TEST(a_reload_applies_to_the_next_request_only)
+{
+    static const char yaml[] = "access:\n  - { user: \"4242\", allow: [sign, status] }\n";
+    static const char narrower[] = "access:\n  - { user: \"4242\", allow: [status] }\n";
+    struct sgn_request req = ef_sign_request(ef_config_xml, strlen(ef_config_xml), phone_config);
+    static struct pol_config cfg, next;
+    const struct pol_config *held, *now;
+    unsigned long generation;
+    struct sgn_result r;
+    struct itl_error err;
+
+    pol_config_defaults(&cfg);
+    ck_assert_int_eq(pol_config_parse(yaml, strlen(yaml), "a.yaml", &cfg, &err), 0);
+    F.cfg.n_access = cfg.n_access;
+    memcpy(F.cfg.access, cfg.access, sizeof cfg.access);
+    F.peer.uid = 4242;
+    F.peer.access = NULL; /* the engine resolves the rules itself */
+    ef_start(1, 0);
+    held = sgn_config_hold(F.e, &generation);
+    ck_assert_uint_eq(generation, 1);
+
+    next = F.cfg;
+    pol_config_defaults(&cfg);
+    ck_assert_int_eq(pol_config_parse(narrower, strlen(narrower), "b.yaml", &cfg, &err), 0);
+    memcpy(next.access, cfg.access, sizeof cfg.access);
+    ck_assert_uint_eq(sgn_engine_set_config(F.e, &next), 2);
+    ef_run(&req);
+    ef_assert_refused(1, SGN_E_DENIED, "access", "sign", NULL);
+
+    memset(&r, 0, sizeof r);
+    eng_execute(F.e, held, &F.peer, &req, &r, NULL, 1); /* started before the reload */
+    ck_assert_msg(r.status == SGN_OK, "the held generation's rules: %s", r.message);
+    ck_assert_ptr_nonnull(r.out);
+    sgn_result_free(&r);
+    sgn_config_release(F.e, held);
+
+    now = sgn_config_hold(F.e, &generation);
+    ck_assert_uint_eq(generation, 2);
+    ck_assert_uint_eq(now->access[0].allow, 1u << POL_OP_STATUS);
+    sgn_config_release(F.e, now);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signer-engine-ops");
@@ -452,6 +499,7 @@ int main(void)
     tcase_add_test(tc, backup_reminder_once_a_day_until_attested);
     tcase_add_test(tc, backup_reminder_off);
     tcase_add_test(tc, audit_event_is_one_record);
+    tcase_add_test(tc, a_reload_applies_to_the_next_request_only);
     suite_add_tcase(s, tc);
     return ef_run_suite(s);
 }
