@@ -14,6 +14,8 @@
  *                CKR_USER_NOT_LOGGED_IN); a wrong context PIN is CKR_PIN_INCORRECT
  *
  * A violated quirk fails the caller's operation (and says why on stderr): that is the test.
+ * With or without quirks, C_SignInit's mechanism and the context logins are counted in the
+ * stats (sign_mechanism, context_logins); each call a quirk refused in quirk_refusals.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -101,6 +103,10 @@ static CK_RV context_login(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG le
     if (ok)
         set_remove(pending_auth, &n_pending, s);
     pthread_mutex_unlock(&qlock);
+    if (ok)
+        fp_note_context_login();
+    if (!ok)
+        fp_note_quirk_refusal();
     if (!ok && quirks.pinpad)
         fprintf(stderr, "faultp11: quirk pinpad: context C_Login got a PIN, not NULL\n");
     return ok ? CKR_OK : quirks.pinpad ? CKR_ARGUMENTS_BAD : CKR_PIN_INCORRECT;
@@ -115,6 +121,7 @@ static CK_RV q_Login(CK_SESSION_HANDLE s, CK_USER_TYPE who, CK_UTF8CHAR_PTR pin,
     if (pin != NULL || len != 0) {
         fprintf(stderr, "faultp11: quirk pinpad: C_Login got a PIN of %lu bytes, not NULL\n",
                 (unsigned long)len);
+        fp_note_quirk_refusal();
         return CKR_ARGUMENTS_BAD;
     }
     return login_with_env_pin(s, who);
@@ -130,6 +137,7 @@ static CK_RV q_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_
     pthread_mutex_lock(&qlock);
     if (n_open >= 1) {
         pthread_mutex_unlock(&qlock);
+        fp_note_quirk_refusal();
         return CKR_SESSION_COUNT;
     }
     rv = base.C_OpenSession(slot, flags, app, notify, out);
@@ -200,9 +208,13 @@ static CK_RV q_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, CK_OBJECT_HA
 {
     CK_RV rv;
 
-    if (quirks.no_raw_rsa && mech != NULL && mech->mechanism == CKM_RSA_PKCS)
+    if (quirks.no_raw_rsa && mech != NULL && mech->mechanism == CKM_RSA_PKCS) {
+        fp_note_quirk_refusal();
         return CKR_MECHANISM_INVALID;
+    }
     rv = base.C_SignInit(s, mech, key);
+    if (rv == CKR_OK && mech != NULL)
+        fp_note_sign_mechanism(mech->mechanism);
     if (rv == CKR_OK && quirks.always_auth) {
         pthread_mutex_lock(&qlock);
         set_add(pending_auth, &n_pending, s);
@@ -220,8 +232,10 @@ static CK_RV q_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
         pthread_mutex_lock(&qlock);
         pending = set_has(pending_auth, n_pending, s);
         pthread_mutex_unlock(&qlock);
-        if (pending)
+        if (pending) {
+            fp_note_quirk_refusal();
             return CKR_USER_NOT_LOGGED_IN;
+        }
     }
     return base.C_Sign(s, data, len, sig, sig_len);
 }
@@ -297,8 +311,7 @@ bool fp_quirks_install(CK_FUNCTION_LIST *list)
         list->C_GetMechanismList = q_GetMechanismList;
         list->C_GetMechanismInfo = q_GetMechanismInfo;
     }
-    if (quirks.no_raw_rsa || quirks.always_auth)
-        list->C_SignInit = q_SignInit;
+    list->C_SignInit = q_SignInit; /* counts the mechanism (stats: sign_mechanism) */
     if (quirks.always_auth) {
         list->C_Sign = q_Sign;
         list->C_GetAttributeValue = q_GetAttributeValue;
