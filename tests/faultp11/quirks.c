@@ -9,6 +9,8 @@
  *                real token with FAULTP11_PIN itself, as a PIN pad would
  *   one-session  ulMaxSessionCount = 1; a second open session is refused with CKR_SESSION_COUNT
  *   no-raw-rsa   CKM_RSA_PKCS hidden from C_GetMechanismList/Info, refused by C_SignInit
+ *   claims-local private keys read CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE = TRUE,
+ *                whatever their history (a token that claims more than it knows)
  *   always-auth  private keys read CKA_ALWAYS_AUTHENTICATE = TRUE; C_Sign after C_SignInit needs
  *                C_Login(CKU_CONTEXT_SPECIFIC) with FAULTP11_PIN first (else
  *                CKR_USER_NOT_LOGGED_IN); a wrong context PIN is CKR_PIN_INCORRECT
@@ -27,7 +29,7 @@
 #define FQ_MAX_SESSIONS 1024
 
 static struct {
-    bool pinpad, one_session, no_raw_rsa, always_auth;
+    bool pinpad, one_session, no_raw_rsa, always_auth, claims_local;
 } quirks;
 
 static CK_FUNCTION_LIST base; /* the module's entry points before the quirks */
@@ -245,13 +247,18 @@ static CK_RV q_GetAttributeValue(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATT
 {
     CK_RV rv = base.C_GetAttributeValue(s, o, tmpl, n);
 
-    if (!quirks.always_auth || (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID))
+    if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID)
         return rv;
-    /* SoftHSM2 has the attribute (FALSE) on private keys only: turn those on. */
-    for (CK_ULONG i = 0; i < n; i++)
-        if (tmpl[i].type == CKA_ALWAYS_AUTHENTICATE && tmpl[i].pValue != NULL &&
-            tmpl[i].ulValueLen == sizeof(CK_BBOOL))
+    /* SoftHSM2 has these attributes on private keys only (ALWAYS_AUTHENTICATE FALSE; LOCAL
+     * etc. as the key's history says): turn those on. */
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_ATTRIBUTE_TYPE a = tmpl[i].type;
+        bool turn_on = (quirks.always_auth && a == CKA_ALWAYS_AUTHENTICATE) ||
+                       (quirks.claims_local && (a == CKA_LOCAL || a == CKA_ALWAYS_SENSITIVE ||
+                                                a == CKA_NEVER_EXTRACTABLE));
+        if (turn_on && tmpl[i].pValue != NULL && tmpl[i].ulValueLen == sizeof(CK_BBOOL))
             *(CK_BBOOL *)tmpl[i].pValue = CK_TRUE;
+    }
     return rv;
 }
 
@@ -272,10 +279,12 @@ static bool parse_quirks(const char *text)
             quirks.no_raw_rsa = true;
         else if (strcmp(w, "always-auth") == 0)
             quirks.always_auth = true;
+        else if (strcmp(w, "claims-local") == 0)
+            quirks.claims_local = true;
         else {
             fprintf(stderr,
                     "faultp11: FAULTP11_QUIRKS: unknown quirk '%s' (pinpad, one-session, "
-                    "no-raw-rsa, always-auth)\n",
+                    "no-raw-rsa, always-auth, claims-local)\n",
                     w);
             return false;
         }
@@ -312,9 +321,10 @@ bool fp_quirks_install(CK_FUNCTION_LIST *list)
         list->C_GetMechanismInfo = q_GetMechanismInfo;
     }
     list->C_SignInit = q_SignInit; /* counts the mechanism (stats: sign_mechanism) */
+    if (quirks.always_auth || quirks.claims_local)
+        list->C_GetAttributeValue = q_GetAttributeValue;
     if (quirks.always_auth) {
         list->C_Sign = q_Sign;
-        list->C_GetAttributeValue = q_GetAttributeValue;
         list->C_CloseSession = q_CloseSession;
         list->C_CloseAllSessions = q_CloseAllSessions;
     }

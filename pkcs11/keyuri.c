@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What `key list` says about a key beyond its attributes: the pkcs11: URI of each of its objects
+ * (formatted by p11-kit, so that what a user pastes into `openssl -engine pkcs11` or p11tool
+ * is escaped as RFC 7512 wants), and where the key came from. A token's CKA_ALWAYS_SENSITIVE
+ * is its own claim; a key that `key import` put there existed outside the token, and its CKA_ID
+ * (the SHA-1 of the public key) says so whatever the token claims.
+ */
+#include "pkcs11/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tok_key_describe_origin(struct tok_key_info *k)
+{
+    if (k->has_private && k->id_is_pubkey_sha1) {
+        k->origin = TOK_ORIGIN_IMPORTED;
+        k->origin_basis = TOK_BASIS_ID_RULE;
+    } else if (k->has_private && k->local >= 0) {
+        k->origin = k->local ? TOK_ORIGIN_GENERATED : TOK_ORIGIN_IMPORTED;
+        k->origin_basis = TOK_BASIS_CKA_LOCAL;
+    } else {
+        k->origin = TOK_ORIGIN_UNKNOWN;
+        k->origin_basis = TOK_BASIS_NONE;
+    }
+}
+
+static void format_uri(const CK_TOKEN_INFO *ti, const char *label, const uint8_t *id, size_t id_len,
+                       CK_OBJECT_CLASS cls, char *out)
+{
+    P11KitUri *u = p11_kit_uri_new();
+    CK_ATTRIBUTE a[3] = {{CKA_CLASS, &cls, sizeof cls},
+                         {CKA_ID, (void *)id, id_len},
+                         {CKA_LABEL, (void *)label, strlen(label)}};
+    char *text = NULL;
+
+    out[0] = '\0';
+    if (u == NULL)
+        return;
+    *p11_kit_uri_get_token_info(u) = *ti;
+    for (size_t i = 0; i < 3; i++)
+        if (i != 2 || label[0] != '\0') /* a label-less object: no object= */
+            p11_kit_uri_set_attribute(u, &a[i]);
+    if (p11_kit_uri_format(u, P11_KIT_URI_FOR_OBJECT_ON_TOKEN, &text) == P11_KIT_URI_OK &&
+        strlen(text) < TOK_URI_MAX)
+        memcpy(out, text, strlen(text) + 1);
+    free(text);
+    p11_kit_uri_free(u);
+}
+
+void tok_key_fill_uris(const CK_TOKEN_INFO *ti, struct tok_key_info *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct tok_key_info *k = &keys[i];
+        if (k->has_private)
+            format_uri(ti, k->label, k->id, k->id_len, CKO_PRIVATE_KEY, k->uri_private);
+        if (k->has_public)
+            format_uri(ti, k->public_label, k->id, k->id_len, CKO_PUBLIC_KEY, k->uri_public);
+        if (k->has_cert)
+            format_uri(ti, k->cert_label, k->id, k->id_len, CKO_CERTIFICATE, k->uri_cert);
+    }
+}
