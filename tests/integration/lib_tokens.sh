@@ -75,7 +75,8 @@ suite() {
 }
 
 # service_signs_once NAME MODULE URI PIN-FILE INIT-ARGS KEYS-DIR: itl-signd on this token signs
-# one config file (KEYS-DIR: where suite left tftp.pem and cfg/).
+# one config file (KEYS-DIR: where suite left tftp.pem and cfg/). TFTP_LABEL: the TFTP key's label
+# (default CallManager).
 service_signs_once() {
     local name=$1 module=$2 uri=$3 pin=$4 init_args=$5 keys=$6 d=$WORK/$1-svc pid i
     mkdir -p "$d/run" "$d/state" "$d/log" "$d/out"
@@ -89,7 +90,7 @@ service_signs_once() {
         [ -z "$init_args" ] || echo "  init-args: \"$init_args\""
         echo "keys:"
         echo "  recovery: { label: ITLRecovery }"
-        echo "  tftp: { label: CallManager }"
+        echo "  tftp: { label: ${TFTP_LABEL:-CallManager} }"
         echo "policy: { backup: \"off\" }"
         echo "socket: { path: $d/run/socket, mode: \"0660\", timeout: 5s }"
         echo "state-dir: $d/state"
