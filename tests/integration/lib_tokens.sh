@@ -32,7 +32,9 @@ suite() {
     expect_exit 0 "$BIN" "${G[@]}" key list
     [ "$(<<<"$OUT" grep -c 'usage:    private=sign public=verify (sign-only)')" -eq 2 ] ||
         die "$name: key list does not show two sign-only keys: $OUT"
-    ok "$name: key generate x2 (sign-only: private=sign public=verify), key list shows the usage"
+    [ "$(<<<"$OUT" grep -c "pkcs11:.*;object=.*;type=private$")" -eq 2 ] ||
+        die "$name: key list does not print each key's pkcs11: URI: $OUT"
+    ok "$name: key generate x2 (sign-only: private=sign public=verify), key list shows the usage and each key's pkcs11: URI"
 
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/imp.key" -out "$d/imp.pem" \
         -subj "/CN=imported/O=test" -days 30 2>/dev/null || die "openssl req"
