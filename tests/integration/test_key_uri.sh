@@ -1,7 +1,8 @@
 #!/bin/bash
 # `key list` (issue 16): each object's pkcs11: URI (p11_kit_uri_format: token, object, id, type),
 # pasted into the OpenSSL pkcs11 engine (libp11; the PIN from a file via -passin, not argv), signs
-# what openssl verifies with the key's certificate; the URI also selects the key in itl-sign.
+# what openssl verifies with the key's certificate; p11tool exports and test-signs with it; the
+# URI also selects the key in itl-sign.
 # An imported key is reported as imported (text and --json) even where the token claims
 # CKA_LOCAL / CKA_ALWAYS_SENSITIVE (faultp11 quirk claims-local).
 . "$(dirname "$0")/lib.sh"
@@ -44,6 +45,7 @@ for k in (cm, rec):
 print(cm["uri"]["private"])
 print(rec["uri"]["private"])
 PY
+JSON_LIST=$OUT
 CM_URI=$(sed -n 1p uris)
 REC_URI=$(sed -n 2p uris)
 ok "key list: a private, public and cert pkcs11: URI per key (text and --json); origin generated (CKA_LOCAL) / imported (CKA_ID rule)"
@@ -74,6 +76,21 @@ for pair in "CallManager:$CM_URI:tftp.pem" "ITLRecovery:$REC_URI:imp.pem"; do
         die "openssl rejects the engine's signature with $label's URI"
 done
 ok "the printed private-key URIs pasted into openssl dgst -engine pkcs11 (PIN via -passin file:): both signatures verify with the keys' certificates"
+
+# And into p11tool (GnuTLS): the cert URI exports the key's certificate; the private-key URI
+# passes p11tool's sign-and-verify test (the PIN from the environment, GNUTLS_PIN).
+command -v p11tool >/dev/null || die "p11tool missing (package gnutls-bin: tools/install-deps.sh)"
+CM_CERT_URI=$(/usr/bin/python3 -c 'import json, sys
+print({k["label"]: k for k in json.loads(sys.argv[1])}["CallManager"]["uri"]["cert"])' "$JSON_LIST")
+p11tool --provider "$ITL_MODULE" --export "$CM_CERT_URI" >p11tool.pem 2>p11tool.log ||
+    die "p11tool --export $CM_CERT_URI: $(cat p11tool.log)"
+cmp -s <(openssl x509 -in p11tool.pem -outform DER) <(openssl x509 -in tftp.pem -outform DER) ||
+    die "p11tool exported another certificate for $CM_CERT_URI"
+GNUTLS_PIN=$(cat "$ITL_PIN_FILE") p11tool --provider "$ITL_MODULE" --login --test-sign "$CM_URI" \
+    >p11tool.log 2>&1 || die "p11tool --test-sign $CM_URI: $(cat p11tool.log)"
+grep -q "Verifying against public key in the token... ok" p11tool.log ||
+    die "p11tool --test-sign did not verify: $(cat p11tool.log)"
+ok "p11tool: the printed cert URI exports the certificate, the private-key URI signs and verifies (--test-sign, PIN by GNUTLS_PIN)"
 
 # The URI is a token URI for itl-sign too: it selects exactly that key.
 expect_exit 0 "$BIN" --module "$ITL_MODULE" --token "$CM_URI" --pin-file "$ITL_PIN_FILE" key list
