@@ -106,6 +106,8 @@ stop() {
 }
 
 # clients NAME: $CLIENTS itl-sign processes at once, $PER_CLIENT files each, through $SOCK.
+# --jobs 2 each: all are root, and socket.max-connections-per-uid (16) would refuse the default
+# (4 x CPUs connections per client) once 4 clients overlap.
 clients() {
     local c i pids=() rc=0
     for c in $(seq 1 $CLIENTS); do
@@ -116,13 +118,13 @@ clients() {
         done
     done
     for c in $(seq 1 $CLIENTS); do
-        "$BIN" --socket "$SOCK" sign "$WORK/$1/c$c"/*.cnf.xml >"$WORK/$1/c$c.out" 2>&1 &
+        "$BIN" --socket "$SOCK" sign --jobs 2 "$WORK/$1/c$c"/*.cnf.xml >"$WORK/$1/c$c.out" 2>&1 &
         pids+=($!)
     done
     for c in $(seq 1 $CLIENTS); do
         wait "${pids[$((c - 1))]}" || {
             rc=$?
-            die "$1: client $c failed (exit $rc): $(tail -n 3 "$WORK/$1/c$c.out")"
+            die "$1: client $c failed (exit $rc): $(tail -n 3 "$WORK/$1/c$c.out"); itl-signd: $(tail -n 15 "$CFG.log")"
         }
     done
     verify_all "$WORK/$1"/c*
