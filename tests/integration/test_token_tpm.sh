@@ -54,7 +54,10 @@ tpm2_ptool addtoken --path "$WORK/store" --pid=1 --label=itl-tpm --sopin=tpm-so-
     --userpin=tpm-user-pin >>ptool.log 2>&1 || die "tpm2_ptool addtoken: $(tail -n 3 ptool.log)"
 ok "tpm2-pkcs11 $(dpkg-query -W -f='${Version}' libtpm2-pkcs11-1): token itl-tpm made with tpm2_ptool"
 
-EXPECT_REDUCED=1 IMPORT_REFUSED=1 suite tpm "$TPM_MODULE" "pkcs11:token=itl-tpm" "$WORK/tpm.pin"
+# The printed URI goes to p11tool here: libp11 0.4.12 (the OpenSSL engine) finds the token by it
+# but fails to load the key from tpm2-pkcs11 1.9 (PKCS11_get_private_key returns NULL after a
+# CKR_GENERAL_ERROR), with or without model= in the URI.
+ENGINE_PASTE=0 P11TOOL_PASTE=1 EXPECT_REDUCED=1 IMPORT_REFUSED=1 suite tpm "$TPM_MODULE" "pkcs11:token=itl-tpm" "$WORK/tpm.pin"
 
 # The vendor-tool path (issue 16): tpm2-pkcs11 refuses a private key through C_CreateObject, so
 # the key goes in with tpm2_ptool import; `key attach-cert` gives it its certificate, and it
