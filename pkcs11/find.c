@@ -109,6 +109,7 @@ static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_sear
         return -1;
     for (CK_ULONG i = 0; i < n; i++) {
         struct found_token ft = {.mod = mod, .slot = slots[i]};
+        CK_TOKEN_INFO padded;
         CK_SLOT_INFO si;
         if (mod->C_GetTokenInfo(slots[i], &ft.info) != CKR_OK)
             continue; /* removed meanwhile */
@@ -116,7 +117,9 @@ static int search_module(struct tok *t, CK_FUNCTION_LIST *mod, struct token_sear
             continue; /* SoftHSM2's free slot and blank cards are nobody's token */
         if (push_token(&s->all, &s->n_all, &ft) != 0)
             goto oom;
-        if (!matches_module || !p11_kit_uri_match_token_info(t->uri, &ft.info))
+        padded = ft.info;
+        tok_blank_pad_token_info(&padded);
+        if (!matches_module || !p11_kit_uri_match_token_info(t->uri, &padded))
             continue;
         if (t->uri_names_slot && mod->C_GetSlotInfo(slots[i], &si) == CKR_OK &&
             !p11_kit_uri_match_slot_info(t->uri, &si))

@@ -151,6 +151,13 @@ unsigned long tok_generation(struct tok *t);
  * ITL_E_NO_TOKEN "token ... not present" with ckr CKR_TOKEN_NOT_PRESENT (a rebuild looks for it,
  * re-initialising the module if need be). */
 int tok_token_info(struct tok *t, CK_TOKEN_INFO *info, struct itl_error *err);
+/* keyuri.c: fills the uri_* fields of KEYS from the token's info TI (a key without an object
+ * of a kind keeps ""); sets origin / origin_basis from local and id_is_pubkey_sha1. */
+void tok_key_describe_origin(struct tok_key_info *k);
+void tok_key_fill_uris(const CK_TOKEN_INFO *ti, struct tok_key_info *keys, size_t n);
+/* The token-info strings blank-padded from their first NUL (tpm2-pkcs11 pads with NULs): what
+ * a printed URI says, and so what a URI is matched against. */
+void tok_blank_pad_token_info(CK_TOKEN_INFO *info);
 /* 0 while the token is seen in its slot; else as tok_token_info. */
 int tok_check_present(struct tok *t, struct itl_error *err);
 /* An operation in session h failed with err. When the token went away or the login was lost,

@@ -58,6 +58,12 @@ static void cert_details(const uint8_t *der, size_t len, struct tok_key_info *in
         unsigned char *w = info->subject_der;
         info->subject_der_len = (size_t)i2d_X509_NAME(X509_get_subject_name(x), &w);
     }
+    {
+        uint8_t sha1[20];
+        unsigned sha1_len = 0;
+        info->id_is_pubkey_sha1 = X509_pubkey_digest(x, EVP_sha1(), sha1, &sha1_len) == 1 &&
+                                  sha1_len == info->id_len && memcmp(sha1, info->id, sha1_len) == 0;
+    }
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (bn) {
         char *hex = BN_bn2hex(bn);
@@ -90,6 +96,20 @@ static unsigned modulus_bits(const uint8_t *m, size_t len)
     return bits;
 }
 
+/* OBJ's CKA_LABEL into OUT ("" when it has none). */
+static void read_label(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, char *out,
+                       size_t size)
+{
+    uint8_t *v;
+    size_t vlen;
+
+    out[0] = '\0';
+    if (tok_get_attr(t, h, obj, CKA_LABEL, &v, &vlen, NULL) == 0) {
+        snprintf(out, size, "%.*s", (int)vlen, (char *)v);
+        free(v);
+    }
+}
+
 /* Everything we say about the key with this CKA_ID (priv may be 0: a lone certificate). */
 static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, int has_priv,
                         const uint8_t *id, size_t id_len, struct tok_key_info *info,
@@ -104,7 +124,7 @@ static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pri
 
     memset(info, 0, sizeof *info);
     info->local = info->always_sensitive = info->never_extractable = -1;
-    info->extractable = info->sensitive = -1;
+    info->extractable = info->sensitive = info->always_authenticate = -1;
     tok_read_usage(t, h, CK_INVALID_HANDLE, CK_INVALID_HANDLE, &info->usage);
     memcpy(info->id, id, id_len < sizeof info->id ? id_len : sizeof info->id);
     info->id_len = id_len < sizeof info->id ? id_len : sizeof info->id;
@@ -127,11 +147,14 @@ static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pri
         info->never_extractable = tok_get_bool(t, h, priv, CKA_NEVER_EXTRACTABLE);
         info->extractable = tok_get_bool(t, h, priv, CKA_EXTRACTABLE);
         info->sensitive = tok_get_bool(t, h, priv, CKA_SENSITIVE);
+        info->always_authenticate = tok_get_bool(t, h, priv, CKA_ALWAYS_AUTHENTICATE);
     }
     cls = CKO_PUBLIC_KEY;
     if (tok_find_objects(t, h, tmpl, 2, &found, &n, err) != 0)
         return -1;
     info->has_public = n > 0;
+    if (n > 0)
+        read_label(t, h, found[0], info->public_label, sizeof info->public_label);
     tok_read_usage(t, h, has_priv ? priv : CK_INVALID_HANDLE, n > 0 ? found[0] : CK_INVALID_HANDLE,
                    &info->usage);
     free(found);
@@ -139,19 +162,26 @@ static int describe_key(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE pri
     if (tok_find_objects(t, h, tmpl, 2, &found, &n, err) != 0)
         return -1;
     if (n > 0 && tok_get_attr(t, h, found[0], CKA_VALUE, &v, &vlen, err) == 0) {
-        if (!info->label[0]) {
-            uint8_t *l;
-            size_t llen;
-            if (tok_get_attr(t, h, found[0], CKA_LABEL, &l, &llen, err) == 0) {
-                snprintf(info->label, sizeof info->label, "%.*s", (int)llen, (char *)l);
-                free(l);
-            }
-        }
+        read_label(t, h, found[0], info->cert_label, sizeof info->cert_label);
+        if (!info->label[0])
+            snprintf(info->label, sizeof info->label, "%s", info->cert_label);
         cert_details(v, vlen, info);
         free(v);
     }
     free(found);
+    tok_key_describe_origin(info);
     return 0;
+}
+
+/* The objects' URIs need the token's info: asked outside the session (URIs stay "" if the
+ * token does not answer now; the listing itself succeeded). */
+static void with_uris(struct tok *t, struct tok_key_info *keys, size_t n)
+{
+    CK_TOKEN_INFO ti;
+    struct itl_error ignored;
+
+    if (n > 0 && tok_token_info(t, &ti, &ignored) == 0)
+        tok_key_fill_uris(&ti, keys, n);
 }
 
 struct attrs_ctx {
@@ -181,7 +211,11 @@ int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *in
                        struct itl_error *err)
 {
     struct attrs_ctx c = {label, info};
-    return tok_run(t, 0, attributes_in_session, &c, err);
+
+    if (tok_run(t, 0, attributes_in_session, &c, err) != 0)
+        return -1;
+    with_uris(t, info, 1);
+    return 0;
 }
 
 struct list_ctx {
@@ -280,6 +314,7 @@ int tok_list_keys(struct tok *t, struct tok_key_info **out, size_t *n, struct it
     }
     if (c.n > 1)
         qsort(c.keys, c.n, sizeof *c.keys, by_label);
+    with_uris(t, c.keys, c.n);
     *out = c.keys;
     *n = c.n;
     return 0;

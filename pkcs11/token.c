@@ -212,6 +212,15 @@ int tok_pin_ignored(struct tok *t)
     return ignored;
 }
 
+int tok_has_pin_pad(struct tok *t)
+{
+    int pad;
+    pthread_mutex_lock(&t->lock);
+    pad = t->protected_path;
+    pthread_mutex_unlock(&t->lock);
+    return pad;
+}
+
 CK_RV tok_test_close_all_sessions(struct tok *t)
 {
     CK_RV rv;

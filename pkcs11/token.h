@@ -140,6 +140,9 @@ struct tok_status {
 int tok_get_status(struct tok *t, struct tok_status *st, struct itl_error *err);
 /* tok_status.pin_ignored without asking the token anything (tok_get_status reads its info). */
 int tok_pin_ignored(struct tok *t);
+/* 1 for a PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH), as the token said when it was found:
+ * asks the token nothing (the one-shot path counts its calls). */
+int tok_has_pin_pad(struct tok *t);
 
 /* ---- Key management ---- */
 
@@ -153,6 +156,16 @@ int tok_usage_sign_only(const struct tok_key_usage *u);
 /* The uses that are on, comma-separated ("sign", "verify,encrypt"; "?x": not reported; "none");
  * private_half: the private key's uses, else the public key's. */
 void tok_usage_text(const struct tok_key_usage *u, int private_half, char *out, size_t size);
+
+/* Where a key came from, and what says so (tok_key_info.origin, .origin_basis). */
+enum tok_key_origin { TOK_ORIGIN_UNKNOWN, TOK_ORIGIN_GENERATED, TOK_ORIGIN_IMPORTED };
+enum tok_key_origin_basis {
+    TOK_BASIS_NONE,      /* the token does not report CKA_LOCAL */
+    TOK_BASIS_ID_RULE,   /* CKA_ID is the SHA-1 of the public key: `key import`'s CKA_ID rule */
+    TOK_BASIS_CKA_LOCAL, /* the token's CKA_LOCAL (NSS softokn reads false on generated keys) */
+};
+
+#define TOK_URI_MAX 1024
 
 struct tok_key_info {
     char label[128];
@@ -170,6 +183,16 @@ struct tok_key_info {
     uint8_t cert_sha256[32];
     int has_cert_sha256;
     struct tok_key_usage usage;
+    int always_authenticate; /* CKA_ALWAYS_AUTHENTICATE of the private key; -1 not reported */
+    int id_is_pubkey_sha1;   /* the certificate's public key hashes (SHA-1) to CKA_ID */
+    /* An imported key is reported as imported even where the token claims ALWAYS_SENSITIVE. */
+    enum tok_key_origin origin;
+    enum tok_key_origin_basis origin_basis;
+    /* Each object's own label (the public key's and certificate's may differ from label). */
+    char public_label[128], cert_label[128];
+    /* RFC 7512 URIs of the objects (p11_kit_uri_format: token, object, id, type); "" when the
+     * object is not there. What a user pastes into `openssl -engine pkcs11` or p11tool. */
+    char uri_private[TOK_URI_MAX], uri_public[TOK_URI_MAX], uri_cert[TOK_URI_MAX];
 };
 
 /* Every private key / certificate pair on the token (grouped by CKA_ID). *out is malloc'd. */

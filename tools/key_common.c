@@ -101,6 +101,52 @@ static void subject_text(const struct tok_key_info *k, char *out, size_t out_siz
         snprintf(out, out_size, "(certificate is not valid DER)");
 }
 
+/* What says where the key came from, for people. */
+static const char *origin_text(const struct tok_key_info *k)
+{
+    switch (k->origin_basis) {
+    case TOK_BASIS_ID_RULE:
+        return k->always_sensitive == 1
+                   ? "imported (CKA_ID is the SHA-1 of its public key: itl-sign key import's "
+                     "rule); "
+                     "it existed outside the token, whatever always_sensitive says"
+                   : "imported (CKA_ID is the SHA-1 of its public key: itl-sign key import's rule)";
+    case TOK_BASIS_CKA_LOCAL:
+        return k->origin == TOK_ORIGIN_GENERATED
+                   ? "generated on the token (CKA_LOCAL)"
+                   : "imported (CKA_LOCAL false; NSS softokn reads false on generated keys too)";
+    default:
+        return "unknown (the token does not report CKA_LOCAL)";
+    }
+}
+
+static const char *origin_word(enum tok_key_origin o)
+{
+    return o == TOK_ORIGIN_GENERATED  ? "generated"
+           : o == TOK_ORIGIN_IMPORTED ? "imported"
+                                      : "unknown";
+}
+
+static const char *basis_word(enum tok_key_origin_basis b)
+{
+    return b == TOK_BASIS_ID_RULE ? "cka_id_rule" : b == TOK_BASIS_CKA_LOCAL ? "cka_local" : "none";
+}
+
+static void print_uris_text(const struct tok_key_info *k)
+{
+    const char *lead = "  uri:      ";
+    const struct {
+        const char *kind, *uri;
+    } objs[] = {{"private", k->uri_private}, {"public", k->uri_public}, {"cert", k->uri_cert}};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (!objs[i].uri[0])
+            continue;
+        printf("%s%-8s %s\n", lead, objs[i].kind, objs[i].uri);
+        lead = "            ";
+    }
+}
+
 void key_print_info_text(const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
@@ -125,12 +171,14 @@ void key_print_info_text(const struct tok_key_info *k)
     } else {
         printf("  certificate: none (signing needs one with the same CKA_ID)\n");
     }
-    if (k->has_private)
+    if (k->has_private) {
+        printf("  origin:   %s\n", origin_text(k));
         printf("  local=%s always_sensitive=%s never_extractable=%s extractable=%s "
-               "sensitive=%s\n",
+               "sensitive=%s always_authenticate=%s\n",
                key_yes_no(k->local), key_yes_no(k->always_sensitive),
                key_yes_no(k->never_extractable), key_yes_no(k->extractable),
-               key_yes_no(k->sensitive));
+               key_yes_no(k->sensitive), key_yes_no(k->always_authenticate));
+    }
     if (k->has_private || k->has_public) {
         char priv[64], pub[64];
         tok_usage_text(&k->usage, 1, priv, sizeof priv);
@@ -140,6 +188,7 @@ void key_print_info_text(const struct tok_key_info *k)
                tok_usage_sign_only(&k->usage) ? "sign-only"
                                               : "NOT sign-only: the token allows more");
     }
+    print_uris_text(k);
 }
 
 void key_print_result_json(const char *command, const char *label, const char *message)
@@ -186,9 +235,16 @@ void key_print_info_json(const struct tok_key_info *k)
         key_json_str("public", k->has_public ? pub : "", 1);
         printf("\"sign_only\":%s},", tok_usage_sign_only(&k->usage) ? "true" : "false");
     }
+    printf("\"uri\":{");
+    key_json_str("private", k->uri_private, 1);
+    key_json_str("public", k->uri_public, 1);
+    key_json_str("cert", k->uri_cert, 0);
+    printf("},");
+    key_json_str("origin", origin_word(k->origin), 1);
+    key_json_str("origin_basis", basis_word(k->origin_basis), 1);
     printf("\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s,\"extractable\":%s,"
-           "\"sensitive\":%s}",
+           "\"sensitive\":%s,\"always_authenticate\":%s}",
            key_json_bool(k->local), key_json_bool(k->always_sensitive),
            key_json_bool(k->never_extractable), key_json_bool(k->extractable),
-           key_json_bool(k->sensitive));
+           key_json_bool(k->sensitive), key_json_bool(k->always_authenticate));
 }

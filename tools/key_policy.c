@@ -107,8 +107,9 @@ static int attest_token(const struct attest_opts *o, const char *module, const c
 
     if (RAND_bytes(challenge, sizeof challenge) != 1)
         return EXIT_TOKEN;
-    if (tok_pin_from_file(o->backup_pin_file, &pin, &te) != 0 || tok_open(&to, &t, &te) != 0 ||
-        tok_login(t, &pin, &te) != 0 || tok_find_key(t, label, &k, &te) != 0 ||
+    if (tok_open(&to, &t, &te) != 0 ||
+        cli_token_pin_file(t, o->backup_pin_file, "--backup-pin-file", &pin, &te) != 0 ||
+        tok_login(t, pin.bytes ? &pin : NULL, &te) != 0 || tok_find_key(t, label, &k, &te) != 0 ||
         tok_sign_data(t, k, NID_sha256, challenge, sizeof challenge, sig, &sig_len, &te) != 0) {
         cli_error("backup token: %s", te.msg);
         rc = cli_exit_for(&te);

@@ -11,20 +11,63 @@
 #include "pkcs11/token.h"
 #include "policy/policy.h"
 
-/* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
- * token without login then decide). */
-static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
+/* --pin-file and --pin-fd exclude each other: checked before anything is opened or read. */
+static int check_pin_options(const struct cli_global *g, struct itl_error *te)
 {
     if (g->pin_file && g->pin_fd >= 0) {
-        snprintf(te->msg, sizeof te->msg, "give either --pin-file or --pin-fd, not both");
-        te->cls = ITL_E_USAGE;
+        err_set(te, ITL_E_USAGE, "give either --pin-file or --pin-fd, not both");
         return -1;
     }
+    return 0;
+}
+
+/* The PIN the options give; *pin stays empty when none is given (pin-source, or a token
+ * without login then decide). Read only once the token is known not to be a PIN pad. */
+static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
+{
     if (g->pin_file)
         return tok_pin_from_file(g->pin_file, pin, te);
     if (g->pin_fd >= 0)
         return tok_pin_from_fd(g->pin_fd, pin, te);
     return 0;
+}
+
+/* A PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH) takes the PIN on the device: the PIN source
+ * GIVEN names (NULL: none) is not read at all (an unreadable PIN file is no error), and the
+ * user is told once that it is ignored. */
+static int is_pin_pad(struct tok *t, const char *given)
+{
+    struct tok_status st;
+    struct itl_error ignored;
+
+    if (!tok_has_pin_pad(t))
+        return 0;
+    if (!given)
+        return 1;
+    tok_get_status(t, &st, &ignored); /* the label is set even when the token does not answer */
+    cli_warn("token '%s' has a PIN pad (protected authentication path): the PIN given "
+             "(%s) is ignored and not read; enter it on the token",
+             st.label, given);
+    return 1;
+}
+
+static const char *pin_source_given(const struct cli_global *g)
+{
+    if (g->pin_file)
+        return "--pin-file or token.pin-file";
+    if (g->pin_fd >= 0)
+        return "--pin-fd";
+    if (g->token && strstr(g->token, "pin-source="))
+        return "pin-source in the token URI";
+    return NULL;
+}
+
+int cli_token_pin_file(struct tok *t, const char *file, const char *what, struct tok_pin *pin,
+                       struct itl_error *err)
+{
+    if (is_pin_pad(t, what))
+        return 0;
+    return tok_pin_from_file(file, pin, err);
 }
 
 static int needs_prompt(struct tok *t, const struct cli_global *g)
@@ -40,20 +83,6 @@ static int needs_prompt(struct tok *t, const struct cli_global *g)
            isatty(STDIN_FILENO);
 }
 
-/* What the token layer did differently from what was asked (docs/tokens.md, quirks). */
-static void warn_token_quirks(struct tok *t)
-{
-    struct tok_status st;
-    struct itl_error ignored;
-
-    if (!tok_pin_ignored(t)) /* the common case asks the token nothing */
-        return;
-    tok_get_status(t, &st, &ignored);
-    cli_warn("token '%s' has a PIN pad (protected authentication path): the PIN given "
-             "(--pin-file, --pin-fd or pin-source) is ignored; enter it on the token",
-             st.label);
-}
-
 int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
 {
     struct tok_options opts = {.module = g->module,
@@ -64,22 +93,28 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
     struct tok_pin pin = {0};
     struct itl_error te = {0};
     struct tok *t = NULL;
+    int pin_pad;
 
     *out = NULL;
     if (!g->token) {
         cli_error("--token URI is needed for direct mode (e.g. --token 'pkcs11:token=itl-sign')");
         return EXIT_USAGE;
     }
-    if (read_pin(g, &pin, &te) != 0) {
+    if (check_pin_options(g, &te) != 0) {
         cli_error("%s", te.msg);
         return cli_exit_for(&te);
     }
     if (tok_open(&opts, &t, &te) != 0) {
-        tok_pin_wipe(&pin);
         cli_error("%s", te.msg);
         return cli_exit_for(&te);
     }
-    if (login && !pin.bytes && needs_prompt(t, g)) {
+    pin_pad = is_pin_pad(t, pin_source_given(g));
+    if (!pin_pad && read_pin(g, &pin, &te) != 0) {
+        cli_error("%s", te.msg);
+        tok_close(t);
+        return cli_exit_for(&te);
+    }
+    if (login && !pin_pad && !pin.bytes && needs_prompt(t, g)) {
         struct tok_status st;
         char prompt[80];
         tok_get_status(t, &st, &te);
@@ -97,7 +132,6 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
         return cli_exit_for(&te);
     }
     tok_pin_wipe(&pin);
-    warn_token_quirks(t);
     *out = t;
     return EXIT_OK;
 }

@@ -9,6 +9,8 @@
 #include "tools/cli.h"
 
 struct tok;
+struct tok_pin;
+struct itl_error;
 
 /* Open the token --token names (with --module, default the p11-kit proxy) and log in. The PIN
  * comes from --pin-file, --pin-fd, the URI's pin-source, or a no-echo prompt when stdin is a
@@ -17,5 +19,9 @@ struct tok;
 int cli_open_token(const struct cli_global *g, struct tok **out);
 /* The same; with login == 0 it logs in only when a PIN was given (public objects only). */
 int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out);
+/* The PIN in FILE for the open token T, unless T has a PIN pad: then FILE is not read, *pin
+ * stays empty and a warning names WHAT (the option that gave FILE) as ignored. */
+int cli_token_pin_file(struct tok *t, const char *file, const char *what, struct tok_pin *pin,
+                       struct itl_error *err);
 
 #endif

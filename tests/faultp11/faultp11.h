@@ -91,6 +91,8 @@ void fp_schedule_apply(struct fp_schedule *s, enum fp_fn fn, long long now_ms,
 
 /* ---- stats.c: counters, rewritten to the stats file ---- */
 
+#define FP_SIGN_MECH_MAX 16
+
 struct fp_stats {
     unsigned long calls[FP_FN_COUNT];
     unsigned long injected[FP_FN_COUNT];
@@ -100,6 +102,15 @@ struct fp_stats {
     char (*pin_hashes)[65]; /* hex SHA-256 of each PIN sent to C_Login, in order */
     size_t n_pin_hashes;
     size_t pin_hashes_cap;
+    /* What quirks.c saw: successful C_Login(CKU_CONTEXT_SPECIFIC), and successful C_SignInit
+     * per mechanism (so a test can tell which mechanism the caller chose). */
+    unsigned long context_logins;
+    unsigned long quirk_refusals; /* calls a quirk refused (the caller broke the quirk's rule) */
+    struct fp_mech_count {
+        CK_MECHANISM_TYPE mech;
+        unsigned long n;
+    } sign_mech[FP_SIGN_MECH_MAX];
+    size_t n_sign_mech;
     char schedule_error[FP_LINE_MAX + 256]; /* "" when the control file parsed */
 };
 
@@ -111,6 +122,14 @@ void fp_stats_load(struct fp_stats *st, struct fp_schedule *states, const char *
 /* Rewrites PATH atomically (temporary file + rename); false with a message on stderr. */
 bool fp_stats_save(const struct fp_stats *st, const struct fp_schedule *sched, const char *path);
 void fp_stats_free(struct fp_stats *st);
+/* Counts a successful C_SignInit with MECH (mechanisms past FP_SIGN_MECH_MAX are not kept). */
+void fp_stats_record_sign_mech(struct fp_stats *st, CK_MECHANISM_TYPE mech);
+
+/* ---- module.c: what quirks.c observes, counted under the module lock and saved ---- */
+
+void fp_note_context_login(void);
+void fp_note_sign_mechanism(CK_MECHANISM_TYPE mech);
+void fp_note_quirk_refusal(void);
 
 /* ---- quirks.c: FAULTP11_QUIRKS ---- */
 

@@ -228,6 +228,37 @@ static void account_locked(const struct fp_call *c)
         fp_stats_save(&stats, &schedule, stats_path);
 }
 
+/* What quirks.c observes above the module's own entry points. */
+static void note_locked_save(void)
+{
+    if (stats_path != NULL)
+        fp_stats_save(&stats, &schedule, stats_path);
+}
+
+void fp_note_context_login(void)
+{
+    pthread_mutex_lock(&lock);
+    stats.context_logins++;
+    note_locked_save();
+    pthread_mutex_unlock(&lock);
+}
+
+void fp_note_quirk_refusal(void)
+{
+    pthread_mutex_lock(&lock);
+    stats.quirk_refusals++;
+    note_locked_save();
+    pthread_mutex_unlock(&lock);
+}
+
+void fp_note_sign_mechanism(CK_MECHANISM_TYPE mech)
+{
+    pthread_mutex_lock(&lock);
+    fp_stats_record_sign_mech(&stats, mech);
+    note_locked_save();
+    pthread_mutex_unlock(&lock);
+}
+
 /* Decides the fate of a call: returns true when it must not be forwarded (call->rv is the
  * answer), false when the caller forwards it to the real module. ABSENT_RV is what the call
  * returns while the token is removed, CKR_OK when removal does not concern it. */

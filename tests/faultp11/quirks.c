@@ -9,11 +9,15 @@
  *                real token with FAULTP11_PIN itself, as a PIN pad would
  *   one-session  ulMaxSessionCount = 1; a second open session is refused with CKR_SESSION_COUNT
  *   no-raw-rsa   CKM_RSA_PKCS hidden from C_GetMechanismList/Info, refused by C_SignInit
+ *   claims-local private keys read CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE = TRUE,
+ *                whatever their history (a token that claims more than it knows)
  *   always-auth  private keys read CKA_ALWAYS_AUTHENTICATE = TRUE; C_Sign after C_SignInit needs
  *                C_Login(CKU_CONTEXT_SPECIFIC) with FAULTP11_PIN first (else
  *                CKR_USER_NOT_LOGGED_IN); a wrong context PIN is CKR_PIN_INCORRECT
  *
  * A violated quirk fails the caller's operation (and says why on stderr): that is the test.
+ * With or without quirks, C_SignInit's mechanism and the context logins are counted in the
+ * stats (sign_mechanism, context_logins); each call a quirk refused in quirk_refusals.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -25,7 +29,7 @@
 #define FQ_MAX_SESSIONS 1024
 
 static struct {
-    bool pinpad, one_session, no_raw_rsa, always_auth;
+    bool pinpad, one_session, no_raw_rsa, always_auth, claims_local;
 } quirks;
 
 static CK_FUNCTION_LIST base; /* the module's entry points before the quirks */
@@ -101,6 +105,10 @@ static CK_RV context_login(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG le
     if (ok)
         set_remove(pending_auth, &n_pending, s);
     pthread_mutex_unlock(&qlock);
+    if (ok)
+        fp_note_context_login();
+    if (!ok)
+        fp_note_quirk_refusal();
     if (!ok && quirks.pinpad)
         fprintf(stderr, "faultp11: quirk pinpad: context C_Login got a PIN, not NULL\n");
     return ok ? CKR_OK : quirks.pinpad ? CKR_ARGUMENTS_BAD : CKR_PIN_INCORRECT;
@@ -115,6 +123,7 @@ static CK_RV q_Login(CK_SESSION_HANDLE s, CK_USER_TYPE who, CK_UTF8CHAR_PTR pin,
     if (pin != NULL || len != 0) {
         fprintf(stderr, "faultp11: quirk pinpad: C_Login got a PIN of %lu bytes, not NULL\n",
                 (unsigned long)len);
+        fp_note_quirk_refusal();
         return CKR_ARGUMENTS_BAD;
     }
     return login_with_env_pin(s, who);
@@ -130,6 +139,7 @@ static CK_RV q_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_
     pthread_mutex_lock(&qlock);
     if (n_open >= 1) {
         pthread_mutex_unlock(&qlock);
+        fp_note_quirk_refusal();
         return CKR_SESSION_COUNT;
     }
     rv = base.C_OpenSession(slot, flags, app, notify, out);
@@ -200,9 +210,13 @@ static CK_RV q_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, CK_OBJECT_HA
 {
     CK_RV rv;
 
-    if (quirks.no_raw_rsa && mech != NULL && mech->mechanism == CKM_RSA_PKCS)
+    if (quirks.no_raw_rsa && mech != NULL && mech->mechanism == CKM_RSA_PKCS) {
+        fp_note_quirk_refusal();
         return CKR_MECHANISM_INVALID;
+    }
     rv = base.C_SignInit(s, mech, key);
+    if (rv == CKR_OK && mech != NULL)
+        fp_note_sign_mechanism(mech->mechanism);
     if (rv == CKR_OK && quirks.always_auth) {
         pthread_mutex_lock(&qlock);
         set_add(pending_auth, &n_pending, s);
@@ -220,8 +234,10 @@ static CK_RV q_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
         pthread_mutex_lock(&qlock);
         pending = set_has(pending_auth, n_pending, s);
         pthread_mutex_unlock(&qlock);
-        if (pending)
+        if (pending) {
+            fp_note_quirk_refusal();
             return CKR_USER_NOT_LOGGED_IN;
+        }
     }
     return base.C_Sign(s, data, len, sig, sig_len);
 }
@@ -231,13 +247,18 @@ static CK_RV q_GetAttributeValue(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATT
 {
     CK_RV rv = base.C_GetAttributeValue(s, o, tmpl, n);
 
-    if (!quirks.always_auth || (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID))
+    if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID)
         return rv;
-    /* SoftHSM2 has the attribute (FALSE) on private keys only: turn those on. */
-    for (CK_ULONG i = 0; i < n; i++)
-        if (tmpl[i].type == CKA_ALWAYS_AUTHENTICATE && tmpl[i].pValue != NULL &&
-            tmpl[i].ulValueLen == sizeof(CK_BBOOL))
+    /* SoftHSM2 has these attributes on private keys only (ALWAYS_AUTHENTICATE FALSE; LOCAL
+     * etc. as the key's history says): turn those on. */
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_ATTRIBUTE_TYPE a = tmpl[i].type;
+        bool turn_on = (quirks.always_auth && a == CKA_ALWAYS_AUTHENTICATE) ||
+                       (quirks.claims_local && (a == CKA_LOCAL || a == CKA_ALWAYS_SENSITIVE ||
+                                                a == CKA_NEVER_EXTRACTABLE));
+        if (turn_on && tmpl[i].pValue != NULL && tmpl[i].ulValueLen == sizeof(CK_BBOOL))
             *(CK_BBOOL *)tmpl[i].pValue = CK_TRUE;
+    }
     return rv;
 }
 
@@ -258,10 +279,12 @@ static bool parse_quirks(const char *text)
             quirks.no_raw_rsa = true;
         else if (strcmp(w, "always-auth") == 0)
             quirks.always_auth = true;
+        else if (strcmp(w, "claims-local") == 0)
+            quirks.claims_local = true;
         else {
             fprintf(stderr,
                     "faultp11: FAULTP11_QUIRKS: unknown quirk '%s' (pinpad, one-session, "
-                    "no-raw-rsa, always-auth)\n",
+                    "no-raw-rsa, always-auth, claims-local)\n",
                     w);
             return false;
         }
@@ -297,11 +320,11 @@ bool fp_quirks_install(CK_FUNCTION_LIST *list)
         list->C_GetMechanismList = q_GetMechanismList;
         list->C_GetMechanismInfo = q_GetMechanismInfo;
     }
-    if (quirks.no_raw_rsa || quirks.always_auth)
-        list->C_SignInit = q_SignInit;
+    list->C_SignInit = q_SignInit; /* counts the mechanism (stats: sign_mechanism) */
+    if (quirks.always_auth || quirks.claims_local)
+        list->C_GetAttributeValue = q_GetAttributeValue;
     if (quirks.always_auth) {
         list->C_Sign = q_Sign;
-        list->C_GetAttributeValue = q_GetAttributeValue;
         list->C_CloseSession = q_CloseSession;
         list->C_CloseAllSessions = q_CloseAllSessions;
     }

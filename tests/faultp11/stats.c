@@ -8,6 +8,9 @@
  *   errors C_Sign 1            non-OK answers of the real module
  *   login_attempts 3
  *   login_pin_sha256 HEX       one line per C_Login with a PIN, in order
+ *   context_logins 5           successful C_Login(CKU_CONTEXT_SPECIFIC)
+ *   quirk_refusals 0           calls a quirk refused (FAULTP11_QUIRKS)
+ *   sign_mechanism CKM_SHA256_RSA_PKCS 5   successful C_SignInit per mechanism
  *   absent 0
  *   schedule_error MSG         only while the control file does not parse
  *   rule_state SEEN START RULE the counters of each rule, so a later process continues them
@@ -50,6 +53,79 @@ void fp_stats_record_login(struct fp_stats *st, const unsigned char *pin, size_t
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     if (!push_pin_hash(st, hex))
         fprintf(stderr, "faultp11: out of memory recording a PIN hash\n");
+}
+
+static const struct {
+    CK_MECHANISM_TYPE mech;
+    const char *name;
+} mech_names[] = {
+    {CKM_RSA_PKCS, "CKM_RSA_PKCS"},
+    {CKM_SHA1_RSA_PKCS, "CKM_SHA1_RSA_PKCS"},
+    {CKM_SHA256_RSA_PKCS, "CKM_SHA256_RSA_PKCS"},
+    {CKM_SHA384_RSA_PKCS, "CKM_SHA384_RSA_PKCS"},
+    {CKM_SHA512_RSA_PKCS, "CKM_SHA512_RSA_PKCS"},
+    {CKM_RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"},
+    {CKM_ECDSA, "CKM_ECDSA"},
+};
+
+/* "CKM_SHA256_RSA_PKCS", or "0x..." for a mechanism the table does not name. */
+static void mech_name(CK_MECHANISM_TYPE mech, char *out, size_t size)
+{
+    for (size_t i = 0; i < sizeof mech_names / sizeof mech_names[0]; i++)
+        if (mech_names[i].mech == mech) {
+            snprintf(out, size, "%s", mech_names[i].name);
+            return;
+        }
+    snprintf(out, size, "0x%lx", (unsigned long)mech);
+}
+
+static bool mech_parse(const char *name, CK_MECHANISM_TYPE *out)
+{
+    char *end;
+
+    for (size_t i = 0; i < sizeof mech_names / sizeof mech_names[0]; i++)
+        if (strcmp(mech_names[i].name, name) == 0) {
+            *out = mech_names[i].mech;
+            return true;
+        }
+    *out = strtoul(name, &end, 16);
+    return strncmp(name, "0x", 2) == 0 && end != name + 2 && *end == '\0';
+}
+
+static struct fp_mech_count *sign_mech_slot(struct fp_stats *st, CK_MECHANISM_TYPE mech)
+{
+    for (size_t i = 0; i < st->n_sign_mech; i++)
+        if (st->sign_mech[i].mech == mech)
+            return &st->sign_mech[i];
+    if (st->n_sign_mech == FP_SIGN_MECH_MAX)
+        return NULL;
+    st->sign_mech[st->n_sign_mech] = (struct fp_mech_count){.mech = mech};
+    return &st->sign_mech[st->n_sign_mech++];
+}
+
+void fp_stats_record_sign_mech(struct fp_stats *st, CK_MECHANISM_TYPE mech)
+{
+    struct fp_mech_count *c = sign_mech_slot(st, mech);
+
+    if (c != NULL)
+        c->n++;
+}
+
+static bool load_sign_mech(struct fp_stats *st, const char *rest)
+{
+    char name[64];
+    unsigned long v;
+    CK_MECHANISM_TYPE mech;
+    struct fp_mech_count *c;
+    int end = 0;
+
+    if (sscanf(rest, "%63s %lu%n", name, &v, &end) != 2 || rest[end] != '\0' ||
+        !mech_parse(name, &mech))
+        return false;
+    c = sign_mech_slot(st, mech);
+    if (c != NULL)
+        c->n = v;
+    return c != NULL;
 }
 
 static bool is_hex64(const char *s)
@@ -102,6 +178,12 @@ static bool load_line(struct fp_stats *st, struct fp_schedule *states, char *lin
         return sscanf(rest, "%lu%n", &st->login_attempts, &end) == 1 && rest[end] == '\0';
     if (strcmp(line, "login_pin_sha256") == 0)
         return is_hex64(rest) && push_pin_hash(st, rest);
+    if (strcmp(line, "context_logins") == 0)
+        return sscanf(rest, "%lu%n", &st->context_logins, &end) == 1 && rest[end] == '\0';
+    if (strcmp(line, "quirk_refusals") == 0)
+        return sscanf(rest, "%lu%n", &st->quirk_refusals, &end) == 1 && rest[end] == '\0';
+    if (strcmp(line, "sign_mechanism") == 0)
+        return load_sign_mech(st, rest);
     if (strcmp(line, "absent") == 0 || strcmp(line, "schedule_error") == 0)
         return true; /* describe the schedule, which is read afresh */
     if (strcmp(line, "rule_state") == 0)
@@ -147,6 +229,13 @@ static void write_stats(FILE *f, const struct fp_stats *st, const struct fp_sche
     fprintf(f, "login_attempts %lu\n", st->login_attempts);
     for (size_t i = 0; i < st->n_pin_hashes; i++)
         fprintf(f, "login_pin_sha256 %s\n", st->pin_hashes[i]);
+    fprintf(f, "context_logins %lu\n", st->context_logins);
+    fprintf(f, "quirk_refusals %lu\n", st->quirk_refusals);
+    for (size_t i = 0; i < st->n_sign_mech; i++) {
+        char name[32];
+        mech_name(st->sign_mech[i].mech, name, sizeof name);
+        fprintf(f, "sign_mechanism %s %lu\n", name, st->sign_mech[i].n);
+    }
     fprintf(f, "absent %d\n", sched->absent ? 1 : 0);
     if (st->schedule_error[0] != '\0')
         fprintf(f, "schedule_error %s\n", st->schedule_error);

@@ -82,7 +82,7 @@ nss_up() {
 }
 
 ock_up
-suite opencryptoki "$OCK_MODULE" "pkcs11:token=itl-ock" "$WORK/ock.pin"
+P11TOOL_PASTE=1 suite opencryptoki "$OCK_MODULE" "pkcs11:token=itl-ock" "$WORK/ock.pin"
 
 nss_up
 NSS_URI="pkcs11:token=NSS%20Certificate%20DB"

@@ -39,6 +39,45 @@ run_quirk() { # QUIRKS DIR [ARGS]: sign the five configs into DIR through the wr
 run_quirk pinpad pinpad
 echo "$ERR" | grep -q "PIN pad" || die "no warning that the configured PIN is not used: $ERR"
 ok "PIN pad: logged in with a NULL PIN (the wrapper refuses any other), 5 configs signed, the PIN file's PIN not sent"
+# The PIN file is not even read on a PIN pad: one that cannot be read (missing; a directory)
+# is no error, and the warning comes once. The same file fails on the plain token.
+for bad in "$WORK/no-such.pin" "$WORK/ref"; do
+    mkdir -p pinpad-unreadable && cp ref/SEP000000000001.cnf.xml pinpad-unreadable/
+    expect_exit 0 env FAULTP11_QUIRKS=pinpad "$BIN" --module "$FAULT" --token "$ITL_TOKEN_URI" \
+        --pin-file "$bad" sign pinpad-unreadable/SEP000000000001.cnf.xml
+    [ "$(<<<"$ERR" grep -c "PIN pad")" -eq 1 ] || die "PIN pad: not one warning: $ERR"
+    <<<"$ERR" grep -q "ignored and not read" || die "PIN pad: the warning does not say so: $ERR"
+    "$BIN" verify pinpad-unreadable/SEP000000000001.cnf.xml.sgn --cert tftp.pem >/dev/null ||
+        die "PIN pad: the signature with an unreadable PIN file does not verify"
+    rm -r pinpad-unreadable
+    "$BIN" --module "$FAULT" --token "$ITL_TOKEN_URI" --pin-file "$bad" \
+        sign ref/SEP000000000001.cnf.xml 2>plain.err && die "the plain token signed without a PIN"
+    grep -q "PIN file $bad" plain.err || die "plain token: no PIN file error: $(cat plain.err)"
+done
+mkdir -p pp-cfg/state pinpad-config
+"$BIN" "${TOK[@]}" key generate --label ITLRecovery --subject "CN=ITLRECOVERY_cucm-pub,O=test" \
+    >/dev/null 2>&1 || die "key generate ITLRecovery"
+cp ref/SEP000000000001.cnf.xml pinpad-config/
+cat >pp-cfg/itl.yaml <<YAML
+node: { name: cucm-pub, role: publisher }
+token: { module: $FAULT, uri: "$ITL_TOKEN_URI", pin-file: $WORK/no-such.pin }
+keys:
+  recovery: { label: ITLRecovery }
+  tftp: { label: CallManager }
+policy: { backup: "off" }
+access:
+  - { user: root, allow: [sign] }
+socket: { path: $WORK/pp-cfg/sock }
+state-dir: $WORK/pp-cfg/state
+audit-log: $WORK/pp-cfg/audit.log
+YAML
+expect_exit 0 env FAULTP11_QUIRKS=pinpad "$BIN" --config pp-cfg/itl.yaml --direct \
+    sign pinpad-config/SEP000000000001.cnf.xml
+[ "$(<<<"$ERR" grep -c "PIN pad")" -eq 1 ] && <<<"$ERR" grep -q "token.pin-file" ||
+    die "PIN pad, token.pin-file: not one warning naming it: $ERR"
+"$BIN" verify pinpad-config/SEP000000000001.cnf.xml.sgn --cert tftp.pem >/dev/null ||
+    die "PIN pad: the signature with a missing token.pin-file does not verify"
+ok "PIN pad: an unreadable PIN file (missing, a directory) is not read: signs, one warning (--pin-file, and token.pin-file via --config); the plain token fails on it"
 
 run_quirk one-session one
 ok "ulMaxSessionCount = 1: a batch of 5 signs on the login session"
