@@ -18,8 +18,7 @@ struct plan {
     struct fleet_history hist;
     struct fleet_itl new_itl;
     struct fleet_tvs tvs;
-    struct fleet_verdict *verdicts; /* one per history file, decided once */
-    unsigned char *decided;
+    struct fleet_judge judge;
     struct cli_json j;
     int json;
     size_t n_phones;
@@ -28,40 +27,6 @@ struct plan {
     size_t mistake_phones[FLEET_MISTAKES];
     unsigned char *mistake_held[FLEET_MISTAKES]; /* per history file: it makes the mistake */
 };
-
-static const struct fleet_verdict *verdict_of(struct plan *p, const struct fleet_itl *h)
-{
-    size_t i = (size_t)(h - p->hist.v);
-
-    if (!p->decided[i]) {
-        fleet_decide(&h->f, &p->new_itl.f, &p->tvs, &p->verdicts[i]);
-        p->decided[i] = 1;
-    }
-    return &p->verdicts[i];
-}
-
-/* A phone whose ITL plan cannot judge from the history: no ITL, the new one, or unknown. */
-static void special_verdict(struct plan *p, const struct itl_report *r, struct fleet_verdict *v)
-{
-    memset(v, 0, sizeof *v);
-    v->n_reasons = 1;
-    if (!r->has_itl) {
-        v->action = FLEET_ACCEPT;
-        v->outcome = FLEET_CURRENT;
-        snprintf(v->reasons[0], sizeof v->reasons[0],
-                 "no ITL installed: a phone takes the first ITL it downloads (seed 001)");
-    } else if (memcmp(r->itl_sha1, p->new_itl.sha1, ITL_SHA1_LEN) == 0) {
-        v->action = FLEET_ACCEPT;
-        v->outcome = FLEET_CURRENT;
-        snprintf(v->reasons[0], sizeof v->reasons[0], "it already holds the new ITL");
-    } else {
-        v->action = FLEET_REJECT;
-        v->outcome = FLEET_UNKNOWN;
-        snprintf(v->reasons[0], sizeof v->reasons[0],
-                 "its ITL is not in --history: what it trusts is unknown (add the file it "
-                 "holds to the history)");
-    }
-}
 
 static void print_phone(struct plan *p, const struct itl_report *r, const struct fleet_itl *h,
                         const struct fleet_verdict *v)
@@ -107,16 +72,9 @@ static void print_phone(struct plan *p, const struct itl_report *r, const struct
 static int on_report(void *ctx, const struct itl_report *r)
 {
     struct plan *p = ctx;
-    const struct fleet_itl *h = r->has_itl ? fleet_history_find(&p->hist, r->itl_sha1) : NULL;
-    struct fleet_verdict special;
-    const struct fleet_verdict *v;
-
-    if (h && memcmp(h->sha1, p->new_itl.sha1, ITL_SHA1_LEN) != 0) {
-        v = verdict_of(p, h);
-    } else {
-        special_verdict(p, r, &special);
-        v = &special;
-    }
+    const struct fleet_itl *h;
+    struct fleet_verdict scratch;
+    const struct fleet_verdict *v = fleet_judge_report(&p->judge, r, &h, &scratch);
     p->n_phones++;
     p->actions[v->action]++;
     p->outcomes[v->outcome]++;
@@ -251,15 +209,15 @@ static int load_inputs(struct plan *p, const struct fleet_args *a, const char *n
         cli_error("plan: %s", e.msg);
         return cli_exit_for(&e);
     }
-    p->verdicts = calloc(p->hist.n + 1, sizeof *p->verdicts);
-    p->decided = calloc(p->hist.n + 1, 1);
-    for (unsigned m = 0; m < FLEET_MISTAKES; m++)
-        if (!(p->mistake_held[m] = calloc(p->hist.n + 1, 1)))
-            p->decided = NULL;
-    if (!p->verdicts || !p->decided) {
-        cli_error("plan: out of memory");
+    if (fleet_judge_init(&p->judge, &p->hist, &p->new_itl, &p->tvs, &e) != 0) {
+        cli_error("plan: %s", e.msg);
         return EXIT_SERVICE;
     }
+    for (unsigned m = 0; m < FLEET_MISTAKES; m++)
+        if (!(p->mistake_held[m] = calloc(p->hist.n + 1, 1))) {
+            cli_error("plan: out of memory");
+            return EXIT_SERVICE;
+        }
     return EXIT_OK;
 }
 
@@ -268,8 +226,7 @@ static void plan_free(struct plan *p)
     fleet_history_free(&p->hist);
     fleet_itl_free(&p->new_itl);
     fleet_tvs_free(&p->tvs);
-    free(p->verdicts);
-    free(p->decided);
+    fleet_judge_free(&p->judge);
     for (unsigned m = 0; m < FLEET_MISTAKES; m++)
         free(p->mistake_held[m]);
 }

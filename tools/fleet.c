@@ -369,6 +369,75 @@ const char *fleet_mistake_text(unsigned bit)
            "certificate must not change; keep the old one as SAST while phones move)";
 }
 
+/* ---- reports judged ---- */
+
+int fleet_judge_init(struct fleet_judge *j, const struct fleet_history *hist,
+                     const struct fleet_itl *new_itl, const struct fleet_tvs *tvs,
+                     struct itl_error *err)
+{
+    memset(j, 0, sizeof *j);
+    j->hist = hist;
+    j->new_itl = new_itl;
+    j->tvs = tvs;
+    j->verdicts = calloc(hist->n + 1, sizeof *j->verdicts);
+    j->decided = calloc(hist->n + 1, 1);
+    if (!j->verdicts || !j->decided) {
+        fleet_judge_free(j);
+        return err_set(err, ITL_E_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
+void fleet_judge_free(struct fleet_judge *j)
+{
+    free(j->verdicts);
+    free(j->decided);
+    j->verdicts = NULL;
+    j->decided = NULL;
+}
+
+static void special_verdict(enum fleet_action a, enum fleet_outcome o, const char *why,
+                            struct fleet_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    v->action = a;
+    v->outcome = o;
+    add_reason(v, why);
+}
+
+const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const struct itl_report *r,
+                                               const struct fleet_itl **held,
+                                               struct fleet_verdict *scratch)
+{
+    const struct fleet_itl *h = r->has_itl ? fleet_history_find(j->hist, r->itl_sha1) : NULL;
+    size_t i;
+
+    *held = h;
+    if (!r->has_itl) {
+        special_verdict(FLEET_ACCEPT, FLEET_CURRENT,
+                        "no ITL installed: a phone takes the first ITL it downloads (seed 001)",
+                        scratch);
+        return scratch;
+    }
+    if (memcmp(r->itl_sha1, j->new_itl->sha1, ITL_SHA1_LEN) == 0) {
+        special_verdict(FLEET_ACCEPT, FLEET_CURRENT, "it already holds the new ITL", scratch);
+        return scratch;
+    }
+    if (!h) {
+        special_verdict(FLEET_REJECT, FLEET_UNKNOWN,
+                        "its ITL is not in --history: what it trusts is unknown (add the file it "
+                        "holds to the history)",
+                        scratch);
+        return scratch;
+    }
+    i = (size_t)(h - j->hist->v);
+    if (!j->decided[i]) {
+        fleet_decide(&h->f, &j->new_itl->f, j->tvs, &j->verdicts[i]);
+        j->decided[i] = 1;
+    }
+    return &j->verdicts[i];
+}
+
 /* ---- the fleet inputs ---- */
 
 int fleet_option(struct fleet_args *a, const char *cmd, int opt, const char *arg)

@@ -95,6 +95,25 @@ struct fleet_verdict {
 void fleet_decide(const struct itl_file *held, const struct itl_file *new_itl,
                   const struct fleet_tvs *tvs, struct fleet_verdict *v);
 
+/* One phone report judged against a new ITL, the verdict computed once per history file. */
+struct fleet_judge {
+    const struct fleet_history *hist;
+    const struct fleet_itl *new_itl;
+    const struct fleet_tvs *tvs;
+    struct fleet_verdict *verdicts;
+    unsigned char *decided;
+};
+int fleet_judge_init(struct fleet_judge *j, const struct fleet_history *hist,
+                     const struct fleet_itl *new_itl, const struct fleet_tvs *tvs,
+                     struct itl_error *err);
+/* The phone's verdict; *held is its ITL in the history (NULL: Not Installed or unknown). A
+ * phone with no ITL accepts (the first ITL it downloads), one that holds the new bytes is
+ * current, an unknown hash is reject / unknown ITL; these go in *scratch. */
+const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const struct itl_report *r,
+                                               const struct fleet_itl **held,
+                                               struct fleet_verdict *scratch);
+void fleet_judge_free(struct fleet_judge *j);
+
 /* ---- the fleet inputs coverage, plan and publish take ---- */
 
 #define FLEET_MAX_REPORT_FILES 64
