@@ -19,12 +19,14 @@
 #include "common/common.h"
 #include "common/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,6 +80,12 @@ int file_swap_add_dir(struct file_swap *s, const char *dir, struct itl_error *er
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return err_errno(err, errno, "target directory %s", dir);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return err_errno(err, e, "target directory %s%s", dir,
+                         e == EWOULDBLOCK ? ": another publish is running there" : "");
+    }
     if (!realpath(dir, abs) || strchr(abs, '\n')) {
         int e = errno;
         close(fd);
@@ -414,6 +422,28 @@ static int load_batch(struct file_swap *s, char *first, struct itl_error *err)
     return 0;
 }
 
+/* A coordinator without a journal: every directory of its batch is clean (it is cleaned
+ * last), so a marker left by a kill before its removal is of no use any more. */
+static void remove_markers(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d;
+    struct dirent *de;
+
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strncmp(de->d_name, ".itl-swap-", 10) == 0 && n == 10 + 32 + 3 &&
+            strcmp(de->d_name + n - 3, ".ok") == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+}
+
 int file_swap_recover(const char *dir, int *outcome, struct itl_error *err)
 {
     struct file_swap *s;
@@ -426,6 +456,8 @@ int file_swap_recover(const char *dir, int *outcome, struct itl_error *err)
     if (dfd < 0)
         return err_errno(err, errno, "target directory %s", dir);
     rc = read_journal(dfd, dir, &text, err);
+    if (rc == 0)
+        remove_markers(dfd);
     close(dfd);
     if (rc <= 0)
         return rc;
