@@ -155,13 +155,12 @@ static int tvs_add(struct fleet_tvs *t, const uint8_t *der, size_t len, const ch
 
 int fleet_tvs_add_file(struct fleet_tvs *t, const char *path, struct itl_error *err)
 {
-    char msg[512];
     uint8_t *der;
     size_t len;
     int rc;
 
-    if (cli_read_cert(path, &der, &len, msg, sizeof msg) != 0)
-        return err_set(err, ITL_E_INPUT, "--tvs-cert: %s", msg);
+    if (cli_read_cert(path, &der, &len, err) != 0)
+        return err_prefix(err, "--tvs-cert: ");
     rc = tvs_add(t, der, len, path, err);
     free(der);
     return rc;
