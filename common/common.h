@@ -258,8 +258,11 @@ void file_swap_free(struct file_swap *s);
 enum { FILE_SWAP_CLEAN = 0, FILE_SWAP_ROLLED_BACK, FILE_SWAP_ROLLED_FORWARD };
 /* The batch an interrupted commit left in `dir` (its journal), in all its directories: rolled
  * forward when it had reached its commit point, else back. *outcome says which (CLEAN: there
- * was none). -1 with err when a directory could not be repaired. */
-int file_swap_recover(const char *dir, int *outcome, struct itl_error *err);
+ * was none). Only a journal (and marker) owned by the effective user is followed, and only
+ * when every directory it names is one of `allowed`. -1 with err when a directory could not be
+ * repaired or the journal is refused. */
+int file_swap_recover(const char *dir, const char *const *allowed, size_t n_allowed, int *outcome,
+                      struct itl_error *err);
 
 /* ---- Users and groups ---- */
 

@@ -358,6 +358,7 @@ size_t file_swap_dirs(const struct file_swap *s)
 
 static int read_journal(int dfd, const char *dir, uint8_t **text, struct itl_error *err)
 {
+    struct stat st = {0};
     size_t len;
     int fd = openat(dfd, JOURNAL, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -365,6 +366,15 @@ static int read_journal(int dfd, const char *dir, uint8_t **text, struct itl_err
         if (errno == ENOENT)
             return 0;
         return err_errno(err, errno, "%s/%s", dir, JOURNAL);
+    }
+    /* a journal someone else could have written would have root rename and unlink what it
+     * names: only our own is followed */
+    if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        close(fd);
+        return err_set(err, ITL_E_DENIED,
+                       "%s/%s is not a journal this user wrote (owner uid %u, mode %03o): "
+                       "check it and remove it by hand",
+                       dir, JOURNAL, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
     }
     if (file_read_fd(fd, JOURNAL, 1u << 20, text, &len, err) != 0) {
         close(fd);
@@ -406,16 +416,31 @@ static int journal_files(struct file_swap *s, size_t d, char *text, struct itl_e
     return 0;
 }
 
-/* The batch the journal of `dir` names: its id, every directory (those gone are skipped). */
-static int load_batch(struct file_swap *s, char *first, struct itl_error *err)
+/* The batch the journal of `dir` names: its id and every directory, each of which must be one
+ * of the `allowed` (the targets the user gave), so a journal never sends us elsewhere. */
+static int load_batch(struct file_swap *s, char *first, const char *const *allowed,
+                      size_t n_allowed, struct itl_error *err)
 {
     char *save = NULL;
 
     for (char *line = strtok_r(first, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "itl-swap 1 ", 11) == 0)
+        if (strncmp(line, "itl-swap 1 ", 11) == 0) {
             snprintf(s->id, sizeof s->id, "%.32s", line + 11);
-        else if (strncmp(line, "dir ", 4) == 0 && file_swap_add_dir(s, line + 4, err) < 0)
-            return err_prefix(err, "recovering the interrupted publish: ");
+        } else if (strncmp(line, "dir ", 4) == 0) {
+            char want[PATH_MAX], have[PATH_MAX];
+            size_t i;
+            for (i = 0; i < n_allowed; i++)
+                if (realpath(allowed[i], have) && realpath(line + 4, want) &&
+                    strcmp(want, have) == 0)
+                    break;
+            if (i == n_allowed)
+                return err_set(err, ITL_E_USAGE,
+                               "the interrupted publish also wrote %s: give every one of its "
+                               "target directories to recover it",
+                               line + 4);
+            if (file_swap_add_dir(s, line + 4, err) < 0)
+                return err_prefix(err, "recovering the interrupted publish: ");
+        }
     }
     if (strlen(s->id) != 32 || s->n_dirs == 0)
         return err_set(err, ITL_E_INPUT, "%s: not a journal of this program", JOURNAL);
@@ -444,7 +469,8 @@ static void remove_markers(int dfd)
     closedir(d);
 }
 
-int file_swap_recover(const char *dir, int *outcome, struct itl_error *err)
+int file_swap_recover(const char *dir, const char *const *allowed, size_t n_allowed, int *outcome,
+                      struct itl_error *err)
 {
     struct file_swap *s;
     uint8_t *text = NULL;
@@ -466,7 +492,7 @@ int file_swap_recover(const char *dir, int *outcome, struct itl_error *err)
         free(text);
         return err_set(err, ITL_E_INTERNAL, "out of memory");
     }
-    rc = load_batch(s, (char *)text, err);
+    rc = load_batch(s, (char *)text, allowed, n_allowed, err);
     free(text);
     for (size_t d = 0; rc == 0 && d < s->n_dirs; d++) {
         uint8_t *t = NULL;
@@ -477,7 +503,7 @@ int file_swap_recover(const char *dir, int *outcome, struct itl_error *err)
     }
     if (rc == 0) {
         snprintf(marker, sizeof marker, ".itl-swap-%s.ok", s->id);
-        if (fstatat(s->fd[0], marker, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (fstatat(s->fd[0], marker, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid == geteuid()) {
             *outcome = FILE_SWAP_ROLLED_FORWARD;
             for (size_t i = 0; i < s->n; i++)
                 s->f[i].renamed = 1; /* committed: every new file is in place */

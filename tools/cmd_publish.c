@@ -198,7 +198,7 @@ static int recover_targets(struct run *r, struct itl_error *err)
                          "an interrupted publish would be recovered first");
             continue;
         }
-        if (file_swap_recover(r->a.to[i], &outcome, err) != 0)
+        if (file_swap_recover(r->a.to[i], r->a.to, r->a.n_to, &outcome, err) != 0)
             return err_prefix(err, "recovering %s: ", r->a.to[i]);
         if (outcome != FILE_SWAP_CLEAN) {
             snprintf(r->recovered[i], sizeof r->recovered[i], "an interrupted publish was %s",

@@ -82,6 +82,23 @@ static int load_configs(struct publish *p, const char *dir, struct itl_error *er
     return 0;
 }
 
+/* Phones ask for the name the file carries (FILENAME, "ITLFile.tlv"), whatever the source file
+ * is called here (ITLFile-new.tlv). */
+static int name_from_header(struct publish_file *f, const char *path, struct itl_error *err)
+{
+    char name[ITL_MAX_NAME + 1];
+    const struct itl_bytes *fn = &f->f.hdr.filename;
+
+    if (!fn->ptr || fn->len == 0 || fn->len > ITL_MAX_NAME)
+        return err_set(err, ITL_E_INPUT, "%s carries no FILENAME to publish it under", path);
+    memcpy(name, fn->ptr, fn->len);
+    name[fn->len] = 0;
+    if (itl_check_name(name, ITL_KIND_TLV, 0, err) != 0)
+        return err_prefix(err, "%s: FILENAME: ", path);
+    text_printf(f->name, sizeof f->name, "%s", name);
+    return 0;
+}
+
 int publish_load_source(struct publish *p, const char *path, struct itl_error *err)
 {
     struct stat st;
@@ -104,7 +121,7 @@ int publish_load_source(struct publish *p, const char *path, struct itl_error *e
         return err_set(err, ITL_E_INPUT,
                        "%s is a %s: publish an ITL/CTL file, or a directory of .sgn configs", path,
                        itl_kind_name(p->files[0].f.kind));
-    return 0;
+    return name_from_header(&p->files[0], path, err);
 }
 
 /* The target's file of this name now, read without following a symlink. 0 absent, 1 read. */
@@ -232,6 +249,12 @@ int publish_check_reports(struct publish *p, const struct fleet_args *a, struct 
 
     if (fleet_history_load(&hist, a->history, "publish", err) != 0)
         goto out;
+    if (a->current) {
+        struct fleet_itl cur;
+        if (fleet_itl_load(a->current, a->current, &cur, err) != 0 ||
+            fleet_history_add(&hist, &cur, err) != 0)
+            goto out;
+    }
     for (size_t i = 0; i < p->n_targets; i++) { /* what phones hold now is served now */
         struct fleet_itl cur;
         int got = read_current(p->targets[i].dir, p->files[0].name, &cur, err);

@@ -146,6 +146,29 @@ grep -q "interrupted publish was" <<<"$ERR" || die "the recovery is not reported
 same tftp1/ITLFile.tlv new/ITLFile.tlv && same tftp2/ITLFile.tlv new/ITLFile.tlv || die "after repair"
 ok "publish: killed at each of $CALLS points: old or new, $mixed mixed, all the same after recovery"
 
+# ---- a journal another user wrote is never followed; nor one naming a directory not given ----
+fresh
+env LD_PRELOAD=$WORK/fsfault.so FSFAULT_KILL_AT=$((CALLS / 2)) \
+    "$BIN" publish new/ITLFile.tlv --to tftp1 --to tftp2 >/dev/null 2>&1
+expect_exit 2 "$BIN" publish --recover --to tftp2
+grep -q "also wrote .*tftp1: give every one of its target directories" <<<"$ERR" ||
+    die "a journal naming a directory not given: $ERR"
+chown nobody tftp1/.itl-swap.journal
+expect_exit 5 "$BIN" publish --recover --to tftp1 --to tftp2
+grep -q "is not a journal this user wrote (owner uid $(id -u nobody)" <<<"$ERR" ||
+    die "a foreign journal: $ERR"
+chown root tftp1/.itl-swap.journal
+expect_exit 0 "$BIN" publish --recover --to tftp1 --to tftp2
+same tftp1/ITLFile.tlv tftp2/ITLFile.tlv || die "after the refused recoveries"
+ok "publish --recover: a journal of another user, or naming a directory not given, is refused"
+
+# ---- the name phones ask for is the file's FILENAME ----
+fresh
+cp new/ITLFile.tlv ITLFile-new.tlv
+expect_exit 0 "$BIN" publish ITLFile-new.tlv --to tftp1
+same tftp1/ITLFile.tlv new/ITLFile.tlv && [ ! -e tftp1/ITLFile-new.tlv ] || die "FILENAME not used"
+ok "publish: the target name is the ITL's FILENAME (ITLFile.tlv), not the source's name"
+
 # ---- a hostile symlink in a target is never followed or replaced ----
 fresh
 echo "secret" >victim
