@@ -237,6 +237,7 @@ bench: deps
 	@$(MAKE) --no-print-directory BUILD=build-bench OPT="-O2 -g" \
 		build-bench/itl-sign build-bench/itl-signd $(patsubst $(BUILD)/%,build-bench/%,$(BENCH_BINS))
 	@BUILD=build-bench bench/run.sh $(BENCH_ARGS)
+	@BUILD=build-bench bench/fleet.sh
 
 stress: all
 	@BUILD=$(BUILD) STRESS=1 tests/run-all.sh integration
