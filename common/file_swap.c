@@ -80,12 +80,6 @@ int file_swap_add_dir(struct file_swap *s, const char *dir, struct itl_error *er
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return err_errno(err, errno, "target directory %s", dir);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        return err_errno(err, e, "target directory %s%s", dir,
-                         e == EWOULDBLOCK ? ": another publish is running there" : "");
-    }
     if (!realpath(dir, abs) || strchr(abs, '\n')) {
         int e = errno;
         close(fd);
@@ -96,6 +90,12 @@ int file_swap_add_dir(struct file_swap *s, const char *dir, struct itl_error *er
             close(fd);
             return err_set(err, ITL_E_USAGE, "target directory %s is given twice", dir);
         }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        return err_errno(err, e, "target directory %s%s", dir,
+                         e == EWOULDBLOCK ? ": another publish is running there" : "");
+    }
     s->dir[s->n_dirs] = strdup(abs);
     if (!s->dir[s->n_dirs]) {
         close(fd);
