@@ -210,6 +210,17 @@ static int recover_targets(struct run *r, struct itl_error *err)
     return 0;
 }
 
+/* The audit record says what recovery did before this publish. */
+static void note_recovered(struct run *r)
+{
+    for (size_t i = 0; i < r->a.n_to; i++)
+        if (r->recovered[i][0]) {
+            size_t n = strlen(r->message);
+            snprintf(r->message + n, sizeof r->message - n, "; %s: %s", r->a.to[i],
+                     r->recovered[i]);
+        }
+}
+
 /* The phone model's answer: NULL to go on, else why not (into r->message). */
 static const char *refusal(struct run *r)
 {
@@ -276,6 +287,9 @@ static int run_publish(struct run *r, struct publish_audit *audit)
         goto failed;
     if (r->a.recover) {
         snprintf(r->message, sizeof r->message, "recovery done");
+        note_recovered(r);
+        if (publish_audit_write(audit, NULL, NULL, 0, "ok", "recover", r->message, &e) != 0)
+            goto failed;
         return EXIT_OK;
     }
     if (publish_load_source(&r->p, r->source, &e) != 0)
@@ -312,6 +326,7 @@ static int run_publish(struct run *r, struct publish_audit *audit)
         goto not_written;
     snprintf(r->message, sizeof r->message, "%zu file(s) in every one of %zu target(s)",
              r->p.n_files, r->p.n_targets);
+    note_recovered(r);
     if (r->a.then) {
         r->hook_status = publish_run_hook(r->a.then, r->a.shell, &e);
         if (r->hook_status != 0) {

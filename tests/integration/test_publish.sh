@@ -267,12 +267,16 @@ state-dir: $WORK/audit
 YAML
 expect_exit 0 "$BIN" --config publish.yaml publish new/ITLFile.tlv --to tftp1 --to tftp2
 expect_exit 5 "$BIN" --config publish.yaml publish bad/ITLFile.tlv --to tftp1
-[ "$(wc -l <audit/audit.log)" -eq 2 ] || die "audit records: $(cat audit/audit.log)"
+cp old/ITLFile.tlv tftp1/ && cp old/ITLFile.tlv tftp2/
+killed_at $((CALLS / 2))
+expect_exit 0 "$BIN" --config publish.yaml publish --recover --to tftp1 --to tftp2
+[ "$(wc -l <audit/audit.log)" -eq 3 ] || die "audit records: $(cat audit/audit.log)"
+grep -q '"rule":"recover".*rolled back' audit/audit.log || die "recovery not audited: $(cat audit/audit.log)"
 python3 - audit/audit.log "$(sha256sum new/ITLFile.tlv | cut -c1-64)" <<'PY' || die "audit: $(cat audit/audit.log)"
 import json, sys
-ok, denied = [json.loads(l) for l in open(sys.argv[1])]
+ok, denied, recovered = [json.loads(l) for l in open(sys.argv[1])]
 assert ok["op"] == "publish" and ok["result"] == "ok", ok
 assert sys.argv[2] in json.dumps(ok), ok
 assert denied["op"] == "publish" and denied["result"] == "denied" and denied["rule"] == "phone-model", denied
 PY
-ok "publish --config: one audit record per publish (ok with the file's SHA-256, denied with its rule)"
+ok "publish --config: one audit record per publish (ok with the file's SHA-256, denied with its rule, a recovery)"
