@@ -75,6 +75,10 @@ static int publish_option(int opt, const char *arg, void *ctx)
         return 1;
     case OPT_THEN:
     case OPT_THEN_SHELL:
+        if (strspn(arg, " \t") == strlen(arg)) {
+            cli_error("publish: --then needs a command");
+            return -1;
+        }
         if (a->then) {
             cli_error("publish: one --then or --then-shell");
             return -1;
@@ -281,6 +285,7 @@ static int run_publish(struct run *r, struct publish_audit *audit)
 {
     struct itl_error e = {0};
     const struct publish_file *f0;
+    const uint8_t *hashed;
     const char *rule;
 
     if (recover_targets(r, &e) != 0)
@@ -301,9 +306,10 @@ static int run_publish(struct run *r, struct publish_audit *audit)
         (r->a.fleet.n_reports && publish_check_reports(&r->p, &r->a.fleet, &e) != 0))
         goto failed;
     f0 = &r->p.files[0];
+    hashed = r->p.configs ? NULL : f0->data; /* a configs batch has no one file to hash */
     if ((rule = refusal(r)) != NULL) {
-        if (!r->a.dry_run && publish_audit_write(audit, r->source, f0->data, f0->len, "denied",
-                                                 rule, r->message, &e) != 0)
+        if (!r->a.dry_run && publish_audit_write(audit, r->source, hashed, f0->len, "denied", rule,
+                                                 r->message, &e) != 0)
             goto failed;
         return EXIT_DENIED;
     }
@@ -340,7 +346,7 @@ static int run_publish(struct run *r, struct publish_audit *audit)
             cli_error("publish: %s", r->message);
         }
     }
-    if (publish_audit_write(audit, r->source, f0->data, f0->len,
+    if (publish_audit_write(audit, r->source, hashed, f0->len,
                             r->a.then && r->hook_status != 0 ? "error" : "ok", "publish",
                             r->message, &e) != 0) {
         cli_error("publish: published, but the audit record could not be written: %s", e.msg);
