@@ -380,7 +380,8 @@ int fleet_judge_init(struct fleet_judge *j, const struct fleet_history *hist,
     j->tvs = tvs;
     j->verdicts = calloc(hist->n + 1, sizeof *j->verdicts);
     j->decided = calloc(hist->n + 1, 1);
-    if (!j->verdicts || !j->decided) {
+    j->ctl_decided = calloc(hist->n + 1, 1);
+    if (!j->verdicts || !j->decided || !j->ctl_decided) {
         fleet_judge_free(j);
         return err_set(err, ITL_E_INTERNAL, "out of memory");
     }
@@ -391,8 +392,10 @@ void fleet_judge_free(struct fleet_judge *j)
 {
     free(j->verdicts);
     free(j->decided);
+    free(j->ctl_decided);
     j->verdicts = NULL;
     j->decided = NULL;
+    j->ctl_decided = NULL;
 }
 
 static void special_verdict(enum fleet_action a, enum fleet_outcome o, const char *why,
@@ -402,6 +405,40 @@ static void special_verdict(enum fleet_action a, enum fleet_outcome o, const cha
     v->action = a;
     v->outcome = o;
     add_reason(v, why);
+}
+
+/* A phone that also holds a CTL takes a new ITL its CCM+TFTP records verify (docs/trust.md R3),
+ * even when its ITL does not vouch for it. The CTL's answer is kept per history file. */
+static const struct fleet_verdict *through_ctl(struct fleet_judge *j, const struct itl_report *r,
+                                               const struct fleet_verdict *itl_verdict,
+                                               struct fleet_verdict *scratch)
+{
+    const struct fleet_itl *c = fleet_history_find(j->hist, r->ctl_sha1);
+    struct itl_trust_verdict tv;
+    char why[1200];
+    size_t i;
+
+    if (!c || itl_list_of(&c->f) != ITL_LIST_CTL)
+        return itl_verdict;
+    i = (size_t)(c - j->hist->v);
+    if (!j->ctl_decided[i])
+        j->ctl_decided[i] =
+            itl_trust_decide(&c->f, &j->new_itl->f, NULL, &tv) == ITL_TRUST_DIRECT ? 1 : 2;
+    if (j->ctl_decided[i] != 1)
+        return itl_verdict;
+    *scratch = *itl_verdict;
+    scratch->action = FLEET_ACCEPT;
+    scratch->outcome = FLEET_CURRENT;
+    scratch->mistakes &= FLEET_M_RECOVERY_CHANGED;
+    scratch->n_reasons = 0;
+    text_printf(why, sizeof why,
+                "its ITL does not vouch for the new one, but its CTL %s does: a CCM+TFTP record "
+                "of the CTL signed it (docs/trust.md R3)",
+                c->name);
+    add_reason(scratch, why);
+    if (scratch->mistakes)
+        add_reason(scratch, fleet_mistake_text(FLEET_M_RECOVERY_CHANGED));
+    return scratch;
 }
 
 const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const struct itl_report *r,
@@ -434,6 +471,8 @@ const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const stru
         fleet_decide(&h->f, &j->new_itl->f, j->tvs, &j->verdicts[i]);
         j->decided[i] = 1;
     }
+    if (j->verdicts[i].action == FLEET_REJECT && r->has_ctl)
+        return through_ctl(j, r, &j->verdicts[i], scratch);
     return &j->verdicts[i];
 }
 

@@ -102,13 +102,15 @@ struct fleet_judge {
     const struct fleet_tvs *tvs;
     struct fleet_verdict *verdicts;
     unsigned char *decided;
+    unsigned char *ctl_decided; /* a CTL's answer: 0 not yet, 1 accepts, 2 not */
 };
 int fleet_judge_init(struct fleet_judge *j, const struct fleet_history *hist,
                      const struct fleet_itl *new_itl, const struct fleet_tvs *tvs,
                      struct itl_error *err);
 /* The phone's verdict; *held is its ITL in the history (NULL: Not Installed or unknown). A
  * phone with no ITL accepts (the first ITL it downloads), one that holds the new bytes is
- * current, an unknown hash is reject / unknown ITL; these go in *scratch. */
+ * current, an unknown hash is reject / unknown ITL; a phone whose ITL rejects but whose CTL
+ * (CTL_Signature, found in the history) verifies the new ITL accepts; these go in *scratch. */
 const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const struct itl_report *r,
                                                const struct fleet_itl **held,
                                                struct fleet_verdict *scratch);

@@ -152,6 +152,20 @@ assert d["mistakes"][0]["installed_files"] == ["held-current.tlv"], d["mistakes"
 PY
 ok "plan: a changed recovery SAST caught on the phones that held the old one"
 
+# ---- a phone with a CTL whose CCM+TFTP record is the new key takes it (docs/trust.md R3) ----
+build CM1 hist/CTLFile.tlv --filename CTLFile.tlv --sast CM1.pem --ccm-tftp CM2.pem
+{
+    echo "DeviceName,ITL_Signature,CTL_Signature"
+    echo "SEP000000000001,$(sha hist/held-current.tlv),Not Installed"
+    echo "SEP000000000002,$(sha hist/held-norecovery.tlv),$(sha hist/CTLFile.tlv)"
+} >ctl.csv
+NEW=new-both-regen.tlv
+plan $NEW ctl.csv
+[ $RC -eq 0 ] || die "plan with a CTL phone: exit $RC"
+check 1=reject/rescuable\ by\ reset 2=accept/current callmanager-and-tvs-regenerated
+grep -q "but its CTL CTLFile.tlv does" plan.json || die "the CTL is not named: $(cat plan.json)"
+ok "plan: a phone whose CTL holds the new CCM+TFTP key accepts what its ITL rejects"
+
 # ---- text output: the table, the mistake named, the summary ----
 expect_exit 8 "$BIN" plan --new new-both-regen.tlv --reports cluster.csv --history hist
 for want in "SEP000000000001 *held-current.tlv *reject *rescuable by reset" \
