@@ -26,9 +26,8 @@ struct coverage {
     struct fleet_history hist;
     struct fleet_itl current;
     struct fleet_tvs tvs;
-    struct fleet_verdict *verdicts; /* one per history file, computed once: 100,000 reports
-                                       hold a handful of distinct ITLs */
-    unsigned char *decided;
+    struct fleet_judge judge; /* one verdict per history file: 100,000 reports hold a handful
+                                 of distinct ITLs */
     enum out_format fmt;
     const char *report_path;
     size_t counts[V_COUNT];
@@ -74,28 +73,26 @@ static void print_phone(struct coverage *c, const struct itl_report *r, const st
 static int on_report(void *ctx, const struct itl_report *r)
 {
     struct coverage *c = ctx;
-    const struct fleet_itl *h = r->has_itl ? fleet_history_find(&c->hist, r->itl_sha1) : NULL;
+    const struct fleet_itl *h = NULL;
     enum verdict v = V_UNKNOWN;
     int recovery = 0, trusts = 0;
 
     if (r->has_itl && memcmp(r->itl_sha1, c->current.sha1, ITL_SHA1_LEN) == 0) {
         v = V_CURRENT;
+        h = fleet_history_find(&c->hist, r->itl_sha1);
         if (!h)
             h = &c->current;
         recovery = trusts = 1;
-    } else if (h) {
-        size_t i = (size_t)(h - c->hist.v);
-        const struct fleet_verdict *fv = &c->verdicts[i];
-        if (!c->decided[i]) {
-            fleet_decide(&h->f, &c->current.f, &c->tvs, &c->verdicts[i]);
-            c->decided[i] = 1;
-        }
+    } else if (r->has_itl) {
+        struct fleet_verdict scratch;
+        const struct fleet_verdict *fv = fleet_judge_report(&c->judge, r, &h, &scratch);
         recovery = fv->has_recovery;
         trusts = fv->action != FLEET_REJECT;
-        v = fv->action == FLEET_ACCEPT       ? V_DIRECT
-            : fv->action == FLEET_ACCEPT_TVS ? V_TVS
-            : recovery                       ? V_RESET
-                                             : V_STRANDED;
+        if (h)
+            v = fv->action == FLEET_ACCEPT       ? V_DIRECT
+                : fv->action == FLEET_ACCEPT_TVS ? V_TVS
+                : recovery                       ? V_RESET
+                                                 : V_STRANDED;
     }
     c->counts[v]++;
     c->n_phones++;
@@ -163,15 +160,10 @@ static int load_inputs(struct coverage *c, const struct fleet_args *a)
         return EXIT_INPUT;
     }
     if (fleet_tvs_load(&c->tvs, a, &c->current.f, &e) != 0 ||
-        fleet_history_load(&c->hist, a->history, "coverage", &e) != 0) {
+        fleet_history_load(&c->hist, a->history, "coverage", &e) != 0 ||
+        fleet_judge_init(&c->judge, &c->hist, &c->current, &c->tvs, &e) != 0) {
         cli_error("coverage: %s", e.msg);
         return cli_exit_for(&e);
-    }
-    c->verdicts = calloc(c->hist.n + 1, sizeof *c->verdicts);
-    c->decided = calloc(c->hist.n + 1, 1);
-    if (!c->verdicts || !c->decided) {
-        cli_error("coverage: out of memory");
-        return EXIT_SERVICE;
     }
     return EXIT_OK;
 }
@@ -222,7 +214,6 @@ int cmd_coverage(int argc, char **argv, struct cli_global *g)
     fleet_history_free(&c.hist);
     fleet_itl_free(&c.current);
     fleet_tvs_free(&c.tvs);
-    free(c.verdicts);
-    free(c.decided);
+    fleet_judge_free(&c.judge);
     return rc;
 }

@@ -164,7 +164,10 @@ plan $NEW ctl.csv
 [ $RC -eq 0 ] || die "plan with a CTL phone: exit $RC"
 check 1=reject/rescuable\ by\ reset 2=accept/current callmanager-and-tvs-regenerated
 grep -q "but its CTL CTLFile.tlv does" plan.json || die "the CTL is not named: $(cat plan.json)"
-ok "plan: a phone whose CTL holds the new CCM+TFTP key accepts what its ITL rejects"
+expect_exit 8 "$BIN" coverage --reports ctl.csv --history hist --current new-both-regen.tlv
+grep -q "SEP000000000002 .* updates directly$" <<<"$OUT" || die "coverage through the CTL: $OUT"
+grep -q "SEP000000000001 .* rescuable by reset$" <<<"$OUT" || die "coverage without a CTL: $OUT"
+ok "plan, coverage: a phone whose CTL holds the new CCM+TFTP key accepts what its ITL rejects"
 
 # ---- text output: the table, the mistake named, the summary ----
 expect_exit 8 "$BIN" plan --new new-both-regen.tlv --reports cluster.csv --history hist
