@@ -240,6 +240,7 @@ bench: deps
 		build-bench/itl-sign build-bench/itl-signd build-bench/tests/libfaultp11.so \
 		$(patsubst $(BUILD)/%,build-bench/%,$(BENCH_BINS))
 	@BUILD=build-bench bench/run.sh $(BENCH_ARGS)
+	@BUILD=build-bench bench/fleet.sh
 
 stress: all
 	@BUILD=$(BUILD) STRESS=1 tests/run-all.sh integration

@@ -127,6 +127,8 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g);
 int cmd_decrypt(int argc, char **argv, struct cli_global *g);
 int cmd_status(int argc, char **argv, struct cli_global *g);
 int cmd_coverage(int argc, char **argv, struct cli_global *g);
+int cmd_plan(int argc, char **argv, struct cli_global *g);
+int cmd_publish(int argc, char **argv, struct cli_global *g);
 
 /* ---- Exit codes for errors (tools/exit.c) ---- */
 
