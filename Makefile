@@ -149,8 +149,8 @@ TMPFILESDIR ?= $(LIBDIR_SYSTEMD)/tmpfiles.d
 SYSUSERSDIR ?= $(LIBDIR_SYSTEMD)/sysusers.d
 SYSCONFDIR ?= /etc
 INSTALL ?= install
-DOC_FILES := README.md SECURITY.md docs/config.md docs/design.md docs/format.md docs/pkcs11.md \
-	docs/protocol.md etc/itl-signd.yaml.example
+DOC_FILES := README.md SECURITY.md $(sort $(wildcard docs/*.md)) \
+	etc/itl-signd.yaml.example
 # Installed files, for uninstall (the config only while it is the shipped one: see below).
 INSTALLED := $(BINDIR)/itl-sign $(SBINDIR)/itl-signd $(MANDIR)/man1/itl-sign.1 \
 	$(MANDIR)/man8/itl-signd.8 $(UNITDIR)/itl-signd.service $(UNITDIR)/itl-signd.socket \
