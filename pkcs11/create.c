@@ -95,6 +95,17 @@ void tok_cert_attrs_free(struct cert_attrs *ca)
     OPENSSL_free(ca->serial);
 }
 
+int tok_cert_attrs_copy_der(const struct cert_attrs *ca, uint8_t **der, size_t *len,
+                            struct itl_error *err)
+{
+    *der = malloc((size_t)ca->value_len);
+    if (!*der)
+        return err_set(err, ITL_E_DEVICE, "out of memory");
+    memcpy(*der, ca->value, (size_t)ca->value_len);
+    *len = (size_t)ca->value_len;
+    return 0;
+}
+
 CK_RV tok_create_cert_object(struct tok *t, CK_SESSION_HANDLE h, const struct cert_attrs *ca,
                              const char *label, const uint8_t *id, size_t id_len,
                              CK_OBJECT_HANDLE *o)

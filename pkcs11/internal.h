@@ -277,6 +277,9 @@ int tok_refuse_existing(struct tok *t, CK_SESSION_HANDLE h, const char *label, c
 void tok_destroy_objects(struct tok *t, CK_SESSION_HANDLE h, const CK_OBJECT_HANDLE *o, size_t n);
 int tok_cert_attrs_get(X509 *x, struct cert_attrs *ca);
 void tok_cert_attrs_free(struct cert_attrs *ca);
+/* The certificate's DER (ca->value) in a malloc'd copy for the caller, who frees *der. */
+int tok_cert_attrs_copy_der(const struct cert_attrs *ca, uint8_t **der, size_t *len,
+                            struct itl_error *err);
 CK_RV tok_create_cert_object(struct tok *t, CK_SESSION_HANDLE h, const struct cert_attrs *ca,
                              const char *label, const uint8_t *id, size_t id_len,
                              CK_OBJECT_HANDLE *o);

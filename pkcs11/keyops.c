@@ -141,13 +141,8 @@ static int attach_in_session(struct tok *t, CK_SESSION_HANDLE h, void *vctx, str
         goto out;
     }
     tok_destroy_objects(t, h, old, n_old);
-    c->der = malloc((size_t)ca.value_len);
-    if (!c->der) {
-        err_set(err, ITL_E_DEVICE, "out of memory");
+    if (tok_cert_attrs_copy_der(&ca, &c->der, &c->der_len, err) != 0)
         goto out;
-    }
-    memcpy(c->der, ca.value, (size_t)ca.value_len);
-    c->der_len = (size_t)ca.value_len;
     rc = 0;
 out:
     tok_cert_attrs_free(&ca);
