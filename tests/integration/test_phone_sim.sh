@@ -49,8 +49,8 @@ serve() { # ITL config-dir (or -)
 }
 phone() { # name [installed ITL]: a fresh phone directory
     rm -rf "ph/$1"
-    mkdir -p "ph/$1/flash"
-    [ $# -lt 2 ] || cp "itl/$2.tlv" "ph/$1/flash/ITLFile.tlv"
+    mkdir -p "ph/$1"
+    [ $# -lt 2 ] || cp "itl/$2.tlv" "ph/$1/ITLFile.tlv"
 }
 boot() { # name [model args]: boot, $OUT is its result line
     local p=$1
@@ -65,7 +65,7 @@ want() { # name expected-result-words...
     done
 }
 holds() { # name ITL
-    cmp -s "ph/$1/flash/ITLFile.tlv" "itl/$2.tlv" || die "$1 does not hold $2"
+    cmp -s "ph/$1/ITLFile.tlv" "itl/$2.tlv" || die "$1 does not hold $2"
 }
 
 # ---- the server: tftp-hpa fetches a file, and a missing one is a failure ----

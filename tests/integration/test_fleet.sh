@@ -1,0 +1,220 @@
+#!/bin/bash
+# A fleet of 200 simulated phones (tests/phone/) on a real tftpd-hpa: their DeviceTLInfo alarms
+# feed `itl-sign coverage`, whose verdicts must match what each phone then does when it fetches
+# the published ITL, phone for phone; then the seeds' two key rotations: CallManager first and
+# TVS later (the right order: nobody stranded), and both at once (the wrong order: every phone
+# refuses, `utils itl reset` rescues exactly those holding the ITLRecovery SAST).
+# Runs under flock /tmp/itl-system.lock (it starts a TFTP server). docs/fleet.md describes it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_tftp.sh"
+. "$(dirname "$0")/lib_cluster.sh"
+cd "$WORK"
+SIM=$ITL_SRC/tests/phone/phone-sim
+PY=/usr/bin/python3
+export ITL_BUILD
+SECONDS=0
+
+# ---- the cluster's keys, then and now ----
+mkcert CM0 "/CN=cucm-pub.example/OU=TAC/O=Cisco/C=US/L=before-2023" # regenerated since
+mkcert CM1 "/CN=cucm-pub.example/OU=TAC/O=Cisco/C=US"               # the CallManager key now
+mkcert CM2 "/CN=cucm-pub.example/OU=TAC/O=Cisco/C=US/L=rotated"     # the rotation's new key
+mkcert ITLRecovery "/CN=ITLRECOVERY_cucm-pub.example/OU=TAC/O=Cisco/C=US"
+mkcert TVS1 "/CN=cucm-pub.example-tvs/OU=TAC/O=Cisco/C=US"
+mkcert TVS2 "/CN=cucm-pub.example-tvs/OU=TAC/O=Cisco/C=US/L=rotated"
+mkcert Foreign "/CN=cucm.other-cluster.example/O=Other/C=US"
+cluster_token T0 fleet-cm0 CM0:CallManager ITLRecovery:ITLRecovery
+cluster_token T1 fleet-cm1 CM1:CallManager ITLRecovery:ITLRecovery
+cluster_token T2 fleet-cm2 CM2:CallManager ITLRecovery:ITLRecovery
+cluster_token TF fleet-foreign Foreign:CallManager
+
+# The ITLs phones may hold: history/ is every ITL this cluster ever served (coverage's input);
+# the foreign one came with phones moved from another cluster and is in no history.
+mkdir history itl
+build() { # token-array-name out timestamp records...
+    local t=$1 out=$2 ts=$3
+    shift 3
+    eval 'local tok=("${'"$t"'[@]}")'
+    "${tok[@]}" build --sast label:CallManager "$@" --timestamp "$ts" -o "$out" >/dev/null \
+        2>itl-sign.err || die "build $out: $(cat itl-sign.err)"
+}
+build T1 history/ITL-current.tlv 1700000500 --ccm-tftp CM1.pem --tvs TVS1.pem --sast ITLRecovery.pem
+build T1 history/ITL-old.tlv 1700000000 --ccm-tftp CM1.pem --tvs TVS1.pem --sast ITLRecovery.pem
+build T1 history/ITL-norecovery.tlv 1690000000 --ccm-tftp CM1.pem --tvs TVS1.pem
+build T0 history/ITL-regen.tlv 1680000000 --ccm-tftp CM0.pem --tvs TVS1.pem --sast ITLRecovery.pem
+build TF itl/ITL-foreign.tlv 1650000000 --ccm-tftp Foreign.pem
+# the rotations' ITLs, all signed by the new CallManager key CM2
+build T2 itl/right-1.tlv 1710000000 --ccm-tftp CM2.pem --tvs TVS1.pem --sast ITLRecovery.pem
+build T2 itl/right-2.tlv 1710000600 --ccm-tftp CM2.pem --tvs TVS2.pem --sast ITLRecovery.pem
+build T2 itl/wrong.tlv 1710000000 --ccm-tftp CM2.pem --tvs TVS2.pem --sast ITLRecovery.pem
+"${T2[@]}" reset itl/wrong.tlv -o itl/wrong-reset.tlv --timestamp 1710000900 >/dev/null 2>&1 ||
+    die "reset the wrong order's ITL with the recovery key"
+openssl_verify itl/wrong-reset.tlv ITLRecovery.pem || die "openssl rejects the reset ITL"
+openssl_verify itl/right-1.tlv CM2.pem || die "openssl rejects the rotated ITL"
+
+# ---- 200 phones: 120 current, 30 old, 20 without the recovery SAST, 20 from CM0, 10 foreign ----
+mkdir fleet cfg
+group_of() { # index
+    if [ "$1" -lt 120 ]; then echo current
+    elif [ "$1" -lt 150 ]; then echo old
+    elif [ "$1" -lt 170 ]; then echo norecovery
+    elif [ "$1" -lt 190 ]; then echo regen
+    else echo foreign; fi
+}
+for i in $(seq 0 199); do
+    dev=$(printf 'SEP%012X' $((0x0050560000 + i)))
+    mkdir fleet/$dev
+    echo "$dev $(group_of $i)" >>groups.txt
+    printf '<device><deviceName>%s</deviceName></device>\n' $dev >cfg/$dev.cnf.xml
+done
+phones_of() { awk -v g="$1" '$2 == g {print "fleet/" $1}' groups.txt; }
+
+mkdir srv
+chmod 755 srv
+tftp_start "$WORK/srv"
+publish() { # ITL [token-array-name to sign the 200 configs with]
+    rm -f srv/*
+    install -m 0644 "$1" srv/ITLFile.tlv
+    if [ $# -gt 1 ]; then
+        eval 'local tok=("${'"$2"'[@]}")'
+        "${tok[@]}" sign cfg --out-dir srv --timestamp 1710000000 >/dev/null 2>itl-sign.err ||
+            die "sign the fleet's configs: $(cat itl-sign.err)"
+    fi
+}
+boot() { # results-file fleet-dir [phone-sim options]: every phone of the fleet boots
+    local out=$1 dir=$2
+    shift 2
+    "$SIM" --server "$TFTP_SERVER" --batch 25 --jobs 4 "$@" "$dir"/SEP* >"$out" ||
+        die "phone-sim failed: $(tail -3 "$out")"
+    [ "$(wc -l <"$out")" -eq 200 ] || die "$out: $(wc -l <"$out") phones booted, not 200"
+}
+reports() { # fleet-dir out: the alarms as an RTMT dump (syslog lines between them)
+    local f
+    for f in "$1"/SEP*/DeviceTLInfo.xml; do
+        echo "Dec  4 10:00:00 cucm-pub CiscoSyslog: DeviceTLInfo alarm received"
+        cat "$f"
+    done >"$2"
+}
+
+# ---- the fleet's history, fetched for real: each group installed its ITL on its first boot ----
+for g in current old norecovery regen; do
+    publish history/ITL-$g.tlv
+    "$SIM" --server "$TFTP_SERVER" --batch 25 $(phones_of $g) >>boot0.txt || die "first boot $g"
+done
+publish itl/ITL-foreign.tlv
+"$SIM" --server "$TFTP_SERVER" $(phones_of foreign) >>boot0.txt || die "first boot foreign"
+[ "$(grep -c ' itl=first-install ' boot0.txt)" -eq 200 ] ||
+    die "not every phone installed its first ITL: $(grep -v first-install boot0.txt | head -3)"
+reports fleet reports0.xml
+ok "200 phones installed their ITLs over TFTP (120 current, 30 old, 20 without recovery, 20 CM0, 10 foreign)"
+
+# Phone for phone, what the simulator did against what coverage said before the publish:
+#   current -> itl=current; updates directly -> accept; updates via TVS -> accept-via-tvs;
+#   rescuable by reset -> reject, then accept once the ITL signed by ITLRecovery is served;
+#   stranded -> reject, and reject the reset ITL too; unknown ITL (here: the foreign phones) ->
+#   reject. A config is accepted exactly when the phone ends up holding the cluster's ITL.
+compare_coverage() { # coverage.json boot-results [reset-results]
+    $PY - "$@" <<'PY'
+import json, sys
+cov = {p["device"]: p["verdict"] for p in json.load(open(sys.argv[1]))["phones"]}
+def results(path):
+    return {l.split()[0]: dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(path)}
+boot = results(sys.argv[2])
+reset = results(sys.argv[3]) if len(sys.argv) > 3 else None
+first = {"current": "current", "updates directly": "accept", "updates via TVS": "accept-via-tvs",
+         "rescuable by reset": "reject", "stranded (needs manual ITL delete)": "reject",
+         "unknown ITL": "reject"}
+after_reset = {"rescuable by reset": "accept", "stranded (needs manual ITL delete)": "reject",
+               "unknown ITL": "reject"}
+assert set(cov) == set(boot) and len(cov) == 200, (len(cov), len(boot))
+bad = []
+for dev, verdict in sorted(cov.items()):
+    got = boot[dev]
+    if got["itl"] != first[verdict]:
+        bad.append(f"{dev}: coverage says {verdict!r}, the phone did itl={got['itl']}")
+    want_cfg = "reject" if got["itl"] in ("reject",) else "accept"
+    if got["config"] != want_cfg:
+        bad.append(f"{dev}: itl={got['itl']} but config={got['config']}")
+    if reset is not None and verdict in after_reset and reset[dev]["itl"] != after_reset[verdict]:
+        bad.append(f"{dev}: {verdict!r}, yet the reset ITL was itl={reset[dev]['itl']}")
+if bad:
+    sys.exit("\n".join(bad[:20]) + f"\n({len(bad)} mismatches)")
+PY
+}
+# The simulator against the known mix: "group=itl-result ..." for every phone of each group.
+expect_groups() { # results group=result...
+    local out=$1 spec g want n
+    shift
+    for spec in "$@"; do
+        g=${spec%%=*} want=${spec#*=}
+        n=$(join <(sort "$out") <(sort groups.txt) | awk -v g="$g" -v w="itl=$want" \
+            '$NF == g && $2 != w' | wc -l)
+        [ "$n" -eq 0 ] || die "$n phones of group $g did not do itl=$want: $(join <(sort "$out") \
+            <(sort groups.txt) | awk -v g="$g" '$NF == g' | head -2)"
+    done
+}
+coverage_json() { # reports current-ITL out
+    "$BIN" coverage --json --reports "$1" --history history --current "$2" >"$3" 2>cov.err
+    local rc=$?
+    [ $rc -eq 0 ] || [ $rc -eq 8 ] || die "coverage exit $rc: $(cat cov.err)"
+    [ ! -s cov.err ] || die "coverage warned about the simulator's alarms: $(cat cov.err)"
+}
+
+# ---- the current ITL republished: coverage predicts each phone (no TVS: it cannot see one) ----
+cp -a fleet fleet-a
+coverage_json reports0.xml history/ITL-current.tlv cov-a.json
+publish history/ITL-current.tlv T1
+boot boot-a.txt fleet-a
+"${T1[@]}" reset history/ITL-current.tlv -o itl/current-reset.tlv --timestamp 1700000900 \
+    >/dev/null 2>&1 || die "reset the current ITL"
+publish itl/current-reset.tlv T1
+boot boot-a-reset.txt fleet-a
+compare_coverage cov-a.json boot-a.txt boot-a-reset.txt || die "coverage mispredicted the fleet"
+expect_groups boot-a.txt current=current old=accept norecovery=accept regen=reject foreign=reject
+ok "coverage predicted all 200 phones: current, updates directly, rescuable by reset (reset proves it), unknown"
+
+# ---- right order, step 1: CallManager regenerated, TVS kept: every phone of ours via TVS ----
+cp -a fleet fleet-right
+tvs1=(--tvs-cert TVS1.pem --tvs-trust CM2.pem --tvs-trust ITLRecovery.pem)
+publish itl/right-1.tlv T2
+boot boot-r1.txt fleet-right "${tvs1[@]}"
+expect_groups boot-r1.txt current=accept-via-tvs old=accept-via-tvs \
+    norecovery=accept-via-tvs regen=accept-via-tvs foreign=reject
+[ "$(grep -c ' config=accept ' boot-r1.txt)" -eq 190 ] || die "not 190 configs accepted after step 1"
+reports fleet-right reports-r1.xml
+cp itl/right-1.tlv history/
+# ---- step 2, later: TVS regenerated; the phones hold the CM2 ITL now and take it directly ----
+coverage_json reports-r1.xml itl/right-2.tlv cov-r2.json
+tvs2=(--tvs-cert TVS2.pem --tvs-trust CM2.pem --tvs-trust ITLRecovery.pem)
+publish itl/right-2.tlv T2
+boot boot-r2.txt fleet-right "${tvs2[@]}"
+"${T2[@]}" reset itl/right-2.tlv -o itl/right-2-reset.tlv --timestamp 1710000900 >/dev/null 2>&1 ||
+    die "reset right-2"
+cp -a fleet-right fleet-right-reset
+publish itl/right-2-reset.tlv T2
+boot boot-r2-reset.txt fleet-right-reset "${tvs2[@]}"
+compare_coverage cov-r2.json boot-r2.txt boot-r2-reset.txt || die "coverage mispredicted step 2"
+expect_groups boot-r2.txt current=accept old=accept norecovery=accept regen=accept foreign=reject
+rm -f history/right-1.tlv
+ok "right order: CallManager first (190 via TVS), TVS later (190 directly): nobody of ours stranded"
+
+# ---- wrong order: CallManager and TVS regenerated together; TVS2 is in no phone's ITL ----
+cp -a fleet fleet-wrong
+coverage_json reports0.xml itl/wrong.tlv cov-w.json
+publish itl/wrong.tlv T2
+boot boot-w.txt fleet-wrong "${tvs2[@]}"
+grep -q "^Trust List Update Failed: .*TVS" fleet-wrong/$(head -1 groups.txt | cut -d' ' -f1)/status.log ||
+    die "a phone's status messages do not say why TVS could not help"
+publish itl/wrong-reset.tlv T2
+boot boot-w-reset.txt fleet-wrong "${tvs2[@]}"
+compare_coverage cov-w.json boot-w.txt boot-w-reset.txt || die "coverage mispredicted the wrong order"
+expect_groups boot-w.txt current=reject old=reject norecovery=reject regen=reject foreign=reject
+expect_groups boot-w-reset.txt current=accept old=accept norecovery=reject regen=accept \
+    foreign=reject
+$PY - cov-w.json <<'PY' || die "coverage's wrong-order summary: $(cat cov-w.json)"
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert s["rescuable by reset"] == 170 and s["stranded (needs manual ITL delete)"] == 20, s
+assert s["unknown ITL"] == 10 and s["current"] == 0, s
+PY
+ok "wrong order: all 200 refuse; the ITLRecovery reset rescues the 170 coverage named, 20 stay stranded"
+echo "figures: fleet: 200 phones, $(cat boot*.txt | wc -l) phone boots over TFTP in ${SECONDS}s (all of the test)"
