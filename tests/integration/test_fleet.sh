@@ -107,38 +107,10 @@ publish itl/ITL-foreign.tlv
 reports fleet reports0.xml
 ok "200 phones installed their ITLs over TFTP (120 current, 30 old, 20 without recovery, 20 CM0, 10 foreign)"
 
-# Phone for phone, what the simulator did against what coverage said before the publish:
-#   current -> itl=current; updates directly -> accept; updates via TVS -> accept-via-tvs;
-#   rescuable by reset -> reject, then accept once the ITL signed by ITLRecovery is served;
-#   stranded -> reject, and reject the reset ITL too; unknown ITL (here: the foreign phones) ->
-#   reject. A config is accepted exactly when the phone ends up holding the cluster's ITL.
-compare_coverage() { # coverage.json boot-results [reset-results]
-    $PY - "$@" <<'PY'
-import json, sys
-cov = {p["device"]: p["verdict"] for p in json.load(open(sys.argv[1]))["phones"]}
-def results(path):
-    return {l.split()[0]: dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(path)}
-boot = results(sys.argv[2])
-reset = results(sys.argv[3]) if len(sys.argv) > 3 else None
-first = {"current": "current", "updates directly": "accept", "updates via TVS": "accept-via-tvs",
-         "rescuable by reset": "reject", "stranded (needs manual ITL delete)": "reject",
-         "unknown ITL": "reject"}
-after_reset = {"rescuable by reset": "accept", "stranded (needs manual ITL delete)": "reject",
-               "unknown ITL": "reject"}
-assert set(cov) == set(boot) and len(cov) == 200, (len(cov), len(boot))
-bad = []
-for dev, verdict in sorted(cov.items()):
-    got = boot[dev]
-    if got["itl"] != first[verdict]:
-        bad.append(f"{dev}: coverage says {verdict!r}, the phone did itl={got['itl']}")
-    want_cfg = "reject" if got["itl"] in ("reject",) else "accept"
-    if got["config"] != want_cfg:
-        bad.append(f"{dev}: itl={got['itl']} but config={got['config']}")
-    if reset is not None and verdict in after_reset and reset[dev]["itl"] != after_reset[verdict]:
-        bad.append(f"{dev}: {verdict!r}, yet the reset ITL was itl={reset[dev]['itl']}")
-if bad:
-    sys.exit("\n".join(bad[:20]) + f"\n({len(bad)} mismatches)")
-PY
+# Phone for phone: what coverage said before the publish against what each phone then did
+# (tests/phone/compare_fleet.py says what each verdict means for a phone).
+compare() { # compare_fleet.py options
+    $PY "$ITL_SRC/tests/phone/compare_fleet.py" "$@"
 }
 # The simulator against the known mix: "group=itl-result ..." for every phone of each group.
 expect_groups() { # results group=result...
@@ -168,7 +140,7 @@ boot boot-a.txt fleet-a
     >/dev/null 2>&1 || die "reset the current ITL"
 publish itl/current-reset.tlv T1
 boot boot-a-reset.txt fleet-a
-compare_coverage cov-a.json boot-a.txt boot-a-reset.txt || die "coverage mispredicted the fleet"
+compare --coverage cov-a.json --boot boot-a.txt --reset boot-a-reset.txt || die "coverage mispredicted the fleet"
 expect_groups boot-a.txt current=current old=accept norecovery=accept regen=reject foreign=reject
 ok "coverage predicted all 200 phones: current, updates directly, rescuable by reset (reset proves it), unknown"
 
@@ -192,7 +164,7 @@ boot boot-r2.txt fleet-right "${tvs2[@]}"
 cp -a fleet-right fleet-right-reset
 publish itl/right-2-reset.tlv T2
 boot boot-r2-reset.txt fleet-right-reset "${tvs2[@]}"
-compare_coverage cov-r2.json boot-r2.txt boot-r2-reset.txt || die "coverage mispredicted step 2"
+compare --coverage cov-r2.json --boot boot-r2.txt --reset boot-r2-reset.txt || die "coverage mispredicted step 2"
 expect_groups boot-r2.txt current=accept old=accept norecovery=accept regen=accept foreign=reject
 rm -f history/right-1.tlv
 ok "right order: CallManager first (190 via TVS), TVS later (190 directly): nobody of ours stranded"
@@ -206,7 +178,7 @@ grep -q "^Trust List Update Failed: .*TVS" fleet-wrong/$(head -1 groups.txt | cu
     die "a phone's status messages do not say why TVS could not help"
 publish itl/wrong-reset.tlv T2
 boot boot-w-reset.txt fleet-wrong "${tvs2[@]}"
-compare_coverage cov-w.json boot-w.txt boot-w-reset.txt || die "coverage mispredicted the wrong order"
+compare --coverage cov-w.json --boot boot-w.txt --reset boot-w-reset.txt || die "coverage mispredicted the wrong order"
 expect_groups boot-w.txt current=reject old=reject norecovery=reject regen=reject foreign=reject
 expect_groups boot-w-reset.txt current=accept old=accept norecovery=reject regen=accept \
     foreign=reject
