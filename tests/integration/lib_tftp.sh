@@ -25,13 +25,18 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# Is our server's socket bound yet? (ss lists it once in.tftpd has bound it.)
-tftp_listening() {
-    ss -Hulnp "sport = :$1" 2>/dev/null | grep -q "pid=$2,"
+# Does a TFTP server answer on the port? Asked in the protocol itself: a read request for a
+# file nobody has gets "Error code 1: File not found" from a running in.tftpd.
+tftp_answers() {
+    printf 'rexmt 1\ntimeout 1\nget .itl-probe %s\nquit\n' "$WORK/.tftp-probe" |
+        "$TFTP_CLIENT" 127.0.0.1 "$1" 2>&1 | grep -q "Error code 1"
+    local rc=$?
+    rm -f "$WORK/.tftp-probe"
+    return $rc
 }
 
 tftp_start() {
-    local dir=$1 try i user_args=()
+    local dir=$1 try i up user_args=()
     [ -x "$TFTPD" ] || die "no $TFTPD: install tftpd-hpa (tools/install-deps.sh)"
     [ -x "$TFTP_CLIENT" ] || die "no $TFTP_CLIENT: install tftp-hpa (tools/install-deps.sh)"
     # As root in.tftpd drops to "nobody" unless told otherwise; the test's own user keeps the
@@ -42,12 +47,12 @@ tftp_start() {
         "$TFTPD" -L -a "127.0.0.1:$TFTP_PORT" -s "${user_args[@]}" "$dir" \
             >"$WORK/tftpd.log" 2>&1 &
         TFTP_PID=$!
-        for i in $(seq 1 100); do
-            tftp_listening "$TFTP_PORT" "$TFTP_PID" && break
-            kill -0 "$TFTP_PID" 2>/dev/null || break
-            sleep 0.05
+        up=0
+        for i in $(seq 1 20); do
+            kill -0 "$TFTP_PID" 2>/dev/null || break # it could not bind: the port was taken
+            tftp_answers "$TFTP_PORT" && up=1 && break
         done
-        if tftp_listening "$TFTP_PORT" "$TFTP_PID"; then
+        if [ $up = 1 ]; then
             TFTP_SERVER=127.0.0.1:$TFTP_PORT
             cleanup_hooks+=("tftp_stop")
             return 0

@@ -74,7 +74,10 @@ tftp_fetch ITLFile.tlv got.tlv || die "tftp-hpa could not fetch from in.tftpd"
 cmp -s got.tlv itl/A.tlv || die "the fetched ITL differs from the served one"
 tftp_fetch nothere.tlv none.tlv 2>/dev/null && die "a missing file counted as fetched"
 [ -e none.tlv ] && die "tftp_fetch left the empty file of a missing one"
-ok "tftpd-hpa on 127.0.0.1:$TFTP_PORT serves its own directory; a missing file is a failure"
+( TFTP_PID="" && tftp_start "$WORK/no-such-dir" ) 2>start.err &&
+    die "tftp_start succeeded on a directory that does not exist"
+grep -q "in.tftpd did not start" start.err || die "a server that cannot start is not named: $(cat start.err)"
+ok "tftpd-hpa on 127.0.0.1:$TFTP_PORT serves its own directory; a missing file is a failure; a server that cannot start fails the test"
 
 # ---- first install, then current ----
 mkdir ph
