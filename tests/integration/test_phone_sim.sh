@@ -158,6 +158,14 @@ assert ours["ITL_Signature"].replace(" ", "").lower() == sys.argv[3], ours
 assert ours["DeviceName"] == "SEP0000000000AA" and ours["CTL_Signature"] == "Not Installed"
 PY
     die "the alarm differs from the sample's shape: $(cat ph/SEP0000000000AA/DeviceTLInfo.xml)"
+serve A 1
+boot SEP0000000000AA --tftp-server cucm-pub.example --ip 10.1.20.57
+grep -q '<String name="ITL_TFTP_Server">cucm-pub.example</String>' ph/SEP0000000000AA/DeviceTLInfo.xml ||
+    die "--tftp-server is not the alarm's ITL_TFTP_Server"
+grep -q '<String name="IPv4Address">10.1.20.57</String>' ph/SEP0000000000AA/DeviceTLInfo.xml ||
+    die "--ip is not the alarm's IPv4Address"
+expect_exit 1 "$SIM" --server "$TFTP_SERVER" --ip '<x>' ph/SEP0000000000AA
+grep -q "no <, >, &, quotes" <<<"$ERR" || die "markup in --ip is not refused: $ERR"
 mkdir hist && cp itl/A.tlv itl/A2.tlv hist/
 expect_exit 0 "$BIN" coverage --reports ph/SEP0000000000AA/DeviceTLInfo.xml --history hist \
     --current itl/A.tlv

@@ -420,10 +420,15 @@ int main(int argc, char **argv)
             o.trust.now = strtoll(optarg, NULL, 10);
             break;
         case 's':
-            o.tftp_server = optarg;
-            break;
         case 'i':
-            o.ip = optarg;
+            if (strpbrk(optarg, "<>&\"'") || !*optarg) {
+                fprintf(stderr,
+                        "phone-model: --%s %s: a host name or address goes into the "
+                        "alarm's XML as it is: no <, >, &, quotes\n",
+                        opt == 's' ? "tftp-server" : "ip", optarg);
+                return 2;
+            }
+            *(opt == 's' ? &o.tftp_server : &o.ip) = optarg;
             break;
         case 'h':
             usage(stdout);
