@@ -68,6 +68,9 @@ int err_errno(struct itl_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Put text in front of the message, in place, keeping class and ckr; returns -1. */
 int err_prefix(struct itl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Put text after the message, in place, keeping class and ckr; returns -1. For context that
+ * reads after the cause ("(<cause>); nothing was released" with err_prefix). */
+int err_suffix(struct itl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(struct itl_error *err);
 /* "usage", "input", ... for logs and the wire. */
 const char *err_class_name(enum itl_errclass cls);
@@ -233,6 +236,33 @@ size_t file_stage_commit(struct file_stage *s, file_stage_done_fn done, void *ct
 unsigned long file_stage_flushes(struct file_stage *s);
 /* Discards what is still staged (nothing gets a name) and frees s. */
 void file_stage_free(struct file_stage *s);
+
+/* All or none across directories (file_swap.c): replace files in several directories (the
+ * TFTP roots of a cluster) so that every one is old or every one is new, also after a crash or
+ * kill (a journal in each directory; file_swap_recover finishes or undoes the batch). The
+ * names never follow a symbolic link: an existing name that is not a regular file is refused;
+ * a replaced file keeps its mode and (for root) its owner. The directories must stay the same
+ * between an interrupted run and its recovery. */
+struct file_swap;
+struct file_swap *file_swap_new(void);
+/* Open a target directory (not through a final symlink); returns its index, or -1. */
+int file_swap_add_dir(struct file_swap *s, const char *dir, struct itl_error *err);
+/* Put `name` (one component, not hidden) with these bytes (kept by the caller until the commit)
+ * in directory `dir`; `mode` for a file that does not exist yet. */
+int file_swap_add(struct file_swap *s, size_t dir, const char *name, const void *data, size_t n,
+                  mode_t mode, struct itl_error *err);
+/* Every file in place, or (-1 with err) every directory as it was. */
+int file_swap_commit(struct file_swap *s, struct itl_error *err);
+size_t file_swap_dirs(const struct file_swap *s);
+void file_swap_free(struct file_swap *s);
+enum { FILE_SWAP_CLEAN = 0, FILE_SWAP_ROLLED_BACK, FILE_SWAP_ROLLED_FORWARD };
+/* The batch an interrupted commit left in `dir` (its journal), in all its directories: rolled
+ * forward when it had reached its commit point, else back. *outcome says which (CLEAN: there
+ * was none). Only a journal (and marker) owned by the effective user is followed, and only
+ * when every directory it names is one of `allowed`. -1 with err when a directory could not be
+ * repaired or the journal is refused. */
+int file_swap_recover(const char *dir, const char *const *allowed, size_t n_allowed, int *outcome,
+                      struct itl_error *err);
 
 /* ---- Users and groups ---- */
 

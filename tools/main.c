@@ -29,6 +29,8 @@ static const struct command commands[] = {
     {"decrypt", cmd_decrypt, "decrypt a .enc.sgn with the phone's key (support)"},
     {"status", cmd_status, "service and token health, policy state"},
     {"coverage", cmd_coverage, "which phones take the current ITL (fleet reports)"},
+    {"plan", cmd_plan, "what each phone would do with a proposed ITL (no token)"},
+    {"publish", cmd_publish, "put an ITL or configs in every TFTP root or none"},
     {"key", cmd_key, "key import|generate|list|export-cert|attest-backup"},
 };
 
