@@ -119,10 +119,17 @@ publish itl/ITL-foreign.tlv
 reports fleet reports0.xml
 ok "200 phones installed their ITLs over TFTP (120 current, 30 old, 20 without recovery, 20 CM0, 10 foreign)"
 
-# Phone for phone: what coverage said before the publish against what each phone then did
+# Phone for phone: what coverage and plan said before the publish against what each phone did
 # (tests/phone/compare_fleet.py says what each verdict means for a phone).
 compare() { # compare_fleet.py options
     $PY "$ITL_SRC/tests/phone/compare_fleet.py" "$@"
+}
+no_mistakes() { # plan.json...: the right order makes none of the seeds' mistakes
+    local f
+    for f in "$@"; do
+        $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(d["summary"]["mistakes"] != 0)' \
+            "$f" || die "plan names a mistake in the right order: $(cat "$f")"
+    done
 }
 # The simulator against the known mix: "group=itl-result ..." for every phone of each group.
 expect_groups() { # results group=result...
@@ -136,60 +143,86 @@ expect_groups() { # results group=result...
             <(sort groups.txt) | awk -v g="$g" '$NF == g' | head -2)"
     done
 }
-coverage_json() { # reports current-ITL out
-    "$BIN" coverage --json --reports "$1" --history history --current "$2" >"$3" 2>cov.err
-    local rc=$?
-    [ $rc -eq 0 ] || [ $rc -eq 8 ] || die "coverage exit $rc: $(cat cov.err)"
-    [ ! -s cov.err ] || die "coverage warned about the simulator's alarms: $(cat cov.err)"
+# Before the publish: coverage and plan on the alarms, with the certificate TVS will present.
+predict() { # name reports new-ITL tvs-cert: cov-NAME.json and plan-NAME.json
+    local rc
+    "$BIN" coverage --json --reports "$2" --history history --current "$3" --tvs-cert "$4" \
+        >cov-$1.json 2>predict.err
+    rc=$?
+    [ $rc -eq 0 ] || [ $rc -eq 8 ] || die "coverage exit $rc: $(cat predict.err)"
+    [ ! -s predict.err ] || die "coverage warned about the simulator's alarms: $(cat predict.err)"
+    "$BIN" plan --json --new "$3" --reports "$2" --history history --tvs-cert "$4" \
+        >plan-$1.json 2>predict.err
+    rc=$?
+    [ $rc -eq 0 ] || [ $rc -eq 8 ] || die "plan exit $rc: $(cat predict.err)"
+    [ ! -s predict.err ] || die "plan warned about the simulator's alarms: $(cat predict.err)"
+}
+# The TVS service the phones reach: the certificate it presents, and the cluster's certificate
+# store it vouches from (the records of the ITL being published, as plan models it).
+tvs_args() { # tvs-cert store-cert...
+    TVS=(--tvs-cert "$1")
+    shift
+    local c
+    for c in "$@"; do TVS+=(--tvs-trust "$c"); done
 }
 
-# ---- the current ITL republished: coverage predicts each phone (no TVS: it cannot see one) ----
+# ---- the current ITL republished: coverage and plan predict each phone ----
 cp -a fleet fleet-a
-coverage_json reports0.xml history/ITL-current.tlv cov-a.json
+predict a reports0.xml history/ITL-current.tlv TVS1.pem
+tvs_args TVS1.pem CM1.pem TVS1.pem ITLRecovery.pem
 publish history/ITL-current.tlv T1
-boot boot-a.txt fleet-a
+boot boot-a.txt fleet-a "${TVS[@]}"
 "${T1[@]}" reset history/ITL-current.tlv -o itl/current-reset.tlv --timestamp 1700000900 \
     >/dev/null 2>&1 || die "reset the current ITL"
 publish itl/current-reset.tlv T1
-boot_phones boot-a-reset.txt 30 $(rejecters boot-a.txt fleet-a)
-compare --coverage cov-a.json --boot boot-a.txt --reset boot-a-reset.txt || die "coverage mispredicted the fleet"
-expect_groups boot-a.txt current=current old=accept norecovery=accept regen=reject foreign=reject
-ok "coverage predicted all 200 phones: current, updates directly, rescuable by reset (reset proves it), unknown"
+boot_phones boot-a-reset.txt 10 "${TVS[@]}" $(rejecters boot-a.txt fleet-a)
+compare --coverage cov-a.json --plan plan-a.json --boot boot-a.txt --reset boot-a-reset.txt ||
+    die "coverage or plan mispredicted the fleet"
+expect_groups boot-a.txt current=current old=accept norecovery=accept regen=accept-via-tvs \
+    foreign=reject
+ok "coverage and plan predicted all 200 phones: current, directly, via TVS (the CM0 ITLs), unknown"
 
 # ---- right order, step 1: CallManager regenerated, TVS kept: every phone of ours via TVS ----
 cp -a fleet fleet-right
-tvs1=(--tvs-cert TVS1.pem --tvs-trust CM2.pem --tvs-trust ITLRecovery.pem)
+predict r1 reports0.xml itl/right-1.tlv TVS1.pem
+tvs_args TVS1.pem CM2.pem TVS1.pem ITLRecovery.pem
 publish itl/right-1.tlv T2
-boot boot-r1.txt fleet-right "${tvs1[@]}"
+boot boot-r1.txt fleet-right "${TVS[@]}"
+compare --coverage cov-r1.json --plan plan-r1.json --boot boot-r1.txt ||
+    die "coverage or plan mispredicted step 1"
 expect_groups boot-r1.txt current=accept-via-tvs old=accept-via-tvs \
     norecovery=accept-via-tvs regen=accept-via-tvs foreign=reject
 [ "$(grep -c ' config=accept ' boot-r1.txt)" -eq 190 ] || die "not 190 configs accepted after step 1"
 reports fleet-right reports-r1.xml
 cp itl/right-1.tlv history/
 # ---- step 2, later: TVS regenerated; the phones hold the CM2 ITL now and take it directly ----
-coverage_json reports-r1.xml itl/right-2.tlv cov-r2.json
-tvs2=(--tvs-cert TVS2.pem --tvs-trust CM2.pem --tvs-trust ITLRecovery.pem)
+predict r2 reports-r1.xml itl/right-2.tlv TVS2.pem
+tvs_args TVS2.pem CM2.pem TVS2.pem ITLRecovery.pem
 publish itl/right-2.tlv T2
-boot boot-r2.txt fleet-right "${tvs2[@]}"
+boot boot-r2.txt fleet-right "${TVS[@]}"
 "${T2[@]}" reset itl/right-2.tlv -o itl/right-2-reset.tlv --timestamp 1710000900 >/dev/null 2>&1 ||
     die "reset right-2"
 publish itl/right-2-reset.tlv T2
-boot_phones boot-r2-reset.txt 10 "${tvs2[@]}" $(rejecters boot-r2.txt fleet-right)
-compare --coverage cov-r2.json --boot boot-r2.txt --reset boot-r2-reset.txt || die "coverage mispredicted step 2"
+boot_phones boot-r2-reset.txt 10 "${TVS[@]}" $(rejecters boot-r2.txt fleet-right)
+compare --coverage cov-r2.json --plan plan-r2.json --boot boot-r2.txt --reset boot-r2-reset.txt ||
+    die "coverage or plan mispredicted step 2"
+no_mistakes plan-r1.json plan-r2.json
 expect_groups boot-r2.txt current=accept old=accept norecovery=accept regen=accept foreign=reject
 rm -f history/right-1.tlv
 ok "right order: CallManager first (190 via TVS), TVS later (190 directly): nobody of ours stranded"
 
 # ---- wrong order: CallManager and TVS regenerated together; TVS2 is in no phone's ITL ----
 cp -a fleet fleet-wrong
-coverage_json reports0.xml itl/wrong.tlv cov-w.json
+predict w reports0.xml itl/wrong.tlv TVS2.pem
+tvs_args TVS2.pem CM2.pem TVS2.pem ITLRecovery.pem
 publish itl/wrong.tlv T2
-boot boot-w.txt fleet-wrong "${tvs2[@]}"
+boot boot-w.txt fleet-wrong "${TVS[@]}"
 grep -q "^Trust List Update Failed: .*TVS" fleet-wrong/$(head -1 groups.txt | cut -d' ' -f1)/status.log ||
     die "a phone's status messages do not say why TVS could not help"
 publish itl/wrong-reset.tlv T2
-boot boot-w-reset.txt fleet-wrong "${tvs2[@]}"
-compare --coverage cov-w.json --boot boot-w.txt --reset boot-w-reset.txt || die "coverage mispredicted the wrong order"
+boot boot-w-reset.txt fleet-wrong "${TVS[@]}"
+compare --coverage cov-w.json --plan plan-w.json --boot boot-w.txt --reset boot-w-reset.txt ||
+    die "coverage or plan mispredicted the wrong order"
 expect_groups boot-w.txt current=reject old=reject norecovery=reject regen=reject foreign=reject
 expect_groups boot-w-reset.txt current=accept old=accept norecovery=reject regen=accept \
     foreign=reject
@@ -199,5 +232,13 @@ s = json.load(open(sys.argv[1]))["summary"]
 assert s["rescuable by reset"] == 170 and s["stranded (needs manual ITL delete)"] == 20, s
 assert s["unknown ITL"] == 10 and s["current"] == 0, s
 PY
-ok "wrong order: all 200 refuse; the ITLRecovery reset rescues the 170 coverage named, 20 stay stranded"
+$PY - plan-w.json <<'PY' || die "plan does not name the wrong order's mistake: $(cat plan-w.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = {x["mistake"]: x["phones"] for x in d["mistakes"]}
+assert m.get("callmanager-and-tvs-regenerated") == 190, m
+named = [p["device"] for p in d["phones"] if "callmanager-and-tvs-regenerated" in p["mistakes"]]
+assert len(named) == 190, len(named)
+PY
+ok "wrong order: all 200 refuse, as plan said (190 named callmanager-and-tvs-regenerated); the reset rescues the 170 predicted, 20 stay stranded"
 echo "figures: fleet: 200 phones, $(cat boot*.txt | wc -l) phone boots over TFTP in ${SECONDS}s (all of the test)"
