@@ -1,9 +1,11 @@
 #!/bin/bash
 # A fleet of 200 simulated phones (tests/phone/) on a real tftpd-hpa: their DeviceTLInfo alarms
-# feed `itl-sign coverage`, whose verdicts must match what each phone then does when it fetches
-# the published ITL, phone for phone; then the seeds' two key rotations: CallManager first and
-# TVS later (the right order: nobody stranded), and both at once (the wrong order: every phone
-# refuses, `utils itl reset` rescues exactly those holding the ITLRecovery SAST).
+# feed `itl-sign coverage` and `itl-sign plan`, whose verdicts (coverage) and action and outcome
+# (plan) must match what each phone then does when it fetches what `itl-sign publish` put in the
+# TFTP root, phone for phone; then the seeds' two key rotations: CallManager first and TVS later
+# (the right order: nobody stranded, no mistake named), and both at once (the wrong order:
+# publish refuses it, plan names the mistake; put in place anyway, every phone refuses and
+# `utils itl reset` rescues exactly those holding the ITLRecovery SAST).
 # Runs under flock /tmp/itl-system.lock (it starts a TFTP server). docs/fleet.md describes it.
 # The phones' writes are committed once per batch (a syncfs each, tests/phone/README.md): on a
 # disk shared with busy builds that wait is most of the run time, and a simulated phone's flash
@@ -38,8 +40,8 @@ build() { # token-array-name out timestamp records...
     local t=$1 out=$2 ts=$3
     shift 3
     eval 'local tok=("${'"$t"'[@]}")'
-    "${tok[@]}" build --sast label:CallManager "$@" --timestamp "$ts" -o "$out" >/dev/null \
-        2>itl-sign.err || die "build $out: $(cat itl-sign.err)"
+    "${tok[@]}" build --sast label:CallManager "$@" --timestamp "$ts" --filename ITLFile.tlv \
+        -o "$out" >/dev/null 2>itl-sign.err || die "build $out: $(cat itl-sign.err)"
 }
 build T1 history/ITL-current.tlv 1700000500 --ccm-tftp CM1.pem --tvs TVS1.pem --sast ITLRecovery.pem
 build T1 history/ITL-old.tlv 1700000000 --ccm-tftp CM1.pem --tvs TVS1.pem --sast ITLRecovery.pem
@@ -72,17 +74,26 @@ for i in $(seq 0 199); do
 done
 phones_of() { awk -v g="$1" '$2 == g {print "fleet/" $1}' groups.txt; }
 
-mkdir srv
+mkdir srv pubhist
 chmod 755 srv
 tftp_start "$WORK/srv"
-publish() { # ITL [token-array-name to sign the 200 configs with]
-    rm -f srv/*
+# How the fleet came to be: each ITL simply put in the TFTP root (no check), as CUCM does.
+serve_raw() { # ITL
+    rm -rf srv/* srv/.[!.]*
     install -m 0644 "$1" srv/ITLFile.tlv
-    if [ $# -gt 1 ]; then
-        eval 'local tok=("${'"$2"'[@]}")'
-        "${tok[@]}" sign cfg --out-dir srv --timestamp 1710000000 >/dev/null 2>itl-sign.err ||
-            die "sign the fleet's configs: $(cat itl-sign.err)"
-    fi
+}
+# From here on files reach the phones through `itl-sign publish` (merged from h25): the phone
+# model checked against the ITL the root holds now, all or none, a copy kept in pubhist/.
+publish() { # ITL token-array-name: the ITL, then the 200 configs signed with that token's key
+    expect_exit 0 "$BIN" publish "$1" --to srv --history pubhist
+    sign_configs "$2"
+}
+sign_configs() { # token-array-name
+    eval 'local tok=("${'"$1"'[@]}")'
+    rm -rf cfg-signed && mkdir cfg-signed
+    "${tok[@]}" sign cfg --out-dir cfg-signed --timestamp 1710000000 >/dev/null 2>itl-sign.err ||
+        die "sign the fleet's configs: $(cat itl-sign.err)"
+    expect_exit 0 "$BIN" publish cfg-signed --to srv
 }
 boot() { # results-file fleet-dir [phone-sim options]: every phone of the fleet boots
     local out=$1 dir=$2
@@ -109,10 +120,10 @@ reports() { # fleet-dir out: the alarms as an RTMT dump (syslog lines between th
 
 # ---- the fleet's history, fetched for real: each group installed its ITL on its first boot ----
 for g in current old norecovery regen; do
-    publish history/ITL-$g.tlv
+    serve_raw history/ITL-$g.tlv
     "$SIM" --server "$TFTP_SERVER" --batch 25 $(phones_of $g) >>boot0.txt || die "first boot $g"
 done
-publish itl/ITL-foreign.tlv
+serve_raw itl/ITL-foreign.tlv
 "$SIM" --server "$TFTP_SERVER" $(phones_of foreign) >>boot0.txt || die "first boot foreign"
 [ "$(grep -c ' itl=first-install ' boot0.txt)" -eq 200 ] ||
     die "not every phone installed its first ITL: $(grep -v first-install boot0.txt | head -3)"
@@ -170,7 +181,8 @@ tvs_args() { # tvs-cert store-cert...
 cp -a fleet fleet-a
 predict a reports0.xml history/ITL-current.tlv TVS1.pem
 tvs_args TVS1.pem CM1.pem TVS1.pem ITLRecovery.pem
-publish history/ITL-current.tlv T1
+serve_raw history/ITL-current.tlv
+sign_configs T1
 boot boot-a.txt fleet-a "${TVS[@]}"
 "${T1[@]}" reset history/ITL-current.tlv -o itl/current-reset.tlv --timestamp 1700000900 \
     >/dev/null 2>&1 || die "reset the current ITL"
@@ -184,6 +196,7 @@ ok "coverage and plan predicted all 200 phones: current, directly, via TVS (the 
 
 # ---- right order, step 1: CallManager regenerated, TVS kept: every phone of ours via TVS ----
 cp -a fleet fleet-right
+serve_raw history/ITL-current.tlv
 predict r1 reports0.xml itl/right-1.tlv TVS1.pem
 tvs_args TVS1.pem CM2.pem TVS1.pem ITLRecovery.pem
 publish itl/right-1.tlv T2
@@ -194,7 +207,9 @@ expect_groups boot-r1.txt current=accept-via-tvs old=accept-via-tvs \
     norecovery=accept-via-tvs regen=accept-via-tvs foreign=reject
 [ "$(grep -c ' config=accept ' boot-r1.txt)" -eq 190 ] || die "not 190 configs accepted after step 1"
 reports fleet-right reports-r1.xml
-cp itl/right-1.tlv history/
+# publish kept its copy by SHA-1: that is the history the next prediction looks phones up in
+r1_sha=$(sha1sum itl/right-1.tlv | cut -c1-40)
+cp pubhist/$r1_sha.tlv history/ || die "publish kept no copy of right-1 in its history"
 # ---- step 2, later: TVS regenerated; the phones hold the CM2 ITL now and take it directly ----
 predict r2 reports-r1.xml itl/right-2.tlv TVS2.pem
 tvs_args TVS2.pem CM2.pem TVS2.pem ITLRecovery.pem
@@ -208,14 +223,20 @@ compare --coverage cov-r2.json --plan plan-r2.json --boot boot-r2.txt --reset bo
     die "coverage or plan mispredicted step 2"
 no_mistakes plan-r1.json plan-r2.json
 expect_groups boot-r2.txt current=accept old=accept norecovery=accept regen=accept foreign=reject
-rm -f history/right-1.tlv
+rm -f history/$r1_sha.tlv
 ok "right order: CallManager first (190 via TVS), TVS later (190 directly): nobody of ours stranded"
 
 # ---- wrong order: CallManager and TVS regenerated together; TVS2 is in no phone's ITL ----
 cp -a fleet fleet-wrong
+serve_raw history/ITL-current.tlv
 predict w reports0.xml itl/wrong.tlv TVS2.pem
 tvs_args TVS2.pem CM2.pem TVS2.pem ITLRecovery.pem
-publish itl/wrong.tlv T2
+# publish refuses it (a phone holding the root's ITL would reject it); CUCM would not ask
+expect_exit 5 "$BIN" publish itl/wrong.tlv --to srv --history pubhist
+cmp -s srv/ITLFile.tlv history/ITL-current.tlv || die "a refused publish changed the root"
+grep -q "TVS" <<<"$ERR$OUT" || die "publish's refusal does not say TVS cannot vouch: $ERR"
+serve_raw itl/wrong.tlv
+sign_configs T2
 boot boot-w.txt fleet-wrong "${TVS[@]}"
 grep -q "^Trust List Update Failed: .*TVS" fleet-wrong/$(head -1 groups.txt | cut -d' ' -f1)/status.log ||
     die "a phone's status messages do not say why TVS could not help"
