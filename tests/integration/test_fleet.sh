@@ -82,7 +82,7 @@ serve_raw() { # ITL
     rm -rf srv/* srv/.[!.]*
     install -m 0644 "$1" srv/ITLFile.tlv
 }
-# From here on files reach the phones through `itl-sign publish` (merged from h25): the phone
+# From here on files reach the phones through `itl-sign publish`: the phone
 # model checked against the ITL the root holds now, all or none, a copy kept in pubhist/.
 publish() { # ITL token-array-name: the ITL, then the 200 configs signed with that token's key
     expect_exit 0 "$BIN" publish "$1" --to srv --history pubhist
