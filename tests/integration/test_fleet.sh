@@ -240,7 +240,17 @@ sign_configs T2
 boot boot-w.txt fleet-wrong "${TVS[@]}"
 grep -q "^Trust List Update Failed: .*TVS" fleet-wrong/$(head -1 groups.txt | cut -d' ' -f1)/status.log ||
     die "a phone's status messages do not say why TVS could not help"
-publish itl/wrong-reset.tlv T2
+# The reset, checked against the phones' fresh alarms: exactly the 20 without the recovery SAST
+# stay stranded, so publish refuses it with --allow-stranded 19 and takes it with 20.
+reports fleet-wrong reports-w.xml
+expect_exit 5 "$BIN" publish itl/wrong-reset.tlv --to srv --history history --reports reports-w.xml \
+    --tvs-cert TVS2.pem --allow-stranded 19
+cmp -s srv/ITLFile.tlv itl/wrong.tlv || die "a refused publish changed the root"
+grep -q "20.*stranded\|stranded.*20" <<<"$OUT$ERR" || die "the refusal does not count 20 stranded: $OUT$ERR"
+expect_exit 0 "$BIN" publish itl/wrong-reset.tlv --to srv --history history --reports reports-w.xml \
+    --tvs-cert TVS2.pem --allow-stranded 20
+rm -f history/$(sha1sum itl/wrong-reset.tlv | cut -c1-40).tlv # publish's copy: not a past ITL
+sign_configs T2
 boot boot-w-reset.txt fleet-wrong "${TVS[@]}"
 compare --coverage cov-w.json --plan plan-w.json --boot boot-w.txt --reset boot-w-reset.txt ||
     die "coverage or plan mispredicted the wrong order"
@@ -261,5 +271,5 @@ assert m.get("callmanager-and-tvs-regenerated") == 190, m
 named = [p["device"] for p in d["phones"] if "callmanager-and-tvs-regenerated" in p["mistakes"]]
 assert len(named) == 190, len(named)
 PY
-ok "wrong order: all 200 refuse, as plan said (190 named callmanager-and-tvs-regenerated); the reset rescues the 170 predicted, 20 stay stranded"
+ok "wrong order: all 200 refuse, as plan said (190 named callmanager-and-tvs-regenerated); the reset (publish --allow-stranded 20, refused at 19) rescues the 170 predicted, 20 stay stranded"
 echo "figures: fleet: 200 phones, $(cat boot*.txt | wc -l) phone boots over TFTP in ${SECONDS}s (all of the test)"
