@@ -71,13 +71,15 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 BINS := $(BUILD)/itl-sign $(BUILD)/itl-signd
+# The phone simulator's decision half (tests/phone/README.md): format/ and common/ only.
+PHONE_MODEL := $(BUILD)/tests/phone-model
 
 .SECONDARY:
 
 .PHONY: all deps demo check test unit integration asan valgrind fuzz fuzz-smoke fuzz-regress \
 	bench stress format-check clean libs print-libs bins install uninstall deb deb-check
 
-all: $(BINS) $(UNIT_BINS) $(FAULT_LIB) $(BENCH_BINS) $(FUZZ_BINS)
+all: $(BINS) $(UNIT_BINS) $(FAULT_LIB) $(BENCH_BINS) $(FUZZ_BINS) $(PHONE_MODEL)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -122,6 +124,10 @@ $(FAULT_LIB): $(FAULT_SRCS)
 $(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(PHONE_MODEL): tests/phone/phone_model.c $(LIB_format) $(LIB_common)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB_format) $(LIB_common) $(PKG_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBS)
 	@mkdir -p $(dir $@)

@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config libp11-kit-dev p11-kit libssl-dev openssl libya
 softhsm2 libengine-pkcs11-openssl opensc clang libclang-rt-14-dev valgrind util-linux clang-format
 libsystemd-dev systemd debhelper devscripts lintian
 opencryptoki libnss3-tools swtpm tpm2-abrmd libtss2-tcti-tabrmd0 libtpm2-pkcs11-1
-libtpm2-pkcs11-tools tpm2-tools dbus-daemon strace gnuplot-nox acl gnutls-bin"
+libtpm2-pkcs11-tools tpm2-tools dbus-daemon strace gnuplot-nox acl gnutls-bin tftpd-hpa tftp-hpa"
 
 # tpm2-pkcs11 registers itself with p11-kit, so every program on the p11-kit proxy would try to
 # reach a TPM when it starts (stderr noise; retries without one). itl-sign loads it by path
