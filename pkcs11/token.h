@@ -260,6 +260,10 @@ int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der
 int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *info,
                        struct itl_error *err);
 
+/* 1 when a C_Login error (itl_error.ckr) says the PIN itself was refused (incorrect, invalid,
+ * wrong length, expired, locked): a PIN never to send again. */
+int tok_rv_rejects_pin(unsigned long rv);
+
 /* CKR name ("CKR_PIN_INCORRECT") for messages. */
 const char *tok_ckr_name(unsigned long rv);
 

@@ -36,6 +36,15 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, 
     e->check_access = opts->check_access;
     e->use_state = opts->use_state;
     pthread_mutex_init(&e->keys_lock, NULL);
+    if (e->cfg.recovery_unlock.mode == POL_UNLOCK_MANUAL) {
+        struct itl_error ue = {0};
+        if (eng_unlock_new(e, &ue) != 0) {
+            snprintf(err, err_size, "%s", ue.msg);
+            pthread_mutex_destroy(&e->keys_lock);
+            free(e);
+            return -1;
+        }
+    }
     *out = e;
     return 0;
 }
@@ -60,6 +69,7 @@ void sgn_engine_free(struct sgn_engine *e)
 {
     if (!e)
         return;
+    eng_unlock_free(e); /* locks (audited) while the audit log is still open */
     for (int i = 0; i < POL_KEY_COUNT; i++)
         eng_key_free(e->keys[i]);
     eng_retired_free(e);
@@ -96,7 +106,10 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
                  : r->status == SGN_E_DENIED ? "denied"
                                              : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
-    rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
+    rec.message = r->status != SGN_OK ? r->message
+                  : o && o->audit_message[0] ? o->audit_message
+                  : r->warning[0]            ? r->warning
+                                             : NULL;
     if ((seq ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
              : pol_audit_write_expected(e->audit, &rec, &pe)) != 0)
         eng_fail(r, SGN_E_AUDIT, "the audit record could not be written (%s); nothing was released",
@@ -122,6 +135,7 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
                     const struct sgn_request *req, struct sgn_result *r, unsigned long long *seq)
 {
     struct eng_op_ctx o = {.e = e, .peer = peer, .req = req, .r = r};
+    int held = 0;
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
@@ -136,7 +150,7 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
                req->op != POL_OP_SIGN) {
         eng_fail(r, SGN_E_USAGE, "--dry-run is for reset, build and sign, not %s",
                  pol_op_name(req->op));
-    } else if (check_access(e, peer, req->op, r) == 0) {
+    } else if (check_access(e, peer, req->op, r) == 0 && (held = eng_unlock_enter(&o)) >= 0) {
         switch (req->op) {
         case POL_OP_RESET:
             eng_op_reset(&o);
@@ -156,14 +170,19 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
         case POL_OP_KEY:
             eng_op_key(&o);
             break;
+        case POL_OP_UNLOCK:
+            eng_op_unlock(&o);
+            break;
         default:
             eng_fail(r, SGN_E_USAGE, "'%s' is not a service operation", pol_op_name(req->op));
         }
+        if (held == 1)
+            eng_unlock_leave(e);
     }
     /* A key operation releases a certificate or request (or nothing, delete), never a file a
      * phone reads: the output-kind check is for the signing operations. */
-    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY && !r->out &&
-        !req->dry_run)
+    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY &&
+        req->op != POL_OP_UNLOCK && !r->out && !req->dry_run)
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
     if (r->status == SGN_OK && r->out && req->op != POL_OP_KEY)
         eng_release_check(req, r);
@@ -199,18 +218,24 @@ int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size
 
 int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size)
 {
-    struct sgn_result r = {0};
     struct pol_state st;
     struct itl_error pe;
-    struct eng_key *k;
+    uint8_t sha[32];
 
     if (!e->use_state || e->cfg.policy.backup == POL_BACKUP_OFF)
         return 0;
-    k = eng_role_key(e, POL_KEY_RECOVERY, &r);
-    if (!k)
-        return 0; /* no recovery key on the token: nothing to back up yet */
+    if (e->unlock) {
+        if (eng_unlock_cert_sha256(e, sha) != 0)
+            return 0; /* not unlocked yet: its certificate is not known */
+    } else {
+        struct sgn_result r = {0};
+        struct eng_key *k = eng_role_key(e, POL_KEY_RECOVERY, &r);
+        if (!k)
+            return 0; /* no recovery key on the token: nothing to back up yet */
+        memcpy(sha, k->cf.sha256, sizeof sha);
+    }
     if (pol_state_load(e->cfg.state_dir, &st, &pe) != 0 ||
-        !pol_backup_warning_due(&e->cfg, &st, k->cf.sha256, now) ||
+        !pol_backup_warning_due(&e->cfg, &st, sha, now) ||
         pol_state_record_backup_warning(e->cfg.state_dir, now, &pe) != 0)
         return 0;
     snprintf(msg, msg_size, "ITLRecoveryCertBackup: %s", POL_BACKUP_WARNING);

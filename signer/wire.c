@@ -59,6 +59,7 @@ static const struct {
 } wire_ops[] = {
     {0, POL_OP_RESET},   {1, POL_OP_BUILD},  {2, POL_OP_SIGN},
     {3, POL_OP_ENCRYPT}, {4, POL_OP_STATUS}, {5, POL_OP_KEY},
+    {6, POL_OP_UNLOCK},
 };
 
 int sgn_wire_op_number(enum pol_op op, uint8_t *wire)
@@ -140,9 +141,13 @@ static void frame_cert(struct buf *f, const struct sgn_cert_arg *c)
     buf_put(f, value, n);
 }
 
-static void frame_begin(struct buf *f)
+/* secret: the frame carries a PIN (op unlock): wiped whenever it grows or is freed. */
+static void frame_begin(struct buf *f, int secret)
 {
-    buf_init(f, 0);
+    if (secret)
+        buf_init_secret(f, 0);
+    else
+        buf_init(f, 0);
     buf_append_space(f, SGN_WIRE_HEADER_LEN); /* filled in by frame_finish */
 }
 
@@ -173,7 +178,7 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
 
     if (sgn_wire_op_number(req->op, &op))
         return -1;
-    frame_begin(&f);
+    frame_begin(&f, req->op == POL_OP_UNLOCK);
     frame_u8(&f, F_OP, op);
     frame_str(&f, F_FILENAME, req->filename);
     frame_bytes(&f, F_DATA, req->data ? req->data : (const uint8_t *)"", req->len);
@@ -203,6 +208,8 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     }
     if (req->dry_run)
         frame_u8(&f, F_DRY_RUN, 1);
+    if (req->op == POL_OP_UNLOCK)
+        sgn_wire_unlock_encode(&f, req);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -211,7 +218,7 @@ int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, u
 {
     struct buf f;
 
-    frame_begin(&f);
+    frame_begin(&f, 0);
     frame_u8(&f, F_STATUS, (uint8_t)r->status);
     frame_str(&f, F_MESSAGE, r->message);
     frame_str(&f, F_WARNING, r->warning);
@@ -449,6 +456,16 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                     return -1;
                 break;
             }
+            if (f.tag >= SGN_WIRE_UNLOCK_FIRST && f.tag <= SGN_WIRE_UNLOCK_LAST) {
+                if (req->op != POL_OP_UNLOCK && (seen & (1ull << F_OP))) {
+                    sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x is for op unlock",
+                                f.offset, f.tag);
+                    return -1;
+                }
+                if (sgn_wire_unlock_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
+                    return -1;
+                break;
+            }
             sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
                         f.tag);
             return -1;
@@ -458,6 +475,10 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         return -1;
     if (!(seen & (1ull << F_OP))) {
         sgn_set_err(err, err_size, "request without an operation");
+        return -1;
+    }
+    if (req->op != POL_OP_UNLOCK && (req->lock || req->unlock_s || req->pin)) {
+        sgn_set_err(err, err_size, "unlock fields (0x18-0x1a) in a request that is not op unlock");
         return -1;
     }
     if ((req->op == POL_OP_KEY) != !!(seen & (1ull << F_KEY_OP))) {

@@ -30,6 +30,8 @@ static const struct command commands[] = {
     {"status", cmd_status, "service and token health, policy state"},
     {"coverage", cmd_coverage, "which phones take the current ITL (fleet reports)"},
     {"key", cmd_key, "key import|generate|list|export-cert|attest-backup"},
+    {"unlock", cmd_unlock, "make the recovery key usable for a while (keys.recovery.unlock)"},
+    {"lock", cmd_unlock, "make the recovery key unusable again now"},
 };
 
 static void usage(FILE *f)

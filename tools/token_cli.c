@@ -11,9 +11,7 @@
 #include "pkcs11/token.h"
 #include "policy/policy.h"
 
-/* The PIN the options give; *pin stays empty when none is given (pin-source, PIN pad, or a
- * token without login then decide). */
-static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
+int cli_read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
 {
     if (g->pin_file && g->pin_fd >= 0) {
         snprintf(te->msg, sizeof te->msg, "give either --pin-file or --pin-fd, not both");
@@ -69,7 +67,7 @@ int cli_open_token_opt(const struct cli_global *g, int login, struct tok **out)
         cli_error("--token URI is needed for direct mode (e.g. --token 'pkcs11:token=itl-sign')");
         return EXIT_USAGE;
     }
-    if (read_pin(g, &pin, &te) != 0) {
+    if (cli_read_pin(g, &pin, &te) != 0) {
         cli_error("%s", te.msg);
         return cli_exit_for(&te);
     }
