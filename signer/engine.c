@@ -106,7 +106,7 @@ static void audit_result(struct sgn_engine *e, const struct pol_peer *peer,
                  : r->status == SGN_E_DENIED ? "denied"
                                              : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
-    rec.message = r->status != SGN_OK ? r->message
+    rec.message = r->status != SGN_OK        ? r->message
                   : o && o->audit_message[0] ? o->audit_message
                   : r->warning[0]            ? r->warning
                                              : NULL;

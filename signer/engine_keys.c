@@ -141,8 +141,9 @@ struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struc
     if (role == POL_KEY_RECOVERY && e->unlock) {
         k = eng_unlock_key(e);
         if (!k)
-            eng_fail(r, SGN_E_DENIED, "the recovery key is locked: run itl-sign unlock --key "
-                                      "recovery");
+            eng_fail(r, SGN_E_DENIED,
+                     "the recovery key is locked: run itl-sign unlock --key "
+                     "recovery");
         return k;
     }
     pthread_mutex_lock(&e->keys_lock);

@@ -214,8 +214,8 @@ void eng_unlock_free(struct sgn_engine *e)
 
 static int is_recovery(const struct sgn_engine *e, const char *key)
 {
-    return key && (strcmp(key, "recovery") == 0 ||
-                   strcmp(key, e->cfg.keys[POL_KEY_RECOVERY].label) == 0);
+    return key &&
+           (strcmp(key, "recovery") == 0 || strcmp(key, e->cfg.keys[POL_KEY_RECOVERY].label) == 0);
 }
 
 /* Does the request sign with (or manage) the recovery key? */
@@ -451,8 +451,9 @@ void eng_op_unlock(struct eng_op_ctx *o)
     o->audit_op = req->lock ? "lock" : "unlock";
     o->audit_key = o->e->cfg.keys[POL_KEY_RECOVERY].label;
     if (req->key && !is_recovery(o->e, req->key))
-        eng_fail(o->r, SGN_E_USAGE, "unlock and lock are for the recovery key (--key recovery), "
-                                    "not '%s'",
+        eng_fail(o->r, SGN_E_USAGE,
+                 "unlock and lock are for the recovery key (--key recovery), "
+                 "not '%s'",
                  req->key);
     else if (!o->e->unlock)
         eng_fail(o->r, SGN_E_USAGE,

@@ -57,9 +57,8 @@ static const struct {
     uint8_t wire;
     enum pol_op op;
 } wire_ops[] = {
-    {0, POL_OP_RESET},   {1, POL_OP_BUILD},  {2, POL_OP_SIGN},
-    {3, POL_OP_ENCRYPT}, {4, POL_OP_STATUS}, {5, POL_OP_KEY},
-    {6, POL_OP_UNLOCK},
+    {0, POL_OP_RESET},  {1, POL_OP_BUILD}, {2, POL_OP_SIGN},   {3, POL_OP_ENCRYPT},
+    {4, POL_OP_STATUS}, {5, POL_OP_KEY},   {6, POL_OP_UNLOCK},
 };
 
 int sgn_wire_op_number(enum pol_op op, uint8_t *wire)

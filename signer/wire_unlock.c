@@ -43,8 +43,9 @@ int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t 
     switch (tag) {
     case UNLOCK_ACTION:
         if (value[0] != 1) {
-            snprintf(err, err_size, "payload offset %zu: unlock-action 0x18 must be 1 (lock), not %u",
-                     offset, value[0]);
+            snprintf(err, err_size,
+                     "payload offset %zu: unlock-action 0x18 must be 1 (lock), not %u", offset,
+                     value[0]);
             return -1;
         }
         req->lock = 1;
@@ -52,7 +53,8 @@ int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t 
     case UNLOCK_SECONDS:
         req->unlock_s = load_u32(value);
         if (req->unlock_s == 0) {
-            snprintf(err, err_size, "payload offset %zu: unlock-seconds 0x19 must not be 0", offset);
+            snprintf(err, err_size, "payload offset %zu: unlock-seconds 0x19 must not be 0",
+                     offset);
             return -1;
         }
         return 0;

@@ -38,9 +38,8 @@ START_TEST(op_numbers_are_the_protocol_s)
     static const struct {
         enum pol_op op;
         uint8_t wire;
-    } documented[] = {{POL_OP_RESET, 0},   {POL_OP_BUILD, 1},  {POL_OP_SIGN, 2},
-                      {POL_OP_ENCRYPT, 3}, {POL_OP_STATUS, 4}, {POL_OP_KEY, 5},
-                      {POL_OP_UNLOCK, 6}};
+    } documented[] = {{POL_OP_RESET, 0},  {POL_OP_BUILD, 1}, {POL_OP_SIGN, 2},  {POL_OP_ENCRYPT, 3},
+                      {POL_OP_STATUS, 4}, {POL_OP_KEY, 5},   {POL_OP_UNLOCK, 6}};
     ck_assert_uint_eq(sizeof documented / sizeof documented[0], POL_OP_COUNT);
     for (size_t i = 0; i < POL_OP_COUNT; i++) {
         uint8_t wire = 0xff, *frame;
