@@ -216,4 +216,5 @@ rc=0
 [ "$rc" -eq 2 ] && grep -q "keys.recovery.unlock is always" "$T/always.log" ||
     fail "unlock under unlock: always: exit $rc (want 2): $(cat "$T/always.log")"
 svc_stop
+[ "$SVC_RC" -eq 0 ] || fail "itl-signd (unlock: always) exit $SVC_RC after SIGTERM"
 ok "unlock: always (the default): reset signs without an unlock (openssl verifies); unlock says there is nothing to unlock (exit 2)"
