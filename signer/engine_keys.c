@@ -132,39 +132,15 @@ struct eng_key *eng_load_key(struct sgn_engine *e, struct tok *t, enum pol_key_r
     return k;
 }
 
-/* The key of a role, found on the token on first use. With keys.recovery.unlock: manual the
- * recovery key is the unlock's, held by the operation (eng_unlock_enter). */
+/* The key of a role on the engine's token, found on first use. */
 struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r)
 {
     struct eng_key *k;
 
-    if (role == POL_KEY_RECOVERY && e->unlock) {
-        k = eng_unlock_key(e);
-        if (!k)
-            eng_fail(r, SGN_E_DENIED,
-                     "the recovery key is locked: run itl-sign unlock --key "
-                     "recovery");
-        return k;
-    }
     pthread_mutex_lock(&e->keys_lock);
     k = e->keys[role];
     if (!k)
         k = e->keys[role] = eng_load_key(e, e->tok, role, r);
     pthread_mutex_unlock(&e->keys_lock);
     return k;
-}
-
-int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32])
-{
-    uint8_t *der = NULL;
-    size_t len = 0;
-    struct itl_error te = {0};
-
-    if (e->unlock)
-        return eng_unlock_cert_sha256(e, sha);
-    if (tok_export_cert(e->tok, e->cfg.keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
-        return -1;
-    EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL);
-    free(der);
-    return 0;
 }

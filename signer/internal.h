@@ -35,6 +35,8 @@ struct buf;
 void sgn_wire_unlock_encode(struct buf *f, const struct sgn_request *req);
 int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
                           struct sgn_request *req, char *err, size_t err_size);
+/* After the last field: unlock fields only with op unlock. 0, or -1 with err. */
+int sgn_wire_unlock_check(const struct sgn_request *req, char *err, size_t err_size);
 
 /* Shared by the client and the service (wire.c). */
 void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
@@ -133,9 +135,6 @@ struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struc
 struct eng_key *eng_load_key(struct sgn_engine *e, struct tok *t, enum pol_key_role role,
                              struct sgn_result *r);
 void eng_key_free(struct eng_key *k);
-/* SHA-256 of the recovery certificate: the engine token's, or with keys.recovery.token the one
- * the last unlock found. 0, or -1 when there is none known. */
-int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32]);
 
 /* unlock.c: keys.recovery.unlock: manual. The recovery key lives on keys.recovery.token, whose
  * login only `itl-sign unlock` gives, for a while; a timer locks it again at the deadline. */
@@ -149,8 +148,12 @@ void eng_unlock_free(struct sgn_engine *e);
  * unlock is always; -1 refused (locked, or a key operation on the recovery token), r failed. */
 int eng_unlock_enter(struct eng_op_ctx *o);
 void eng_unlock_leave(struct sgn_engine *e);
-/* The recovery key while held (eng_unlock_enter returned 1). */
-struct eng_key *eng_unlock_key(struct sgn_engine *e);
+/* The key an operation signs with: eng_role_key's, or with keys.recovery.unlock: manual the
+ * recovery key of the unlock, which the operation holds (eng_unlock_enter returned 1). */
+struct eng_key *eng_signing_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r);
+/* SHA-256 of the recovery certificate: the engine token's, or with keys.recovery.token the one
+ * the last unlock found. 0, or -1 when there is none known. */
+int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32]);
 /* The recovery certificate's SHA-256 from the last unlock: 0, or -1 when never unlocked. */
 int eng_unlock_cert_sha256(struct sgn_engine *e, uint8_t sha[32]);
 /* op unlock: unlock (log in to the recovery token with the request's PIN) or lock. */

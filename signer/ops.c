@@ -133,7 +133,7 @@ static int prepare(struct eng_op_ctx *o, int default_digest)
 {
     if (eng_resolve_role(o->e, o->req, &o->role, o->r) != 0)
         return -1;
-    o->ek = eng_role_key(o->e, o->role, o->r);
+    o->ek = eng_signing_key(o->e, o->role, o->r);
     if (!o->ek)
         return -1;
     o->key = o->ek->key;

@@ -266,9 +266,27 @@ void eng_unlock_leave(struct sgn_engine *e)
     pthread_rwlock_unlock(&e->unlock->use);
 }
 
-struct eng_key *eng_unlock_key(struct sgn_engine *e)
+struct eng_key *eng_signing_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r)
 {
+    if (role != POL_KEY_RECOVERY || !e->unlock)
+        return eng_role_key(e, role, r);
+    if (!e->unlock->key) /* eng_unlock_enter refuses first; a caller that did not enter */
+        eng_fail(r, SGN_E_DENIED, "%s", LOCKED_TEXT);
     return e->unlock->key;
+}
+int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32])
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    struct itl_error te = {0};
+
+    if (e->unlock)
+        return eng_unlock_cert_sha256(e, sha);
+    if (tok_export_cert(e->tok, e->cfg.keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
+        return -1;
+    EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL);
+    free(der);
+    return 0;
 }
 
 struct tok *eng_unlock_hold_token(struct sgn_engine *e)

@@ -143,10 +143,7 @@ static void frame_cert(struct buf *f, const struct sgn_cert_arg *c)
 /* secret: the frame carries a PIN (op unlock): wiped whenever it grows or is freed. */
 static void frame_begin(struct buf *f, int secret)
 {
-    if (secret)
-        buf_init_secret(f, 0);
-    else
-        buf_init(f, 0);
+    (secret ? buf_init_secret : buf_init)(f, 0);
     buf_append_space(f, SGN_WIRE_HEADER_LEN); /* filled in by frame_finish */
 }
 
@@ -456,11 +453,6 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                 break;
             }
             if (f.tag >= SGN_WIRE_UNLOCK_FIRST && f.tag <= SGN_WIRE_UNLOCK_LAST) {
-                if (req->op != POL_OP_UNLOCK && (seen & (1ull << F_OP))) {
-                    sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x is for op unlock",
-                                f.offset, f.tag);
-                    return -1;
-                }
                 if (sgn_wire_unlock_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
                     return -1;
                 break;
@@ -476,10 +468,8 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         sgn_set_err(err, err_size, "request without an operation");
         return -1;
     }
-    if (req->op != POL_OP_UNLOCK && (req->lock || req->unlock_s || req->pin)) {
-        sgn_set_err(err, err_size, "unlock fields (0x18-0x1a) in a request that is not op unlock");
+    if (sgn_wire_unlock_check(req, err, err_size) != 0)
         return -1;
-    }
     if ((req->op == POL_OP_KEY) != !!(seen & (1ull << F_KEY_OP))) {
         sgn_set_err(err, err_size,
                     req->op == POL_OP_KEY ? "a key request without its key operation (field 0x10)"

@@ -72,3 +72,11 @@ int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t 
         return -1;
     }
 }
+
+int sgn_wire_unlock_check(const struct sgn_request *req, char *err, size_t err_size)
+{
+    if (req->op == POL_OP_UNLOCK || !(req->lock || req->unlock_s || req->pin))
+        return 0;
+    snprintf(err, err_size, "unlock fields (0x18-0x1a) in a request that is not op unlock");
+    return -1;
+}

@@ -324,7 +324,8 @@ START_TEST(unlock_request_round_trip)
     ck_assert_int_eq(req.lock, 1);
     ck_assert_ptr_null(req.pin);
     free(frame);
-    expect_decode_error(on_sign, sizeof on_sign, "field 0x1a is for op unlock");
+    expect_decode_error(on_sign, sizeof on_sign,
+                        "unlock fields (0x18-0x1a) in a request that is not op unlock");
     expect_decode_error(lock_2, sizeof lock_2, "unlock-action 0x18 must be 1 (lock), not 2");
     expect_decode_error(zero_s, sizeof zero_s, "unlock-seconds 0x19 must not be 0");
     expect_decode_error(empty_pin, sizeof empty_pin, "pin 0x1a must be 1 to 256 bytes, not 0");
