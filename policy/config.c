@@ -156,17 +156,13 @@ void pol_config_defaults(struct pol_config *cfg)
 }
 
 /* keys.recovery.unlock: manual keeps the recovery key on a token of its own, whose login is
- * the unlock (keys.recovery.token); that token means nothing without it. */
+ * the unlock (keys.recovery.token), or, without one, on the service's token as a
+ * CKA_ALWAYS_AUTHENTICATE key whose own PIN is the unlock (checked at the unlock). The token
+ * means nothing without manual. */
 int pol_config_check_unlock(const struct pol_config *cfg, const char *name, struct itl_error *err)
 {
     const char *uri = cfg->recovery_unlock.token.uri;
 
-    if (cfg->recovery_unlock.mode == POL_UNLOCK_MANUAL && !uri[0])
-        return err_set(err, ITL_E_USAGE,
-                       "%s: keys.recovery.unlock: manual needs keys.recovery.token.uri, the token "
-                       "that holds only the recovery key (its login is the unlock; see "
-                       "docs/tokens.md)",
-                       name);
     if (cfg->recovery_unlock.mode != POL_UNLOCK_MANUAL && uri[0])
         return err_set(err, ITL_E_USAGE,
                        "%s: keys.recovery.token is the token of keys.recovery.unlock: manual; "

@@ -136,6 +136,22 @@ struct eng_key *eng_load_key(struct sgn_engine *e, struct tok *t, enum pol_key_r
                              struct sgn_result *r);
 void eng_key_free(struct eng_key *k);
 
+/* unlock_pins.c: PINs a token rejected at an unlock, never sent again (salted SHA-256s). */
+struct tok_pin;
+#define ENG_REJECTED_MAX 32
+struct eng_rejected_pins {
+    pthread_mutex_t mu;
+    uint8_t salt[32];
+    uint8_t digests[ENG_REJECTED_MAX][32];
+    size_t n, next;
+};
+int eng_rejected_init(struct eng_rejected_pins *p, struct itl_error *err);
+void eng_rejected_free(struct eng_rejected_pins *p);
+void eng_rejected_digest(const struct eng_rejected_pins *p, const struct tok_pin *pin,
+                         uint8_t out[32]);
+int eng_rejected_has(struct eng_rejected_pins *p, const uint8_t digest[32]);
+void eng_rejected_add(struct eng_rejected_pins *p, const uint8_t digest[32]);
+
 /* unlock.c: keys.recovery.unlock: manual. The recovery key lives on keys.recovery.token, whose
  * login only `itl-sign unlock` gives, for a while; a timer locks it again at the deadline. */
 struct eng_unlock;

@@ -15,10 +15,12 @@
  * eng_unlock_leave), so a lock waits for a signature in progress and never frees a key in use;
  * the rwlock prefers writers, so a stream of requests cannot hold a lock off.
  *
- * A PIN the recovery token rejected is never sent to it again, as pkcs11/ never resends the
- * service token's rejected PIN (tok_do_login): each unlock opens the token anew, so the engine
- * keeps a salted SHA-256 of every rejected PIN (salt: random, of this process, never stored)
- * and refuses that PIN again before any C_Login.
+ * Without keys.recovery.token, (a): the recovery key is a CKA_ALWAYS_AUTHENTICATE key on the
+ * service's token and the unlock gives it its own PIN (op_unlock_key_pin).
+ *
+ * A PIN the token rejected is never sent again, as pkcs11/ never resends a rejected login PIN:
+ * each unlock is a new login, so a salted SHA-256 of every rejected PIN is kept (salt random,
+ * of this process, never stored) and that PIN is refused before any C_Login.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -34,25 +36,24 @@
 #include "pkcs11/token.h"
 #include "signer/internal.h"
 
-#define MAX_REJECTED 32
 #define LOCKED_TEXT "the recovery key is locked: run itl-sign unlock --key recovery"
 
 struct eng_unlock {
     pthread_rwlock_t use; /* the session below: shared by operations, exclusive to change it */
     struct tok *tok;      /* the recovery token, logged in; NULL while locked */
     struct eng_key *key;  /* the recovery key on it */
+    int owns;             /* 1: tok and key are the unlock's (keys.recovery.token); 0: the
+                             engine's, the key unlocked by its own PIN (CKA_ALWAYS_AUTHENTICATE) */
     time_t until;         /* the deadline, wall clock (status, audit) */
     long granted_s;
     uid_t by_uid;
     unsigned long gen;   /* bumped by every unlock and lock: a stale timer does nothing */
     char last_lock[192]; /* why it locked last ("" = not since the start) */
 
-    pthread_mutex_t mu; /* the recovery certificate and the rejected PINs */
+    pthread_mutex_t mu; /* the recovery certificate */
     int have_cert;
     uint8_t cert_sha256[32];
-    uint8_t salt[32];
-    uint8_t rejected[MAX_REJECTED][32];
-    size_t n_rejected, next_rejected;
+    struct eng_rejected_pins rejected;
 
     pthread_mutex_t tmu; /* the timer: sleeps on tcond until the armed deadline */
     pthread_cond_t tcond;
@@ -104,8 +105,12 @@ static int lock_now(struct sgn_engine *e, int check_gen, unsigned long gen, cons
         pthread_rwlock_unlock(&u->use);
         return 0;
     }
-    t = u->tok;
-    k = u->key;
+    t = u->owns ? u->tok : NULL;
+    k = u->owns ? u->key : NULL;
+    if (!u->owns) { /* the key's own PIN: wiped, nothing is sent for it until the next unlock */
+        struct itl_error ignored;
+        tok_key_set_context_pin(u->key->key, NULL, &ignored);
+    }
     u->tok = NULL;
     u->key = NULL;
     u->gen++;
@@ -160,9 +165,9 @@ int eng_unlock_new(struct sgn_engine *e, struct itl_error *err)
 
     if (!u)
         return err_set(err, ITL_E_INTERNAL, "out of memory");
-    if (RAND_bytes(u->salt, sizeof u->salt) != 1) {
+    if (eng_rejected_init(&u->rejected, err) != 0) {
         free(u);
-        return err_set(err, ITL_E_INTERNAL, "no random bytes for the rejected-PIN memory");
+        return -1;
     }
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -181,6 +186,7 @@ int eng_unlock_new(struct sgn_engine *e, struct itl_error *err)
         pthread_cond_destroy(&u->tcond);
         pthread_mutex_destroy(&u->mu);
         pthread_mutex_destroy(&u->tmu);
+        eng_rejected_free(&u->rejected);
         free(u);
         return err_set(err, ITL_E_INTERNAL, "cannot start the recovery key's lock timer");
     }
@@ -205,6 +211,7 @@ void eng_unlock_free(struct sgn_engine *e)
     pthread_cond_destroy(&u->tcond);
     pthread_mutex_destroy(&u->mu);
     pthread_mutex_destroy(&u->tmu);
+    eng_rejected_free(&u->rejected);
     OPENSSL_cleanse(u, sizeof *u);
     free(u);
     e->unlock = NULL;
@@ -247,9 +254,8 @@ int eng_unlock_enter(struct eng_op_ctx *o)
         return 0;
     if (o->req->op == POL_OP_KEY) {
         eng_fail(o->r, SGN_E_USAGE,
-                 "the recovery key is on keys.recovery.token (%s), not on the service's token: "
-                 "manage it in direct mode on that token (itl-sign --token URI key ...)",
-                 o->e->cfg.recovery_unlock.token.uri);
+                 "key operations on the recovery key are not served while keys.recovery.unlock "
+                 "is manual: run them in direct mode (itl-sign --token URI key ...)");
         return -1;
     }
     pthread_rwlock_rdlock(&u->use);
@@ -313,41 +319,6 @@ int eng_unlock_cert_sha256(struct sgn_engine *e, uint8_t sha[32])
     return have ? 0 : -1;
 }
 
-/* ---- Rejected PINs ---- */
-
-static void pin_digest(const struct eng_unlock *u, const struct tok_pin *pin, uint8_t out[32])
-{
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-
-    memset(out, 0, 32);
-    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-        EVP_DigestUpdate(c, u->salt, sizeof u->salt) == 1 &&
-        EVP_DigestUpdate(c, pin->bytes, pin->len) == 1)
-        EVP_DigestFinal_ex(c, out, NULL);
-    EVP_MD_CTX_free(c);
-}
-
-static int pin_was_rejected(struct eng_unlock *u, const uint8_t digest[32])
-{
-    int found = 0;
-
-    pthread_mutex_lock(&u->mu);
-    for (size_t i = 0; i < u->n_rejected && !found; i++)
-        found = CRYPTO_memcmp(u->rejected[i], digest, 32) == 0;
-    pthread_mutex_unlock(&u->mu);
-    return found;
-}
-
-static void remember_rejected(struct eng_unlock *u, const uint8_t digest[32])
-{
-    pthread_mutex_lock(&u->mu);
-    memcpy(u->rejected[u->next_rejected], digest, 32);
-    u->next_rejected = (u->next_rejected + 1) % MAX_REJECTED;
-    if (u->n_rejected < MAX_REJECTED)
-        u->n_rejected++;
-    pthread_mutex_unlock(&u->mu);
-}
-
 /* ---- op unlock ---- */
 
 /* Opens keys.recovery.token and logs in with the request's PIN: the token, or NULL with r
@@ -368,8 +339,8 @@ static struct tok *open_recovery_token(struct eng_op_ctx *o, const struct tok_pi
     struct tok *t = NULL;
 
     if (pin->bytes) {
-        pin_digest(o->e->unlock, pin, digest);
-        if (pin_was_rejected(o->e->unlock, digest)) {
+        eng_rejected_digest(&o->e->unlock->rejected, pin, digest);
+        if (eng_rejected_has(&o->e->unlock->rejected, digest)) {
             eng_fail(o->r, SGN_E_TOKEN,
                      "this PIN was rejected by the recovery token (%s) before: the service does "
                      "not send it again; give the right PIN",
@@ -384,7 +355,7 @@ static struct tok *open_recovery_token(struct eng_op_ctx *o, const struct tok_pi
     if (tok_login(t, pin->bytes ? pin : NULL, &te) != 0) {
         int rejected = te.cls == ITL_E_PIN && tok_rv_rejects_pin(te.ckr);
         if (rejected && pin->bytes)
-            remember_rejected(o->e->unlock, digest);
+            eng_rejected_add(&o->e->unlock->rejected, digest);
         eng_fail(o->r, eng_status_from_tok(&te), "the recovery key stays locked: %s%s", te.msg,
                  rejected ? "; the service will not send this PIN again" : "");
         tok_close(t);
@@ -392,6 +363,25 @@ static struct tok *open_recovery_token(struct eng_op_ctx *o, const struct tok_pi
     }
     OPENSSL_cleanse(digest, sizeof digest);
     return t;
+}
+
+/* Called with the state held exclusive (released here): the unlock's deadline, armed. */
+static void publish(struct eng_op_ctx *o, long secs, char when[TIME_ISO_LEN])
+{
+    struct eng_unlock *u = o->e->unlock;
+    unsigned long gen;
+
+    u->until = time(NULL) + secs;
+    u->granted_s = secs;
+    u->by_uid = o->peer ? o->peer->uid : 0;
+    gen = ++u->gen;
+    time_iso(u->until, when);
+    pthread_rwlock_unlock(&u->use);
+    arm(u, 1, gen, secs);
+    pthread_mutex_lock(&u->mu);
+    memcpy(u->cert_sha256, u->key->cf.sha256, 32);
+    u->have_cert = 1;
+    pthread_mutex_unlock(&u->mu);
 }
 
 static void op_lock(struct eng_op_ctx *o)
@@ -410,6 +400,75 @@ static void op_lock(struct eng_op_ctx *o)
     }
 }
 
+static void unlocked_messages(struct eng_op_ctx *o, const struct eng_key *k, long secs,
+                              const char *when)
+{
+    snprintf(o->r->message, sizeof o->r->message,
+             "The recovery key is unlocked until %s (%ld s); it locks by itself then, or now with "
+             "itl-sign lock --key recovery.",
+             when, secs);
+    snprintf(o->r->signer, sizeof o->r->signer, "%s", k->cf.subject);
+    snprintf(o->audit_message, sizeof o->audit_message, "unlocked for %ld s, until %s", secs, when);
+}
+
+/* (a) No keys.recovery.token: the recovery key on the service's token is a
+ * CKA_ALWAYS_AUTHENTICATE key, and the unlock gives it its own PIN for the context login
+ * before each C_Sign (pkcs11: tok_key_set_context_pin), proved by a test signature. */
+static void op_unlock_key_pin(struct eng_op_ctx *o, const struct tok_pin *pin, long secs)
+{
+    struct eng_unlock *u = o->e->unlock;
+    struct itl_error te = {0};
+    uint8_t digest[32], sig[1024];
+    size_t sig_len = sizeof sig;
+    char when[TIME_ISO_LEN];
+    struct eng_key *k = eng_role_key(o->e, POL_KEY_RECOVERY, o->r);
+
+    if (!k)
+        return;
+    if (!tok_key_always_authenticate(k->key)) {
+        eng_fail(o->r, SGN_E_USAGE,
+                 "keys.recovery.unlock: manual without keys.recovery.token needs a recovery key "
+                 "with CKA_ALWAYS_AUTHENTICATE (a PIN of its own); '%s' has none: put the "
+                 "recovery key on a token of its own (keys.recovery.token)",
+                 tok_key_label(k->key));
+        return;
+    }
+    if (!pin->bytes) {
+        eng_fail(o->r, SGN_E_USAGE, "the unlock needs the recovery key's own PIN");
+        return;
+    }
+    eng_rejected_digest(&u->rejected, pin, digest);
+    if (eng_rejected_has(&u->rejected, digest)) {
+        eng_fail(o->r, SGN_E_TOKEN,
+                 "this PIN was rejected by the recovery key before: the service does not send "
+                 "it again; give the right PIN");
+        return;
+    }
+    pthread_rwlock_wrlock(&u->use);
+    if (tok_key_set_context_pin(k->key, pin, &te) != 0 ||
+        tok_sign_data(o->e->tok, k->key, NID_sha256, (const uint8_t *)"itl-sign unlock", 15, sig,
+                      &sig_len, &te) != 0) {
+        int rejected = tok_rv_rejects_pin(te.ckr);
+        struct itl_error ignored;
+        tok_key_set_context_pin(k->key, NULL, &ignored);
+        u->tok = NULL; /* a failed unlock leaves it locked, whatever it was */
+        u->key = NULL;
+        u->gen++;
+        pthread_rwlock_unlock(&u->use);
+        arm(u, 0, 0, 0);
+        if (rejected)
+            eng_rejected_add(&u->rejected, digest);
+        eng_fail(o->r, eng_status_from_tok(&te), "the recovery key stays locked: %s%s", te.msg,
+                 rejected ? "; the service will not send this PIN again" : "");
+        return;
+    }
+    u->tok = o->e->tok;
+    u->key = k;
+    u->owns = 0;
+    publish(o, secs, when);
+    unlocked_messages(o, k, secs, when);
+}
+
 static void op_unlock(struct eng_op_ctx *o, const struct tok_pin *pin)
 {
     struct eng_unlock *u = o->e->unlock;
@@ -417,14 +476,17 @@ static void op_unlock(struct eng_op_ctx *o, const struct tok_pin *pin)
     long secs = o->req->unlock_s ? (long)o->req->unlock_s : max;
     struct tok *t, *old_tok;
     struct eng_key *k, *old_key;
-    unsigned long gen;
-    char when[TIME_ISO_LEN], words[64];
+    char when[TIME_ISO_LEN];
 
     if (secs > max) {
         eng_fail(o->r, SGN_E_USAGE,
                  "--for %ld s is longer than keys.recovery.unlock-max (%ld s): ask for less, or "
                  "raise unlock-max in the config",
                  secs, max);
+        return;
+    }
+    if (!o->e->cfg.recovery_unlock.token.uri[0]) {
+        op_unlock_key_pin(o, pin, secs);
         return;
     }
     if (!(t = open_recovery_token(o, pin)))
@@ -438,26 +500,11 @@ static void op_unlock(struct eng_op_ctx *o, const struct tok_pin *pin)
     old_key = u->key;
     u->tok = t;
     u->key = k;
-    u->until = time(NULL) + secs;
-    u->granted_s = secs;
-    u->by_uid = o->peer ? o->peer->uid : 0;
-    gen = ++u->gen;
-    time_iso(u->until, when);
-    pthread_rwlock_unlock(&u->use);
-    arm(u, 1, gen, secs);
-    pthread_mutex_lock(&u->mu);
-    memcpy(u->cert_sha256, k->cf.sha256, 32);
-    u->have_cert = 1;
-    pthread_mutex_unlock(&u->mu);
+    u->owns = 1;
+    publish(o, secs, when);
     eng_key_free(old_key); /* an unlock while unlocked: the new session replaces the old */
     tok_close(old_tok);
-    snprintf(words, sizeof words, "%ld s", secs);
-    snprintf(o->r->message, sizeof o->r->message,
-             "The recovery key is unlocked until %s (%s); it locks by itself then, or now with "
-             "itl-sign lock --key recovery.",
-             when, words);
-    snprintf(o->r->signer, sizeof o->r->signer, "%s", k->cf.subject);
-    snprintf(o->audit_message, sizeof o->audit_message, "unlocked for %ld s, until %s", secs, when);
+    unlocked_messages(o, k, secs, when);
 }
 
 void eng_op_unlock(struct eng_op_ctx *o)
@@ -505,8 +552,9 @@ void eng_unlock_status_json(struct sgn_engine *e, struct buf *j)
     pthread_rwlock_rdlock(&u->use);
     buf_printf(j, "\"recovery_unlock\":{\"mode\":\"manual\",\"state\":\"%s\",\"unlock_max_s\":%ld",
                u->tok ? "unlocked" : "locked", e->cfg.recovery_unlock.max_s);
-    buf_puts(j, ",\"token\":");
-    json_cstring(j, e->cfg.recovery_unlock.token.uri);
+    buf_printf(j, ",\"with\":\"%s\",\"token\":",
+               e->cfg.recovery_unlock.token.uri[0] ? "token" : "key-pin");
+    json_cstring(j, e->cfg.recovery_unlock.token.uri[0] ? e->cfg.recovery_unlock.token.uri : NULL);
     if (u->tok) {
         time_iso(u->until, when);
         buf_printf(j, ",\"until\":\"%s\",\"remaining_s\":%ld,\"unlocked_by_uid\":%u", when,

@@ -218,3 +218,47 @@ rc=0
 svc_stop
 [ "$SVC_RC" -eq 0 ] || fail "itl-signd (unlock: always) exit $SVC_RC after SIGTERM"
 ok "unlock: always (the default): reset signs without an unlock (openssl verifies); unlock says there is nothing to unlock (exit 2)"
+
+# ---- (a) no recovery token: the recovery key's own PIN (CKA_ALWAYS_AUTHENTICATE) ----
+# faultp11's always-auth quirk over SoftHSM2: private keys read CKA_ALWAYS_AUTHENTICATE = TRUE and
+# C_Sign needs C_Login(CKU_CONTEXT_SPECIFIC) with FAULTP11_PIN, here a PIN of its own (KEY_PIN,
+# not the token's login PIN). The recovery key is ITLRecovery on itl-svc (made above).
+FAULT=$ITL_BUILD/tests/libfaultp11.so
+[ -f "$FAULT" ] || fail "$FAULT not built"
+KEY_PIN="keypin-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s' "$KEY_PIN" >"$T/key.pin" && chmod 0600 "$T/key.pin"
+svc_config "$T/keypin.yaml" "access:
+  - { user: root, allow: [reset, build, sign, encrypt, status, unlock] }"
+sed -i "s|^  module: $ITL_MODULE|  module: $FAULT|; s|^  recovery: { label: ITLRecovery }|  recovery: { label: ITLRecovery, unlock: manual, unlock-max: 10m }|" \
+    "$T/keypin.yaml"
+grep -q "module: $FAULT" "$T/keypin.yaml" && grep -q "unlock: manual" "$T/keypin.yaml" ||
+    fail "the key-PIN config: $(cat "$T/keypin.yaml")"
+FAULTP11_MODULE=$ITL_MODULE FAULTP11_QUIRKS=always-auth FAULTP11_PIN=$KEY_PIN svc_start "$T/keypin.yaml"
+[ "$(unlock_state with)" = key-pin ] && [ "$(unlock_state state)" = locked ] ||
+    fail "key-PIN mode at start: with '$(unlock_state with)', state '$(unlock_state state)'"
+refused_locked "reset (key PIN, locked)" "$CLI" --socket "$S" reset "$T/ITL2.tlv" -o "$T/out/ka.tlv"
+rc=0
+"$CLI" --socket "$S" unlock --key recovery --pin-file "$T/wrong.pin" >"$T/kwrong.log" 2>&1 || rc=$?
+[ "$rc" -eq 4 ] && grep -q "CKR_PIN_INCORRECT" "$T/kwrong.log" &&
+    grep -q "will not send this PIN again" "$T/kwrong.log" ||
+    fail "key PIN, wrong: exit $rc (want 4, CKR_PIN_INCORRECT): $(cat "$T/kwrong.log")"
+rc=0
+"$CLI" --socket "$S" unlock --key recovery --pin-file "$T/wrong.pin" >"$T/kwrong2.log" 2>&1 || rc=$?
+[ "$rc" -eq 4 ] && grep -q "rejected by the recovery key before: the service does not send it again" "$T/kwrong2.log" ||
+    fail "key PIN, the same wrong PIN again: exit $rc: $(cat "$T/kwrong2.log")"
+"$CLI" --socket "$S" unlock --key recovery --for 5m --pin-file "$T/key.pin" >"$T/kunlock.log" 2>&1 ||
+    fail "unlock with the key's own PIN: $(cat "$T/kunlock.log")"
+[ "$(unlock_state state)" = unlocked ] || fail "key PIN: status does not show unlocked"
+"$CLI" --socket "$S" reset "$T/ITL2.tlv" -o "$T/out/ka.tlv" >"$T/kreset.log" 2>&1 ||
+    fail "reset with the key's own PIN unlocked: $(cat "$T/kreset.log")"
+md=$(wire split "$T/out/ka.tlv" "$T/sig.bin" "$T/signed.bin") || fail "split ka.tlv"
+openssl dgst "-$md" -verify "$T/rec2.pub" -signature "$T/sig.bin" "$T/signed.bin" >/dev/null ||
+    fail "openssl: the key-PIN reset is not signed by the recovery key"
+"$CLI" --socket "$S" lock --key recovery >/dev/null 2>&1 || fail "lock (key PIN)"
+refused_locked "reset (key PIN, after lock)" "$CLI" --socket "$S" reset "$T/ITL2.tlv" -o "$T/out/kb.tlv"
+svc_stop
+[ "$SVC_RC" -eq 0 ] || fail "itl-signd (key PIN) exit $SVC_RC after SIGTERM"
+for f in "$T/log/audit.log" "$T/signd.log" "$T"/*.log; do
+    grep -qF "$KEY_PIN" "$f" && fail "the key's PIN appears in $f"
+done
+ok "(a) the key's own PIN (CKA_ALWAYS_AUTHENTICATE, context login): locked at start, a wrong PIN refused then not resent, unlock -> reset verified by openssl, lock -> refused; the PIN in no log"

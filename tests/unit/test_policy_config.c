@@ -352,10 +352,10 @@ START_TEST(test_recovery_unlock)
     ck_assert_int_eq(parse("keys: { recovery: { unlock: always } }\n"), 0);
     ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_ALWAYS);
 
-    ck_parse_error("keys: { recovery: { unlock: manual } }\n",
-                   "itl-signd.yaml: keys.recovery.unlock: manual needs keys.recovery.token.uri, "
-                   "the token that holds only the recovery key (its login is the unlock; see "
-                   "docs/tokens.md)");
+    /* manual without a token of its own: the key's own PIN (CKA_ALWAYS_AUTHENTICATE) */
+    ck_assert_int_eq(parse("keys: { recovery: { unlock: manual } }\n"), 0);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_MANUAL);
+    ck_assert_str_eq(cfg.recovery_unlock.token.uri, "");
     ck_parse_error("keys: { recovery: { token: { uri: \"pkcs11:token=r\" } } }\n",
                    "itl-signd.yaml: keys.recovery.token is the token of keys.recovery.unlock: "
                    "manual; add 'unlock: manual' or remove it");
