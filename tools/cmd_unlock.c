@@ -31,11 +31,16 @@ static void unlock_usage(FILE *f)
 {
     fprintf(
         f, "usage: itl-sign unlock --key recovery [--for DURATION] [--pin-file FILE | --pin-fd N]\n"
-           "       itl-sign lock --key recovery\n"
-           "unlock: the recovery key becomes usable for DURATION (90s, 10m, 1h; default and at\n"
-           "most the service's keys.recovery.unlock-max), then locks by itself. The PIN is the\n"
-           "recovery token's: from --pin-file, --pin-fd, or asked on the terminal.\n"
-           "lock: the recovery key is locked now (the recovery token logged out).\n");
+           "The recovery key becomes usable for DURATION (90s, 10m, 1h; default and at most the\n"
+           "service's keys.recovery.unlock-max), then locks by itself. The PIN is the recovery\n"
+           "token's (or the key's own): from --pin-file, --pin-fd, or asked on the terminal.\n"
+           "Lock it sooner with itl-sign lock --key recovery.\n");
+}
+
+static void lock_usage(FILE *f)
+{
+    fprintf(f, "usage: itl-sign lock --key recovery\n"
+               "The recovery key is locked now (the recovery token logged out).\n");
 }
 
 static int unlock_option(int opt, const char *arg, void *ctx)
@@ -89,8 +94,10 @@ int cmd_unlock(int argc, char **argv, struct cli_global *g)
                                              {"for", required_argument, NULL, OPT_FOR},
                                              {NULL, 0, NULL, 0}};
     struct unlock_opts u = {.lock = strcmp(argv[0], "lock") == 0};
-    const struct cli_options co = {
-        .longopts = longopts, .usage = unlock_usage, .option = unlock_option, .ctx = &u};
+    const struct cli_options co = {.longopts = longopts,
+                                   .usage = u.lock ? lock_usage : unlock_usage,
+                                   .option = unlock_option,
+                                   .ctx = &u};
     const char *what = u.lock ? "lock" : "unlock";
     struct sgn_request req = {.op = POL_OP_UNLOCK};
     struct sgn_result r = {0};
@@ -104,7 +111,7 @@ int cmd_unlock(int argc, char **argv, struct cli_global *g)
     if (optind != argc || !u.key) {
         cli_error("%s: %s", what,
                   optind != argc ? "no arguments besides the options" : "--key recovery is needed");
-        unlock_usage(stderr);
+        (u.lock ? lock_usage : unlock_usage)(stderr);
         return EXIT_USAGE;
     }
     if (g->token || g->direct) {
