@@ -77,10 +77,10 @@ static void write_exact(int fd, const void *buf, size_t len)
 static void sign_once(struct sgn_client *c, const struct sgn_request *req)
 {
     struct sgn_result r;
-    char err[512];
+    struct itl_error err;
 
-    if (sgn_client_call(c, req, &r, NULL, err, sizeof err) != 0)
-        die("request failed: %s", err);
+    if (sgn_client_call(c, req, &r, NULL, &err) != 0)
+        die("request failed: %s", err.msg);
     if (r.status != SGN_OK || r.out_len == 0)
         die("the service answered %s: %s", sgn_status_name(r.status), r.message);
     sgn_result_free(&r);
@@ -90,11 +90,12 @@ static void sign_once(struct sgn_client *c, const struct sgn_request *req)
 static void client_process(const struct load *l, int ready_fd, int go_fd, int result_fd)
 {
     struct sgn_client *c;
-    char err[512], go;
+    struct itl_error err;
+    char go;
     unsigned long done = 0;
 
-    if (sgn_client_connect(l->socket, NULL, &c, err, sizeof err) != 0)
-        die("%s", err);
+    if (sgn_client_connect(l->socket, NULL, &c, &err) != 0)
+        die("%s", err.msg);
     /* One request before the clock starts: the connection and the service thread are warm. */
     sign_once(c, &l->req);
     write_exact(ready_fd, "r", 1);

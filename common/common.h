@@ -68,6 +68,9 @@ int err_errno(struct itl_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Put text in front of the message, in place, keeping class and ckr; returns -1. */
 int err_prefix(struct itl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Put text after the message, in place, keeping class and ckr; returns -1. For context that
+ * reads after the cause ("(<cause>); nothing was released" with err_prefix). */
+int err_suffix(struct itl_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(struct itl_error *err);
 /* "usage", "input", ... for logs and the wire. */
 const char *err_class_name(enum itl_errclass cls);

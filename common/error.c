@@ -42,9 +42,21 @@ int err_errno(struct itl_error *err, int errnum, const char *fmt, ...)
     va_start(ap, fmt);
     err_setv(err, ITL_E_IO, fmt, ap);
     va_end(ap);
-    size_t used = strlen(err->msg);
-    int n = snprintf(err->msg + used, sizeof err->msg - used, ": %s", strerror(errnum));
-    if (n < 0 || (size_t)n >= sizeof err->msg - used)
+    return err_suffix(err, ": %s", strerror(errnum));
+}
+
+int err_suffix(struct itl_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err)
+        return -1;
+    size_t used = strnlen(err->msg, sizeof err->msg - 1);
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg + used, sizeof err->msg - used, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        err->msg[used] = '\0';
+    else if ((size_t)n >= sizeof err->msg - used)
         mark_truncated(err->msg);
     return -1;
 }

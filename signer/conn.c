@@ -79,17 +79,17 @@ int srv_send_status(int fd, enum sgn_status st, const char *message, long long d
  * replaced by an `audit` status (nothing released). -1 when the peer cannot be sent to. */
 static int release_held(struct conn *c)
 {
-    char msg[600];
+    struct itl_error audit_err;
     int rc = 0, durable;
 
     if (!c->n_held)
         return 0;
-    durable = sgn_audit_sync(c->srv->p->engine, c->held_seq, msg, sizeof msg) == 0;
+    durable = sgn_audit_sync(c->srv->p->engine, c->held_seq, &audit_err) == 0;
     for (size_t i = 0; i < c->n_held; i++) {
         if (rc == 0 && !durable) {
             if (c->held_ok[i]) /* counted already, as served */
                 atomic_fetch_add(&c->srv->requests_failed, 1);
-            rc = srv_send_status(c->fd, SGN_E_AUDIT, msg, io_deadline(c->srv));
+            rc = srv_send_status(c->fd, SGN_E_AUDIT, audit_err.msg, io_deadline(c->srv));
         } else if (rc == 0) {
             rc = sgn_send_until(c->fd, c->held[i], c->held_len[i], io_deadline(c->srv));
         }
@@ -350,7 +350,7 @@ static int handle_frame(struct conn *c)
     uint8_t hdr[SGN_WIRE_HEADER_LEN], *payload;
     struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS];
     struct sgn_request req;
-    char err[512];
+    struct itl_error err;
     size_t len, got;
     enum sgn_recv_end end;
     int rc = -1;
@@ -360,15 +360,14 @@ static int handle_frame(struct conn *c)
         frame_cut(c, "header", got, SGN_WIRE_HEADER_LEN, end);
         return -1;
     }
-    if (sgn_wire_header(hdr, SGN_FRAME_REQUEST, cfg->socket.max_request_bytes, &len, err,
-                        sizeof err) != 0) {
-        protocol_error(c, "%s", err);
+    if (sgn_wire_header(hdr, SGN_FRAME_REQUEST, cfg->socket.max_request_bytes, &len, &err) != 0) {
+        protocol_error(c, "%s", err.msg);
         return -1;
     }
     if (recv_payload(c, len, deadline, &payload) != 0)
         goto out;
-    if (sgn_wire_decode_request(payload, len, &req, certs, err, sizeof err) != 0)
-        protocol_error(c, "%s", err);
+    if (sgn_wire_decode_request(payload, len, &req, certs, &err) != 0)
+        protocol_error(c, "%s", err.msg);
     else if (enter_state(c, CONN_RUNNING) != 0)
         refuse_request(c, STOPPING_TEXT); /* arrived whole after the stop began */
     else

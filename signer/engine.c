@@ -22,12 +22,12 @@
 #include "pkcs11/token.h"
 #include "signer/internal.h"
 
-int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, char *err,
-                   size_t err_size)
+int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
+                   struct itl_error *err)
 {
     struct sgn_engine *e = calloc(1, sizeof *e);
     if (!e) {
-        snprintf(err, err_size, "out of memory");
+        err_set(err, ITL_E_INTERNAL, "out of memory");
         return -1;
     }
     e->cfg = *opts->cfg;
@@ -36,14 +36,10 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, 
     e->check_access = opts->check_access;
     e->use_state = opts->use_state;
     pthread_mutex_init(&e->keys_lock, NULL);
-    if (e->cfg.recovery_unlock.mode == POL_UNLOCK_MANUAL) {
-        struct itl_error ue = {0};
-        if (eng_unlock_new(e, &ue) != 0) {
-            snprintf(err, err_size, "%s", ue.msg);
-            pthread_mutex_destroy(&e->keys_lock);
-            free(e);
-            return -1;
-        }
+    if (e->cfg.recovery_unlock.mode == POL_UNLOCK_MANUAL && eng_unlock_new(e, err) != 0) {
+        pthread_mutex_destroy(&e->keys_lock);
+        free(e);
+        return -1;
     }
     *out = e;
     return 0;
@@ -205,15 +201,12 @@ void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
     execute(e, peer, req, r, seq);
 }
 
-int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size_t msg_size)
+int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, struct itl_error *err)
 {
-    struct itl_error pe;
-
-    if (!e->audit || pol_audit_sync(e->audit, seq, &pe) == 0)
+    if (!e->audit || pol_audit_sync(e->audit, seq, err) == 0)
         return 0;
-    snprintf(msg, msg_size, "the audit record could not be written (%s); nothing was released",
-             pe.msg);
-    return -1;
+    err_prefix(err, "the audit record could not be written (");
+    return err_suffix(err, "); nothing was released");
 }
 
 int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size)

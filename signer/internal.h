@@ -26,7 +26,7 @@ void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned
  * of docs/protocol.md; one field's value into req, or -1 with err. */
 #define SGN_WIRE_KEY_OP 0x10
 int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
-                       struct sgn_request *req, char *err, size_t err_size);
+                       struct sgn_request *req, struct itl_error *err);
 
 /* wire_unlock.c: the request fields of op unlock, tags 0x18 (unlock-action) .. 0x1a (pin). */
 #define SGN_WIRE_UNLOCK_FIRST 0x18
@@ -34,13 +34,9 @@ int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t off
 struct buf;
 void sgn_wire_unlock_encode(struct buf *f, const struct sgn_request *req);
 int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
-                          struct sgn_request *req, char *err, size_t err_size);
+                          struct sgn_request *req, struct itl_error *err);
 /* After the last field: unlock fields only with op unlock. 0, or -1 with err. */
-int sgn_wire_unlock_check(const struct sgn_request *req, char *err, size_t err_size);
-
-/* Shared by the client and the service (wire.c). */
-void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int sgn_wire_unlock_check(const struct sgn_request *req, struct itl_error *err);
 
 /* Socket I/O against an absolute deadline (sockio.c): CLOCK_MONOTONIC milliseconds. */
 long long sgn_now_ms(void);

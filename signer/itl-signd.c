@@ -475,10 +475,10 @@ static int start_engine(struct service *sv)
         .check_access = 1,
         .use_state = 1,
     };
-    char err[ITL_ERROR_LEN];
+    struct itl_error err;
 
-    if (sgn_engine_new(&eo, &sv->engine, err, sizeof err) != 0) {
-        startup_error(SIGND_EXIT_SETUP, "%s", err);
+    if (sgn_engine_new(&eo, &sv->engine, &err) != 0) {
+        startup_error(SIGND_EXIT_SETUP, "%s", err.msg);
         return -1;
     }
     return 0;

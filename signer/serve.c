@@ -87,7 +87,7 @@ static void refuse(struct server *s, int fd, const struct pol_peer *peer, const 
 /* A slot for a new connection of `uid`, within socket.max-connections and
  * socket.max-connections-per-uid (so one uid, even one with rules, cannot take every slot).
  * NULL with `why` when there is none. */
-static struct uid_use *take_slot(struct server *s, uid_t uid, char *why, size_t size)
+static struct uid_use *take_slot(struct server *s, uid_t uid, struct itl_error *why)
 {
     const struct pol_config *cfg = s->p->cfg;
     struct uid_use *use;
@@ -96,16 +96,16 @@ static struct uid_use *take_slot(struct server *s, uid_t uid, char *why, size_t 
     for (use = s->uids; use && use->uid != uid; use = use->next)
         ;
     if (s->live >= cfg->socket.max_connections) {
-        snprintf(why, size, "too many connections (socket.max-connections is %u)",
-                 cfg->socket.max_connections);
+        err_set(why, ITL_E_DENIED, "too many connections (socket.max-connections is %u)",
+                cfg->socket.max_connections);
         use = NULL;
     } else if (use && use->conns >= cfg->socket.max_connections_per_uid) {
-        snprintf(why, size,
-                 "too many connections from uid %u (socket.max-connections-per-uid is %u)",
-                 (unsigned)uid, cfg->socket.max_connections_per_uid);
+        err_set(why, ITL_E_DENIED,
+                "too many connections from uid %u (socket.max-connections-per-uid is %u)",
+                (unsigned)uid, cfg->socket.max_connections_per_uid);
         use = NULL;
     } else if (!use && !(use = calloc(1, sizeof *use))) {
-        snprintf(why, size, "out of memory for a new connection");
+        err_set(why, ITL_E_INTERNAL, "out of memory for a new connection");
     } else {
         if (!use->conns) {
             use->uid = uid;
@@ -126,7 +126,7 @@ static void accept_one(struct server *s)
     struct pol_peer peer = {0};
     struct uid_use *use;
     struct conn *c;
-    char why[160];
+    struct itl_error why;
     int fd;
 
     fd = accept4(s->p->listener->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -145,9 +145,9 @@ static void accept_one(struct server *s)
     peer.uid = cred.uid;
     peer.gid = cred.gid;
     peer.pid = cred.pid;
-    use = take_slot(s, peer.uid, why, sizeof why);
+    use = take_slot(s, peer.uid, &why);
     if (!use) {
-        refuse(s, fd, &peer, why);
+        refuse(s, fd, &peer, why.msg);
         return;
     }
     c = calloc(1, sizeof *c);

@@ -138,8 +138,8 @@ struct sgn_engine_opts {
     int use_state;                /* read cfg->state_dir (0: empty state, direct mode default) */
 };
 
-int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out, char *err,
-                   size_t err_size);
+int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
+                   struct itl_error *err);
 void sgn_engine_free(struct sgn_engine *e);
 
 /* Run one request for `peer`. Thread-safe. Always fills r (status + message); writes exactly
@@ -158,11 +158,11 @@ int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_
 
 /* Pipelined requests (itl-signd): the same, but the audit record is only written; the result
  * may be released only after sgn_audit_sync(seq) returned 0 (for the last seq of a group: the
- * log is durable in order). On failure msg says why and nothing may be released. */
+ * log is durable in order). On failure err says why and nothing may be released. */
 void sgn_execute_deferred(struct sgn_engine *e, const struct pol_peer *peer,
                           const struct sgn_request *req, struct sgn_result *r,
                           unsigned long long *seq);
-int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, char *msg, size_t msg_size);
+int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, struct itl_error *err);
 /* Record a request that never reached sgn_execute (denied peer, malformed frame). */
 void sgn_audit_event(struct sgn_engine *e, const struct pol_peer *peer, const char *op,
                      const char *result, const char *rule, const char *message);
@@ -178,7 +178,7 @@ enum sgn_frame_type { SGN_FRAME_REQUEST = 1, SGN_FRAME_REPLY = 2 };
 
 /* Parse a frame header: 0 ok (payload length in *len), -1 malformed (err says why). */
 int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type expect,
-                    size_t max_payload, size_t *len, char *err, size_t err_size);
+                    size_t max_payload, size_t *len, struct itl_error *err);
 
 /* The op byte a request carries for op (docs/protocol.md); -1 for an op with no number. */
 int sgn_wire_op_number(enum pol_op op, uint8_t *wire);
@@ -191,10 +191,10 @@ int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, u
 /* Decode a request payload. Views point into `payload` (which must outlive req); certs are
  * stored in `certs` (SGN_MAX_BUILD_CERTS entries). Strings are NUL-terminated on the wire. */
 int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_request *req,
-                            struct sgn_cert_arg *certs, char *err, size_t err_size);
+                            struct sgn_cert_arg *certs, struct itl_error *err);
 /* Decode a reply payload into r (copies: r owns its buffers); *status_json malloc'd or NULL. */
 int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result *r,
-                          char **status_json, char *err, size_t err_size);
+                          char **status_json, struct itl_error *err);
 
 /* ---- Client ---- */
 
@@ -210,12 +210,12 @@ struct sgn_client_opts {
 
 /* opts may be NULL (the defaults). */
 int sgn_client_connect(const char *socket_path, const struct sgn_client_opts *opts,
-                       struct sgn_client **out, char *err, size_t err_size);
+                       struct sgn_client **out, struct itl_error *err);
 /* One request, one reply, within the timeout. A request larger than max_request_bytes is not
  * sent. When the service closes while we send, its reply (if it sent one: "too large") is read
  * and returned. -1 on a transport or protocol failure (err says which). */
 int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct sgn_result *r,
-                    char **status_json, char *err, size_t err_size);
+                    char **status_json, struct itl_error *err);
 /* Pipelining (docs/protocol.md): send requests without waiting, then take their replies in
  * the order sent. The caller keeps the replies it has not read within what the socket holds
  * (about 200 KB) or reads them in another thread (itl-sign sign), so that the service is never
@@ -223,10 +223,9 @@ int sgn_client_call(struct sgn_client *c, const struct sgn_request *req, struct 
  * sgn_client_send returns 1 when the service closed the connection while the request was
  * being sent (err says so): its reply may still be waiting, so the request counts as sent and
  * its reply is taken with sgn_client_recv; err is the message when there is none. */
-int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, char *err,
-                    size_t err_size);
-int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json, char *err,
-                    size_t err_size);
+int sgn_client_send(struct sgn_client *c, const struct sgn_request *req, struct itl_error *err);
+int sgn_client_recv(struct sgn_client *c, struct sgn_result *r, char **status_json,
+                    struct itl_error *err);
 void sgn_client_close(struct sgn_client *c);
 
 /* --version of both binaries: "PROGRAM VERSION", then one line each for OpenSSL, p11-kit and

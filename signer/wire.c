@@ -81,14 +81,6 @@ static int op_of_wire_number(uint8_t wire, enum pol_op *op)
     return -1;
 }
 
-void sgn_set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- Encoding: common's buffer, starting with room for the frame header ---- */
 
 /* A payload length is a u32; the buffer stops at BUF_MAX first, so a frame that could be built
@@ -231,31 +223,31 @@ int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, u
 /* ---- Decoding ---- */
 
 int sgn_wire_header(const uint8_t hdr[SGN_WIRE_HEADER_LEN], enum sgn_frame_type expect,
-                    size_t max_payload, size_t *len, char *err, size_t err_size)
+                    size_t max_payload, size_t *len, struct itl_error *err)
 {
     uint32_t n;
 
     if (memcmp(hdr, SGN_WIRE_MAGIC, 4) != 0) {
-        sgn_set_err(err, err_size, "not an itl-sign frame (bad magic)");
+        err_set(err, ITL_E_INPUT, "not an itl-sign frame (bad magic)");
         return -1;
     }
     if (hdr[4] != SGN_WIRE_VERSION) {
-        sgn_set_err(err, err_size, "protocol version %u is not supported (this side speaks %u)",
-                    hdr[4], SGN_WIRE_VERSION);
+        err_set(err, ITL_E_INPUT, "protocol version %u is not supported (this side speaks %u)",
+                hdr[4], SGN_WIRE_VERSION);
         return -1;
     }
     if (hdr[5] != expect) {
-        sgn_set_err(err, err_size, "frame type %u where %u was expected", hdr[5], expect);
+        err_set(err, ITL_E_INPUT, "frame type %u where %u was expected", hdr[5], expect);
         return -1;
     }
     if (load_u16(hdr + 6) != 0) {
-        sgn_set_err(err, err_size, "reserved header bits are set");
+        err_set(err, ITL_E_INPUT, "reserved header bits are set");
         return -1;
     }
     n = load_u32(hdr + 8);
     if (n > max_payload) {
-        sgn_set_err(err, err_size, "frame of %u bytes exceeds the limit of %zu bytes", n,
-                    max_payload);
+        err_set(err, ITL_E_INPUT, "frame of %u bytes exceeds the limit of %zu bytes", n,
+                max_payload);
         return -1;
     }
     *len = n;
@@ -270,22 +262,22 @@ struct field {
 };
 
 /* Next field of the payload; 1 when one was read, 0 at the end, -1 when malformed. */
-static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f, char *err,
-                      size_t err_size)
+static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f,
+                      struct itl_error *err)
 {
     uint32_t n;
 
     if (*pos == len)
         return 0;
     if (len - *pos < 5) {
-        sgn_set_err(err, err_size, "payload offset %zu: field header truncated", *pos);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field header truncated", *pos);
         return -1;
     }
     f->tag = p[*pos];
     n = load_u32(p + *pos + 1);
     if (n > len - *pos - 5) {
-        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
-                    *pos, f->tag, n);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x of %u bytes runs past the end",
+                *pos, f->tag, n);
         return -1;
     }
     f->offset = *pos;
@@ -295,23 +287,22 @@ static int next_field(const uint8_t *p, size_t len, size_t *pos, struct field *f
     return 1;
 }
 
-static int field_str(const struct field *f, const char **out, char *err, size_t err_size)
+static int field_str(const struct field *f, const char **out, struct itl_error *err)
 {
     if (f->len == 0 || f->value[f->len - 1] != 0 || memchr(f->value, 0, f->len - 1)) {
-        sgn_set_err(err, err_size,
-                    "payload offset %zu: field 0x%02x is not a NUL-terminated string", f->offset,
-                    f->tag);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x is not a NUL-terminated string",
+                f->offset, f->tag);
         return -1;
     }
     *out = (const char *)f->value;
     return 0;
 }
 
-static int field_u8(const struct field *f, uint8_t *out, char *err, size_t err_size)
+static int field_u8(const struct field *f, uint8_t *out, struct itl_error *err)
 {
     if (f->len != 1) {
-        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x must be 1 byte, not %zu",
-                    f->offset, f->tag, f->len);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x must be 1 byte, not %zu",
+                f->offset, f->tag, f->len);
         return -1;
     }
     *out = f->value[0];
@@ -319,12 +310,12 @@ static int field_u8(const struct field *f, uint8_t *out, char *err, size_t err_s
 }
 
 /* Fields that may appear once: a bit each. */
-static int seen_once(uint64_t *seen, const struct field *f, char *err, size_t err_size)
+static int seen_once(uint64_t *seen, const struct field *f, struct itl_error *err)
 {
     uint64_t bit = 1ull << (f->tag & 63);
     if (*seen & bit) {
-        sgn_set_err(err, err_size, "payload offset %zu: field 0x%02x appears twice", f->offset,
-                    f->tag);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x appears twice", f->offset,
+                f->tag);
         return -1;
     }
     *seen |= bit;
@@ -332,18 +323,18 @@ static int seen_once(uint64_t *seen, const struct field *f, char *err, size_t er
 }
 
 static int decode_cert(const struct field *f, struct sgn_request *req, struct sgn_cert_arg *certs,
-                       char *err, size_t err_size)
+                       struct itl_error *err)
 {
     struct sgn_cert_arg *c;
     struct field rest;
 
     if (req->n_certs >= SGN_MAX_BUILD_CERTS) {
-        sgn_set_err(err, err_size, "more than %d certificates in one build request",
-                    SGN_MAX_BUILD_CERTS);
+        err_set(err, ITL_E_INPUT, "more than %d certificates in one build request",
+                SGN_MAX_BUILD_CERTS);
         return -1;
     }
     if (f->len < 3) {
-        sgn_set_err(err, err_size, "payload offset %zu: certificate field too short", f->offset);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: certificate field too short", f->offset);
         return -1;
     }
     c = &certs[req->n_certs];
@@ -355,7 +346,7 @@ static int decode_cert(const struct field *f, struct sgn_request *req, struct sg
     if (f->tag == F_CERT) {
         c->der = rest.value;
         c->der_len = rest.len;
-    } else if (field_str(&rest, &c->token_label, err, err_size) != 0) {
+    } else if (field_str(&rest, &c->token_label, err) != 0) {
         return -1;
     }
     req->n_certs++;
@@ -364,7 +355,7 @@ static int decode_cert(const struct field *f, struct sgn_request *req, struct sg
 }
 
 int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_request *req,
-                            struct sgn_cert_arg *certs, char *err, size_t err_size)
+                            struct sgn_cert_arg *certs, struct itl_error *err)
 {
     size_t pos = 0;
     uint64_t seen = 0;
@@ -373,20 +364,20 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
     uint8_t v;
 
     memset(req, 0, sizeof *req);
-    while ((rc = next_field(payload, len, &pos, &f, err, err_size)) == 1) {
-        if (f.tag != F_CERT && f.tag != F_CERT_LABEL && seen_once(&seen, &f, err, err_size))
+    while ((rc = next_field(payload, len, &pos, &f, err)) == 1) {
+        if (f.tag != F_CERT && f.tag != F_CERT_LABEL && seen_once(&seen, &f, err))
             return -1;
         switch (f.tag) {
         case F_OP:
-            if (field_u8(&f, &v, err, err_size))
+            if (field_u8(&f, &v, err))
                 return -1;
             if (op_of_wire_number(v, &req->op)) {
-                sgn_set_err(err, err_size, "unknown operation %u", v);
+                err_set(err, ITL_E_INPUT, "unknown operation %u", v);
                 return -1;
             }
             break;
         case F_FILENAME:
-            if (field_str(&f, &req->filename, err, err_size))
+            if (field_str(&f, &req->filename, err))
                 return -1;
             break;
         case F_DATA:
@@ -394,30 +385,30 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             req->len = f.len;
             break;
         case F_DIGEST:
-            if (field_u8(&f, &v, err, err_size))
+            if (field_u8(&f, &v, err))
                 return -1;
             req->digest = v;
             break;
         case F_TIMESTAMP:
             if (f.len != 4) {
-                sgn_set_err(err, err_size, "payload offset %zu: timestamp must be 4 bytes",
-                            f.offset);
+                err_set(err, ITL_E_INPUT, "payload offset %zu: timestamp must be 4 bytes",
+                        f.offset);
                 return -1;
             }
             req->has_timestamp = 1;
             req->timestamp = load_u32(f.value);
             break;
         case F_OUT_FILENAME:
-            if (field_str(&f, &req->out_filename, err, err_size))
+            if (field_str(&f, &req->out_filename, err))
                 return -1;
             break;
         case F_KEY:
-            if (field_str(&f, &req->key, err, err_size))
+            if (field_str(&f, &req->key, err))
                 return -1;
             break;
         case F_CERT:
         case F_CERT_LABEL:
-            if (decode_cert(&f, req, certs, err, err_size))
+            if (decode_cert(&f, req, certs, err))
                 return -1;
             break;
         case F_PHONE_CERT:
@@ -429,61 +420,61 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
             req->known_itl_len = f.len;
             break;
         case F_LAYOUT:
-            if (field_u8(&f, &v, err, err_size))
+            if (field_u8(&f, &v, err))
                 return -1;
             if (v > 1) {
-                sgn_set_err(err, err_size, "unknown ITL layout %u", v);
+                err_set(err, ITL_E_INPUT, "unknown ITL layout %u", v);
                 return -1;
             }
             req->layout = v;
             break;
         case F_DRY_RUN:
-            if (field_u8(&f, &v, err, err_size))
+            if (field_u8(&f, &v, err))
                 return -1;
             if (v != 1) {
-                sgn_set_err(err, err_size, "dry-run field 0x0e must be 1, not %u", v);
+                err_set(err, ITL_E_INPUT, "dry-run field 0x0e must be 1, not %u", v);
                 return -1;
             }
             req->dry_run = 1;
             break;
         default:
             if (f.tag >= F_KEY_OP && f.tag <= F_KEY_ID) { /* wire_key.c */
-                if (sgn_wire_key_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
+                if (sgn_wire_key_field(f.tag, f.value, f.len, f.offset, req, err))
                     return -1;
                 break;
             }
             if (f.tag >= SGN_WIRE_UNLOCK_FIRST && f.tag <= SGN_WIRE_UNLOCK_LAST) {
-                if (sgn_wire_unlock_field(f.tag, f.value, f.len, f.offset, req, err, err_size))
+                if (sgn_wire_unlock_field(f.tag, f.value, f.len, f.offset, req, err))
                     return -1;
                 break;
             }
-            sgn_set_err(err, err_size, "payload offset %zu: unknown request field 0x%02x", f.offset,
-                        f.tag);
+            err_set(err, ITL_E_INPUT, "payload offset %zu: unknown request field 0x%02x", f.offset,
+                    f.tag);
             return -1;
         }
     }
     if (rc < 0)
         return -1;
     if (!(seen & (1ull << F_OP))) {
-        sgn_set_err(err, err_size, "request without an operation");
+        err_set(err, ITL_E_INPUT, "request without an operation");
         return -1;
     }
-    if (sgn_wire_unlock_check(req, err, err_size) != 0)
+    if (sgn_wire_unlock_check(req, err) != 0)
         return -1;
     if ((req->op == POL_OP_KEY) != !!(seen & (1ull << F_KEY_OP))) {
-        sgn_set_err(err, err_size,
-                    req->op == POL_OP_KEY ? "a key request without its key operation (field 0x10)"
-                                          : "a key operation (field 0x10) in a request that is not "
-                                            "op key");
+        err_set(err, ITL_E_INPUT,
+                req->op == POL_OP_KEY ? "a key request without its key operation (field 0x10)"
+                                      : "a key operation (field 0x10) in a request that is not "
+                                        "op key");
         return -1;
     }
     return 0;
 }
 
-static int copy_str(const struct field *f, char *dst, size_t dst_size, char *err, size_t err_size)
+static int copy_str(const struct field *f, char *dst, size_t dst_size, struct itl_error *err)
 {
     const char *s;
-    if (field_str(f, &s, err, err_size))
+    if (field_str(f, &s, err))
         return -1;
     snprintf(dst, dst_size, "%s", s);
     return 0;
@@ -492,29 +483,23 @@ static int copy_str(const struct field *f, char *dst, size_t dst_size, char *err
 /* The client writes an output under the name the reply suggests, in a directory it chose: the
  * name must be a base name of a trust file (no '/', no "..", the kind's suffix), whoever
  * answered. */
-static int copy_out_name(const struct field *f, char *dst, size_t dst_size, char *err,
-                         size_t err_size)
+static int copy_out_name(const struct field *f, char *dst, size_t dst_size, struct itl_error *err)
 {
-    struct itl_error ie;
     const char *s;
 
-    if (field_str(f, &s, err, err_size))
+    if (field_str(f, &s, err))
         return -1;
-    if (itl_check_name(s, itl_name_kind(s, strlen(s)), 0, &ie) != 0) {
-        sgn_set_err(err, err_size, "payload offset %zu: the reply's output name: %s", f->offset,
-                    ie.msg);
-        return -1;
-    }
+    if (itl_check_name(s, itl_name_kind(s, strlen(s)), 0, err) != 0)
+        return err_prefix(err, "payload offset %zu: the reply's output name: ", f->offset);
     snprintf(dst, dst_size, "%s", s);
     return 0;
 }
 
-static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, char *err,
-                      size_t err_size)
+static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, struct itl_error *err)
 {
     *dst = malloc(f->len ? f->len : 1);
     if (!*dst) {
-        sgn_set_err(err, err_size, "out of memory for a reply of %zu bytes", f->len);
+        err_set(err, ITL_E_INPUT, "out of memory for a reply of %zu bytes", f->len);
         return -1;
     }
     memcpy(*dst, f->value, f->len);
@@ -523,50 +508,50 @@ static int copy_bytes(const struct field *f, uint8_t **dst, size_t *dst_len, cha
 }
 
 static int decode_reply_field(const struct field *f, struct sgn_result *r, char **status_json,
-                              char *err, size_t err_size)
+                              struct itl_error *err)
 {
     uint8_t v;
     const char *s;
 
     switch (f->tag) {
     case F_STATUS:
-        if (field_u8(f, &v, err, err_size))
+        if (field_u8(f, &v, err))
             return -1;
         r->status = (enum sgn_status)v;
         return 0;
     case F_MESSAGE:
-        return copy_str(f, r->message, sizeof r->message, err, err_size);
+        return copy_str(f, r->message, sizeof r->message, err);
     case F_WARNING:
-        return copy_str(f, r->warning, sizeof r->warning, err, err_size);
+        return copy_str(f, r->warning, sizeof r->warning, err);
     case F_SIGNER:
-        return copy_str(f, r->signer, sizeof r->signer, err, err_size);
+        return copy_str(f, r->signer, sizeof r->signer, err);
     case F_RULE:
-        return copy_str(f, r->rule, sizeof r->rule, err, err_size);
+        return copy_str(f, r->rule, sizeof r->rule, err);
     case F_OUT:
-        return copy_bytes(f, &r->out, &r->out_len, err, err_size);
+        return copy_bytes(f, &r->out, &r->out_len, err);
     case F_OUT_NAME:
-        return copy_out_name(f, r->out_name, sizeof r->out_name, err, err_size);
+        return copy_out_name(f, r->out_name, sizeof r->out_name, err);
     case F_OUT2:
-        return copy_bytes(f, &r->out2, &r->out2_len, err, err_size);
+        return copy_bytes(f, &r->out2, &r->out2_len, err);
     case F_OUT2_NAME:
-        return copy_out_name(f, r->out2_name, sizeof r->out2_name, err, err_size);
+        return copy_out_name(f, r->out2_name, sizeof r->out2_name, err);
     case F_STATUS_JSON:
-        if (field_str(f, &s, err, err_size))
+        if (field_str(f, &s, err))
             return -1;
         if (status_json && !(*status_json = strdup(s))) {
-            sgn_set_err(err, err_size, "out of memory");
+            err_set(err, ITL_E_INPUT, "out of memory");
             return -1;
         }
         return 0;
     default:
-        sgn_set_err(err, err_size, "payload offset %zu: unknown reply field 0x%02x", f->offset,
-                    f->tag);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: unknown reply field 0x%02x", f->offset,
+                f->tag);
         return -1;
     }
 }
 
 int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result *r,
-                          char **status_json, char *err, size_t err_size)
+                          char **status_json, struct itl_error *err)
 {
     size_t pos = 0;
     uint64_t seen = 0;
@@ -576,15 +561,14 @@ int sgn_wire_decode_reply(const uint8_t *payload, size_t len, struct sgn_result 
     memset(r, 0, sizeof *r);
     if (status_json)
         *status_json = NULL;
-    while ((rc = next_field(payload, len, &pos, &f, err, err_size)) == 1) {
-        if (seen_once(&seen, &f, err, err_size) ||
-            decode_reply_field(&f, r, status_json, err, err_size))
+    while ((rc = next_field(payload, len, &pos, &f, err)) == 1) {
+        if (seen_once(&seen, &f, err) || decode_reply_field(&f, r, status_json, err))
             goto fail;
     }
     if (rc < 0)
         goto fail;
     if (!(seen & (1ull << (F_STATUS & 63)))) {
-        sgn_set_err(err, err_size, "reply without a status");
+        err_set(err, ITL_E_INPUT, "reply without a status");
         goto fail;
     }
     return 0;

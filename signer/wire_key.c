@@ -9,48 +9,47 @@
 
 enum { KEY_OP = SGN_WIRE_KEY_OP, SUBJECT, BITS, DAYS, KEY_FLAGS, KEY_ID };
 
-static int need_len(uint8_t tag, size_t len, size_t want, size_t offset, char *err, size_t err_size)
+static int need_len(uint8_t tag, size_t len, size_t want, size_t offset, struct itl_error *err)
 {
     if (len == want)
         return 0;
-    snprintf(err, err_size, "payload offset %zu: field 0x%02x must be %zu byte%s, not %zu", offset,
-             tag, want, want == 1 ? "" : "s", len);
+    err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x must be %zu byte%s, not %zu",
+            offset, tag, want, want == 1 ? "" : "s", len);
     return -1;
 }
 
 int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
-                       struct sgn_request *req, char *err, size_t err_size)
+                       struct sgn_request *req, struct itl_error *err)
 {
     switch (tag) {
     case KEY_OP:
-        if (need_len(tag, len, 1, offset, err, err_size))
+        if (need_len(tag, len, 1, offset, err))
             return -1;
         if (value[0] >= SGN_KEY_OP_COUNT) {
-            snprintf(err, err_size, "unknown key operation %u", value[0]);
+            err_set(err, ITL_E_INPUT, "unknown key operation %u", value[0]);
             return -1;
         }
         req->key_op = (enum sgn_key_op)value[0];
         return 0;
     case SUBJECT:
         if (len == 0 || value[len - 1] != 0 || memchr(value, 0, len - 1)) {
-            snprintf(err, err_size,
-                     "payload offset %zu: field 0x%02x is not a NUL-terminated string", offset,
-                     tag);
+            err_set(err, ITL_E_INPUT,
+                    "payload offset %zu: field 0x%02x is not a NUL-terminated string", offset, tag);
             return -1;
         }
         req->subject = (const char *)value;
         return 0;
     case BITS:
     case DAYS:
-        if (need_len(tag, len, 4, offset, err, err_size))
+        if (need_len(tag, len, 4, offset, err))
             return -1;
         *(tag == BITS ? &req->bits : &req->days) = load_u32(value);
         return 0;
     case KEY_FLAGS:
-        if (need_len(tag, len, 1, offset, err, err_size))
+        if (need_len(tag, len, 1, offset, err))
             return -1;
         if (value[0] > 1) {
-            snprintf(err, err_size, "unknown key flags 0x%02x", value[0]);
+            err_set(err, ITL_E_INPUT, "unknown key flags 0x%02x", value[0]);
             return -1;
         }
         req->replace = value[0] & 1;
@@ -60,7 +59,7 @@ int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t off
         req->key_id_len = len;
         return 0;
     default:
-        snprintf(err, err_size, "payload offset %zu: unknown request field 0x%02x", offset, tag);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: unknown request field 0x%02x", offset, tag);
         return -1;
     }
 }

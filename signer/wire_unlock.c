@@ -31,21 +31,21 @@ void sgn_wire_unlock_encode(struct buf *f, const struct sgn_request *req)
 }
 
 int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
-                          struct sgn_request *req, char *err, size_t err_size)
+                          struct sgn_request *req, struct itl_error *err)
 {
     size_t want = tag == UNLOCK_ACTION ? 1 : 4;
 
     if (tag != PIN && len != want) {
-        snprintf(err, err_size, "payload offset %zu: field 0x%02x must be %zu byte%s, not %zu",
-                 offset, tag, want, want == 1 ? "" : "s", len);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: field 0x%02x must be %zu byte%s, not %zu",
+                offset, tag, want, want == 1 ? "" : "s", len);
         return -1;
     }
     switch (tag) {
     case UNLOCK_ACTION:
         if (value[0] != 1) {
-            snprintf(err, err_size,
-                     "payload offset %zu: unlock-action 0x18 must be 1 (lock), not %u", offset,
-                     value[0]);
+            err_set(err, ITL_E_INPUT,
+                    "payload offset %zu: unlock-action 0x18 must be 1 (lock), not %u", offset,
+                    value[0]);
             return -1;
         }
         req->lock = 1;
@@ -53,30 +53,30 @@ int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t 
     case UNLOCK_SECONDS:
         req->unlock_s = load_u32(value);
         if (req->unlock_s == 0) {
-            snprintf(err, err_size, "payload offset %zu: unlock-seconds 0x19 must not be 0",
-                     offset);
+            err_set(err, ITL_E_INPUT, "payload offset %zu: unlock-seconds 0x19 must not be 0",
+                    offset);
             return -1;
         }
         return 0;
     case PIN:
         if (len == 0 || len > 256) {
-            snprintf(err, err_size, "payload offset %zu: pin 0x1a must be 1 to 256 bytes, not %zu",
-                     offset, len);
+            err_set(err, ITL_E_INPUT,
+                    "payload offset %zu: pin 0x1a must be 1 to 256 bytes, not %zu", offset, len);
             return -1;
         }
         req->pin = value;
         req->pin_len = len;
         return 0;
     default:
-        snprintf(err, err_size, "payload offset %zu: unknown request field 0x%02x", offset, tag);
+        err_set(err, ITL_E_INPUT, "payload offset %zu: unknown request field 0x%02x", offset, tag);
         return -1;
     }
 }
 
-int sgn_wire_unlock_check(const struct sgn_request *req, char *err, size_t err_size)
+int sgn_wire_unlock_check(const struct sgn_request *req, struct itl_error *err)
 {
     if (req->op == POL_OP_UNLOCK || !(req->lock || req->unlock_s || req->pin))
         return 0;
-    snprintf(err, err_size, "unlock fields (0x18-0x1a) in a request that is not op unlock");
+    err_set(err, ITL_E_INPUT, "unlock fields (0x18-0x1a) in a request that is not op unlock");
     return -1;
 }

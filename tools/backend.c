@@ -32,7 +32,6 @@ static int open_direct(struct cli_global *g, struct backend *b)
 {
     struct sgn_engine_opts eo = {0};
     struct itl_error pe;
-    char err[512];
     int rc;
 
     if (!g->module && b->cfg.token.module[0]) {
@@ -61,8 +60,8 @@ static int open_direct(struct cli_global *g, struct backend *b)
     eo.audit = b->audit;
     eo.check_access = g->config != NULL;
     eo.use_state = g->config != NULL;
-    if (sgn_engine_new(&eo, &b->engine, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (sgn_engine_new(&eo, &b->engine, &pe) != 0) {
+        cli_error("%s", pe.msg);
         return EXIT_TOKEN;
     }
     return EXIT_OK;
@@ -101,13 +100,13 @@ void backend_close(struct backend *b)
     memset(b, 0, sizeof *b);
 }
 
-int backend_connect(struct backend *b, struct backend_conn *c, char *err, size_t err_size)
+int backend_connect(struct backend *b, struct backend_conn *c, struct itl_error *err)
 {
     c->b = b;
     c->client = NULL;
     if (b->direct)
         return 0;
-    return sgn_client_connect(b->socket, &b->client, &c->client, err, err_size);
+    return sgn_client_connect(b->socket, &b->client, &c->client, err);
 }
 
 void backend_disconnect(struct backend_conn *c)
@@ -119,7 +118,7 @@ void backend_disconnect(struct backend_conn *c)
 void backend_call(struct backend_conn *c, const struct sgn_request *req, struct sgn_result *r,
                   char **status_json)
 {
-    char err[512];
+    struct itl_error err;
 
     if (status_json)
         *status_json = NULL;
@@ -129,11 +128,32 @@ void backend_call(struct backend_conn *c, const struct sgn_request *req, struct 
             sgn_status_json(c->b->engine, "\"mode\":\"direct\"", status_json);
         return;
     }
-    if (sgn_client_call(c->client, req, r, status_json, err, sizeof err) != 0) {
+    if (sgn_client_call(c->client, req, r, status_json, &err) != 0) {
         memset(r, 0, sizeof *r);
         r->status = SGN_E_PROTOCOL;
-        snprintf(r->message, sizeof r->message, "%s", err);
+        snprintf(r->message, sizeof r->message, "%s", err.msg);
     }
+}
+
+int backend_run(struct cli_global *g, struct backend *b, const struct sgn_request *req,
+                struct sgn_result *r, char **status_json)
+{
+    struct backend_conn c;
+    struct itl_error err;
+    int rc = backend_open(g, b);
+
+    memset(r, 0, sizeof *r);
+    if (status_json)
+        *status_json = NULL;
+    if (rc != EXIT_OK)
+        return rc;
+    if (backend_connect(b, &c, &err) != 0) {
+        cli_error("%s", err.msg);
+        return EXIT_SERVICE;
+    }
+    backend_call(&c, req, r, status_json);
+    backend_disconnect(&c);
+    return EXIT_OK;
 }
 
 int backend_exit_code(enum sgn_status st)
@@ -155,18 +175,19 @@ int backend_exit_code(enum sgn_status st)
     }
 }
 
-int backend_send(struct backend_conn *c, const struct sgn_request *req, char *err, size_t err_size)
+int backend_send(struct backend_conn *c, const struct sgn_request *req, struct itl_error *err)
 {
-    return sgn_client_send(c->client, req, err, err_size);
+    return sgn_client_send(c->client, req, err);
 }
 
-void backend_recv(struct backend_conn *c, struct sgn_result *r, const char *send_err)
+void backend_recv(struct backend_conn *c, struct sgn_result *r, const struct itl_error *send_err)
 {
-    char err[512];
+    struct itl_error err;
 
-    if (sgn_client_recv(c->client, r, NULL, err, sizeof err) != 0) {
+    if (sgn_client_recv(c->client, r, NULL, &err) != 0) {
         memset(r, 0, sizeof *r);
         r->status = SGN_E_PROTOCOL;
-        snprintf(r->message, sizeof r->message, "%s", send_err && send_err[0] ? send_err : err);
+        snprintf(r->message, sizeof r->message, "%s",
+                 send_err && send_err->cls != ITL_E_NONE ? send_err->msg : err.msg);
     }
 }

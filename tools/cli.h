@@ -151,10 +151,10 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * most): a regular file, never a FIFO, device or directory, and not through a final symbolic
  * link unless --follow-symlinks (cli_set_follow_symlinks). *out is malloc'd. Errors name the
  * path. cli_read_input also gives the file's permission bits (mode may be NULL). */
-int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, char *err,
-                  size_t err_size);
+int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len,
+                  struct itl_error *err);
 int cli_read_input(const char *path, size_t limit, uint8_t **out, size_t *len, unsigned *mode,
-                   char *err, size_t err_size);
+                   struct itl_error *err);
 void cli_set_follow_symlinks(int on);
 /* The mode of an output made from an input of input_mode: never wider than the input (its
  * read/write bits; the umask narrows it further). A 0600 input gives a 0600 .sgn. */
@@ -164,14 +164,14 @@ unsigned cli_output_mode(unsigned input_mode);
  * RLIMIT_FSIZE leaves no partial file under any name. `mode` is applied under the umask. On
  * any failure the old file (if any) is untouched. */
 int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
-                          char *err, size_t err_size);
+                          struct itl_error *err);
 /* The same without the directory fsync, for a batch that syncs each directory once at the end
  * (cli_sync_parent_dir) before it reports success: the rename is durable only then. */
 int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, unsigned mode,
-                             int sync_dir, char *err, size_t err_size);
+                             int sync_dir, struct itl_error *err);
 int cli_sync_parent_dir(const char *path);
 /* A certificate from a PEM or DER file, as DER. *der is malloc'd. */
-int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size);
+int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, struct itl_error *err);
 /* Print s (n bytes) to f as a JSON string, escaped as json_string (common/json.c) does. */
 void cli_json_string(FILE *f, const char *s, size_t n);
 

@@ -23,7 +23,7 @@ static int build_cert_option(int opt, const char *arg, void *ctx)
     struct build_ctx *b = ctx;
     struct sgn_cert_arg *c;
     struct stat st;
-    char err[600];
+    struct itl_error err;
 
     if (opt < OPT_ROLE_BASE || opt > OPT_ROLE_BASE + 255)
         return 0;
@@ -36,8 +36,8 @@ static int build_cert_option(int opt, const char *arg, void *ctx)
     if (strncmp(arg, "label:", 6) == 0) {
         c->token_label = arg + 6;
     } else if (stat(arg, &st) == 0) {
-        if (cli_read_cert(arg, &b->owned[b->n], &c->der_len, err, sizeof err) != 0) {
-            cli_error("%s", err);
+        if (cli_read_cert(arg, &b->owned[b->n], &c->der_len, &err) != 0) {
+            cli_error("%s", err.msg);
             return -1;
         }
         c->der = b->owned[b->n];

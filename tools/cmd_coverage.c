@@ -55,13 +55,13 @@ static void hex(char *out, const uint8_t *b, size_t n)
 
 static int load_trust_file(const char *path, const char *name, struct held *h)
 {
-    char err[512];
+    struct itl_error err;
     size_t len;
     struct itl_error e = {0};
 
     snprintf(h->name, sizeof h->name, "%s", name);
-    if (cli_read_file(path, COVERAGE_FILE_LIMIT, &h->data, &len, err, sizeof err) != 0) {
-        cli_warn("coverage: %s", err);
+    if (cli_read_file(path, COVERAGE_FILE_LIMIT, &h->data, &len, &err) != 0) {
+        cli_warn("coverage: %s", err.msg);
         return -1;
     }
     if (itl_parse(h->data, len, ITL_KIND_AUTO, &h->f, &e) != 0 || h->f.kind != ITL_KIND_TLV) {
@@ -277,12 +277,12 @@ static int run_reports(struct coverage *c, const struct coverage_args *a)
     for (size_t i = 0; i < a->n_reports; i++) {
         uint8_t *data;
         size_t len;
-        char err[512];
+        struct itl_error err;
         struct itl_error e = {0};
 
         c->report_path = a->reports[i];
-        if (cli_read_file(a->reports[i], COVERAGE_REPORT_LIMIT, &data, &len, err, sizeof err)) {
-            cli_error("coverage: %s", err);
+        if (cli_read_file(a->reports[i], COVERAGE_REPORT_LIMIT, &data, &len, &err)) {
+            cli_error("coverage: %s", err.msg);
             return EXIT_INPUT;
         }
         if (itl_reports_parse((const char *)data, len, on_report, on_warn, c, &e) < 0) {

@@ -13,13 +13,13 @@ static int read_private_key_der(const char *path, uint8_t **der, size_t *der_len
 {
     uint8_t *buf;
     size_t len;
-    char err[600];
+    struct itl_error err;
     EVP_PKEY *pk;
     BIO *bio;
     int n;
 
-    if (cli_read_file(path, 1 << 20, &buf, &len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_file(path, 1 << 20, &buf, &len, &err) != 0) {
+        cli_error("%s", err.msg);
         return -1;
     }
     bio = BIO_new_mem_buf(buf, (int)len);
@@ -58,7 +58,7 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
     struct itl_error ie;
     uint8_t *data, *key = NULL, *plain = NULL;
     size_t len, key_len = 0, plain_len = 0;
-    char err[600];
+    struct itl_error err;
     int rc = sign_parse_options(argc, argv, g, &o, longopts, decrypt_usage, NULL, NULL);
 
     if (rc != EXIT_OK)
@@ -72,8 +72,8 @@ int cmd_decrypt(int argc, char **argv, struct cli_global *g)
                   "document)");
         return EXIT_USAGE;
     }
-    if (cli_read_file(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_file(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     if (itl_parse(data, len, ITL_KIND_ENC_SGN, &f, &ie) != 0) {

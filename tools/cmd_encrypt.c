@@ -26,7 +26,8 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     struct sgn_result r = {0};
     uint8_t *data = NULL, *cert = NULL;
     size_t len, cert_len;
-    char err[600], path[PATH_MAX], path2[PATH_MAX];
+    struct itl_error err;
+    char path[PATH_MAX], path2[PATH_MAX];
     unsigned mode = 0;
     int rc = sign_parse_options(argc, argv, g, &o, longopts, encrypt_usage, NULL, NULL);
 
@@ -37,10 +38,9 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
         return EXIT_USAGE;
     }
     o.out_dir = o.out; /* -o names the directory */
-    if (cli_read_input(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) !=
-            0 ||
-        cli_read_cert(o.phone_cert, &cert, &cert_len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_input(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, &mode, &err) != 0 ||
+        cli_read_cert(o.phone_cert, &cert, &cert_len, &err) != 0) {
+        cli_error("%s", err.msg);
         free(data);
         return EXIT_INPUT;
     }
@@ -53,20 +53,18 @@ int cmd_encrypt(int argc, char **argv, struct cli_global *g)
     rc = sign_call_once(g, &req, &r, NULL);
     if (rc == EXIT_OK)
         rc = sign_report("encrypt", &r, g->quiet);
-    if (rc == EXIT_OK && (sign_output_path(o.out_dir, argv[optind], r.out_name, path, sizeof path,
-                                           err, sizeof err) != 0 ||
-                          sign_output_path(o.out_dir, argv[optind], r.out2_name, path, sizeof path,
-                                           err, sizeof err) != 0)) {
-        cli_error("%s", err);
+    if (rc == EXIT_OK &&
+        (sign_output_path(o.out_dir, argv[optind], r.out_name, path, sizeof path, &err) != 0 ||
+         sign_output_path(o.out_dir, argv[optind], r.out2_name, path, sizeof path, &err) != 0)) {
+        cli_error("%s", err.msg);
         rc = EXIT_OUTPUT;
     }
     if (rc == EXIT_OK) {
-        sign_output_path(o.out_dir, argv[optind], r.out_name, path, sizeof path, err, sizeof err);
+        sign_output_path(o.out_dir, argv[optind], r.out_name, path, sizeof path, &err);
         rc = sign_write_output(path, r.out, r.out_len, cli_output_mode(mode));
     }
     if (rc == EXIT_OK) {
-        sign_output_path(o.out_dir, argv[optind], r.out2_name, path2, sizeof path2, err,
-                         sizeof err);
+        sign_output_path(o.out_dir, argv[optind], r.out2_name, path2, sizeof path2, &err);
         rc = sign_write_output(path2, r.out2, r.out2_len, cli_output_mode(mode));
     }
     if (rc == EXIT_OK) {

@@ -133,7 +133,7 @@ static int key_export_cert(int argc, char **argv, struct cli_global *g)
     struct itl_error te = {0};
     struct tok *t = NULL;
     int rc, as_der;
-    char err[600];
+    struct itl_error err;
 
     rc = cli_parse_options(argc, argv, g, &opts);
     if (rc != EXIT_OK)
@@ -166,9 +166,9 @@ static int key_export_cert(int argc, char **argv, struct cli_global *g)
         return EXIT_TOKEN;
     }
     if (out) {
-        if (cli_write_file_atomic(out, as_der ? der : pem, as_der ? der_len : pem_len, 0644, err,
-                                  sizeof err) != 0) {
-            cli_error("%s", err);
+        if (cli_write_file_atomic(out, as_der ? der : pem, as_der ? der_len : pem_len, 0644,
+                                  &err) != 0) {
+            cli_error("%s", err.msg);
             rc = EXIT_OUTPUT;
         } else if (g->json) {
             struct cli_json_output o = {out, as_der ? der_len : pem_len, 1};

@@ -26,7 +26,7 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
     struct sgn_result r = {0};
     uint8_t *data;
     size_t len;
-    char err[600];
+    struct itl_error err;
     const char *out;
     unsigned mode;
     int rc = sign_parse_options(argc, argv, g, &o, longopts, reset_usage, NULL, NULL);
@@ -37,9 +37,8 @@ int cmd_reset(int argc, char **argv, struct cli_global *g)
         reset_usage(stderr);
         return EXIT_USAGE;
     }
-    if (cli_read_input(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, &mode, err, sizeof err) !=
-        0) {
-        cli_error("%s", err);
+    if (cli_read_input(argv[optind], SIGN_MAX_INPUT_BYTES, &data, &len, &mode, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     out = o.in_place ? argv[optind] : o.out;

@@ -89,10 +89,10 @@ static int read_request(struct batch *bt, struct sign_item *it, struct sgn_reque
 {
     const char *file = it->path;
     size_t len;
-    char err[600];
+    struct itl_error err;
 
-    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, data, &len, mode, err, sizeof err) != 0) {
-        batch_fail(bt, it, EXIT_INPUT, err, 1);
+    if (cli_read_input(file, SIGN_MAX_INPUT_BYTES, data, &len, mode, &err) != 0) {
+        batch_fail(bt, it, EXIT_INPUT, err.msg, 1);
         return -1;
     }
     sign_fill_request(req, POL_OP_SIGN, bt->o);
@@ -116,14 +116,15 @@ static void finish_dry_run(struct batch *bt, struct sign_item *it, const char *o
 
 static void finish_one(struct batch *bt, struct sign_item *it, unsigned mode, struct sgn_result *r)
 {
-    char err[600], out[PATH_MAX];
+    struct itl_error err;
+    char out[PATH_MAX];
     struct itl_error e;
 
     if (r->status != SGN_OK) {
         batch_fail(bt, it, backend_exit_code(r->status), r->message, 1);
-    } else if (sign_output_path(bt->o->out_dir, it->path, r->out_name, out, sizeof out, err,
-                                sizeof err) != 0) {
-        batch_fail(bt, it, EXIT_OUTPUT, err, 1);
+    } else if (sign_output_path(bt->o->out_dir, it->path, r->out_name, out, sizeof out, &err) !=
+               0) {
+        batch_fail(bt, it, EXIT_OUTPUT, err.msg, 1);
     } else if (bt->o->dry_run) {
         finish_dry_run(bt, it, out, r);
     } else {
@@ -171,9 +172,10 @@ struct pipe {
     pthread_cond_t moved;
     struct sign_item *files[PIPE_WINDOW];
     unsigned modes[PIPE_WINDOW];
-    char send_errs[PIPE_WINDOW][600]; /* "" unless the connection closed while sending */
-    size_t sent, taken;               /* under lock; sent - taken <= PIPE_WINDOW */
-    int done;                         /* no more requests will be sent */
+    /* class ITL_E_NONE unless the connection closed while sending */
+    struct itl_error send_errs[PIPE_WINDOW];
+    size_t sent, taken; /* under lock; sent - taken <= PIPE_WINDOW */
+    int done;           /* no more requests will be sent */
 };
 
 static void *take_replies(void *arg)
@@ -190,7 +192,7 @@ static void *take_replies(void *arg)
         }
         struct sign_item *file = p->files[p->taken % PIPE_WINDOW];
         unsigned mode = p->modes[p->taken % PIPE_WINDOW];
-        const char *send_err = p->send_errs[p->taken % PIPE_WINDOW];
+        const struct itl_error *send_err = &p->send_errs[p->taken % PIPE_WINDOW];
         pthread_mutex_unlock(&p->lock);
 
         struct sgn_result r;
@@ -207,7 +209,7 @@ static void *take_replies(void *arg)
 static void send_requests(struct pipe *p)
 {
     struct batch *bt = p->bt;
-    char err[600];
+    struct itl_error err;
     size_t i;
 
     while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
@@ -221,17 +223,17 @@ static void send_requests(struct pipe *p)
         while (p->sent - p->taken == PIPE_WINDOW)
             pthread_cond_wait(&p->moved, &p->lock);
         pthread_mutex_unlock(&p->lock);
-        int rc = backend_send(p->c, &req, err, sizeof err);
+        int rc = backend_send(p->c, &req, &err);
         free(data);
         if (rc < 0) {
-            batch_fail(bt, bt->work[i], backend_exit_code(SGN_E_PROTOCOL), err, 1);
+            batch_fail(bt, bt->work[i], backend_exit_code(SGN_E_PROTOCOL), err.msg, 1);
             continue;
         }
         pthread_mutex_lock(&p->lock);
         p->files[p->sent % PIPE_WINDOW] = bt->work[i];
         p->modes[p->sent % PIPE_WINDOW] = mode;
         /* rc 1: closed while sending; the reply (a refusal) may be waiting, else this error */
-        snprintf(p->send_errs[p->sent % PIPE_WINDOW], sizeof p->send_errs[0], "%s", rc ? err : "");
+        p->send_errs[p->sent % PIPE_WINDOW] = rc ? err : (struct itl_error){0};
         p->sent++;
         pthread_cond_broadcast(&p->moved);
         pthread_mutex_unlock(&p->lock);
@@ -268,14 +270,14 @@ static void *batch_worker(void *arg)
 {
     struct batch *bt = arg;
     struct backend_conn c;
-    char err[600];
+    struct itl_error err;
     size_t i;
 
-    if (backend_connect(bt->b, &c, err, sizeof err) != 0) {
+    if (backend_connect(bt->b, &c, &err) != 0) {
         /* Without a connection this worker takes no file: the others still sign them all,
          * unless no worker connected, which the caller reports. */
         pthread_mutex_lock(&bt->print_lock);
-        cli_error("%s", err);
+        cli_error("%s", err.msg);
         pthread_mutex_unlock(&bt->print_lock);
         return (void *)1;
     }

@@ -25,7 +25,7 @@ int cmd_strip(int argc, char **argv, struct cli_global *g)
     struct show_opts o = {0};
     const char *out = NULL;
     struct input in;
-    char msg[512];
+    struct itl_error werr;
     int rc;
 
     rc = show_parse_options(argc, argv, g, "o:", longopts, strip_usage, &o, &out);
@@ -49,8 +49,8 @@ int cmd_strip(int argc, char **argv, struct cli_global *g)
         rc = EXIT_INPUT;
     } else if (out) {
         if (cli_write_file_atomic(out, in.f.payload.ptr, in.f.payload.len, cli_output_mode(in.mode),
-                                  msg, sizeof msg) != 0) {
-            cli_error("%s", msg);
+                                  &werr) != 0) {
+            cli_error("%s", werr.msg);
             rc = EXIT_OUTPUT;
         } else if (g->json) {
             struct cli_json_output res = {out, in.f.payload.len, 1};

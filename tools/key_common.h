@@ -56,5 +56,8 @@ struct sgn_request;
 struct sgn_result;
 int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_result *r,
              const char *show);
+/* The reply of key operation `op` ("key import"): its warning, and when it failed its message
+ * and the policy rule that refused it. EXIT_OK, or the status's EXIT_* code. key_ops.c. */
+int key_check_reply(const struct sgn_result *r, const char *op);
 
 #endif

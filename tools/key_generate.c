@@ -20,15 +20,15 @@ static int write_cert_pem(const char *path, const uint8_t *der, size_t len)
 {
     uint8_t *pem = NULL;
     size_t pem_len = 0;
-    char err[600];
+    struct itl_error err;
     int rc = EXIT_OK;
 
     if (key_cert_pem(der, len, &pem, &pem_len) != 0) {
         cli_error("cannot encode the certificate as PEM");
         return EXIT_OUTPUT;
     }
-    if (cli_write_file_atomic(path, pem, pem_len, 0644, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_write_file_atomic(path, pem, pem_len, 0644, &err) != 0) {
+        cli_error("%s", err.msg);
         rc = EXIT_OUTPUT;
     }
     free(pem);

@@ -119,31 +119,17 @@ static int import_in_engine(struct cli_global *g, const char *label, const uint8
                               .key_id_len = id_len,
                               .p12_password = pw,
                               .import_report = &report};
-    struct sgn_result r = {0};
+    struct sgn_result r;
     struct backend b;
-    struct backend_conn c;
     struct tok_status st = {0};
     struct itl_error te = {0};
-    char err[600];
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, &req, &r, NULL);
 
-    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        rc = EXIT_SERVICE;
-    } else if (rc == EXIT_OK) {
-        backend_call(&c, &req, &r, NULL);
-        backend_disconnect(&c);
-        if (r.warning[0])
-            cli_warn("%s", r.warning);
-        if (r.status != SGN_OK) {
-            cli_error("%s", r.message);
-            if (r.status == SGN_E_DENIED && r.rule[0])
-                cli_error("key import: refused by policy rule '%s'", r.rule);
-            rc = backend_exit_code(r.status);
-        } else {
-            tok_get_status(b.tok, &st, &te);
-            print_import(g, label, st.label, &report);
-        }
+    if (rc == EXIT_OK)
+        rc = key_check_reply(&r, "key import");
+    if (rc == EXIT_OK) {
+        tok_get_status(b.tok, &st, &te);
+        print_import(g, label, st.label, &report);
     }
     sgn_result_free(&r);
     backend_close(&b);
@@ -206,7 +192,7 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
     size_t der_len;
     int rc;
     struct tok_pin pw = {0};
-    char err[600];
+    struct itl_error err;
 
     rc = cli_parse_options(argc, argv, g, &opts);
     if (rc != EXIT_OK)
@@ -219,8 +205,8 @@ int cmd_key_import(int argc, char **argv, struct cli_global *g)
         fprintf(stderr, "%s", import_usage);
         return EXIT_USAGE;
     }
-    if (cli_read_file(p12, P12_LIMIT, &der, &der_len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_file(p12, P12_LIMIT, &der, &der_len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     rc = read_p12_password(a.pass_file, a.have_fd ? (int)a.pass_fd : -1, p12, &pw);

@@ -91,13 +91,25 @@ static int parse_keyop(int argc, char **argv, struct cli_global *g, const char *
 
 static int write_output(const char *path, const uint8_t *data, size_t len)
 {
-    char err[600];
+    struct itl_error err;
 
-    if (cli_write_file_atomic(path, data, len, 0644, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_write_file_atomic(path, data, len, 0644, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_OUTPUT;
     }
     return EXIT_OK;
+}
+
+int key_check_reply(const struct sgn_result *r, const char *op)
+{
+    if (r->warning[0])
+        cli_warn("%s", r->warning);
+    if (r->status == SGN_OK)
+        return EXIT_OK;
+    cli_error("%s", r->message);
+    if (r->status == SGN_E_DENIED && r->rule[0])
+        cli_error("%s: refused by policy rule '%s'", op, r->rule);
+    return backend_exit_code(r->status);
 }
 
 /* One key operation through the engine: the service's (over its socket), or with --token an
@@ -108,40 +120,29 @@ int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_res
              const char *show)
 {
     struct backend b;
-    struct backend_conn c;
     struct tok_key_info info;
     struct itl_error te = {0};
-    char err[600];
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, req, r, NULL);
 
-    memset(r, 0, sizeof *r);
-    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        rc = EXIT_SERVICE;
-    } else if (rc == EXIT_OK) {
-        backend_call(&c, req, r, NULL);
-        backend_disconnect(&c);
-        if (r->warning[0])
-            cli_warn("%s", r->warning);
-        if (r->status != SGN_OK) {
-            cli_error("%s", r->message);
-            if (r->status == SGN_E_DENIED && r->rule[0])
-                cli_error("%s: refused by policy rule '%s'", sgn_key_op_name(req->key_op), r->rule);
-            rc = backend_exit_code(r->status);
-        } else if (show && b.direct && tok_key_attributes(b.tok, show, &info, &te) == 0) {
-            if (g->json) {
-                key_print_info_json(&info);
-                putchar('\n');
-                cli_json_emitted();
-            } else if (!g->quiet) {
-                printf("%s: ", r->message);
-                key_print_info_text(&info);
-            }
-        } else if (g->json) {
-            key_print_result_json(sgn_key_op_name(req->key_op), req->key, r->message);
+    if (rc == EXIT_OK)
+        rc = key_check_reply(r, sgn_key_op_name(req->key_op));
+    if (rc != EXIT_OK) {
+        backend_close(&b);
+        return rc;
+    }
+    if (show && b.direct && tok_key_attributes(b.tok, show, &info, &te) == 0) {
+        if (g->json) {
+            key_print_info_json(&info);
+            putchar('\n');
+            cli_json_emitted();
         } else if (!g->quiet) {
-            printf("%s\n", r->message);
+            printf("%s: ", r->message);
+            key_print_info_text(&info);
         }
+    } else if (g->json) {
+        key_print_result_json(sgn_key_op_name(req->key_op), req->key, r->message);
+    } else if (!g->quiet) {
+        printf("%s\n", r->message);
     }
     backend_close(&b);
     return rc;
@@ -165,7 +166,7 @@ int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
     struct sgn_result r;
     uint8_t *given = NULL, *pem = NULL;
     size_t given_len = 0, pem_len = 0;
-    char err[600];
+    struct itl_error err;
     int rc = parse_keyop(argc, argv, g, attach_usage, &a);
 
     if (rc != EXIT_OK)
@@ -175,8 +176,8 @@ int cmd_key_attach_cert(int argc, char **argv, struct cli_global *g)
         fprintf(stderr, "%s", attach_usage);
         return EXIT_USAGE;
     }
-    if (a.cert && cli_read_cert(a.cert, &given, &given_len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (a.cert && cli_read_cert(a.cert, &given, &given_len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     req.key = a.label;

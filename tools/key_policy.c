@@ -138,13 +138,13 @@ static int attest_p12(const struct attest_opts *o, const uint8_t *cert, size_t c
 {
     uint8_t *buf = NULL, sha[32];
     size_t len;
-    char err[600];
+    struct itl_error err;
     struct tok_pin pw = {0};
     struct itl_error te = {0};
     int rc;
 
-    if (cli_read_file(o->p12, 1 << 20, &buf, &len, err, sizeof err) != 0) {
-        cli_error("%s", err);
+    if (cli_read_file(o->p12, 1 << 20, &buf, &len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     if (tok_pin_from_file(o->p12_pass_file, &pw, &te) != 0) {
@@ -241,18 +241,11 @@ static int record_attestation(struct cli_global *g, const char *label,
                               .key = label,
                               .attestation = a,
                               .attest_failure = failure};
-    struct sgn_result r = {0};
+    struct sgn_result r;
     struct backend b;
-    struct backend_conn c;
-    char err[600];
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, &req, &r, NULL);
 
-    if (rc == EXIT_OK && backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        rc = EXIT_SERVICE;
-    } else if (rc == EXIT_OK) {
-        backend_call(&c, &req, &r, NULL);
-        backend_disconnect(&c);
+    if (rc == EXIT_OK) {
         if (r.status != SGN_OK && !failure) {
             cli_error("%s", r.message);
             rc = backend_exit_code(r.status);

@@ -13,14 +13,12 @@
 
 int show_load_input(const char *path, enum itl_kind hint, struct input *in)
 {
-    char msg[512];
     struct itl_error err = {0};
 
     memset(in, 0, sizeof *in);
     in->path = path;
-    if (cli_read_input(path, SHOW_MAX_INPUT_BYTES, &in->data, &in->len, &in->mode, msg,
-                       sizeof msg) != 0) {
-        cli_error("%s", msg);
+    if (cli_read_input(path, SHOW_MAX_INPUT_BYTES, &in->data, &in->len, &in->mode, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     if (itl_parse(in->data, in->len, hint, &in->f, &err) != 0) {
@@ -191,10 +189,10 @@ int show_parse_options(int argc, char **argv, struct cli_global *g, const char *
 
 static int load_checker(const struct show_opts *o, struct checker *c)
 {
-    char msg[512];
+    struct itl_error err;
 
-    if (o->cert && cli_read_cert(o->cert, &c->cert, &c->cert_len, msg, sizeof msg) != 0) {
-        cli_error("%s", msg);
+    if (o->cert && cli_read_cert(o->cert, &c->cert, &c->cert_len, &err) != 0) {
+        cli_error("%s", err.msg);
         return EXIT_INPUT;
     }
     if (o->trust) {
@@ -209,16 +207,15 @@ static int load_checker(const struct show_opts *o, struct checker *c)
             return EXIT_USAGE;
         }
     }
-    if (o->tvs_cert &&
-        cli_read_cert(o->tvs_cert, &c->tvs_cert, &c->tvs_cert_len, msg, sizeof msg) != 0) {
-        cli_error("--tvs-cert: %s", msg);
+    if (o->tvs_cert && cli_read_cert(o->tvs_cert, &c->tvs_cert, &c->tvs_cert_len, &err) != 0) {
+        cli_error("--tvs-cert: %s", err.msg);
         return EXIT_INPUT;
     }
     for (size_t i = 0; i < o->n_tvs_trusts; i++) {
         uint8_t *der;
         size_t len;
-        if (cli_read_cert(o->tvs_trusts[i], &der, &len, msg, sizeof msg) != 0) {
-            cli_error("--tvs-trusts: %s", msg);
+        if (cli_read_cert(o->tvs_trusts[i], &der, &len, &err) != 0) {
+            cli_error("--tvs-trusts: %s", err.msg);
             return EXIT_INPUT;
         }
         c->tvs_trusts[c->n_tvs_trusts++] = (struct itl_entry){der, len, 0};

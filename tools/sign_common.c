@@ -116,12 +116,12 @@ static struct {
 
 static int load_known_itl(const char *path, const char *from)
 {
-    char err[600];
+    struct itl_error err;
     unsigned mode;
 
-    if (cli_read_input(path, SIGN_MAX_INPUT_BYTES, &known_itl.data, &known_itl.len, &mode, err,
-                       sizeof err) != 0) {
-        cli_error("%s: %s", from, err);
+    if (cli_read_input(path, SIGN_MAX_INPUT_BYTES, &known_itl.data, &known_itl.len, &mode, &err) !=
+        0) {
+        cli_error("%s: %s", from, err.msg);
         known_itl.len = 0;
         return EXIT_INPUT;
     }
@@ -262,9 +262,9 @@ void sign_print_outputs(const char *command, const struct sgn_result *r, const c
 /* mode: cli_output_mode() of the input, or 0644 for what only public certificates made. */
 int sign_write_output(const char *path, const uint8_t *data, size_t len, unsigned mode)
 {
-    char err[600];
-    if (cli_write_file_atomic(path, data, len, mode, err, sizeof err) != 0) {
-        cli_error("%s (nothing was written)", err);
+    struct itl_error err;
+    if (cli_write_file_atomic(path, data, len, mode, &err) != 0) {
+        cli_error("%s (nothing was written)", err.msg);
         return EXIT_OUTPUT;
     }
     return EXIT_OK;
@@ -275,39 +275,26 @@ int sign_call_once(struct cli_global *g, const struct sgn_request *req, struct s
                    char **status_json)
 {
     struct backend b;
-    struct backend_conn c;
-    char err[600];
-    int rc = backend_open(g, &b);
+    int rc = backend_run(g, &b, req, r, status_json);
 
-    if (rc != EXIT_OK) {
-        backend_close(&b);
-        return rc;
-    }
-    if (backend_connect(&b, &c, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        backend_close(&b);
-        return EXIT_SERVICE;
-    }
-    backend_call(&c, req, r, status_json);
-    backend_disconnect(&c);
     backend_close(&b);
-    return EXIT_OK;
+    return rc;
 }
 
 /* Where an output goes: `name`, from the reply, in --out-dir or next to the input. The name
  * must be a plain file name, so a reply never chooses another directory; a path that does not
  * fit is an error, never a truncated other name. 0, or -1 with err. */
 int sign_output_path(const char *out_dir, const char *input, const char *name, char *out,
-                     size_t out_size, char *err, size_t err_size)
+                     size_t out_size, struct itl_error *err)
 {
     const char *slash = strrchr(input, '/');
     int n;
 
     if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        snprintf(err, err_size,
-                 "the output name '%.200s' is not a plain file name; nothing was "
-                 "written",
-                 name);
+        err_set(err, ITL_E_INPUT,
+                "the output name '%.200s' is not a plain file name; nothing was "
+                "written",
+                name);
         return -1;
     }
     if (out_dir)
@@ -317,7 +304,7 @@ int sign_output_path(const char *out_dir, const char *input, const char *name, c
     else
         n = snprintf(out, out_size, "%s", name);
     if (n < 0 || (size_t)n >= out_size) {
-        snprintf(err, err_size, "the output path for %s is too long; nothing was written", input);
+        err_set(err, ITL_E_INPUT, "the output path for %s is too long; nothing was written", input);
         return -1;
     }
     return 0;

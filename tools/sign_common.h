@@ -100,6 +100,6 @@ int sign_call_once(struct cli_global *g, const struct sgn_request *req, struct s
  * must be a plain file name, so a reply never chooses another directory; a path that does not
  * fit is an error, never a truncated other name. 0, or -1 with err. */
 int sign_output_path(const char *out_dir, const char *input, const char *name, char *out,
-                     size_t out_size, char *err, size_t err_size);
+                     size_t out_size, struct itl_error *err);
 
 #endif

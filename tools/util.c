@@ -141,21 +141,18 @@ static int follow_symlinks;
 /* Opens an input: a regular file, reached without following a final symbolic link unless
  * --follow-symlinks. A link planted among the inputs of a root batch would otherwise publish
  * the file it points to, signed; a FIFO would hang the command; a device would be read. */
-static int open_input(const char *path, struct stat *st, char *err, size_t err_size)
+static int open_input(const char *path, struct stat *st, struct itl_error *err)
 {
-    struct itl_error e;
     struct stat link;
-    int fd = file_open_regular(path, follow_symlinks ? 0 : FILE_NOFOLLOW, st, &e);
+    int fd = file_open_regular(path, follow_symlinks ? 0 : FILE_NOFOLLOW, st, err);
 
     if (fd >= 0)
         return fd;
     if (!follow_symlinks && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))
-        snprintf(err, err_size,
-                 "%s is a symbolic link; inputs are not followed through links (give the "
-                 "file it points to, or --follow-symlinks if you trust every link)",
-                 path);
-    else
-        snprintf(err, err_size, "%s", e.msg);
+        err_set(err, ITL_E_INPUT,
+                "%s is a symbolic link; inputs are not followed through links (give the "
+                "file it points to, or --follow-symlinks if you trust every link)",
+                path);
     return -1;
 }
 
@@ -169,27 +166,23 @@ unsigned cli_output_mode(unsigned input_mode)
     return input_mode & 0666;
 }
 
-int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, char *err,
-                  size_t err_size)
+int cli_read_file(const char *path, size_t limit, uint8_t **out, size_t *len, struct itl_error *err)
 {
-    return cli_read_input(path, limit, out, len, NULL, err, err_size);
+    return cli_read_input(path, limit, out, len, NULL, err);
 }
 
 int cli_read_input(const char *path, size_t limit, uint8_t **out, size_t *len, unsigned *mode,
-                   char *err, size_t err_size)
+                   struct itl_error *err)
 {
     struct stat st;
-    struct itl_error e;
-    int fd = open_input(path, &st, err, err_size);
+    int fd = open_input(path, &st, err);
 
     if (fd < 0)
         return -1;
     if (mode)
         *mode = (unsigned)(st.st_mode & 07777);
-    int rc = file_read_fd(fd, path, limit, out, len, &e);
+    int rc = file_read_fd(fd, path, limit, out, len, err);
     close(fd);
-    if (rc != 0)
-        snprintf(err, err_size, "%s", e.msg);
     return rc;
 }
 
@@ -200,23 +193,19 @@ int cli_sync_parent_dir(const char *path)
 }
 
 int cli_write_file_atomic(const char *path, const uint8_t *data, size_t len, unsigned mode,
-                          char *err, size_t err_size)
+                          struct itl_error *err)
 {
-    return cli_write_file_atomic_ex(path, data, len, mode, 1, err, err_size);
+    return cli_write_file_atomic_ex(path, data, len, mode, 1, err);
 }
 
 int cli_write_file_atomic_ex(const char *path, const uint8_t *data, size_t len, unsigned mode,
-                             int sync_dir, char *err, size_t err_size)
+                             int sync_dir, struct itl_error *err)
 {
-    struct itl_error e;
-    int rc = sync_dir ? file_replace(path, data, len, (mode_t)mode, &e)
-                      : file_replace_no_dir_sync(path, data, len, (mode_t)mode, &e);
-    if (rc != 0)
-        snprintf(err, err_size, "%s", e.msg);
-    return rc;
+    return sync_dir ? file_replace(path, data, len, (mode_t)mode, err)
+                    : file_replace_no_dir_sync(path, data, len, (mode_t)mode, err);
 }
 
-int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, size_t err_size)
+int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, struct itl_error *err)
 {
     uint8_t *buf;
     size_t len;
@@ -224,7 +213,7 @@ int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, s
     const unsigned char *p;
     int n;
 
-    if (cli_read_file(path, 1 << 20, &buf, &len, err, err_size) != 0)
+    if (cli_read_file(path, 1 << 20, &buf, &len, err) != 0)
         return -1;
     p = buf;
     x = d2i_X509(NULL, &p, (long)len);
@@ -236,14 +225,14 @@ int cli_read_cert(const char *path, uint8_t **der, size_t *der_len, char *err, s
     }
     free(buf);
     if (!x) {
-        snprintf(err, err_size, "%s holds no X.509 certificate (PEM or DER expected)", path);
+        err_set(err, ITL_E_INPUT, "%s holds no X.509 certificate (PEM or DER expected)", path);
         return -1;
     }
     *der = NULL;
     n = i2d_X509(x, der);
     X509_free(x);
     if (n <= 0) {
-        snprintf(err, err_size, "cannot encode the certificate of %s", path);
+        err_set(err, ITL_E_INTERNAL, "cannot encode the certificate of %s", path);
         return -1;
     }
     *der_len = (size_t)n;

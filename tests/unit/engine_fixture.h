@@ -150,14 +150,13 @@ static inline void ef_start(int check_access, int use_state)
     struct sgn_engine_opts o = {
         .cfg = &F.cfg, .check_access = check_access, .use_state = use_state};
     struct itl_error err;
-    char msg[256];
 
     ef_open_token(&F.tok, F.module);
     if (pol_audit_open(F.audit_path, &F.audit, &err) != 0)
         ck_abort_msg("pol_audit_open: %s", err.msg);
     o.tok = F.tok;
     o.audit = F.audit;
-    ck_assert_int_eq(sgn_engine_new(&o, &F.e, msg, sizeof msg), 0);
+    ck_assert_int_eq(sgn_engine_new(&o, &F.e, &err), 0);
 }
 
 static inline void ef_teardown(void)

@@ -45,6 +45,32 @@ START_TEST(test_prefix_keeps_class_and_ckr)
 }
 END_TEST
 
+/* Context on both sides of the cause, in place: class and CKR survive (the exit code and the
+ * wire status depend on them). */
+START_TEST(test_suffix_keeps_class_and_ckr)
+{
+    struct itl_error err;
+
+    err_set(&err, ITL_E_PIN, "the PIN was rejected");
+    err.ckr = 0xa0;
+    err_prefix(&err, "audit (");
+    ck_assert_int_eq(err_suffix(&err, "); %s", "nothing was released"), -1);
+    ck_assert_str_eq(err.msg, "audit (the PIN was rejected); nothing was released");
+    ck_assert_int_eq(err.cls, ITL_E_PIN);
+    ck_assert_uint_eq(err.ckr, 0xa0);
+
+    char *big = malloc(ITL_ERROR_LEN);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', ITL_ERROR_LEN - 1);
+    big[ITL_ERROR_LEN - 1] = '\0';
+    err_set(&err, ITL_E_IO, "%.*s", ITL_ERROR_LEN - 8, big);
+    err_suffix(&err, "%s", "; nothing was released");
+    ck_assert_uint_eq(strlen(err.msg), ITL_ERROR_LEN - 1);
+    ck_assert_str_eq(err.msg + ITL_ERROR_LEN - 4, "...");
+    free(big);
+}
+END_TEST
+
 START_TEST(test_long_messages_end_in_dots)
 {
     struct itl_error err;
@@ -99,6 +125,7 @@ int main(void)
     tcase_add_test(tc, test_set_resets_ckr_and_returns_minus_one);
     tcase_add_test(tc, test_errno_text_appended);
     tcase_add_test(tc, test_prefix_keeps_class_and_ckr);
+    tcase_add_test(tc, test_suffix_keeps_class_and_ckr);
     tcase_add_test(tc, test_long_messages_end_in_dots);
     tcase_add_test(tc, test_text_printf_fits_or_marks);
     tcase_add_test(tc, test_every_class_has_a_name);

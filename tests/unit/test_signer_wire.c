@@ -44,7 +44,7 @@ START_TEST(op_numbers_are_the_protocol_s)
     for (size_t i = 0; i < POL_OP_COUNT; i++) {
         uint8_t wire = 0xff, *frame;
         size_t len, payload_len;
-        char err[256];
+        struct itl_error err;
         struct sgn_request req = {.op = documented[i].op, .filename = "x"}, back;
         ck_assert_int_eq(sgn_wire_op_number(documented[i].op, &wire), 0);
         ck_assert_uint_eq(wire, documented[i].wire);
@@ -52,11 +52,10 @@ START_TEST(op_numbers_are_the_protocol_s)
         /* The first field: tag 0x01, length 1, the op byte. */
         ck_assert_uint_eq(frame[SGN_WIRE_HEADER_LEN], 0x01);
         ck_assert_uint_eq(frame[SGN_WIRE_HEADER_LEN + 5], documented[i].wire);
+        ck_assert_int_eq(sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, &err), 0);
         ck_assert_int_eq(
-            sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, err, sizeof err), 0);
-        ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &back,
-                                                 certs, err, sizeof err),
-                         0);
+            sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &back, certs, &err),
+            0);
         ck_assert_int_eq(back.op, documented[i].op);
         free(frame);
     }
@@ -68,16 +67,14 @@ END_TEST
 START_TEST(request_round_trip)
 {
     size_t len, payload_len;
-    char err[256];
+    struct itl_error err;
     uint8_t *frame = encode_sample(&len);
     struct sgn_request req;
 
-    ck_assert_int_eq(
-        sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, err, sizeof err), 0);
+    ck_assert_int_eq(sgn_wire_header(frame, SGN_FRAME_REQUEST, 1 << 20, &payload_len, &err), 0);
     ck_assert_uint_eq(payload_len + SGN_WIRE_HEADER_LEN, len);
-    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &req, certs,
-                                             err, sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, payload_len, &req, certs, &err), 0);
     ck_assert_int_eq(req.op, POL_OP_BUILD);
     ck_assert_str_eq(req.filename, "ITLFile.tlv");
     ck_assert_uint_eq(req.len, 3);
@@ -101,7 +98,8 @@ START_TEST(reply_round_trip)
     struct sgn_result r = {.status = SGN_E_DENIED}, back;
     uint8_t *frame;
     size_t len, payload_len;
-    char err[256], *json;
+    struct itl_error err;
+    char *json;
 
     snprintf(r.message, sizeof r.message, "This is not a Publisher Node");
     snprintf(r.rule, sizeof r.rule, "publisher-only");
@@ -110,11 +108,9 @@ START_TEST(reply_round_trip)
     r.out_len = 4;
     snprintf(r.out_name, sizeof r.out_name, "x.sgn");
     ck_assert_int_eq(sgn_wire_encode_reply(&r, "{\"a\":1}", &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, &err), 0);
     ck_assert_int_eq(
-        sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, err, sizeof err), 0);
-    ck_assert_int_eq(sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back, &json,
-                                           err, sizeof err),
-                     0);
+        sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back, &json, &err), 0);
     ck_assert_int_eq(back.status, SGN_E_DENIED);
     ck_assert_str_eq(back.message, "This is not a Publisher Node");
     ck_assert_str_eq(back.rule, "publisher-only");
@@ -138,17 +134,15 @@ START_TEST(reply_out_name_is_a_base_name)
     struct sgn_result r = {.status = SGN_OK}, back;
     uint8_t *frame;
     size_t len, payload_len;
-    char err[256];
+    struct itl_error err;
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(r.out_name, sizeof r.out_name, "%s", bad[i]);
         ck_assert_int_eq(sgn_wire_encode_reply(&r, NULL, &frame, &len), 0);
+        ck_assert_int_eq(sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, &err), 0);
         ck_assert_int_eq(
-            sgn_wire_header(frame, SGN_FRAME_REPLY, 1 << 20, &payload_len, err, sizeof err), 0);
-        ck_assert_int_eq(sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back,
-                                               NULL, err, sizeof err),
-                         -1);
-        ck_assert_msg(strstr(err, "the reply's output name"), "%s: %s", bad[i], err);
+            sgn_wire_decode_reply(frame + SGN_WIRE_HEADER_LEN, payload_len, &back, NULL, &err), -1);
+        ck_assert_msg(strstr(err.msg, "the reply's output name"), "%s: %s", bad[i], err.msg);
         free(frame);
     }
 }
@@ -157,9 +151,10 @@ END_TEST
 static void expect_header_error(const uint8_t *hdr, size_t max, const char *needle)
 {
     size_t len;
-    char err[256] = "";
-    ck_assert_int_eq(sgn_wire_header(hdr, SGN_FRAME_REQUEST, max, &len, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, needle), "'%s' not in '%s'", needle, err);
+    struct itl_error err = {0};
+    ck_assert_int_eq(sgn_wire_header(hdr, SGN_FRAME_REQUEST, max, &len, &err), -1);
+    ck_assert_msg(strstr(err.msg, needle), "'%s' not in '%s'", needle, err.msg);
+    ck_assert_int_eq(err.cls, ITL_E_INPUT); /* malformed bytes: the protocol status */
 }
 
 START_TEST(header_errors)
@@ -186,9 +181,10 @@ END_TEST
 static void expect_decode_error(const uint8_t *p, size_t n, const char *needle)
 {
     struct sgn_request req;
-    char err[256] = "";
-    ck_assert_int_eq(sgn_wire_decode_request(p, n, &req, certs, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, needle), "'%s' not in '%s'", needle, err);
+    struct itl_error err = {0};
+    ck_assert_int_eq(sgn_wire_decode_request(p, n, &req, certs, &err), -1);
+    ck_assert_msg(strstr(err.msg, needle), "'%s' not in '%s'", needle, err.msg);
+    ck_assert_int_eq(err.cls, ITL_E_INPUT); /* malformed bytes: the protocol status */
 }
 
 START_TEST(payload_errors)
@@ -231,18 +227,18 @@ START_TEST(dry_run_field)
     struct sgn_request req;
     uint8_t *frame;
     size_t len;
-    char err[256];
+    struct itl_error err;
 
     ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
     ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
-                                             &req, certs, err, sizeof err),
+                                             &req, certs, &err),
                      0);
     ck_assert_int_eq(req.dry_run, 1);
     free(frame);
     in.dry_run = 0;
     ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
     ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
-                                             &req, certs, err, sizeof err),
+                                             &req, certs, &err),
                      0);
     ck_assert_int_eq(req.dry_run, 0);
     free(frame);
@@ -268,11 +264,11 @@ START_TEST(key_request_round_trip)
     struct sgn_request req;
     uint8_t *frame;
     size_t len;
-    char err[256];
+    struct itl_error err;
 
     ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
     ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
-                                             &req, certs, err, sizeof err),
+                                             &req, certs, &err),
                      0);
     ck_assert_int_eq(req.op, POL_OP_KEY);
     ck_assert_int_eq(req.key_op, SGN_KEY_ATTACH_CERT);
@@ -300,7 +296,7 @@ START_TEST(unlock_request_round_trip)
     struct sgn_request req;
     uint8_t *frame;
     size_t len;
-    char err[256];
+    struct itl_error err;
     static const uint8_t on_sign[] = {0x01, 0, 0, 0, 1, 2, 0x1a, 0, 0, 0, 1, '1'};
     static const uint8_t lock_2[] = {0x01, 0, 0, 0, 1, 6, 0x18, 0, 0, 0, 1, 2};
     static const uint8_t zero_s[] = {0x01, 0, 0, 0, 1, 6, 0x19, 0, 0, 0, 4, 0, 0, 0, 0};
@@ -308,7 +304,7 @@ START_TEST(unlock_request_round_trip)
 
     ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
     ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
-                                             &req, certs, err, sizeof err),
+                                             &req, certs, &err),
                      0);
     ck_assert_int_eq(req.op, POL_OP_UNLOCK);
     ck_assert_int_eq(req.lock, 0);
@@ -319,7 +315,7 @@ START_TEST(unlock_request_round_trip)
     in = (struct sgn_request){.op = POL_OP_UNLOCK, .lock = 1};
     ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
     ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
-                                             &req, certs, err, sizeof err),
+                                             &req, certs, &err),
                      0);
     ck_assert_int_eq(req.lock, 1);
     ck_assert_ptr_null(req.pin);
@@ -370,10 +366,11 @@ START_TEST(reply_without_status)
 {
     static const uint8_t p[] = {0x42, 0, 0, 0, 2, 'x', 0};
     struct sgn_result r;
-    char err[256] = "", *json;
-    ck_assert_int_eq(sgn_wire_decode_reply(p, sizeof p, &r, &json, err, sizeof err), -1);
-    ck_assert_ptr_null(strstr(err, "xyz"));
-    ck_assert_ptr_nonnull(strstr(err, "without a status"));
+    struct itl_error err = {0};
+    char *json;
+    ck_assert_int_eq(sgn_wire_decode_reply(p, sizeof p, &r, &json, &err), -1);
+    ck_assert_ptr_null(strstr(err.msg, "xyz"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "without a status"));
     ck_assert_ptr_null(r.out);
 }
 END_TEST

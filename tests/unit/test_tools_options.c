@@ -66,9 +66,9 @@ static int option_with_o(int opt, const char *arg, void *ctx)
     return option(opt, arg, ctx);
 }
 
-/* Parse argv (NULL-terminated) as a command would; stderr goes to *err_text. */
-static int parse(char **argv, struct cli_global *g, struct seen *s, int with_o, char *err_text,
-                 size_t err_size)
+/* Parse argv (NULL-terminated) as a command would; stderr goes to stderr_text. */
+static int parse(char **argv, struct cli_global *g, struct seen *s, int with_o, char *stderr_text,
+                 size_t stderr_size)
 {
     struct cli_options o = {.shortopts = with_o ? "o:" : NULL,
                             .longopts = longopts,
@@ -93,8 +93,8 @@ static int parse(char **argv, struct cli_global *g, struct seen *s, int with_o, 
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
     close(saved);
-    n = pread(fd, err_text, err_size - 1, 0);
-    err_text[n > 0 ? n : 0] = 0;
+    n = pread(fd, stderr_text, stderr_size - 1, 0);
+    stderr_text[n > 0 ? n : 0] = 0;
     close(fd);
     return rc;
 }

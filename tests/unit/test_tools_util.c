@@ -18,7 +18,8 @@
 #include "tests/unit/testlib.h"
 
 static const char *dir;
-static char file[512], link_path[512], err[1024];
+static char file[512], link_path[512];
+static struct itl_error err;
 
 static void setup(void)
 {
@@ -38,13 +39,13 @@ START_TEST(test_read_input_gives_bytes_and_mode)
     size_t len;
     unsigned mode = 0;
 
-    ck_assert_msg(cli_read_input(file, 100, &data, &len, &mode, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(cli_read_input(file, 100, &data, &len, &mode, &err) == 0, "%s", err.msg);
     ck_assert_uint_eq(len, 9);
     ck_assert_int_eq(memcmp(data, "<device/>", 9), 0);
     ck_assert_uint_eq(mode, 0640);
     free(data);
-    ck_assert_int_eq(cli_read_file(file, 8, &data, &len, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "is larger than the limit of 8 bytes"));
+    ck_assert_int_eq(cli_read_file(file, 8, &data, &len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "is larger than the limit of 8 bytes"));
 }
 END_TEST
 
@@ -54,15 +55,16 @@ START_TEST(test_link_refused_unless_followed)
     uint8_t *data;
     size_t len;
 
-    ck_assert_int_eq(cli_read_file(link_path, 100, &data, &len, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "link.cnf.xml is a symbolic link"));
-    ck_assert_ptr_nonnull(strstr(err, "--follow-symlinks"));
+    ck_assert_int_eq(cli_read_file(link_path, 100, &data, &len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "link.cnf.xml is a symbolic link"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "--follow-symlinks"));
+    ck_assert_int_eq(err.cls, ITL_E_INPUT); /* the class picks the exit code */
     cli_set_follow_symlinks(1);
-    ck_assert_msg(cli_read_file(link_path, 100, &data, &len, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(cli_read_file(link_path, 100, &data, &len, &err) == 0, "%s", err.msg);
     ck_assert_uint_eq(len, 9);
     free(data);
-    ck_assert_int_eq(cli_read_file(dir, 100, &data, &len, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "is a directory, not a regular file"));
+    ck_assert_int_eq(cli_read_file(dir, 100, &data, &len, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "is a directory, not a regular file"));
 }
 END_TEST
 
@@ -72,20 +74,17 @@ START_TEST(test_write_replaces_whole)
     size_t len;
 
     snprintf(out, sizeof out, "%s/out.sgn", dir);
-    ck_assert_msg(cli_write_file_atomic(out, (const uint8_t *)"first", 5, 0600, err, sizeof err) ==
-                      0,
-                  "%s", err);
-    ck_assert_msg(
-        cli_write_file_atomic_ex(out, (const uint8_t *)"2nd", 3, 0600, 0, err, sizeof err) == 0,
-        "%s", err);
+    ck_assert_msg(cli_write_file_atomic(out, (const uint8_t *)"first", 5, 0600, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_msg(cli_write_file_atomic_ex(out, (const uint8_t *)"2nd", 3, 0600, 0, &err) == 0,
+                  "%s", err.msg);
     ck_assert_int_eq(cli_sync_parent_dir(out), 0);
     char *text = (char *)testlib_read(out, &len);
     ck_assert_str_eq(text, "2nd");
     free(text);
     snprintf(out, sizeof out, "%s/", dir);
-    ck_assert_int_eq(cli_write_file_atomic(out, (const uint8_t *)"x", 1, 0600, err, sizeof err),
-                     -1);
-    ck_assert_ptr_nonnull(strstr(err, "names a directory, not a file"));
+    ck_assert_int_eq(cli_write_file_atomic(out, (const uint8_t *)"x", 1, 0600, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "names a directory, not a file"));
 }
 END_TEST
 
