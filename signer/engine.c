@@ -140,6 +140,8 @@ static void execute(struct sgn_engine *e, const struct pol_peer *peer,
         pol_audit_expect(e->audit);
     if (req->op == POL_OP_KEY)
         eng_key_audit_names(&o);
+    if (req->op == POL_OP_UNLOCK) /* a denied lock is audited as a lock */
+        o.audit_op = req->lock ? "lock" : "unlock";
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
     } else if (req->dry_run && req->op != POL_OP_RESET && req->op != POL_OP_BUILD &&

@@ -110,7 +110,13 @@ setpriv --reuid="$TEST_USER" --regid="$(id -g "$TEST_USER")" --clear-groups \
 last_audit unlock | grep -q "\"uid\":$uid,.*\"result\":\"denied\"" ||
     fail "$TEST_USER's unlock is not audited as denied: $(last_audit unlock)"
 [ "$(unlock_state state)" = locked ] || fail "a refused unlock unlocked the key"
-ok "a peer without the unlock right ($TEST_USER) is refused even with the right PIN (exit 5, audited)"
+rc=0
+setpriv --reuid="$TEST_USER" --regid="$(id -g "$TEST_USER")" --clear-groups \
+    "$CLI" --socket "$S" lock --key recovery >"$T/user.log" 2>&1 || rc=$?
+[ "$rc" -eq 5 ] || fail "$TEST_USER's lock: exit $rc, want 5: $(cat "$T/user.log")"
+last_audit lock | grep -q "\"uid\":$uid,.*\"result\":\"denied\"" ||
+    fail "$TEST_USER's lock is not audited as a denied lock: $(last_audit lock)"
+ok "a peer without the unlock right ($TEST_USER) is refused unlock even with the right PIN, and lock (exit 5, audited as op unlock / lock)"
 
 # ---- a wrong PIN: refused, and never sent again ----
 printf 'wrong-%s' "$RANDOM$RANDOM" >"$T/wrong.pin" && chmod 0600 "$T/wrong.pin"
