@@ -75,6 +75,8 @@ unlock_state() {
 last_audit() { grep "\"op\":\"$1\"" "$T/log/audit.log" | tail -n 1; }
 
 # ---- locked at start; TFTP operations unaffected ----
+grep -q "the recovery key is locked until itl-sign unlock --key recovery" "$T/signd.log" ||
+    fail "the service does not say at start that the recovery key is locked"
 [ "$(unlock_state mode)" = manual ] || fail "status: recovery_unlock.mode is not manual"
 [ "$(unlock_state state)" = locked ] || fail "status: the recovery key is not locked at start"
 "$CLI" --socket "$S" build --sast "$T/CallManager.pem" --sast "$T/ITLRecovery.pem" \
