@@ -241,7 +241,10 @@ sed -i "s|^  module: $ITL_MODULE|  module: $FAULT|; s|^  recovery: { label: ITLR
     "$T/keypin.yaml"
 grep -q "module: $FAULT" "$T/keypin.yaml" && grep -q "unlock: manual" "$T/keypin.yaml" ||
     fail "the key-PIN config: $(cat "$T/keypin.yaml")"
-FAULTP11_MODULE=$ITL_MODULE FAULTP11_QUIRKS=always-auth FAULTP11_PIN=$KEY_PIN svc_start "$T/keypin.yaml"
+FAULTP11_MODULE=$ITL_MODULE FAULTP11_QUIRKS=always-auth FAULTP11_PIN=$KEY_PIN \
+    FAULTP11_STATS=$T/fstats svc_start "$T/keypin.yaml"
+# How often the module was sent this PIN (faultp11 records the SHA-256 of every C_Login's PIN).
+pin_sent() { grep -c "^login_pin_sha256 $(printf '%s' "$1" | sha256sum | cut -d' ' -f1)\$" "$T/fstats"; }
 [ "$(unlock_state with)" = key-pin ] && [ "$(unlock_state state)" = locked ] ||
     fail "key-PIN mode at start: with '$(unlock_state with)', state '$(unlock_state state)'"
 refused_locked "reset (key PIN, locked)" "$CLI" --socket "$S" reset "$T/ITL2.tlv" -o "$T/out/ka.tlv"
@@ -254,6 +257,7 @@ rc=0
 "$CLI" --socket "$S" unlock --key recovery --pin-file "$T/wrong.pin" >"$T/kwrong2.log" 2>&1 || rc=$?
 [ "$rc" -eq 4 ] && grep -q "rejected by the recovery key before: the service does not send it again" "$T/kwrong2.log" ||
     fail "key PIN, the same wrong PIN again: exit $rc: $(cat "$T/kwrong2.log")"
+[ "$(pin_sent "$WRONG")" -eq 1 ] || fail "the wrong PIN reached the token $(pin_sent "$WRONG") times, want once"
 "$CLI" --socket "$S" unlock --key recovery --for 5m --pin-file "$T/key.pin" >"$T/kunlock.log" 2>&1 ||
     fail "unlock with the key's own PIN: $(cat "$T/kunlock.log")"
 [ "$(unlock_state state)" = unlocked ] || fail "key PIN: status does not show unlocked"
@@ -262,11 +266,14 @@ rc=0
 md=$(wire split "$T/out/ka.tlv" "$T/sig.bin" "$T/signed.bin") || fail "split ka.tlv"
 openssl dgst "-$md" -verify "$T/rec2.pub" -signature "$T/sig.bin" "$T/signed.bin" >/dev/null ||
     fail "openssl: the key-PIN reset is not signed by the recovery key"
+[ "$(pin_sent "$KEY_PIN")" -ge 2 ] || fail "the key's PIN was not sent for the test and the reset signatures"
 "$CLI" --socket "$S" lock --key recovery >/dev/null 2>&1 || fail "lock (key PIN)"
+sent=$(pin_sent "$KEY_PIN")
 refused_locked "reset (key PIN, after lock)" "$CLI" --socket "$S" reset "$T/ITL2.tlv" -o "$T/out/kb.tlv"
+[ "$(pin_sent "$KEY_PIN")" -eq "$sent" ] || fail "the key's PIN was sent after the lock"
 svc_stop
 [ "$SVC_RC" -eq 0 ] || fail "itl-signd (key PIN) exit $SVC_RC after SIGTERM"
 for f in "$T/log/audit.log" "$T/signd.log" "$T"/*.log; do
     grep -qF "$KEY_PIN" "$f" && fail "the key's PIN appears in $f"
 done
-ok "(a) the key's own PIN (CKA_ALWAYS_AUTHENTICATE, context login): locked at start, a wrong PIN refused then not resent, unlock -> reset verified by openssl, lock -> refused; the PIN in no log"
+ok "(a) the key's own PIN (CKA_ALWAYS_AUTHENTICATE, context login): locked at start, a wrong PIN refused and sent to the token once only (faultp11's PIN hashes), unlock -> reset verified by openssl, lock -> refused and the PIN no longer sent; the PIN in no log"
