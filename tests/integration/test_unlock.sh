@@ -227,6 +227,35 @@ svc_stop
 [ "$SVC_RC" -eq 0 ] || fail "itl-signd (unlock: always) exit $SVC_RC after SIGTERM"
 ok "unlock: always (the default): reset signs without an unlock (openssl verifies); unlock says there is nothing to unlock (exit 2)"
 
+# ---- (b) again, both tokens through faultp11 (no quirks): count the PINs that reach a token ----
+# faultp11 records the SHA-256 of every C_Login's PIN: the wrong PIN must reach the recovery
+# token once, however often it is sent to the service; after the lock, a relock and a new
+# unlock keep both tokens usable (the module is shared, p11-kit managed).
+FAULT=$ITL_BUILD/tests/libfaultp11.so
+[ -f "$FAULT" ] || fail "$FAULT not built"
+sed "s|^  module: $ITL_MODULE|  module: $FAULT|; s|module: $ITL_MODULE }|module: $FAULT }|" "$CFG" >"$T/counted.yaml"
+[ "$(grep -c "module: $FAULT" "$T/counted.yaml")" -eq 2 ] || fail "counted.yaml: $(cat "$T/counted.yaml")"
+rm -f "$T/bstats"
+FAULTP11_MODULE=$ITL_MODULE FAULTP11_STATS=$T/bstats svc_start "$T/counted.yaml"
+bpin_sent() { grep -c "^login_pin_sha256 $(printf '%s' "$1" | sha256sum | cut -d' ' -f1)\$" "$T/bstats"; }
+printf 'wrong2-%s' "$RANDOM$RANDOM" >"$T/wrong2.pin" && chmod 0600 "$T/wrong2.pin"
+for i in 1 2 3; do
+    "$CLI" --socket "$S" unlock --key recovery --pin-file "$T/wrong2.pin" >/dev/null 2>&1 &&
+        fail "a wrong PIN unlocked (attempt $i)"
+done
+[ "$(bpin_sent "$(cat "$T/wrong2.pin")")" -eq 1 ] ||
+    fail "the wrong PIN reached the token $(bpin_sent "$(cat "$T/wrong2.pin")") times in 3 unlocks, want 1"
+"$CLI" --socket "$S" unlock --key recovery --for 5m --pin-file "$T/recovery.pin" >/dev/null 2>&1 ||
+    fail "unlock through faultp11"
+"$CLI" --socket "$S" reset "$T/ITLFile.tlv" -o "$T/out/rc.tlv" >"$T/rc.log" 2>&1 || fail "reset: $(cat "$T/rc.log")"
+"$CLI" --socket "$S" lock --key recovery >/dev/null 2>&1 || fail "lock through faultp11"
+"$CLI" --socket "$S" sign "$T/SEP001122334455.cnf.xml" --out-dir "$T/out" >"$T/sign2.log" 2>&1 ||
+    fail "the TFTP key after the recovery token was closed: $(cat "$T/sign2.log")"
+[ "$(bpin_sent "$REC_PIN")" -eq 1 ] || fail "the recovery PIN reached the token $(bpin_sent "$REC_PIN") times, want 1"
+svc_stop
+[ "$SVC_RC" -eq 0 ] || fail "itl-signd (faultp11) exit $SVC_RC after SIGTERM"
+ok "through faultp11: a wrong PIN sent 3 times reaches the recovery token once; the right one once; after the lock the service token still signs"
+
 # ---- (a) no recovery token: the recovery key's own PIN (CKA_ALWAYS_AUTHENTICATE) ----
 # faultp11's always-auth quirk over SoftHSM2: private keys read CKA_ALWAYS_AUTHENTICATE = TRUE and
 # C_Sign needs C_Login(CKU_CONTEXT_SPECIFIC) with FAULTP11_PIN, here a PIN of its own (KEY_PIN,
