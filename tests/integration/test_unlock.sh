@@ -159,7 +159,10 @@ openssl dgst "-$md" -verify "$T/ITLRecovery.pub" -signature "$T/sig.bin" "$T/sig
 ok "unlock --for 5m (right PIN): status 'unlocked' with 'until', audited; reset signs, openssl verifies the recovery signature; --for 11m over unlock-max refused (exit 2)"
 
 # ---- explicit lock ----
-"$CLI" --socket "$S" lock --key recovery >"$T/lock.log" 2>&1 || fail "lock: $(cat "$T/lock.log")"
+"$CLI" --socket "$S" --json lock --key recovery >"$T/lock.json" 2>"$T/lock.log" ||
+    fail "lock: $(cat "$T/lock.log")"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"] == "lock" and d["status"] == "ok", d' \
+    "$T/lock.json" || fail "lock --json: $(cat "$T/lock.json")"
 [ "$(unlock_state state)" = locked ] || fail "status does not show the key locked after lock"
 last_audit lock | grep -q '"uid":0,.*"result":"ok".*locked by uid 0' ||
     fail "the lock is not audited: $(last_audit lock)"
