@@ -115,8 +115,8 @@ static int lock_now(struct sgn_engine *e, int check_gen, unsigned long gen, cons
     u->key = NULL;
     u->gen++;
     snprintf(u->last_lock, sizeof u->last_lock, "%s", why);
+    arm(u, 0, 0, 0); /* under the state lock: an unlock right after cannot be disarmed */
     pthread_rwlock_unlock(&u->use);
-    arm(u, 0, 0, 0);
     eng_key_free(k);
     tok_close(t); /* C_Logout, sessions closed, the token layer's PIN copy wiped */
     return 1;
@@ -365,6 +365,17 @@ static struct tok *open_recovery_token(struct eng_op_ctx *o, const struct tok_pi
     return t;
 }
 
+static void unlocked_messages(struct eng_op_ctx *o, const struct eng_key *k, long secs,
+                              const char *when)
+{
+    snprintf(o->r->message, sizeof o->r->message,
+             "The recovery key is unlocked until %s (%ld s); it locks by itself then, or now with "
+             "itl-sign lock --key recovery.",
+             when, secs);
+    snprintf(o->r->signer, sizeof o->r->signer, "%s", k->cf.subject);
+    snprintf(o->audit_message, sizeof o->audit_message, "unlocked for %ld s, until %s", secs, when);
+}
+
 /* Called with the state held exclusive (released here): the unlock's deadline, armed. */
 static void publish(struct eng_op_ctx *o, long secs, char when[TIME_ISO_LEN])
 {
@@ -376,12 +387,13 @@ static void publish(struct eng_op_ctx *o, long secs, char when[TIME_ISO_LEN])
     u->by_uid = o->peer ? o->peer->uid : 0;
     gen = ++u->gen;
     time_iso(u->until, when);
-    pthread_rwlock_unlock(&u->use);
-    arm(u, 1, gen, secs);
+    arm(u, 1, gen, secs); /* under the state lock: the last change decides the timer */
     pthread_mutex_lock(&u->mu);
     memcpy(u->cert_sha256, u->key->cf.sha256, 32);
     u->have_cert = 1;
     pthread_mutex_unlock(&u->mu);
+    unlocked_messages(o, u->key, secs, when); /* before a lock may free the key */
+    pthread_rwlock_unlock(&u->use);
 }
 
 static void op_lock(struct eng_op_ctx *o)
@@ -398,17 +410,6 @@ static void op_lock(struct eng_op_ctx *o)
         snprintf(o->r->message, sizeof o->r->message, "The recovery key was already locked.");
         snprintf(o->audit_message, sizeof o->audit_message, "already locked");
     }
-}
-
-static void unlocked_messages(struct eng_op_ctx *o, const struct eng_key *k, long secs,
-                              const char *when)
-{
-    snprintf(o->r->message, sizeof o->r->message,
-             "The recovery key is unlocked until %s (%ld s); it locks by itself then, or now with "
-             "itl-sign lock --key recovery.",
-             when, secs);
-    snprintf(o->r->signer, sizeof o->r->signer, "%s", k->cf.subject);
-    snprintf(o->audit_message, sizeof o->audit_message, "unlocked for %ld s, until %s", secs, when);
 }
 
 /* (a) No keys.recovery.token: the recovery key on the service's token is a
@@ -454,8 +455,8 @@ static void op_unlock_key_pin(struct eng_op_ctx *o, const struct tok_pin *pin, l
         u->tok = NULL; /* a failed unlock leaves it locked, whatever it was */
         u->key = NULL;
         u->gen++;
-        pthread_rwlock_unlock(&u->use);
         arm(u, 0, 0, 0);
+        pthread_rwlock_unlock(&u->use);
         if (rejected)
             eng_rejected_add(&u->rejected, digest);
         eng_fail(o->r, eng_status_from_tok(&te), "the recovery key stays locked: %s%s", te.msg,
@@ -466,7 +467,6 @@ static void op_unlock_key_pin(struct eng_op_ctx *o, const struct tok_pin *pin, l
     u->key = k;
     u->owns = 0;
     publish(o, secs, when);
-    unlocked_messages(o, k, secs, when);
 }
 
 static void op_unlock(struct eng_op_ctx *o, const struct tok_pin *pin)
@@ -504,7 +504,6 @@ static void op_unlock(struct eng_op_ctx *o, const struct tok_pin *pin)
     publish(o, secs, when);
     eng_key_free(old_key); /* an unlock while unlocked: the new session replaces the old */
     tok_close(old_tok);
-    unlocked_messages(o, k, secs, when);
 }
 
 void eng_op_unlock(struct eng_op_ctx *o)
