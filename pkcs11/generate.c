@@ -252,8 +252,8 @@ int tok_sign_sha256_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HAN
         return err_set(err, ITL_E_DEVICE, "cannot hash the data to sign (OpenSSL)");
     memcpy(di, prefix, prefix_len);
     memcpy(di + prefix_len, md, md_len);
-    rv = tok_sign_in_session(t, h, priv, CKM_RSA_PKCS, always_auth, di, prefix_len + md_len, sig,
-                             sig_len);
+    rv = tok_sign_in_session(t, h, priv, CKM_RSA_PKCS, always_auth, NULL, di, prefix_len + md_len,
+                             sig, sig_len);
     if (rv != CKR_OK)
         return tok_ckr_err(err, rv, "signing with the token key (C_Sign)");
     return 0;

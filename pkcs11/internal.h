@@ -120,6 +120,11 @@ struct tok_key {
     EVP_PKEY *pub;
     size_t sig_len;
     int always_authenticate;
+    /* tok_key_set_context_pin: the key's own PIN for the context login (own_pin), instead of the
+     * token's login PIN; empty while not given (the context login is then not attempted). */
+    int own_pin;
+    struct tok_pin context_pin;
+    pthread_mutex_t pin_lock;
 
     pthread_mutex_t lock;
     CK_OBJECT_HANDLE handle;
@@ -205,10 +210,11 @@ int tok_check_mechanism_flag(struct tok *t, CK_MECHANISM_TYPE mech, CK_FLAGS fla
 int tok_check_mechanism(struct tok *t, CK_MECHANISM_TYPE mech, struct itl_error *err);
 /* The DER DigestInfo prefix for nid (NULL when unsupported). */
 const uint8_t *tok_digestinfo_prefix(int nid, size_t *len, size_t *md_len);
-/* C_SignInit + C_Sign in one session (context-specific login when asked). */
+/* C_SignInit + C_Sign in one session (context-specific login when asked: with the PIN of `own`
+ * when that key has its own, tok_key_set_context_pin, else the token's login PIN). */
 CK_RV tok_sign_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key,
-                          CK_MECHANISM_TYPE mech, int always_authenticate, const uint8_t *in,
-                          size_t in_len, uint8_t *sig, size_t *sig_len);
+                          CK_MECHANISM_TYPE mech, int always_authenticate, struct tok_key *own,
+                          const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len);
 /* PKCS#1 v1.5: the decrypted signature must equal DigestInfo(nid, md) byte for byte. */
 int tok_verify_digestinfo(EVP_PKEY_CTX *vctx, int nid, const uint8_t *md, size_t md_len,
                           const uint8_t *sig, size_t sig_len);

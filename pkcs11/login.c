@@ -73,6 +73,8 @@ void tok_explain_failure(struct tok *t, CK_SESSION_HANDLE h, struct itl_error *e
         tok_ckr_err(err, CKR_USER_NOT_LOGGED_IN, "the login was lost");
 }
 
+static int pin_rv_rejects(CK_RV rv);
+
 int tok_pin_rejected_err(struct tok *t, struct itl_error *err)
 {
     err_set(err, ITL_E_PIN,
@@ -81,6 +83,11 @@ int tok_pin_rejected_err(struct tok *t, struct itl_error *err)
             t->label_str);
     err->ckr = CKR_PIN_INCORRECT;
     return -1;
+}
+
+int tok_rv_rejects_pin(unsigned long rv)
+{
+    return pin_rv_rejects((CK_RV)rv);
 }
 
 static int pin_rv_rejects(CK_RV rv)

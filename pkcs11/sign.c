@@ -241,6 +241,7 @@ int tok_find_key_id(struct tok *t, const char *label, const uint8_t *id, size_t 
     k->t = t;
     snprintf(k->label, sizeof k->label, "%s", label);
     pthread_mutex_init(&k->lock, NULL);
+    pthread_mutex_init(&k->pin_lock, NULL);
     c.k = k;
     if (tok_run(t, 0, find_key_in_session, &c, err) != 0) {
         tok_key_free(k);
@@ -259,8 +260,28 @@ void tok_key_free(struct tok_key *k)
     EVP_PKEY_free(k->pub);
     X509_free(k->x509);
     free(k->cert);
+    tok_pin_wipe(&k->context_pin);
+    pthread_mutex_destroy(&k->pin_lock);
     pthread_mutex_destroy(&k->lock);
     free(k);
+}
+
+int tok_key_always_authenticate(const struct tok_key *k)
+{
+    return k->always_authenticate;
+}
+
+int tok_key_set_context_pin(struct tok_key *k, const struct tok_pin *pin, struct itl_error *err)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&k->pin_lock);
+    tok_pin_wipe(&k->context_pin);
+    k->own_pin = 1;
+    if (pin && pin->bytes)
+        rc = tok_pin_copy(&k->context_pin, pin, err);
+    pthread_mutex_unlock(&k->pin_lock);
+    return rc;
 }
 
 const void *tok_key_x509(const struct tok_key *k)
@@ -324,9 +345,26 @@ static CK_RV context_login(struct tok *t, CK_SESSION_HANDLE h)
     return ignored.ckr ? ignored.ckr : CKR_PIN_INCORRECT;
 }
 
+/* The key's own PIN: held under its lock for the login; wiped the moment the token rejects it,
+ * so it is never sent again. Without one, nothing is sent. */
+static CK_RV key_context_login(struct tok *t, CK_SESSION_HANDLE h, struct tok_key *k)
+{
+    CK_RV rv = CKR_USER_NOT_LOGGED_IN;
+
+    pthread_mutex_lock(&k->pin_lock);
+    if (k->context_pin.bytes) {
+        rv = t->mod->C_Login(h, CKU_CONTEXT_SPECIFIC, k->context_pin.bytes,
+                             (CK_ULONG)k->context_pin.len);
+        if (tok_rv_rejects_pin(rv))
+            tok_pin_wipe(&k->context_pin);
+    }
+    pthread_mutex_unlock(&k->pin_lock);
+    return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
+}
+
 CK_RV tok_sign_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key,
-                          CK_MECHANISM_TYPE mech, int always_authenticate, const uint8_t *in,
-                          size_t in_len, uint8_t *sig, size_t *sig_len)
+                          CK_MECHANISM_TYPE mech, int always_authenticate, struct tok_key *own,
+                          const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len)
 {
     CK_MECHANISM m = {mech, NULL, 0};
     CK_ULONG len = (CK_ULONG)*sig_len;
@@ -336,7 +374,7 @@ CK_RV tok_sign_in_session(struct tok *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE k
     if (rv != CKR_OK)
         return rv;
     if (always_authenticate) {
-        rv = context_login(t, h);
+        rv = own && own->own_pin ? key_context_login(t, h, own) : context_login(t, h);
         if (rv != CKR_OK) {
             /* The operation is still active in this session: drop the session with it. */
             (void)t->mod->C_CloseSession(h);
@@ -392,7 +430,7 @@ static int sign_attempt(struct tok *t, CK_SESSION_HANDLE h, void *vctx, struct i
     c->in_sign = 1;
     c->out_len = c->sig_cap;
     c->always_auth = c->k->always_authenticate;
-    rv = tok_sign_in_session(t, h, key, c->mech, c->always_auth, c->in, c->in_len, c->sig,
+    rv = tok_sign_in_session(t, h, key, c->mech, c->always_auth, c->k, c->in, c->in_len, c->sig,
                              &c->out_len);
     /* SoftHSM2 answers a lost login or a lost token with "no such key" */
     rv = tok_failure_cause(t, h, rv);

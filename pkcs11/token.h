@@ -107,6 +107,15 @@ const void *tok_key_x509(const struct tok_key *k);
 const char *tok_key_label(const struct tok_key *k);
 size_t tok_key_sig_len(const struct tok_key *k);
 
+/* CKA_ALWAYS_AUTHENTICATE: 1 when the key needs C_Login(CKU_CONTEXT_SPECIFIC) before each
+ * C_Sign (done with the token's login PIN, unless the key has its own below). */
+int tok_key_always_authenticate(const struct tok_key *k);
+/* The key's own PIN for that context login (copied into locked memory), instead of the token's
+ * login PIN: from now on only this PIN is sent for it. NULL or empty: the PIN is wiped and none
+ * is sent (signing fails with CKR_USER_NOT_LOGGED_IN) until one is set again. A PIN the token
+ * rejects is wiped at once, never sent again. */
+int tok_key_set_context_pin(struct tok_key *k, const struct tok_pin *pin, struct itl_error *err);
+
 /* Sign a digest (nid: NID_sha1, NID_sha256, NID_sha512) with PKCS#1 v1.5. `msg` (may be NULL
  * when hash mechanisms are off) is what was hashed. Takes a session from the pool (blocking
  * while all are busy), rebuilds on lost session/login/token within the retry budget, verifies
@@ -287,6 +296,10 @@ int tok_export_cert(struct tok *t, const char *label, uint8_t **der, size_t *der
 /* Read the key-protection attributes of a private key (tests and `key list`). */
 int tok_key_attributes(struct tok *t, const char *label, struct tok_key_info *info,
                        struct itl_error *err);
+
+/* 1 when a C_Login error (itl_error.ckr) says the PIN itself was refused (incorrect, invalid,
+ * wrong length, expired, locked): a PIN never to send again. */
+int tok_rv_rejects_pin(unsigned long rv);
 
 /* CKR name ("CKR_PIN_INCORRECT") for messages. */
 const char *tok_ckr_name(unsigned long rv);

@@ -14,6 +14,7 @@
 _Static_assert(sizeof(enum pol_backup_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum pol_expired_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum pol_node_role) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum pol_unlock_mode) == sizeof(int), "enums are stored as int");
 
 /* clang-format off */
 #define MEMBER(m) .offset = offsetof(struct pol_config, m)
@@ -31,6 +32,7 @@ static const char *const backup_modes[] = {"off", "warn", "require", NULL};
 static const char *const expired_modes[] = {"refuse", "warn", NULL};
 static const char *const digests[] = {"sha1", "sha256", "sha512", NULL};
 static const char *const mechanisms[] = {"auto", "raw", "hash", NULL};
+static const char *const unlock_modes[] = {"always", "manual", NULL};
 
 static const struct pol_field node_fields[] = {
     STR("name", node.name),
@@ -50,9 +52,20 @@ static const struct pol_field token_fields[] = {
 };
 /* clang-format on */
 
+/* keys.recovery.token: the second token that holds only the recovery key (unlock: manual). */
+static const struct pol_field recovery_token_fields[] = {
+    STR("module", recovery_unlock.token.module),
+    TEXT("uri", POL_F_URI, recovery_unlock.token.uri),
+    STR("init-args", recovery_unlock.token.init_args),
+    END,
+};
+
 static const struct pol_field recovery_key_fields[] = {
     STR("label", keys[POL_KEY_RECOVERY].label),
     STR("id", keys[POL_KEY_RECOVERY].id),
+    ENUMF("unlock", recovery_unlock.mode, unlock_modes, POL_UNLOCK_ALWAYS),
+    NUM("unlock-max", POL_F_SECONDS, recovery_unlock.max_s, 1, 86400),
+    MAP("token", POL_F_MAP, recovery_token_fields),
     END,
 };
 
@@ -122,6 +135,8 @@ void pol_config_defaults(struct pol_config *cfg)
     cfg->node.role = POL_NODE_PUBLISHER;
     snprintf(cfg->keys[POL_KEY_RECOVERY].label, POL_NAME_LEN, "ITLRecovery");
     snprintf(cfg->keys[POL_KEY_TFTP].label, POL_NAME_LEN, "CallManager");
+    cfg->recovery_unlock.mode = POL_UNLOCK_ALWAYS;
+    cfg->recovery_unlock.max_s = 900;
     cfg->policy.regen_hold = 300;
     cfg->policy.backup = POL_BACKUP_WARN;
     cfg->policy.max_itl_bytes = 65535;
@@ -138,6 +153,27 @@ void pol_config_defaults(struct pol_config *cfg)
     cfg->socket.max_request_bytes = 4 * 1024 * 1024;
     snprintf(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/itl-sign");
     snprintf(cfg->audit_log, sizeof cfg->audit_log, "/var/log/itl-sign/audit.log");
+}
+
+/* keys.recovery.unlock: manual keeps the recovery key on a token of its own, whose login is
+ * the unlock (keys.recovery.token), or, without one, on the service's token as a
+ * CKA_ALWAYS_AUTHENTICATE key whose own PIN is the unlock (checked at the unlock). The token
+ * means nothing without manual. */
+int pol_config_check_unlock(const struct pol_config *cfg, const char *name, struct itl_error *err)
+{
+    const char *uri = cfg->recovery_unlock.token.uri;
+
+    if (cfg->recovery_unlock.mode != POL_UNLOCK_MANUAL && uri[0])
+        return err_set(err, ITL_E_USAGE,
+                       "%s: keys.recovery.token is the token of keys.recovery.unlock: manual; "
+                       "add 'unlock: manual' or remove it",
+                       name);
+    if (uri[0] && strcmp(uri, cfg->token.uri) == 0)
+        return err_set(err, ITL_E_USAGE,
+                       "%s: keys.recovery.token.uri is token.uri: the recovery key needs a token "
+                       "of its own (another token or slot), whose login only the unlock gives",
+                       name);
+    return 0;
 }
 
 int pol_config_check_service(const struct pol_config *cfg, struct itl_error *err)

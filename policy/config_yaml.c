@@ -381,9 +381,9 @@ static int parse_access_rule(struct cfg_ctx *c, yaml_node_t *node, const char *p
             if (have_allow)
                 return fail(c, knode, "%s: duplicate key", sub);
             have_allow = 1;
-            static const char *const ops[] = {"reset",  "build", "sign", "encrypt",
-                                              "status", "key",   NULL};
-            _Static_assert(POL_OP_COUNT == 6, "ops[] lists every pol_op");
+            static const char *const ops[] = {"reset",  "build", "sign",   "encrypt",
+                                              "status", "key",   "unlock", NULL};
+            _Static_assert(POL_OP_COUNT == 7, "ops[] lists every pol_op");
             if (name_list(c, value, sub, ops, "an operation", &rule->allow) != 0)
                 return -1;
             if (rule->allow == 0)
@@ -475,6 +475,8 @@ static int check_whole(struct cfg_ctx *c)
                            "without separators (as `itl-sign key list` prints it)",
                            c->name, roles[r], hex);
     }
+    if (pol_config_check_unlock(c->cfg, c->name, c->err) != 0)
+        return -1;
     if (strcmp(c->cfg->keys[POL_KEY_RECOVERY].label, c->cfg->keys[POL_KEY_TFTP].label) == 0)
         return err_set(c->err, ITL_E_USAGE,
                        "%s: keys.recovery.label and keys.tftp.label are both '%s': the ITL "

@@ -61,6 +61,9 @@ struct pol_field {
 /* The accepted top-level keys; each POL_F_MAP entry points at its children. END: key NULL. */
 extern const struct pol_field pol_config_fields[];
 
+/* keys.recovery.unlock and keys.recovery.token agree (config.c); `name` names the file. */
+int pol_config_check_unlock(const struct pol_config *cfg, const char *name, struct itl_error *err);
+
 /* " (did you mean 'x'?)" for the candidate closest to word ('_' for '-', case, two typos), or
  * "" (suggest.c). */
 void pol_did_you_mean(const char *word, const char *const *candidates, char *out, size_t size);

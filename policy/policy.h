@@ -26,7 +26,8 @@ enum pol_op {
     POL_OP_SIGN,
     POL_OP_ENCRYPT,
     POL_OP_STATUS,
-    POL_OP_KEY, /* key generate / import / attest-backup */
+    POL_OP_KEY,    /* key generate / import / attest-backup */
+    POL_OP_UNLOCK, /* unlock / lock the recovery key (keys.recovery.unlock: manual) */
     POL_OP_COUNT
 };
 const char *pol_op_name(enum pol_op op); /* "reset", "build", ... */
@@ -42,6 +43,8 @@ enum pol_file_kind { POL_FILE_ITL = 1, POL_FILE_CONFIG = 2 };
 enum pol_backup_mode { POL_BACKUP_OFF = 0, POL_BACKUP_WARN, POL_BACKUP_REQUIRE };
 enum pol_expired_mode { POL_EXPIRED_REFUSE = 0, POL_EXPIRED_WARN };
 enum pol_node_role { POL_NODE_PUBLISHER = 0, POL_NODE_SUBSCRIBER };
+/* keys.recovery.unlock: always (today's behaviour) or manual (locked until `itl-sign unlock`). */
+enum pol_unlock_mode { POL_UNLOCK_ALWAYS = 0, POL_UNLOCK_MANUAL };
 
 /* ---- Configuration (YAML; see docs/config.md for every key and its default) ---- */
 
@@ -73,6 +76,16 @@ struct pol_config {
         char label[POL_NAME_LEN];
         char id[130]; /* CKA_ID in hex ("" = by label alone) */
     } keys[POL_KEY_COUNT];
+    /* keys.recovery.unlock and its token (docs/config.md "The recovery key offline"). */
+    struct {
+        enum pol_unlock_mode mode; /* default always: usable whenever the service runs */
+        long max_s;                /* unlock-max: the longest (and default) unlock, 900 s */
+        struct {
+            char module[1024]; /* "" = p11-kit proxy */
+            char uri[1024];    /* the token that holds only the recovery key */
+            char init_args[1024];
+        } token;
+    } recovery_unlock;
     struct {
         long regen_hold;               /* seconds, default 300 */
         enum pol_backup_mode backup;   /* default warn */

@@ -66,6 +66,12 @@ size_t pol_config_restart_diff(const struct pol_config *a, const struct pol_conf
     DIFF_NUM(socket.timeout_ms, "socket.timeout");
     DIFF_NUM(socket.max_request_bytes, "socket.max-request-bytes");
     DIFF_NUM(socket.max_pending_bytes, "socket.max-pending-bytes");
+    /* The unlock state lives in the engine made at start (its timer, the recovery token). */
+    DIFF_NUM(recovery_unlock.mode, "keys.recovery.unlock");
+    DIFF_NUM(recovery_unlock.max_s, "keys.recovery.unlock-max");
+    DIFF_TEXT(recovery_unlock.token.module, "keys.recovery.token.module");
+    DIFF_TEXT(recovery_unlock.token.uri, "keys.recovery.token.uri");
+    DIFF_TEXT(recovery_unlock.token.init_args, "keys.recovery.token.init-args");
     DIFF_TEXT(run_as.user, "run-as.user");
     DIFF_TEXT(run_as.group, "run-as.group");
     DIFF_TEXT(state_dir, "state-dir");
@@ -77,6 +83,7 @@ void pol_config_keep_restart(struct pol_config *next, const struct pol_config *r
 {
     memcpy(&next->token, &running->token, sizeof next->token);
     memcpy(next->keys, running->keys, sizeof next->keys);
+    memcpy(&next->recovery_unlock, &running->recovery_unlock, sizeof next->recovery_unlock);
     memcpy(&next->socket, &running->socket, sizeof next->socket);
     memcpy(&next->run_as, &running->run_as, sizeof next->run_as);
     memcpy(next->state_dir, running->state_dir, sizeof next->state_dir);

@@ -18,6 +18,7 @@ const char *pol_yaml_version(void)
 static const char *const op_names[POL_OP_COUNT] = {
     [POL_OP_RESET] = "reset",     [POL_OP_BUILD] = "build",   [POL_OP_SIGN] = "sign",
     [POL_OP_ENCRYPT] = "encrypt", [POL_OP_STATUS] = "status", [POL_OP_KEY] = "key",
+    [POL_OP_UNLOCK] = "unlock",
 };
 
 static const char *const key_role_names[POL_KEY_COUNT] = {

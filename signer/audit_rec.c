@@ -81,7 +81,10 @@ void eng_audit_result(struct sgn_engine *e, const struct pol_peer *peer,
                  : r->status == SGN_E_DENIED ? "denied"
                                              : "error";
     rec.rule = r->rule[0] ? r->rule : NULL;
-    rec.message = r->status == SGN_OK ? (r->warning[0] ? r->warning : NULL) : r->message;
+    rec.message = r->status != SGN_OK        ? r->message
+                  : o && o->audit_message[0] ? o->audit_message /* op unlock: for how long */
+                  : r->warning[0]            ? r->warning
+                                             : NULL;
     if ((o && o->intent_tried ? pol_audit_write_after(e->audit, &rec, &pe)
          : seq                ? pol_audit_write_deferred(e->audit, &rec, seq, &pe)
                               : pol_audit_write_expected(e->audit, &rec, &pe)) != 0)

@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 /* Replies carry a signed file; allow the largest request plus headers. */
 #define CLIENT_MAX_REPLY (SGN_WIRE_DEFAULT_MAX * 2 + 65536)
 
@@ -164,6 +166,8 @@ static int send_request(struct sgn_client *c, const struct sgn_request *req, lon
     }
     rc = sgn_send_until(c->fd, frame, frame_len, deadline);
     *send_errno = rc != 0 ? errno : 0;
+    if (req->op == POL_OP_UNLOCK) /* it carries the PIN */
+        OPENSSL_cleanse(frame, frame_len);
     free(frame);
     if (rc != 0 && *send_errno == ETIMEDOUT)
         timeout_err(c, "take the request", err);

@@ -16,6 +16,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 /* A payload buffer starts this small and doubles as bytes arrive, up to the announced length:
  * a peer that announces 4 MiB and sends 10 bytes holds 64 KiB, not 4 MiB. */
 #define FRAME_FIRST_CHUNK (64 * 1024)
@@ -378,6 +380,10 @@ static int handle_frame(struct conn *c)
         refuse_request(c, STOPPING_TEXT); /* arrived whole after the stop began */
     else
         rc = answer(c, &req);
+    /* op unlock carries a PIN (the engine wiped its field); a small frame that failed to decode
+     * may have carried one too */
+    if (req.op == POL_OP_UNLOCK || len <= 4096)
+        OPENSSL_cleanse(payload, len);
     free(payload);
 out:
     uncharge(c);

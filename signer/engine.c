@@ -48,6 +48,13 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
     e->check_access = opts->check_access;
     e->use_state = opts->use_state;
     pthread_mutex_init(&e->keys_lock, NULL);
+    if (e->boot.recovery_unlock.mode == POL_UNLOCK_MANUAL && eng_unlock_new(e, err) != 0) {
+        pthread_mutex_destroy(&e->keys_lock);
+        pthread_mutex_destroy(&e->cfg_lock);
+        free(e->cur);
+        free(e);
+        return -1;
+    }
     *out = e;
     return 0;
 }
@@ -113,6 +120,7 @@ void sgn_engine_free(struct sgn_engine *e)
 {
     if (!e)
         return;
+    eng_unlock_free(e); /* locks (audited) while the audit log is still open */
     for (int i = 0; i < POL_KEY_COUNT; i++)
         eng_key_free(e->keys[i]);
     eng_retired_free(e);
@@ -144,6 +152,7 @@ void eng_execute(struct sgn_engine *e, const struct pol_config *cfg, const struc
 {
     struct eng_op_ctx o = {
         .e = e, .cfg = cfg, .peer = peer, .req = req, .r = r, .intent_allowed = intent};
+    int held = 0;
 
     memset(r, 0, sizeof *r);
     atomic_fetch_add(&e->requests, 1);
@@ -152,13 +161,15 @@ void eng_execute(struct sgn_engine *e, const struct pol_config *cfg, const struc
         pol_audit_expect(e->audit);
     if (req->op == POL_OP_KEY)
         eng_key_audit_names(&o);
+    if (req->op == POL_OP_UNLOCK) /* a denied lock is audited as a lock */
+        o.audit_op = req->lock ? "lock" : "unlock";
     if ((unsigned)req->op >= POL_OP_COUNT) {
         eng_fail(r, SGN_E_USAGE, "unknown operation %d", (int)req->op);
     } else if (req->dry_run && req->op != POL_OP_RESET && req->op != POL_OP_BUILD &&
                req->op != POL_OP_SIGN) {
         eng_fail(r, SGN_E_USAGE, "--dry-run is for reset, build and sign, not %s",
                  pol_op_name(req->op));
-    } else if (check_access(&o, req->op, r) == 0) {
+    } else if (check_access(&o, req->op, r) == 0 && (held = eng_unlock_enter(&o)) >= 0) {
         switch (req->op) {
         case POL_OP_RESET:
             eng_op_reset(&o);
@@ -178,14 +189,19 @@ void eng_execute(struct sgn_engine *e, const struct pol_config *cfg, const struc
         case POL_OP_KEY:
             eng_op_key(&o);
             break;
+        case POL_OP_UNLOCK:
+            eng_op_unlock(&o);
+            break;
         default:
             eng_fail(r, SGN_E_USAGE, "'%s' is not a service operation", pol_op_name(req->op));
         }
+        if (held == 1)
+            eng_unlock_leave(e);
     }
     /* A key operation releases a certificate or request (or nothing, delete), never a file a
      * phone reads: the output-kind check is for the signing operations. */
-    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY && !r->out &&
-        !req->dry_run)
+    if (r->status == SGN_OK && req->op != POL_OP_STATUS && req->op != POL_OP_KEY &&
+        req->op != POL_OP_UNLOCK && !r->out && !req->dry_run)
         eng_fail(r, SGN_E_INTERNAL, "%s produced no output", pol_op_name(req->op));
     if (r->status == SGN_OK && r->out && req->op != POL_OP_KEY)
         eng_release_check(req, r);
@@ -233,11 +249,10 @@ int sgn_audit_sync(struct sgn_engine *e, unsigned long long seq, struct itl_erro
 
 int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_size)
 {
-    struct sgn_result r = {0};
     struct pol_state st;
     struct itl_error pe;
     const struct pol_config *cfg;
-    struct eng_key *k;
+    uint8_t sha[32];
     int due = 0;
 
     if (!e->use_state)
@@ -245,11 +260,18 @@ int sgn_backup_reminder(struct sgn_engine *e, time_t now, char *msg, size_t msg_
     cfg = sgn_config_hold(e, NULL);
     if (cfg->policy.backup == POL_BACKUP_OFF)
         goto out;
-    k = eng_role_key(e, POL_KEY_RECOVERY, &r);
-    if (!k)
-        goto out; /* no recovery key on the token: nothing to back up yet */
+    if (e->unlock) {
+        if (eng_unlock_cert_sha256(e, sha) != 0)
+            goto out; /* not unlocked yet: its certificate is not known */
+    } else {
+        struct sgn_result r = {0};
+        struct eng_key *k = eng_role_key(e, POL_KEY_RECOVERY, &r);
+        if (!k)
+            goto out; /* no recovery key on the token: nothing to back up yet */
+        memcpy(sha, k->cf.sha256, sizeof sha);
+    }
     if (pol_state_load(cfg->state_dir, &st, &pe) != 0 ||
-        !pol_backup_warning_due(cfg, &st, k->cf.sha256, now) ||
+        !pol_backup_warning_due(cfg, &st, sha, now) ||
         pol_state_record_backup_warning(cfg->state_dir, now, &pe) != 0)
         goto out;
     snprintf(msg, msg_size, "ITLRecoveryCertBackup: %s", POL_BACKUP_WARNING);

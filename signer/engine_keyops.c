@@ -63,19 +63,6 @@ static const char *label_of(const struct sgn_engine *e, const char *key)
     return key;
 }
 
-static int recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32])
-{
-    uint8_t *der = NULL;
-    size_t len = 0;
-    struct itl_error te = {0};
-
-    if (tok_export_cert(e->tok, e->boot.keys[POL_KEY_RECOVERY].label, &der, &len, &te) != 0)
-        return -1;
-    EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL);
-    free(der);
-    return 0;
-}
-
 static void deny(struct sgn_result *r, const struct pol_decision *d)
 {
     eng_fail(r, SGN_E_DENIED, "%s", d->message);
@@ -118,7 +105,7 @@ static int check_role_policy(struct eng_op_ctx *o, const char *label, int role)
         snprintf(r->rule, sizeof r->rule, "state");
         return -1;
     }
-    rec = recovery_cert_sha256(e, rec_sha) == 0 ? rec_sha : NULL;
+    rec = eng_recovery_cert_sha256(e, rec_sha) == 0 ? rec_sha : NULL;
     if (o->req->key_op == SGN_KEY_DELETE) {
         if (pol_check_delete(o->cfg, &o->state, (enum pol_key_role)role, rec, now, &d) != 0) {
             deny(r, &d);

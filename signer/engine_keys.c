@@ -65,7 +65,7 @@ int eng_sign_with_token(void *ctx, int digest, const uint8_t *msg, size_t msg_le
     struct eng_sign_ctx *sc = ctx;
     int nid = itl_digest_nid(digest);
 
-    if (tok_sign(sc->e->tok, sc->key, nid, msg, msg_len, md, md_len, sig, sig_len, &sc->te)) {
+    if (tok_sign(sc->tok, sc->key, nid, msg, msg_len, md, md_len, sig, sig_len, &sc->te)) {
         snprintf(err->msg, sizeof err->msg, "%s", sc->te.msg);
         return -1;
     }
@@ -101,7 +101,8 @@ void eng_key_free(struct eng_key *k)
     free(k);
 }
 
-static struct eng_key *load_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r)
+struct eng_key *eng_load_key(struct sgn_engine *e, struct tok *t, enum pol_key_role role,
+                             struct sgn_result *r)
 {
     struct itl_error te = {0};
     struct eng_key *k = calloc(1, sizeof *k);
@@ -117,8 +118,9 @@ static struct eng_key *load_key(struct sgn_engine *e, enum pol_key_role role, st
 
     if (id_len && hex_decode(e->boot.keys[role].id, id, id_len) != 0)
         id_len = 0;
-    if (tok_find_key_id(e->tok, e->boot.keys[role].label, id_len ? id : NULL, id_len, &k->key,
-                        &te) != 0) {
+    k->tok = t;
+    if (tok_find_key_id(t, e->boot.keys[role].label, id_len ? id : NULL, id_len, &k->key, &te) !=
+        0) {
         eng_fail(r, eng_status_from_tok(&te), "%s key (label '%s'): %s", pol_key_role_name(role),
                  e->boot.keys[role].label, te.msg);
         free(k);
@@ -130,7 +132,7 @@ static struct eng_key *load_key(struct sgn_engine *e, enum pol_key_role role, st
     return k;
 }
 
-/* The key of a role, found on the token on first use. */
+/* The key of a role on the engine's token, found on first use. */
 struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r)
 {
     struct eng_key *k;
@@ -138,7 +140,7 @@ struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struc
     pthread_mutex_lock(&e->keys_lock);
     k = e->keys[role];
     if (!k)
-        k = e->keys[role] = load_key(e, role, r);
+        k = e->keys[role] = eng_load_key(e, e->tok, role, r);
     pthread_mutex_unlock(&e->keys_lock);
     return k;
 }

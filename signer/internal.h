@@ -35,6 +35,16 @@ void sgn_engine_counters(struct sgn_engine *e, unsigned long *requests, unsigned
 int sgn_wire_key_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
                        struct sgn_request *req, struct itl_error *err);
 
+/* wire_unlock.c: the request fields of op unlock, tags 0x18 (unlock-action) .. 0x1a (pin). */
+#define SGN_WIRE_UNLOCK_FIRST 0x18
+#define SGN_WIRE_UNLOCK_LAST 0x1a
+struct buf;
+void sgn_wire_unlock_encode(struct buf *f, const struct sgn_request *req);
+int sgn_wire_unlock_field(uint8_t tag, const uint8_t *value, size_t len, size_t offset,
+                          struct sgn_request *req, struct itl_error *err);
+/* After the last field: unlock fields only with op unlock. 0, or -1 with err. */
+int sgn_wire_unlock_check(const struct sgn_request *req, struct itl_error *err);
+
 /* Socket I/O against an absolute deadline (sockio.c): CLOCK_MONOTONIC milliseconds. */
 long long sgn_now_ms(void);
 /* Sends all n bytes by the deadline: 0, or -1 with errno (ETIMEDOUT at the deadline). */
@@ -56,6 +66,7 @@ struct eng_cert_facts {
 /* A role's key with its certificate parsed once: OpenSSL 3 spends as much CPU parsing a
  * certificate as SoftHSM2 spends on a signature, and every request needs it. */
 struct eng_key {
+    struct tok *tok; /* the token it is on: the engine's, or keys.recovery.token's */
     struct tok_key *key;
     X509 *x509; /* owned by key */
     struct eng_cert_facts cf;
@@ -89,11 +100,13 @@ struct sgn_engine {
     struct eng_key *retired[16];
     size_t n_retired;
     atomic_ulong requests, failures;
+    struct eng_unlock *unlock; /* keys.recovery.unlock: manual (unlock.c); NULL: always */
 };
 
 /* The signing callback's context (eng_sign_with_token): te holds the token's own error. */
 struct eng_sign_ctx {
     struct sgn_engine *e;
+    struct tok *tok; /* the key's token */
     struct tok_key *key;
     struct itl_error te;
 };
@@ -120,6 +133,8 @@ struct eng_op_ctx {
      * the token signs (eng_audit_intent); its outcome record then follows unwaited. */
     int intent_allowed, intent_tried;
     unsigned long long intent_seq;
+    /* what a successful record says besides the warning (op unlock: for how long) */
+    char audit_message[256];
 };
 
 /* engine.c: one request under the generation cfg (sgn_config_hold); sgn_execute and
@@ -155,7 +170,53 @@ int eng_sign_with_token(void *ctx, int digest, const uint8_t *msg, size_t msg_le
                         struct itl_error *err);
 /* The role's key, found on the token on first use and kept; NULL with r failed. */
 struct eng_key *eng_role_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r);
+/* The role's key as found on token t (the recovery token's at unlock); NULL with r failed. */
+struct eng_key *eng_load_key(struct sgn_engine *e, struct tok *t, enum pol_key_role role,
+                             struct sgn_result *r);
 void eng_key_free(struct eng_key *k);
+
+/* unlock_pins.c: PINs a token rejected at an unlock, never sent again (salted SHA-256s). */
+struct tok_pin;
+#define ENG_REJECTED_MAX 32
+struct eng_rejected_pins {
+    pthread_mutex_t mu;
+    uint8_t salt[32];
+    uint8_t digests[ENG_REJECTED_MAX][32];
+    size_t n, next;
+};
+int eng_rejected_init(struct eng_rejected_pins *p, struct itl_error *err);
+void eng_rejected_free(struct eng_rejected_pins *p);
+void eng_rejected_digest(const struct eng_rejected_pins *p, const struct tok_pin *pin,
+                         uint8_t out[32]);
+int eng_rejected_has(struct eng_rejected_pins *p, const uint8_t digest[32]);
+void eng_rejected_add(struct eng_rejected_pins *p, const uint8_t digest[32]);
+
+/* unlock.c: keys.recovery.unlock: manual. The recovery key lives on keys.recovery.token, whose
+ * login only `itl-sign unlock` gives, for a while; a timer locks it again at the deadline. */
+struct eng_unlock;
+struct buf;
+int eng_unlock_new(struct sgn_engine *e, struct itl_error *err);
+/* Locks (audited: "itl-signd is stopping") and stops the timer. */
+void eng_unlock_free(struct sgn_engine *e);
+/* Before an operation: 1 when it uses the recovery key, which is unlocked and now held (the
+ * lock waits for it: call eng_unlock_leave after the operation); 0 when it does not use it or
+ * unlock is always; -1 refused (locked, or a key operation on the recovery token), r failed. */
+int eng_unlock_enter(struct eng_op_ctx *o);
+void eng_unlock_leave(struct sgn_engine *e);
+/* The key an operation signs with: eng_role_key's, or with keys.recovery.unlock: manual the
+ * recovery key of the unlock, which the operation holds (eng_unlock_enter returned 1). */
+struct eng_key *eng_signing_key(struct sgn_engine *e, enum pol_key_role role, struct sgn_result *r);
+/* SHA-256 of the recovery certificate: the engine token's, or with keys.recovery.token the one
+ * the last unlock found. 0, or -1 when there is none known. */
+int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32]);
+/* The recovery certificate's SHA-256 from the last unlock: 0, or -1 when never unlocked. */
+int eng_unlock_cert_sha256(struct sgn_engine *e, uint8_t sha[32]);
+/* op unlock: unlock (log in to the recovery token with the request's PIN) or lock. */
+void eng_op_unlock(struct eng_op_ctx *o);
+/* status: "recovery_unlock":{...} and the recovery key's entry of "keys" (status.c). */
+void eng_unlock_status_json(struct sgn_engine *e, struct buf *j);
+/* The recovery token while unlocked, held (eng_unlock_leave after), or NULL (nothing held). */
+struct tok *eng_unlock_hold_token(struct sgn_engine *e);
 
 /* release.c: what an operation may release. */
 void eng_deny_kind(struct sgn_result *r, const char *fmt, ...)

@@ -466,6 +466,9 @@ static void announce_started(const struct service *sv)
             ITL_SIGN_VERSION, sv->listener.path, sv->listener.activated ? " (from systemd)" : "",
             (unsigned)geteuid(), ts.label, ts.serial, ts.pool_size, ts.pool_size == 1 ? "" : "s",
             sv->cfg->audit_log);
+    if (sv->cfg->recovery_unlock.mode == POL_UNLOCK_MANUAL)
+        srv_log(LOG_NOTICE, "the recovery key is locked until itl-sign unlock --key recovery "
+                            "(keys.recovery.unlock: manual)");
     notify_status("serving on %s: token '%s' (serial %s), %zu session%s", sv->listener.path,
                   ts.label, ts.serial, ts.pool_size, ts.pool_size == 1 ? "" : "s");
     sd_notify(0, "READY=1");

@@ -133,7 +133,7 @@ static int prepare(struct eng_op_ctx *o, int default_digest)
 {
     if (eng_resolve_role(o->e, o->req, &o->role, o->r) != 0)
         return -1;
-    o->ek = eng_role_key(o->e, o->role, o->r);
+    o->ek = eng_signing_key(o->e, o->role, o->r);
     if (!o->ek)
         return -1;
     o->key = o->ek->key;
@@ -142,7 +142,7 @@ static int prepare(struct eng_op_ctx *o, int default_digest)
     snprintf(o->r->signer, sizeof o->r->signer, "%s", o->cf.subject);
     if (load_state_for(o->e, o->role, &o->state, o->r) != 0)
         return -1;
-    o->sc = (struct eng_sign_ctx){.e = o->e, .key = o->key};
+    o->sc = (struct eng_sign_ctx){.e = o->e, .tok = o->ek->tok, .key = o->key};
     o->signer = (struct itl_signer){
         .cert_der = o->cert,
         .cert_len = o->cert_len,

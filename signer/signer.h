@@ -102,6 +102,13 @@ struct sgn_request {
     /* reset, build, sign: the policy decides and the result names what would be written, but
      * nothing is signed (no C_Sign) and no output is returned; wire field 0x0e. */
     int dry_run;
+    /* op unlock (wire 0x18-0x1a, docs/protocol.md "Unlocking the recovery key"): lock instead
+     * of unlock; the unlock's length in seconds (0 = keys.recovery.unlock-max); the recovery
+     * token's PIN (bytes; the service wipes them once used, never logs or audits them). */
+    int lock;
+    unsigned unlock_s;
+    const uint8_t *pin;
+    size_t pin_len;
 };
 
 struct sgn_result {

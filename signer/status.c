@@ -71,6 +71,24 @@ static void key_json(struct buf *j, struct tok *t, const char *label, uint8_t sh
     free(der);
 }
 
+/* keys.recovery.unlock: manual: the recovery key is on keys.recovery.token, seen only while
+ * unlocked. */
+static void recovery_key_json(struct buf *j, struct sgn_engine *e, const char *label,
+                              uint8_t sha256[32], int *found)
+{
+    struct tok *rt = eng_unlock_hold_token(e);
+
+    if (rt) {
+        key_json(j, rt, label, sha256, found);
+        eng_unlock_leave(e);
+        return;
+    }
+    *found = 0;
+    buf_puts(j, "{\"label\":");
+    json_cstring(j, label);
+    buf_puts(j, ",\"found\":false,\"locked\":true}");
+}
+
 static void policy_json(struct buf *j, const struct pol_config *cfg, const uint8_t *recovery_sha,
                         int recovery_found)
 {
@@ -138,9 +156,14 @@ int sgn_status_json(struct sgn_engine *e, const char *extra, char **out)
     buf_puts(&j, ",\"keys\":{");
     for (int i = 0; i < POL_KEY_COUNT; i++) {
         buf_printf(&j, "%s\"%s\":", i ? "," : "", pol_key_role_name((enum pol_key_role)i));
-        key_json(&j, t, cfg->keys[i].label, sha[i], &found[i]);
+        if (i == POL_KEY_RECOVERY && e->unlock)
+            recovery_key_json(&j, e, cfg->keys[i].label, sha[i], &found[i]);
+        else
+            key_json(&j, t, cfg->keys[i].label, sha[i], &found[i]);
     }
     buf_puts(&j, "},");
+    eng_unlock_status_json(e, &j);
+    buf_puts(&j, ",");
     policy_json(&j, cfg, sha[POL_KEY_RECOVERY], found[POL_KEY_RECOVERY]);
     sgn_engine_counters(e, &requests, &failures);
     /* The generation counts configurations: 1 as started, +1 for each reload (SIGHUP). */

@@ -57,8 +57,8 @@ static const struct {
     uint8_t wire;
     enum pol_op op;
 } wire_ops[] = {
-    {0, POL_OP_RESET},   {1, POL_OP_BUILD},  {2, POL_OP_SIGN},
-    {3, POL_OP_ENCRYPT}, {4, POL_OP_STATUS}, {5, POL_OP_KEY},
+    {0, POL_OP_RESET},  {1, POL_OP_BUILD}, {2, POL_OP_SIGN},   {3, POL_OP_ENCRYPT},
+    {4, POL_OP_STATUS}, {5, POL_OP_KEY},   {6, POL_OP_UNLOCK},
 };
 
 int sgn_wire_op_number(enum pol_op op, uint8_t *wire)
@@ -132,9 +132,10 @@ static void frame_cert(struct buf *f, const struct sgn_cert_arg *c)
     buf_put(f, value, n);
 }
 
-static void frame_begin(struct buf *f)
+/* secret: the frame carries a PIN (op unlock): wiped whenever it grows or is freed. */
+static void frame_begin(struct buf *f, int secret)
 {
-    buf_init(f, 0);
+    (secret ? buf_init_secret : buf_init)(f, 0);
     buf_append_space(f, SGN_WIRE_HEADER_LEN); /* filled in by frame_finish */
 }
 
@@ -165,7 +166,7 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
 
     if (sgn_wire_op_number(req->op, &op))
         return -1;
-    frame_begin(&f);
+    frame_begin(&f, req->op == POL_OP_UNLOCK);
     frame_u8(&f, F_OP, op);
     frame_str(&f, F_FILENAME, req->filename);
     frame_bytes(&f, F_DATA, req->data ? req->data : (const uint8_t *)"", req->len);
@@ -195,6 +196,8 @@ int sgn_wire_encode_request(const struct sgn_request *req, uint8_t **out, size_t
     }
     if (req->dry_run)
         frame_u8(&f, F_DRY_RUN, 1);
+    if (req->op == POL_OP_UNLOCK)
+        sgn_wire_unlock_encode(&f, req);
     return frame_finish(&f, SGN_FRAME_REQUEST, out, out_len);
 }
 
@@ -203,7 +206,7 @@ int sgn_wire_encode_reply(const struct sgn_result *r, const char *status_json, u
 {
     struct buf f;
 
-    frame_begin(&f);
+    frame_begin(&f, 0);
     frame_u8(&f, F_STATUS, (uint8_t)r->status);
     frame_str(&f, F_MESSAGE, r->message);
     frame_str(&f, F_WARNING, r->warning);
@@ -440,6 +443,11 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
                     return -1;
                 break;
             }
+            if (f.tag >= SGN_WIRE_UNLOCK_FIRST && f.tag <= SGN_WIRE_UNLOCK_LAST) {
+                if (sgn_wire_unlock_field(f.tag, f.value, f.len, f.offset, req, err))
+                    return -1;
+                break;
+            }
             err_set(err, ITL_E_INPUT, "payload offset %zu: unknown request field 0x%02x", f.offset,
                     f.tag);
             return -1;
@@ -451,6 +459,8 @@ int sgn_wire_decode_request(const uint8_t *payload, size_t len, struct sgn_reque
         err_set(err, ITL_E_INPUT, "request without an operation");
         return -1;
     }
+    if (sgn_wire_unlock_check(req, err) != 0)
+        return -1;
     if ((req->op == POL_OP_KEY) != !!(seen & (1ull << F_KEY_OP))) {
         err_set(err, ITL_E_INPUT,
                 req->op == POL_OP_KEY ? "a key request without its key operation (field 0x10)"

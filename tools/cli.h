@@ -129,6 +129,7 @@ int cmd_status(int argc, char **argv, struct cli_global *g);
 int cmd_coverage(int argc, char **argv, struct cli_global *g);
 int cmd_plan(int argc, char **argv, struct cli_global *g);
 int cmd_publish(int argc, char **argv, struct cli_global *g);
+int cmd_unlock(int argc, char **argv, struct cli_global *g); /* unlock and lock */
 
 /* ---- Exit codes for errors (tools/exit.c) ---- */
 

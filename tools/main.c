@@ -32,6 +32,8 @@ static const struct command commands[] = {
     {"plan", cmd_plan, "what each phone would do with a proposed ITL (no token)"},
     {"publish", cmd_publish, "put an ITL or configs in every TFTP root or none"},
     {"key", cmd_key, "key import|generate|list|export-cert|attest-backup"},
+    {"unlock", cmd_unlock, "make the recovery key usable for a while (keys.recovery.unlock)"},
+    {"lock", cmd_unlock, "make the recovery key unusable again now"},
 };
 
 static void usage(FILE *f)

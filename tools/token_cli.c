@@ -32,6 +32,13 @@ static int read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_
     return 0;
 }
 
+int cli_read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te)
+{
+    if (check_pin_options(g, te) != 0)
+        return -1;
+    return read_pin(g, pin, te);
+}
+
 /* A PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH) takes the PIN on the device: the PIN source
  * GIVEN names (NULL: none) is not read at all (an unreadable PIN file is no error), and the
  * user is told once that it is ignored. */

@@ -12,6 +12,10 @@ struct tok;
 struct tok_pin;
 struct itl_error;
 
+/* The PIN --pin-file or --pin-fd give (one of them); *pin stays empty when neither is given
+ * (pin-source, a PIN pad, a token without login or a prompt then decide). */
+int cli_read_pin(const struct cli_global *g, struct tok_pin *pin, struct itl_error *te);
+
 /* Open the token --token names (with --module, default the p11-kit proxy) and log in. The PIN
  * comes from --pin-file, --pin-fd, the URI's pin-source, or a no-echo prompt when stdin is a
  * terminal; tokens that need no login (or have a PIN pad) are opened without one. Prints its own

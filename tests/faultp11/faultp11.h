@@ -136,6 +136,9 @@ void fp_note_quirk_refusal(void);
 /* Wraps the entries of LIST the quirks named in FAULTP11_QUIRKS need; false (message on
  * stderr) for an unknown quirk. */
 bool fp_quirks_install(CK_FUNCTION_LIST *list);
+/* module.c: a C_Login a quirk answered itself (always-auth's context login) still counts in the
+ * statistics (login_attempts, login_pin_sha256), so a test sees every PIN sent. */
+void fp_note_quirk_login(const unsigned char *pin, size_t pin_len);
 
 /* ---- sha256.c ---- */
 

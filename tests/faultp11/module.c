@@ -259,6 +259,15 @@ void fp_note_sign_mechanism(CK_MECHANISM_TYPE mech)
     pthread_mutex_unlock(&lock);
 }
 
+void fp_note_quirk_login(const unsigned char *pin, size_t pin_len)
+{
+    pthread_mutex_lock(&lock);
+    fp_stats_record_login(&stats, pin, pin_len);
+    if (stats_path != NULL)
+        fp_stats_save(&stats, &schedule, stats_path);
+    pthread_mutex_unlock(&lock);
+}
+
 /* Decides the fate of a call: returns true when it must not be forwarded (call->rv is the
  * answer), false when the caller forwards it to the real module. ABSENT_RV is what the call
  * returns while the token is removed, CKR_OK when removal does not concern it. */

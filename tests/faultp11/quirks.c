@@ -94,6 +94,7 @@ static CK_RV context_login(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG le
     const char *want = getenv("FAULTP11_PIN");
     bool ok;
 
+    fp_note_quirk_login(pin, len);
     pthread_mutex_lock(&qlock);
     if (!set_has(pending_auth, n_pending, s)) {
         pthread_mutex_unlock(&qlock);

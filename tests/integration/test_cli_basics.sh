@@ -68,7 +68,7 @@ complete_words() { # complete_words WORD...: what completing the last word offer
              printf "%s\n" "${COMPREPLY[@]}"' _ "$COMP" "$@"
 }
 offered=$(complete_words itl-sign "")
-for c in show verify strip reset build sign encrypt decrypt status key; do
+for c in show verify strip reset build sign encrypt decrypt status key unlock lock; do
     grep -qx "$c" <<<"$offered" || die "completion does not offer the command $c: $offered"
 done
 offered=$(complete_words itl-sign key "")
@@ -79,7 +79,7 @@ offered=$(complete_words itl-sign --)
 grep -qx -- --pin-file <<<"$offered" || die "completion does not offer --pin-file: $offered"
 ! grep -qx -- --pin <<<"$offered" || die "completion offers --pin"
 # Every option a command's --help names is offered after that command.
-for c in show verify strip reset build sign encrypt decrypt status "key import" "key generate" \
+for c in show verify strip reset build sign encrypt decrypt status unlock lock "key import" "key generate" \
     "key list" "key export-cert" "key attest-backup"; do
     # shellcheck disable=SC2086 # "key import" is two words
     want=$("$BIN" $c --help 2>&1 | grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u)

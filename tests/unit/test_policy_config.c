@@ -212,11 +212,11 @@ START_TEST(test_errors_name_the_line)
                    "itl-signd.yaml:2: node: duplicate key (first given on line 1)");
     ck_parse_error("access:\n  - { user: tftp, allow: [sign, resett] }\n",
                    "itl-signd.yaml:2: access[0].allow: 'resett' is not an operation (one of "
-                   "reset, build, sign, encrypt, status, key) (did you mean 'reset'?)");
+                   "reset, build, sign, encrypt, status, key, unlock) (did you mean 'reset'?)");
     ck_parse_error(
         "access:\n  - { user: tftp, allow: [sign] }\n  - { group: adm, allow: [everything] }\n",
         "itl-signd.yaml:3: access[1].allow: 'everything' is not an operation (one of "
-        "reset, build, sign, encrypt, status, key)");
+        "reset, build, sign, encrypt, status, key, unlock)");
     ck_parse_error("access:\n  - { user: tftp, allow: [sign, sign] }\n",
                    "itl-signd.yaml:2: access[0].allow: 'sign' is listed twice");
     ck_parse_error("access:\n  - { user: tftp, allow: [] }\n",
@@ -360,6 +360,68 @@ START_TEST(test_reload_restart_fields)
     ck_assert_str_eq(cfg.keys[POL_KEY_TFTP].label, "CallManager");
     ck_assert_int_eq(cfg.policy.regen_hold, 60); /* what a reload applies is the new file's */
     ck_assert_uint_eq(cfg.n_access, 0);
+    /* The recovery key's unlock mode and token live in the engine made at start. */
+    running = cfg;
+    ck_assert_int_eq(parse("token: { uri: \"pkcs11:token=a\", pool-size: 2 }\n"
+                           "keys:\n  recovery:\n    unlock: manual\n"
+                           "    token: { uri: \"pkcs11:token=r\" }\n"),
+                     0);
+    ck_assert_uint_eq(pol_config_restart_diff(&running, &cfg, names, sizeof names), 2);
+    ck_assert_str_eq(names, "keys.recovery.unlock, keys.recovery.token.uri");
+    pol_config_keep_restart(&cfg, &running);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_ALWAYS);
+}
+END_TEST
+
+/* keys.recovery.unlock (issue 16, "The recovery key offline"): always by default, manual only
+ * with a token of its own, unlock-max a duration, `unlock` an access right. */
+START_TEST(test_recovery_unlock)
+{
+    ck_assert_int_eq(parse(""), 0);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_ALWAYS);
+    ck_assert_int_eq(cfg.recovery_unlock.max_s, 900);
+    ck_assert_str_eq(cfg.recovery_unlock.token.uri, "");
+    ck_assert_int_eq(parse("keys:\n"
+                           "  recovery:\n"
+                           "    unlock: manual\n"
+                           "    unlock-max: 10m\n"
+                           "    token: { uri: \"pkcs11:token=itl-recovery\", module: softhsm2 }\n"
+                           "access:\n"
+                           "  - { user: root, allow: [unlock, status] }\n"),
+                     0);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_MANUAL);
+    ck_assert_int_eq(cfg.recovery_unlock.max_s, 600);
+    ck_assert_str_eq(cfg.recovery_unlock.token.uri, "pkcs11:token=itl-recovery");
+    ck_assert_str_eq(cfg.recovery_unlock.token.module, "softhsm2");
+    ck_assert_uint_eq(cfg.access[0].allow, (1u << POL_OP_UNLOCK) | (1u << POL_OP_STATUS));
+    ck_assert_str_eq(pol_op_name(POL_OP_UNLOCK), "unlock");
+    ck_assert_int_eq(parse("keys: { recovery: { unlock: always } }\n"), 0);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_ALWAYS);
+
+    /* manual without a token of its own: the key's own PIN (CKA_ALWAYS_AUTHENTICATE) */
+    ck_assert_int_eq(parse("keys: { recovery: { unlock: manual } }\n"), 0);
+    ck_assert_int_eq(cfg.recovery_unlock.mode, POL_UNLOCK_MANUAL);
+    ck_assert_str_eq(cfg.recovery_unlock.token.uri, "");
+    ck_parse_error("keys: { recovery: { token: { uri: \"pkcs11:token=r\" } } }\n",
+                   "itl-signd.yaml: keys.recovery.token is the token of keys.recovery.unlock: "
+                   "manual; add 'unlock: manual' or remove it");
+    ck_parse_error("token: { uri: \"pkcs11:token=a\" }\n"
+                   "keys: { recovery: { unlock: manual, token: { uri: \"pkcs11:token=a\" } } }\n",
+                   "itl-signd.yaml: keys.recovery.token.uri is token.uri: the recovery key needs a "
+                   "token of its own (another token or slot), whose login only the unlock gives");
+    ck_assert_int_eq(parse("keys: { recovery: { unlock: sometimes } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "keys.recovery.unlock: 'sometimes' is not one of always, manual"),
+                  "%s", err.msg);
+    ck_assert_int_eq(parse("keys: { recovery: { unlock-max: 2x } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "keys.recovery.unlock-max: '2x' is not a duration"), "%s",
+                  err.msg);
+    ck_assert_int_eq(parse("keys: { recovery: { unlock-max: 2d } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "keys.recovery.unlock-max: '2d' is out of range (1s to 86400s)"),
+                  "%s", err.msg);
+    ck_assert_int_eq(parse("keys: { recovery: { token: { url: \"pkcs11:\" } } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "unknown key 'url' in keys.recovery.token"), "%s", err.msg);
+    ck_assert_int_eq(parse("keys: { recovery: { token: { uri: \"/dev/x\" } } }\n"), -1);
+    ck_assert_msg(strstr(err.msg, "is not a pkcs11: URI"), "%s", err.msg);
 }
 END_TEST
 
@@ -380,6 +442,7 @@ int main(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_token_init_args_and_key_ids);
     tcase_add_test(tc, test_reload_restart_fields);
+    tcase_add_test(tc, test_recovery_unlock);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -38,8 +38,8 @@ START_TEST(op_numbers_are_the_protocol_s)
     static const struct {
         enum pol_op op;
         uint8_t wire;
-    } documented[] = {{POL_OP_RESET, 0},   {POL_OP_BUILD, 1},  {POL_OP_SIGN, 2},
-                      {POL_OP_ENCRYPT, 3}, {POL_OP_STATUS, 4}, {POL_OP_KEY, 5}};
+    } documented[] = {{POL_OP_RESET, 0},  {POL_OP_BUILD, 1}, {POL_OP_SIGN, 2},  {POL_OP_ENCRYPT, 3},
+                      {POL_OP_STATUS, 4}, {POL_OP_KEY, 5},   {POL_OP_UNLOCK, 6}};
     ck_assert_uint_eq(sizeof documented / sizeof documented[0], POL_OP_COUNT);
     for (size_t i = 0; i < POL_OP_COUNT; i++) {
         uint8_t wire = 0xff, *frame;
@@ -284,6 +284,50 @@ START_TEST(key_request_round_trip)
 }
 END_TEST
 
+/* op unlock (docs/protocol.md "Unlocking the recovery key"): fields 0x18-0x1a round-trip, and
+ * are refused on another op, with a wrong length, a zero duration or an empty PIN. */
+START_TEST(unlock_request_round_trip)
+{
+    struct sgn_request in = {.op = POL_OP_UNLOCK,
+                             .key = "recovery",
+                             .unlock_s = 120,
+                             .pin = (const uint8_t *)"12\0345",
+                             .pin_len = 5};
+    struct sgn_request req;
+    uint8_t *frame;
+    size_t len;
+    struct itl_error err;
+    static const uint8_t on_sign[] = {0x01, 0, 0, 0, 1, 2, 0x1a, 0, 0, 0, 1, '1'};
+    static const uint8_t lock_2[] = {0x01, 0, 0, 0, 1, 6, 0x18, 0, 0, 0, 1, 2};
+    static const uint8_t zero_s[] = {0x01, 0, 0, 0, 1, 6, 0x19, 0, 0, 0, 4, 0, 0, 0, 0};
+    static const uint8_t empty_pin[] = {0x01, 0, 0, 0, 1, 6, 0x1a, 0, 0, 0, 0};
+
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, &err),
+                     0);
+    ck_assert_int_eq(req.op, POL_OP_UNLOCK);
+    ck_assert_int_eq(req.lock, 0);
+    ck_assert_uint_eq(req.unlock_s, 120);
+    ck_assert_uint_eq(req.pin_len, 5);
+    ck_assert_mem_eq(req.pin, "12\0345", 5); /* bytes, a NUL inside kept */
+    free(frame);
+    in = (struct sgn_request){.op = POL_OP_UNLOCK, .lock = 1};
+    ck_assert_int_eq(sgn_wire_encode_request(&in, &frame, &len), 0);
+    ck_assert_int_eq(sgn_wire_decode_request(frame + SGN_WIRE_HEADER_LEN, len - SGN_WIRE_HEADER_LEN,
+                                             &req, certs, &err),
+                     0);
+    ck_assert_int_eq(req.lock, 1);
+    ck_assert_ptr_null(req.pin);
+    free(frame);
+    expect_decode_error(on_sign, sizeof on_sign,
+                        "unlock fields (0x18-0x1a) in a request that is not op unlock");
+    expect_decode_error(lock_2, sizeof lock_2, "unlock-action 0x18 must be 1 (lock), not 2");
+    expect_decode_error(zero_s, sizeof zero_s, "unlock-seconds 0x19 must not be 0");
+    expect_decode_error(empty_pin, sizeof empty_pin, "pin 0x1a must be 1 to 256 bytes, not 0");
+}
+END_TEST
+
 START_TEST(key_field_errors)
 {
     /* op key without its sub-op; a sub-op on op sign; sub-op 6; flags bit 1; bits in 2 bytes */
@@ -347,6 +391,7 @@ int main(void)
     tcase_add_test(tc, dry_run_field);
     tcase_add_test(tc, key_request_round_trip);
     tcase_add_test(tc, key_field_errors);
+    tcase_add_test(tc, unlock_request_round_trip);
     tcase_add_test(tc, too_many_certs);
     tcase_add_test(tc, reply_without_status);
     suite_add_tcase(s, tc);
