@@ -196,13 +196,17 @@ void cli_json_emitted(void);
 struct cli_json {
     struct buf b;
     int fields;
+    char outer; /* what cli_json_print closes the document with */
 };
 void cli_json_begin(struct cli_json *j);
+/* A document that is an array (key list); its elements: cli_json_open(j, NULL, '{'). */
+void cli_json_begin_list(struct cli_json *j);
 void cli_json_str(struct cli_json *j, const char *key, const char *value); /* NULL: null */
 void cli_json_int(struct cli_json *j, const char *key, long long value);
 void cli_json_bool(struct cli_json *j, const char *key, int value);
 void cli_json_raw(struct cli_json *j, const char *key, const char *json);
 /* A nested object ('{') or array ('['): open, fields or elements, close with '}' or ']'. */
+/* key NULL: an element of the array being built (an object inside an array). */
 void cli_json_open(struct cli_json *j, const char *key, char bracket);
 void cli_json_close(struct cli_json *j, char bracket);
 void cli_json_elem(struct cli_json *j); /* before each array element: the comma */

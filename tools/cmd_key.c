@@ -45,14 +45,15 @@ static int key_list(int argc, char **argv, struct cli_global *g)
         return cli_exit_for(&te);
     }
     if (g->json) {
-        printf("[");
+        struct cli_json j;
+
+        cli_json_begin_list(&j);
         for (size_t i = 0; i < n; i++) {
-            if (i)
-                printf(",");
-            key_print_info_json(&keys[i]);
+            cli_json_open(&j, NULL, '{');
+            key_add_info_json(&j, &keys[i]);
+            cli_json_close(&j, '}');
         }
-        printf("]\n");
-        cli_json_emitted();
+        cli_json_print(&j);
     } else {
         for (size_t i = 0; i < n; i++)
             key_print_info_text(&keys[i]);

@@ -53,13 +53,25 @@ void cli_json_begin(struct cli_json *j)
 {
     buf_init(&j->b, 0);
     j->fields = 0;
+    j->outer = '}';
     buf_puts(&j->b, "{");
 }
 
+void cli_json_begin_list(struct cli_json *j)
+{
+    buf_init(&j->b, 0);
+    j->fields = 0;
+    j->outer = ']';
+    buf_puts(&j->b, "[");
+}
+
+/* The key of the next member; NULL: the next element of an array (only its comma). */
 static void key(struct cli_json *j, const char *k)
 {
     if (j->fields++)
         buf_puts(&j->b, ",");
+    if (!k)
+        return;
     json_cstring(&j->b, k);
     buf_puts(&j->b, ":");
 }
@@ -109,7 +121,8 @@ void cli_json_elem(struct cli_json *j)
 
 void cli_json_print(struct cli_json *j)
 {
-    buf_puts(&j->b, "}\n");
+    buf_put(&j->b, &j->outer, 1);
+    buf_puts(&j->b, "\n");
     const char *text = buf_str(&j->b);
     fputs(text ? text
                : "{\"error\":{\"code\":7,\"class\":\"service\",\"message\":\"out of "

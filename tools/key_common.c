@@ -62,14 +62,6 @@ const char *key_json_bool(int v)
     return v < 0 ? "null" : v ? "true" : "false";
 }
 
-void key_json_str(const char *key, const char *value, int comma)
-{
-    printf("\"%s\":", key);
-    cli_json_string(stdout, value, strlen(value));
-    if (comma)
-        putchar(',');
-}
-
 int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len)
 {
     const unsigned char *p = der;
@@ -203,48 +195,64 @@ void key_print_result_json(const char *command, const char *label, const char *m
     cli_json_print(&j);
 }
 
-void key_print_info_json(const struct tok_key_info *k)
+/* -1 unknown (the token did not say): null. */
+static void json_tristate(struct cli_json *j, const char *name, int v)
+{
+    cli_json_raw(j, name, key_json_bool(v));
+}
+
+void key_add_info_json(struct cli_json *j, const struct tok_key_info *k)
 {
     char id[129], sha[65], from[32], to[32];
 
     hex_lower(k->id, k->id_len, 0, id, sizeof id);
-    printf("{");
-    key_json_str("label", k->label, 1);
-    key_json_str("id", id, 1);
-    key_json_str("key_type", k->key_type, 0);
-    printf(",\"bits\":%u,\"has_private\":%s,\"has_public\":%s,\"has_cert\":%s,", k->bits,
-           key_json_bool(k->has_private), key_json_bool(k->has_public), key_json_bool(k->has_cert));
+    cli_json_str(j, "label", k->label);
+    cli_json_str(j, "id", id);
+    cli_json_str(j, "key_type", k->key_type);
+    cli_json_int(j, "bits", k->bits);
+    cli_json_bool(j, "has_private", k->has_private);
+    cli_json_bool(j, "has_public", k->has_public);
+    cli_json_bool(j, "has_cert", k->has_cert);
     if (k->has_cert) {
+        char subject[1024];
         iso_time(k->not_before, from);
         iso_time(k->not_after, to);
         hex_lower(k->cert_sha256, 32, 0, sha, sizeof sha);
-        char subject[1024];
         subject_text(k, subject, sizeof subject);
-        key_json_str("subject", subject, 1);
-        key_json_str("serial", k->serial_hex, 1);
-        key_json_str("not_before", from, 1);
-        key_json_str("not_after", to, 1);
-        key_json_str("cert_sha256", sha, 1);
+        cli_json_str(j, "subject", subject);
+        cli_json_str(j, "serial", k->serial_hex);
+        cli_json_str(j, "not_before", from);
+        cli_json_str(j, "not_after", to);
+        cli_json_str(j, "cert_sha256", sha);
     }
-    {
-        char priv[64], pub[64];
-        tok_usage_text(&k->usage, 1, priv, sizeof priv);
-        tok_usage_text(&k->usage, 0, pub, sizeof pub);
-        printf("\"usage\":{");
-        key_json_str("private", k->has_private ? priv : "", 1);
-        key_json_str("public", k->has_public ? pub : "", 1);
-        printf("\"sign_only\":%s},", tok_usage_sign_only(&k->usage) ? "true" : "false");
-    }
-    printf("\"uri\":{");
-    key_json_str("private", k->uri_private, 1);
-    key_json_str("public", k->uri_public, 1);
-    key_json_str("cert", k->uri_cert, 0);
-    printf("},");
-    key_json_str("origin", origin_word(k->origin), 1);
-    key_json_str("origin_basis", basis_word(k->origin_basis), 1);
-    printf("\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s,\"extractable\":%s,"
-           "\"sensitive\":%s,\"always_authenticate\":%s}",
-           key_json_bool(k->local), key_json_bool(k->always_sensitive),
-           key_json_bool(k->never_extractable), key_json_bool(k->extractable),
-           key_json_bool(k->sensitive), key_json_bool(k->always_authenticate));
+    char priv[64], pub[64];
+    tok_usage_text(&k->usage, 1, priv, sizeof priv);
+    tok_usage_text(&k->usage, 0, pub, sizeof pub);
+    cli_json_open(j, "usage", '{');
+    cli_json_str(j, "private", k->has_private ? priv : "");
+    cli_json_str(j, "public", k->has_public ? pub : "");
+    cli_json_bool(j, "sign_only", tok_usage_sign_only(&k->usage));
+    cli_json_close(j, '}');
+    cli_json_open(j, "uri", '{');
+    cli_json_str(j, "private", k->uri_private);
+    cli_json_str(j, "public", k->uri_public);
+    cli_json_str(j, "cert", k->uri_cert);
+    cli_json_close(j, '}');
+    cli_json_str(j, "origin", origin_word(k->origin));
+    cli_json_str(j, "origin_basis", basis_word(k->origin_basis));
+    json_tristate(j, "local", k->local);
+    json_tristate(j, "always_sensitive", k->always_sensitive);
+    json_tristate(j, "never_extractable", k->never_extractable);
+    json_tristate(j, "extractable", k->extractable);
+    json_tristate(j, "sensitive", k->sensitive);
+    json_tristate(j, "always_authenticate", k->always_authenticate);
+}
+
+void key_print_info_json(const struct tok_key_info *k)
+{
+    struct cli_json j;
+
+    cli_json_begin(&j);
+    key_add_info_json(&j, k);
+    cli_json_print(&j);
 }

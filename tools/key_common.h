@@ -35,11 +35,11 @@ int key_parse_uint(const char *opt, const char *arg, unsigned max, unsigned *out
 /* -1 unknown, 0 no, 1 yes. */
 const char *key_yes_no(int v);
 const char *key_json_bool(int v);
-/* "key":"value" to stdout, with a comma after it when comma is set. */
-void key_json_str(const char *key, const char *value, int comma);
 /* A DER certificate as PEM; *pem is malloc'd. */
 int key_cert_pem(const uint8_t *der, size_t len, uint8_t **pem, size_t *pem_len);
 void key_print_info_text(const struct tok_key_info *k);
+/* The key object of docs/json.md: its members added to j's open object, or printed alone. */
+void key_add_info_json(struct cli_json *j, const struct tok_key_info *k);
 void key_print_info_json(const struct tok_key_info *k);
 /* --json: the document of a key operation that has no key to describe (through the service,
  * delete, csr): {"command","status":"ok","label","message"}. */

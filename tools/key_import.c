@@ -73,15 +73,19 @@ static void print_import(const struct cli_global *g, const char *label, const ch
     hex_lower(r->id, r->id_len, 0, id, sizeof id);
     hex_lower(r->cert_sha256, 32, 0, sha, sizeof sha);
     if (g->json) {
-        printf("{");
-        key_json_str("label", label, 1);
-        key_json_str("id", id, 1);
-        printf("\"key_type\":\"RSA\",\"bits\":%u,", r->bits);
-        key_json_str("cert_sha256", sha, 1);
-        printf("\"imported\":true,\"local\":%s,\"always_sensitive\":%s,\"never_extractable\":%s}\n",
-               key_json_bool(r->local), key_json_bool(r->always_sensitive),
-               key_json_bool(r->never_extractable));
-        cli_json_emitted();
+        struct cli_json j;
+
+        cli_json_begin(&j);
+        cli_json_str(&j, "label", label);
+        cli_json_str(&j, "id", id);
+        cli_json_str(&j, "key_type", "RSA");
+        cli_json_int(&j, "bits", r->bits);
+        cli_json_str(&j, "cert_sha256", sha);
+        cli_json_bool(&j, "imported", 1);
+        cli_json_raw(&j, "local", key_json_bool(r->local));
+        cli_json_raw(&j, "always_sensitive", key_json_bool(r->always_sensitive));
+        cli_json_raw(&j, "never_extractable", key_json_bool(r->never_extractable));
+        cli_json_print(&j);
         return;
     }
     if (g->quiet)

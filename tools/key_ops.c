@@ -133,8 +133,6 @@ int key_call(struct cli_global *g, const struct sgn_request *req, struct sgn_res
     if (show && b.direct && tok_key_attributes(b.tok, show, &info, &te) == 0) {
         if (g->json) {
             key_print_info_json(&info);
-            putchar('\n');
-            cli_json_emitted();
         } else if (!g->quiet) {
             printf("%s: ", r->message);
             key_print_info_text(&info);
