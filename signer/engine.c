@@ -47,6 +47,7 @@ int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,
     e->audit = opts->audit;
     e->check_access = opts->check_access;
     e->use_state = opts->use_state;
+    e->direct = opts->direct;
     pthread_mutex_init(&e->keys_lock, NULL);
     if (e->boot.recovery_unlock.mode == POL_UNLOCK_MANUAL && eng_unlock_new(e, err) != 0) {
         pthread_mutex_destroy(&e->keys_lock);

@@ -93,6 +93,7 @@ struct sgn_engine {
     struct pol_audit *audit;
     int check_access;
     int use_state;
+    int direct; /* sgn_engine_opts.direct */
     pthread_mutex_t keys_lock;
     struct eng_key *keys[POL_KEY_COUNT]; /* found on first use, kept */
     /* Keys a key operation replaced: a request may still hold one, so they live until the

@@ -136,6 +136,7 @@ struct sgn_engine_opts {
     struct pol_audit *audit;      /* NULL: no audit log (direct mode without a config) */
     int check_access;             /* apply cfg access rules to the peer */
     int use_state;                /* read cfg->state_dir (0: empty state, direct mode default) */
+    int direct;                   /* in the caller's process: no service can unlock its keys */
 };
 
 int sgn_engine_new(const struct sgn_engine_opts *opts, struct sgn_engine **out,

@@ -37,6 +37,16 @@
 #include "signer/internal.h"
 
 #define LOCKED_TEXT "the recovery key is locked: run itl-sign unlock --key recovery"
+/* Direct mode has no service to unlock it, and the unlock is the operator's act, not the config's.
+ */
+#define LOCKED_DIRECT_TEXT                                                                         \
+    "the recovery key is locked (keys.recovery.unlock: manual) and direct mode cannot unlock "     \
+    "it: run this through itl-signd after itl-sign unlock --key recovery"
+
+static const char *locked_text(const struct sgn_engine *e)
+{
+    return e->direct ? LOCKED_DIRECT_TEXT : LOCKED_TEXT;
+}
 
 struct eng_unlock {
     pthread_rwlock_t use; /* the session below: shared by operations, exclusive to change it */
@@ -262,7 +272,7 @@ int eng_unlock_enter(struct eng_op_ctx *o)
     if (u->tok)
         return 1;
     pthread_rwlock_unlock(&u->use);
-    eng_fail(o->r, SGN_E_DENIED, "%s", LOCKED_TEXT);
+    eng_fail(o->r, SGN_E_DENIED, "%s", locked_text(o->e));
     snprintf(o->r->rule, sizeof o->r->rule, "locked");
     return -1;
 }
@@ -277,7 +287,7 @@ struct eng_key *eng_signing_key(struct sgn_engine *e, enum pol_key_role role, st
     if (role != POL_KEY_RECOVERY || !e->unlock)
         return eng_role_key(e, role, r);
     if (!e->unlock->key) /* eng_unlock_enter refuses first; a caller that did not enter */
-        eng_fail(r, SGN_E_DENIED, "%s", LOCKED_TEXT);
+        eng_fail(r, SGN_E_DENIED, "%s", locked_text(e));
     return e->unlock->key;
 }
 int eng_recovery_cert_sha256(struct sgn_engine *e, uint8_t sha[32])

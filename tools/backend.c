@@ -60,6 +60,7 @@ static int open_direct(struct cli_global *g, struct backend *b)
     eo.audit = b->audit;
     eo.check_access = g->config != NULL;
     eo.use_state = g->config != NULL;
+    eo.direct = 1;
     if (sgn_engine_new(&eo, &b->engine, &pe) != 0) {
         cli_error("%s", pe.msg);
         return EXIT_TOKEN;

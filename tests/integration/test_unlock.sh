@@ -100,6 +100,14 @@ last_audit reset | grep -q '"result":"denied".*"rule":"locked"' ||
     fail "the refused reset is not audited with rule locked: $(last_audit reset)"
 ok "locked at start: reset and build --key recovery refused ('$LOCKED_MSG', exit 5, audited); TFTP build and sign work"
 
+# Direct mode has no service to unlock the key: it says so instead of pointing at unlock.
+rc=0
+"$CLI" --config "$CFG" --direct reset "$T/ITLFile.tlv" -o "$T/out/direct.tlv" >"$T/direct.log" 2>&1 || rc=$?
+[ "$rc" -eq 5 ] && grep -qF "direct mode cannot unlock it: run this through itl-signd" "$T/direct.log" ||
+    fail "direct reset with unlock: manual: exit $rc: $(cat "$T/direct.log")"
+[ ! -e "$T/out/direct.tlv" ] || fail "a refused direct reset left an output"
+ok "direct mode with unlock: manual: reset refused (exit 5), saying direct mode cannot unlock the key"
+
 # ---- a peer without the unlock right ----
 uid=$(id -u "$TEST_USER")
 install -m 0600 -o "$TEST_USER" "$T/recovery.pin" "$T/user-recovery.pin"
