@@ -267,7 +267,26 @@ SOFTHSM2_CONF=$CONF_CM2 "$BIN" plan --json --reports fleet.csv --history hist "$
     --timestamp 1700000000 >pb.json 2>pb.err || [ $? -eq 8 ] || die "plan --build --token: $(cat pb.err)"
 python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a["phones"]==b["phones"]' pb-file.json pb.json ||
     die "plan --build with the token's certificate differs: $(cat pb.json pb.err)"
-ok "plan --build: label:NAME needs --token (said so), and from the token predicts as the file"
+# --config: the config's token (token.uri, module, pin-file), not its service
+cat >plan.yaml <<EOF2
+node: { name: cucm-pub, role: publisher }
+token:
+  module: ${TOK_CM2[1]}
+  uri: "${TOK_CM2[3]}"
+  pin-file: ${TOK_CM2[5]}
+keys:
+  recovery: { label: ITLRecovery }
+  tftp: { label: CallManager }
+state-dir: $WORK/plan-state
+audit-log: $WORK/plan-audit.log
+EOF2
+[ "${TOK_CM2[0]} ${TOK_CM2[2]} ${TOK_CM2[4]}" = "--module --token --pin-file" ] || die "TOK layout: ${TOK_CM2[*]}"
+SOFTHSM2_CONF=$CONF_CM2 "$BIN" plan --json --reports fleet.csv --history hist --config plan.yaml \
+    --build --sast label:CallManager --ccm-tftp label:CallManager --tvs TVS1.pem --sast R1.pem \
+    --timestamp 1700000000 >pb.json 2>pb.err || [ $? -eq 8 ] || die "plan --build --config: $(cat pb.err)"
+python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a["phones"]==b["phones"]' pb-file.json pb.json ||
+    die "plan --build with the config's token differs: $(cat pb.json pb.err)"
+ok "plan --build: label:NAME needs --token or --config (said so), and from the token predicts as the file"
 
 # Usage: --new and --build together, neither, and build's signing-only options.
 expect_exit 2 "$BIN" plan --new new-same-key.tlv --reports cluster.csv --history hist --build --sast CM1.pem
