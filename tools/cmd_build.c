@@ -51,7 +51,9 @@ static void build_usage(FILE *f)
         "                      [--digest sha1|sha256|sha512] [--filename NAME] [-o ITLFile.tlv]\n"
         "                      [--layout cucm|certutils] [--dry-run]\n"
         "CERT is a PEM/DER file or the label of a certificate on the token (label:NAME).\n"
-        "Records follow the order of the arguments; the signer must be one of the --sast.\n");
+        "Records follow the order of the arguments; the signer must be one of the --sast.\n"
+        "FILENAME (what phones fetch, what publish serves it as): --filename, else ITLFile.tlv\n"
+        "(CTLFile.tlv when -o names CTL...), whatever the -o name.\n");
 }
 
 int sign_build_parse(int argc, char **argv, struct cli_global *g, struct sign_build_args *b)
