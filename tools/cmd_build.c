@@ -53,7 +53,7 @@ static void build_usage(FILE *f)
         "CERT is a PEM/DER file or the label of a certificate on the token (label:NAME).\n"
         "Records follow the order of the arguments; the signer must be one of the --sast.\n"
         "FILENAME (what phones fetch, what publish serves it as): --filename, else ITLFile.tlv\n"
-        "(CTLFile.tlv when -o names CTL...), whatever the -o name.\n");
+        "(CTLFile.tlv when -o names CTL...) for any .tlv -o name.\n");
 }
 
 int sign_build_parse(int argc, char **argv, struct cli_global *g, struct sign_build_args *b)
