@@ -41,8 +41,8 @@ int signer_prepare(const struct itl_signer *signer, X509 **x, size_t *sig_bytes,
     EVP_PKEY *pk;
 
     *x = NULL;
-    if (!signer || !signer->sign || !signer->cert_der) {
-        err_set(err, ITL_E_INPUT, "no signer (certificate and signing callback) given");
+    if (!signer || !signer->cert_der) { /* sign NULL: signed by nobody (finish_signed) */
+        err_set(err, ITL_E_INPUT, "no signer certificate given");
         return -1;
     }
     if (!digest_md(signer->digest, err))
@@ -185,8 +185,12 @@ int finish_signed(struct tlv_out *b, size_t sig_at, const uint8_t *tail, size_t 
                 b->buf.len + tail_len + 3 + want);
         goto out;
     }
-    if (call_signer(signer, b->buf.data, b->buf.len, sig, &sig_len, err) != 0)
+    if (!signer->sign) { /* not signed (plan --build): a signature of zeros, never verified */
+        memset(sig, 0, want);
+        sig_len = want;
+    } else if (call_signer(signer, b->buf.data, b->buf.len, sig, &sig_len, err) != 0) {
         goto out;
+    }
     if (sig_len != want) {
         err_set(err, ITL_E_INPUT,
                 "the signer returned a %zu-byte signature; its key makes %zu-byte ones", sig_len,
@@ -200,7 +204,8 @@ int finish_signed(struct tlv_out *b, size_t sig_at, const uint8_t *tail, size_t 
         goto out;
     }
 
-    if (itl_parse(file, total, kind, &check, &verr) != 0 || verify_with_x509(&check, sx, &verr)) {
+    if (itl_parse(file, total, kind, &check, &verr) != 0 ||
+        (signer->sign && verify_with_x509(&check, sx, &verr))) {
         err_set(err, ITL_E_INPUT,
                 "the file just built does not verify with the signer certificate: %s", verr.msg);
         itl_file_free(&check);
@@ -294,6 +299,20 @@ out:
     OPENSSL_free(pub);
     X509_free(x);
     return rc;
+}
+
+void itl_build_layout(struct itl_build_opts *bo, enum itl_layout layout)
+{
+    bo->layout = layout;
+    if (layout == ITL_LAYOUT_CERTUTILS) { /* what certutils (tlvfile) writes */
+        bo->signer_order = ITL_ORDER_NAME_ISSUER_SERIAL;
+        bo->names = ITL_NAMES_CERTUTILS;
+        bo->signer_version = 0x0100;
+    } else {
+        bo->signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
+        bo->names = ITL_NAMES_CUCM;
+        bo->signer_version = 0;
+    }
 }
 
 int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,

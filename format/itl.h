@@ -251,7 +251,7 @@ struct itl_signer {
      * much CPU as a signature in OpenSSL 3, so a signer of many files parses it once. */
     const void *cert_x509;
     int digest;
-    itl_sign_fn sign;
+    itl_sign_fn sign; /* NULL: signed by nobody (a SIGNATURE of zeros; itl_build_tlv) */
     void *ctx;
 };
 
@@ -275,8 +275,13 @@ struct itl_build_opts {
     const struct itl_file *known;
 };
 
+/* The header and record conventions of a layout (signer-info order, names, tag 28). */
+void itl_build_layout(struct itl_build_opts *bo, enum itl_layout layout);
+
 /* Build an ITL/CTL: header, 0x0D padding to 4 bytes, lengths patched, signed, verified with
- * the signer certificate before returning. *out is malloc'd. */
+ * the signer certificate before returning. *out is malloc'd. A signer without `sign` makes an
+ * ITL signed by nobody (a SIGNATURE of zeros, not verified) for the phone model's
+ * assume_signer (itl-sign plan --build): never a file to serve. */
 int itl_build_tlv(const struct itl_entry *entries, size_t n, const struct itl_build_opts *opts,
                   const struct itl_signer *signer, uint8_t **out, size_t *out_len,
                   struct itl_error *err);
@@ -385,6 +390,11 @@ struct itl_trust_opts {
     size_t tvs_cert_len;
     const struct itl_entry *tvs_trusts; /* the certificates TVS trusts (function unused) */
     size_t n_tvs_trusts;
+    /* A file not signed yet (itl-sign plan --build): its signature is taken as valid by this
+     * certificate (DER) and by any certificate with its public key, and by no other; every
+     * other rule (who may sign, TVS, expiry, names) is checked as usual. NULL: verified. */
+    const uint8_t *assume_signer;
+    size_t assume_signer_len;
 };
 
 struct itl_trust_verdict {

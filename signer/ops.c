@@ -307,16 +307,7 @@ void eng_op_build(struct eng_op_ctx *o)
     if (dry_run_stop(o))
         goto out;
     bo.timestamp = request_time(o->req);
-    if (o->req->layout == 1) { /* what certutils (tlvfile) writes */
-        bo.layout = ITL_LAYOUT_CERTUTILS;
-        bo.signer_order = ITL_ORDER_NAME_ISSUER_SERIAL;
-        bo.names = ITL_NAMES_CERTUTILS;
-        bo.signer_version = 0x0100;
-    } else {
-        bo.layout = ITL_LAYOUT_CUCM;
-        bo.signer_order = ITL_ORDER_NAME_SERIAL_ISSUER;
-        bo.names = ITL_NAMES_CUCM;
-    }
+    itl_build_layout(&bo, o->req->layout == 1 ? ITL_LAYOUT_CERTUTILS : ITL_LAYOUT_CUCM);
     if (itl_build_tlv(entries, o->req->n_certs, &bo, &o->signer, &o->r->out, &o->r->out_len, &ie) !=
         0) {
         fail_format(o->r, &o->sc, "build", &ie);

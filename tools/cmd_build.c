@@ -5,22 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "format/itl.h"
-
-struct build_ctx {
-    struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS];
-    uint8_t *owned[SGN_MAX_BUILD_CERTS];
-    size_t n;
-    int failed;
-};
 
 /* A certificate argument: an existing PEM/DER file, or the label of a certificate on the
  * token ("label:NAME" forces the token). */
 static int build_cert_option(int opt, const char *arg, void *ctx)
 {
-    struct build_ctx *b = ctx;
+    struct sign_build_args *b = ctx;
     struct sgn_cert_arg *c;
     struct stat st;
     struct itl_error err;
@@ -57,10 +51,12 @@ static void build_usage(FILE *f)
         "                      [--digest sha1|sha256|sha512] [--filename NAME] [-o ITLFile.tlv]\n"
         "                      [--layout cucm|certutils] [--dry-run]\n"
         "CERT is a PEM/DER file or the label of a certificate on the token (label:NAME).\n"
-        "Records follow the order of the arguments; the signer must be one of the --sast.\n");
+        "Records follow the order of the arguments; the signer must be one of the --sast.\n"
+        "FILENAME (what phones fetch, what publish serves it as): --filename, else ITLFile.tlv\n"
+        "(CTLFile.tlv when -o names CTL...) for any .tlv -o name.\n");
 }
 
-int cmd_build(int argc, char **argv, struct cli_global *g)
+int sign_build_parse(int argc, char **argv, struct cli_global *g, struct sign_build_args *b)
 {
     static const struct option longopts[] = {
         SIGN_LONG_OPTIONS,
@@ -77,8 +73,48 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
         {"app-server", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_APP_SERVER},
         {"tvs", required_argument, NULL, OPT_ROLE_BASE + ITL_ROLE_TVS},
         {NULL, 0, NULL, 0}};
-    struct sign_opts o = {0};
-    struct build_ctx *b = calloc(1, sizeof *b);
+    int rc;
+
+    memset(b, 0, sizeof *b);
+    rc = sign_parse_options(argc, argv, g, &b->o, longopts, build_usage, build_cert_option, b);
+    if (rc == EXIT_OK && (optind != argc || b->n == 0)) {
+        build_usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    return rc;
+}
+
+void sign_build_args_free(struct sign_build_args *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->owned[i]);
+    b->n = 0;
+}
+
+/* Phones fetch ITLFile.tlv and CTLFile.tlv; CTLSEP<MAC>.tlv and ITLSEP<MAC>.tlv carry those
+ * names in FILENAME too (docs/format.md). A .tlv output named otherwise (ITL-new.tlv) still
+ * gets the name phones fetch: the FILENAME is what publish serves it as. */
+const char *sign_build_filename(const struct sign_opts *o, const char *out, int quiet)
+{
+    const char *base = sign_base_name(out), *name;
+    size_t n = strlen(base);
+
+    if (o->filename)
+        return o->filename;
+    if (strcmp(base, "ITLFile.tlv") == 0 || strcmp(base, "CTLFile.tlv") == 0 || n < 4 ||
+        strcasecmp(base + n - 4, ".tlv") != 0)
+        return base; /* not a list's name: the kind check decides */
+    name = strncasecmp(base, "CTL", 3) == 0 ? "CTLFile.tlv" : "ITLFile.tlv";
+    if (!quiet)
+        cli_warn("build: FILENAME is %s, the name phones fetch, not %s (-o); --filename NAME "
+                 "writes another",
+                 name, base);
+    return name;
+}
+
+int cmd_build(int argc, char **argv, struct cli_global *g)
+{
+    struct sign_build_args *b = calloc(1, sizeof *b);
     struct sgn_request req;
     struct sgn_result r = {0};
     const char *out;
@@ -86,30 +122,25 @@ int cmd_build(int argc, char **argv, struct cli_global *g)
 
     if (!b)
         return EXIT_OUTPUT;
-    rc = sign_parse_options(argc, argv, g, &o, longopts, build_usage, build_cert_option, b);
-    if (rc == EXIT_OK && (optind != argc || b->n == 0)) {
-        build_usage(stderr);
-        rc = EXIT_USAGE;
-    }
+    rc = sign_build_parse(argc, argv, g, b);
     if (rc == EXIT_OK) {
-        out = o.out ? o.out : "ITLFile.tlv";
-        sign_fill_request(&req, POL_OP_BUILD, &o);
-        req.filename = o.filename ? o.filename : sign_base_name(out);
+        out = b->o.out ? b->o.out : "ITLFile.tlv";
+        sign_fill_request(&req, POL_OP_BUILD, &b->o);
+        req.filename = sign_build_filename(&b->o, out, g->quiet);
         req.out_filename = req.filename;
         req.certs = b->certs;
         req.n_certs = b->n;
-        req.layout = o.layout;
+        req.layout = b->o.layout;
         rc = sign_call_once(g, &req, &r, NULL);
         if (rc == EXIT_OK)
             rc = sign_report("build", &r, g->quiet);
-        if (rc == EXIT_OK && !o.dry_run) /* certificates only: public */
+        if (rc == EXIT_OK && !b->o.dry_run) /* certificates only: public */
             rc = sign_write_output(out, r.out, r.out_len, 0644);
         if (rc == EXIT_OK)
-            sign_print_outputs("build", &r, &out, 1, o.dry_run, g);
+            sign_print_outputs("build", &r, &out, 1, b->o.dry_run, g);
     }
     sgn_result_free(&r);
-    for (size_t i = 0; i < b->n; i++)
-        free(b->owned[i]);
+    sign_build_args_free(b);
     free(b);
     return rc;
 }

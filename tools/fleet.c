@@ -12,24 +12,42 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int fleet_itl_load(const char *path, const char *name, struct fleet_itl *h, struct itl_error *err)
+/* `what` names the bytes in messages (the path read, or the name given). */
+static int adopt(uint8_t *data, size_t len, const char *name, const char *what, struct fleet_itl *h,
+                 struct itl_error *err)
 {
     memset(h, 0, sizeof *h);
     text_printf(h->name, sizeof h->name, "%s", name);
-    if (file_read(path, FILE_NOFOLLOW, FLEET_FILE_LIMIT, &h->data, &h->len, err) != 0)
-        return -1;
-    if (itl_parse(h->data, h->len, ITL_KIND_AUTO, &h->f, err) != 0) {
-        free(h->data);
-        h->data = NULL;
-        return err_prefix(err, "%s: not an ITL/CTL: ", path);
+    if (itl_parse(data, len, ITL_KIND_AUTO, &h->f, err) != 0) {
+        free(data);
+        return err_prefix(err, "%s: not an ITL/CTL: ", what);
     }
+    h->data = data;
+    h->len = len;
     if (h->f.kind != ITL_KIND_TLV) {
         fleet_itl_free(h);
-        return err_set(err, ITL_E_INPUT, "%s: a %s, not an ITL/CTL (.tlv)", path,
+        return err_set(err, ITL_E_INPUT, "%s: a %s, not an ITL/CTL (.tlv)", what,
                        itl_kind_name(h->f.kind));
     }
     EVP_Digest(h->data, h->len, h->sha1, NULL, EVP_sha1(), NULL);
     return 0;
+}
+
+int fleet_itl_adopt(uint8_t *data, size_t len, const char *name, struct fleet_itl *h,
+                    struct itl_error *err)
+{
+    return adopt(data, len, name, name, h, err);
+}
+
+int fleet_itl_load(const char *path, const char *name, struct fleet_itl *h, struct itl_error *err)
+{
+    uint8_t *data;
+    size_t len;
+
+    memset(h, 0, sizeof *h);
+    if (file_read(path, FILE_NOFOLLOW, FLEET_FILE_LIMIT, &data, &len, err) != 0)
+        return -1;
+    return adopt(data, len, name, path, h, err);
 }
 
 void fleet_itl_free(struct fleet_itl *h)
@@ -37,7 +55,8 @@ void fleet_itl_free(struct fleet_itl *h)
     if (h->data)
         itl_file_free(&h->f);
     free(h->data);
-    h->data = NULL;
+    free(h->assumed_signer);
+    h->data = h->assumed_signer = NULL;
 }
 
 static int by_sha1(const void *a, const void *b)
@@ -260,15 +279,29 @@ static int tvs_still_trusted(const struct itl_file *held, const struct fleet_tvs
     return 0;
 }
 
-static enum itl_trust_path try_tvs(const struct itl_file *held, const struct itl_file *new_itl,
+/* The phone model's options for the new ITL: its assumed signer (plan --build), and the TVS
+ * server `tvs_index` (-1: none). */
+static struct itl_trust_opts new_itl_opts(const struct fleet_itl *new_itl,
+                                          const struct fleet_tvs *tvs, long tvs_index)
+{
+    struct itl_trust_opts o = {.assume_signer = new_itl->assumed_signer,
+                               .assume_signer_len = new_itl->assumed_signer_len};
+
+    if (tvs && tvs_index >= 0 && (size_t)tvs_index < tvs->n) {
+        o.tvs_cert = tvs->cert[tvs_index];
+        o.tvs_cert_len = tvs->cert_len[tvs_index];
+        o.tvs_trusts = tvs->trusts;
+        o.n_tvs_trusts = tvs->n_trusts;
+    }
+    return o;
+}
+
+static enum itl_trust_path try_tvs(const struct itl_file *held, const struct fleet_itl *new_itl,
                                    const struct fleet_tvs *tvs, struct itl_trust_verdict *tv)
 {
     for (size_t i = 0; tvs && i < tvs->n; i++) {
-        struct itl_trust_opts o = {.tvs_cert = tvs->cert[i],
-                                   .tvs_cert_len = tvs->cert_len[i],
-                                   .tvs_trusts = tvs->trusts,
-                                   .n_tvs_trusts = tvs->n_trusts};
-        if (itl_trust_decide(held, new_itl, &o, tv) == ITL_TRUST_TVS)
+        struct itl_trust_opts o = new_itl_opts(new_itl, tvs, (long)i);
+        if (itl_trust_decide(held, &new_itl->f, &o, tv) == ITL_TRUST_TVS)
             return ITL_TRUST_TVS;
     }
     return ITL_TRUST_NONE;
@@ -296,23 +329,20 @@ static void name_mistakes(const struct itl_file *held, const struct itl_file *ne
         v->mistakes |= FLEET_M_RECOVERY_CHANGED;
 }
 
-void fleet_decide(const struct itl_file *held, const struct itl_file *new_itl,
+void fleet_decide(const struct itl_file *held, const struct fleet_itl *nf,
                   const struct fleet_tvs *tvs, struct fleet_verdict *v)
 {
+    const struct itl_file *new_itl = &nf->f;
+    struct itl_trust_opts direct = new_itl_opts(nf, NULL, -1), first_tvs = new_itl_opts(nf, tvs, 0);
     struct itl_trust_verdict tv;
     enum itl_trust_path p;
 
     memset(v, 0, sizeof *v);
-    p = itl_trust_decide(held, new_itl, NULL, &tv);
+    p = itl_trust_decide(held, new_itl, &direct, &tv);
     if (p == ITL_TRUST_NONE)
-        p = try_tvs(held, new_itl, tvs, &tv) == ITL_TRUST_TVS ? ITL_TRUST_TVS : ITL_TRUST_NONE;
+        p = try_tvs(held, nf, tvs, &tv) == ITL_TRUST_TVS ? ITL_TRUST_TVS : ITL_TRUST_NONE;
     if (p == ITL_TRUST_NONE && tvs && tvs->n)
-        itl_trust_decide(held, new_itl,
-                         &(struct itl_trust_opts){.tvs_cert = tvs->cert[0],
-                                                  .tvs_cert_len = tvs->cert_len[0],
-                                                  .tvs_trusts = tvs->trusts,
-                                                  .n_tvs_trusts = tvs->n_trusts},
-                         &tv); /* the reason, with the TVS path's part */
+        itl_trust_decide(held, new_itl, &first_tvs, &tv); /* the reason, with the TVS part */
     v->action = p == ITL_TRUST_DIRECT ? FLEET_ACCEPT
                 : p == ITL_TRUST_TVS  ? FLEET_ACCEPT_TVS
                                       : FLEET_REJECT;
@@ -421,9 +451,11 @@ static const struct fleet_verdict *through_ctl(struct fleet_judge *j, const stru
     if (!c || itl_list_of(&c->f) != ITL_LIST_CTL)
         return itl_verdict;
     i = (size_t)(c - j->hist->v);
-    if (!j->ctl_decided[i])
+    if (!j->ctl_decided[i]) {
+        struct itl_trust_opts o = new_itl_opts(j->new_itl, NULL, -1);
         j->ctl_decided[i] =
-            itl_trust_decide(&c->f, &j->new_itl->f, NULL, &tv) == ITL_TRUST_DIRECT ? 1 : 2;
+            itl_trust_decide(&c->f, &j->new_itl->f, &o, &tv) == ITL_TRUST_DIRECT ? 1 : 2;
+    }
     if (j->ctl_decided[i] != 1)
         return itl_verdict;
     *scratch = *itl_verdict;
@@ -468,7 +500,7 @@ const struct fleet_verdict *fleet_judge_report(struct fleet_judge *j, const stru
     }
     i = (size_t)(h - j->hist->v);
     if (!j->decided[i]) {
-        fleet_decide(&h->f, &j->new_itl->f, j->tvs, &j->verdicts[i]);
+        fleet_decide(&h->f, j->new_itl, j->tvs, &j->verdicts[i]);
         j->decided[i] = 1;
     }
     if (j->verdicts[i].action == FLEET_REJECT && r->has_ctl)

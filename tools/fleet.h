@@ -20,10 +20,16 @@ struct fleet_itl {
     uint8_t *data;
     size_t len;
     struct itl_file f;
+    /* Not signed yet (plan --build): judged as if this certificate (DER, owned) signed it. */
+    uint8_t *assumed_signer;
+    size_t assumed_signer_len;
 };
 
 /* Read and parse an ITL/CTL (.tlv), not through a final symbolic link. */
 int fleet_itl_load(const char *path, const char *name, struct fleet_itl *h, struct itl_error *err);
+/* The same for bytes in memory (malloc'd; owned by h from the call, whatever it returns). */
+int fleet_itl_adopt(uint8_t *data, size_t len, const char *name, struct fleet_itl *h,
+                    struct itl_error *err);
 void fleet_itl_free(struct fleet_itl *h);
 
 /* Every ITL ever served, sorted by SHA-1 so a report is found with one binary search. */
@@ -92,7 +98,7 @@ struct fleet_verdict {
 /* What a phone holding `held` does with `new_itl`: accept (a record of its ITL signed it),
  * accept via TVS (tvs may be NULL: not modelled), or reject; then current, rescuable by reset or
  * stranded; with the reasons and the classic mistakes this transition makes. */
-void fleet_decide(const struct itl_file *held, const struct itl_file *new_itl,
+void fleet_decide(const struct itl_file *held, const struct fleet_itl *new_itl,
                   const struct fleet_tvs *tvs, struct fleet_verdict *v);
 
 /* One phone report judged against a new ITL, the verdict computed once per history file. */

@@ -95,6 +95,17 @@ static int name_from_header(struct publish_file *f, const char *path, struct itl
     name[fn->len] = 0;
     if (itl_check_name(name, ITL_KIND_TLV, 0, err) != 0)
         return err_prefix(err, "%s: FILENAME: ", path);
+    /* Under any other name it would land beside the phones' file, where none asks for it
+     * (CTLSEP<MAC>.tlv and ITLSEP<MAC>.tlv carry these FILENAMEs too, docs/format.md). */
+    if (strcmp(name, "ITLFile.tlv") != 0 && strcmp(name, "CTLFile.tlv") != 0) {
+        const char *fix = itl_list_of(&f->f) == ITL_LIST_CTL ? "CTLFile.tlv" : "ITLFile.tlv";
+        return err_set(err, ITL_E_DENIED,
+                       "%s: its FILENAME field is \"%s\", a name no phone fetches (phones ask "
+                       "for ITLFile.tlv and CTLFile.tlv; publish serves a file under its "
+                       "FILENAME): nothing published; build it again with `itl-sign build "
+                       "--filename %s ...`",
+                       path, name, fix);
+    }
     text_printf(f->name, sizeof f->name, "%s", name);
     return 0;
 }
@@ -174,7 +185,7 @@ static int check_itl(struct publish *p, struct publish_target *t, struct itl_err
         t->v.action = FLEET_ACCEPT;
         reason(&t->v, "the target holds these bytes already");
     } else {
-        fleet_decide(&cur.f, &nf->f, &p->tvs, &t->v);
+        fleet_decide(&cur.f, &(struct fleet_itl){.f = nf->f}, &p->tvs, &t->v); /* a signed file */
     }
     fleet_itl_free(&cur);
     return 0;

@@ -77,6 +77,22 @@ struct sign_opts {
         "jobs", required_argument, NULL, OPT_JOBS                                                  \
     }
 
+/* build's records and options, parsed by build's own parser (cmd_build.c); plan --build
+ * takes the same arguments. */
+struct sign_build_args {
+    struct sign_opts o;
+    struct sgn_cert_arg certs[SGN_MAX_BUILD_CERTS]; /* in argument order */
+    uint8_t *owned[SGN_MAX_BUILD_CERTS];
+    size_t n;
+};
+/* build's options in argv (argv[0] is the command word); EXIT_OK, or the exit code after the
+ * message. Free with sign_build_args_free whatever it returns. */
+int sign_build_parse(int argc, char **argv, struct cli_global *g, struct sign_build_args *b);
+void sign_build_args_free(struct sign_build_args *b);
+/* The FILENAME a build writes: --filename; else -o's name when it is ITLFile.tlv, CTLFile.tlv
+ * or no .tlv name; else ITLFile.tlv (CTLFile.tlv for a CTL... name), warned unless quiet. */
+const char *sign_build_filename(const struct sign_opts *o, const char *out, int quiet);
+
 /* Parse a command's options; positional arguments remain at argv[optind..]. `extra` handles
  * the command's own options (1 handled, 0 not an option, -1 bad value). --help exits 0. */
 int sign_parse_options(int argc, char **argv, struct cli_global *g, struct sign_opts *o,

@@ -215,3 +215,83 @@ expect_exit 3 "$BIN" coverage --reports cluster.csv --history nothere --current 
 grep -q "cannot open history directory nothere: No such file or directory" <<<"$ERR" ||
     die "coverage history error: $ERR"
 ok "coverage: updates via TVS with the new ITL's TVS record or --tvs-cert; none with another TVS"
+
+# ---- plan --build: the proposed ITL as build's own arguments, signed by nobody ----
+# same NEW.tlv REPORTS BUILD-ARGS...: plan --build predicts what plan --new predicts for the ITL
+# built and signed for real: the same exit status, phones array and mistakes.
+same() {
+    local new=$1 reports=$2 rc_new=0 rc_build=0
+    shift 2
+    "$BIN" plan --json --new "$new" --reports "$reports" --history hist >pn.json 2>pn.err || rc_new=$?
+    "$BIN" plan --json --reports "$reports" --history hist --build "$@" --timestamp 1700000000 \
+        >pb.json 2>pb.err || rc_build=$?
+    [ $rc_new -eq $rc_build ] || die "plan --build $*: exit $rc_build, --new $new: $rc_new: $(cat pb.err)"
+    /usr/bin/python3 - pn.json pb.json <<'PY' || die "plan --build $* differs from --new $new"
+import json, sys
+n, b = (json.load(open(f)) for f in sys.argv[1:])
+assert n["phones"] and n["phones"] == b["phones"], (n["phones"], b["phones"])
+assert n["mistakes"] == b["mistakes"] and n["summary"] == b["summary"], (n, b)
+PY
+}
+same new-same-key.tlv fleet.csv --sast CM1.pem --ccm-tftp CM1.pem --tvs TVS1.pem --sast R1.pem \
+    --capf CM2.pem
+same new-cm-regen.tlv fleet.csv --sast CM2.pem --ccm-tftp CM2.pem --tvs TVS1.pem --sast R1.pem
+same new-both-regen.tlv fleet.csv --sast CM2.pem --ccm-tftp CM2.pem --tvs TVS2.pem --sast R1.pem
+grep -q callmanager-and-tvs-regenerated pb.json || die "plan --build: mistake 1 not named"
+same new-both-regen.tlv ctl.csv --sast CM2.pem --ccm-tftp CM2.pem --tvs TVS2.pem --sast R1.pem
+same new-tftp-key.tlv fleet.csv --sast T2.pem --ccm-tftp T2.pem --sast R1.pem
+grep -q new-signer-without-sast pb.json || die "plan --build: mistake 2 not named"
+same new-recovery.tlv fleet.csv --sast CM1.pem --ccm-tftp CM1.pem --tvs TVS1.pem --sast R2.pem
+grep -q recovery-sast-changed pb.json || die "plan --build: mistake 3 not named"
+ok "plan --build: each classic mistake predicted phone for phone as plan --new of the signed ITL"
+
+# The signer is the first --sast: R1 first is an ITL R1 signs, which every phone holding R1
+# takes directly (a reset); the phone without R1 does not.
+expect_exit 8 "$BIN" plan --json --reports cluster.csv --history hist --build --sast R1.pem \
+    --ccm-tftp CM2.pem --tvs TVS2.pem --sast CM2.pem
+python3 -c 'import json,sys; p={x["device"]:x for x in json.loads(sys.argv[1])["phones"]}; assert p["SEP000000000001"]["action"]=="accept" and p["SEP000000000002"]["action"]=="reject"' "$OUT" ||
+    die "plan --build with R1 first: $OUT"
+ok "plan --build: the first --sast is the signer it is judged by"
+
+# A label without a token: said clearly, exit 2; with --token the certificate comes from the
+# token (no PIN given: no login) and the prediction is the one for the file.
+expect_exit 2 "$BIN" plan --reports cluster.csv --history hist --build --sast label:CallManager \
+    --ccm-tftp CM2.pem
+grep -q "label of a certificate on a token; give --token URI" <<<"$ERR" || die "label without token: $ERR"
+expect_exit 2 "$BIN" plan --reports cluster.csv --history hist --build --sast CM9.pem
+grep -q "CM9.pem: no such file" <<<"$ERR" || die "missing file: $ERR"
+same new-cm-regen.tlv fleet.csv --sast CM2.pem --ccm-tftp CM2.pem --tvs TVS1.pem --sast R1.pem
+cp pb.json pb-file.json
+SOFTHSM2_CONF=$CONF_CM2 "$BIN" plan --json --reports fleet.csv --history hist "${TOK_CM2[@]}" \
+    --build --sast label:CallManager --ccm-tftp label:CallManager --tvs TVS1.pem --sast R1.pem \
+    --timestamp 1700000000 >pb.json 2>pb.err || [ $? -eq 8 ] || die "plan --build --token: $(cat pb.err)"
+python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a["phones"]==b["phones"]' pb-file.json pb.json ||
+    die "plan --build with the token's certificate differs: $(cat pb.json pb.err)"
+# --config: the config's token (token.uri, module, pin-file), not its service
+cat >plan.yaml <<EOF2
+node: { name: cucm-pub, role: publisher }
+token:
+  module: ${TOK_CM2[1]}
+  uri: "${TOK_CM2[3]}"
+  pin-file: ${TOK_CM2[5]}
+keys:
+  recovery: { label: ITLRecovery }
+  tftp: { label: CallManager }
+state-dir: $WORK/plan-state
+audit-log: $WORK/plan-audit.log
+EOF2
+[ "${TOK_CM2[0]} ${TOK_CM2[2]} ${TOK_CM2[4]}" = "--module --token --pin-file" ] || die "TOK layout: ${TOK_CM2[*]}"
+SOFTHSM2_CONF=$CONF_CM2 "$BIN" plan --json --reports fleet.csv --history hist --config plan.yaml \
+    --build --sast label:CallManager --ccm-tftp label:CallManager --tvs TVS1.pem --sast R1.pem \
+    --timestamp 1700000000 >pb.json 2>pb.err || [ $? -eq 8 ] || die "plan --build --config: $(cat pb.err)"
+python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a["phones"]==b["phones"]' pb-file.json pb.json ||
+    die "plan --build with the config's token differs: $(cat pb.json pb.err)"
+ok "plan --build: label:NAME needs --token or --config (said so), and from the token predicts as the file"
+
+# Usage: --new and --build together, neither, and build's signing-only options.
+expect_exit 2 "$BIN" plan --new new-same-key.tlv --reports cluster.csv --history hist --build --sast CM1.pem
+expect_exit 2 "$BIN" plan --reports cluster.csv --history hist --build --ccm-tftp CM1.pem
+grep -q "no --sast" <<<"$ERR" || die "no --sast: $ERR"
+expect_exit 2 "$BIN" plan --reports cluster.csv --history hist --build --sast CM1.pem --signer tftp
+grep -q "signed by nobody" <<<"$ERR" || die "--signer: $ERR"
+ok "plan --build: usage errors"

@@ -173,6 +173,56 @@ expect_exit 0 "$BIN" publish ITLFile-new.tlv --to tftp1
 same tftp1/ITLFile.tlv new/ITLFile.tlv && [ ! -e tftp1/ITLFile-new.tlv ] || die "FILENAME not used"
 ok "publish: the target name is the ITL's FILENAME (ITLFile.tlv), not the source's name"
 
+# ---- a trust list whose FILENAME no phone fetches is refused: it would land beside ----
+# ITLFile.tlv, where no phone asks, and look like a first publish.
+expect_exit 0 with CM1 build --signer tftp --sast CM1.pem --ccm-tftp CM1.pem --tvs TVS1.pem \
+    --sast R1.pem --capf OLD.pem --timestamp 1700000100 --filename ITL-x.tlv -o ITL-x.tlv
+expect_exit 0 with CM1 build --signer tftp --sast CM1.pem --ccm-tftp CM1.pem \
+    --timestamp 1700000100 --filename CTLSEP001122334455.tlv -o CTLSEP001122334455.tlv
+fresh
+before=$(ls -lA tftp1 tftp2)
+for f in ITL-x.tlv CTLSEP001122334455.tlv; do
+    expect_exit 5 "$BIN" publish $f --to tftp1 --to tftp2 --history hist "${HOOK[@]}"
+    fix=ITLFile.tlv
+    [ $f = ITL-x.tlv ] || fix=CTLFile.tlv
+    grep -qF "its FILENAME field is \"$f\", a name no phone fetches" <<<"$ERR" ||
+        die "publish $f: the field and value not named: $ERR"
+    grep -qF "itl-sign build --filename $fix" <<<"$ERR" || die "publish $f: no fix: $ERR"
+    grep -qF "nothing published" <<<"$ERR" || die "publish $f: $ERR"
+    [ "$(ls -lA tftp1 tftp2)" = "$before" ] || die "publish $f wrote into a target"
+    [ -z "$(ls -A hist)" ] && [ ! -e hook.log ] || die "publish $f: history or hook"
+    expect_exit 5 "$BIN" publish $f --to tftp1 --dry-run
+done
+same tftp1/ITLFile.tlv old/ITLFile.tlv && same tftp2/ITLFile.tlv old/ITLFile.tlv || die "targets changed"
+ok "publish: a FILENAME no phone fetches (ITL-x.tlv, CTLSEP<MAC>.tlv) is refused, naming the fix; nothing written"
+
+# build -o NAME.tlv: FILENAME is the name phones fetch (ITLFile.tlv, CTLFile.tlv for a CTL...
+# name), with a warning; --filename is kept as given; -o ITLFile.tlv writes no warning.
+expect_exit 0 with CM1 build --signer tftp --sast CM1.pem --ccm-tftp CM1.pem --tvs TVS1.pem \
+    --sast R1.pem --capf OLD.pem --timestamp 1700000100 -o ITL-y.tlv
+grep -qF "FILENAME is ITLFile.tlv, the name phones fetch, not ITL-y.tlv (-o)" <<<"$ERR" ||
+    die "build -o ITL-y.tlv: no warning: $ERR"
+expect_exit 0 with CM1 build --signer tftp --sast CM1.pem --ccm-tftp CM1.pem \
+    --timestamp 1700000100 -o CTL-new.tlv
+grep -qF "FILENAME is CTLFile.tlv" <<<"$ERR" || die "build -o CTL-new.tlv: $ERR"
+mkdir -p new2
+expect_exit 0 with CM1 build --signer tftp --sast CM1.pem --ccm-tftp CM1.pem \
+    --timestamp 1700000100 -o new2/ITLFile.tlv
+[ -z "$ERR" ] || die "build -o ITLFile.tlv warns: $ERR"
+for pair in ITL-y.tlv:ITLFile.tlv CTL-new.tlv:CTLFile.tlv ITL-x.tlv:ITL-x.tlv new2/ITLFile.tlv:ITLFile.tlv; do
+    python3 - "${pair%%:*}" "${pair#*:}" <<'PY' || die "FILENAME of ${pair%%:*}"
+import sys
+b, want = open(sys.argv[1], "rb").read(), sys.argv[2].encode() + b"\0"
+field = b"\x0e" + len(want).to_bytes(2, "big") + want  # tag 14 FILENAME
+assert field in b[: int.from_bytes(b[8:10], "big")], (sys.argv[1], want)
+PY
+done
+same ITL-y.tlv new/ITLFile.tlv || die "build -o ITL-y.tlv and -o new/ITLFile.tlv differ"
+fresh
+expect_exit 0 "$BIN" publish ITL-y.tlv --to tftp1
+same tftp1/ITLFile.tlv ITL-y.tlv && [ ! -e tftp1/ITL-y.tlv ] || die "ITL-y.tlv not published as ITLFile.tlv"
+ok "build -o ITL-y.tlv: FILENAME ITLFile.tlv (CTLFile.tlv for CTL-new.tlv) with a warning; publish serves it where phones fetch"
+
 # ---- a hostile symlink in a target is never followed or replaced ----
 fresh
 echo "secret" >victim

@@ -329,6 +329,76 @@ START_TEST(test_expired)
 }
 END_TEST
 
+/* An ITL signed by nobody (plan --build): `signer`'s certificate in the header and as SAST, a
+ * SIGNATURE of zeros. */
+static uint8_t *unsigned_itl(enum who signer, size_t *len)
+{
+    struct itl_build_opts o = {0};
+    struct itl_signer s = tf_signer(&keys[signer], ITL_DIGEST_SHA256);
+    struct itl_entry e[2] = {entry(signer, ITL_ROLE_SAST), entry(signer, ITL_ROLE_CCM_TFTP)};
+    struct itl_error err = {0};
+    uint8_t *out;
+
+    o.timestamp = when;
+    itl_build_layout(&o, ITL_LAYOUT_CUCM);
+    s.sign = NULL;
+    ck_assert_msg(itl_build_tlv(e, 2, &o, &s, &out, len, &err) == 0, "%s", err.msg);
+    return out;
+}
+
+/* assume_signer: the signature counts as made by that key; who may sign, TVS and expiry are
+ * judged as for a signed file. */
+START_TEST(test_assume_signer)
+{
+    struct itl_entry trusts = entry(K_OUTSIDER, 0);
+    struct itl_trust_opts o = {0};
+    struct itl_trust_verdict v;
+    struct itl_file f;
+    struct itl_error err = {0};
+    size_t len;
+    uint8_t *data = unsigned_itl(K_CCM_TFTP, &len);
+
+    ck_assert_int_eq(itl_parse(data, len, ITL_KIND_AUTO, &f, &err), 0);
+    ck_assert_int_ne(itl_verify_self(&f, NULL, &err), 0); /* really signed by nobody */
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, NULL, &v), ITL_TRUST_NONE);
+    o.assume_signer = keys[K_CCM_TFTP].der;
+    o.assume_signer_len = keys[K_CCM_TFTP].der_len;
+    ck_assert_msg(itl_trust_decide(&itl, &f, &o, &v) == ITL_TRUST_DIRECT, "%s", v.why);
+    ck_assert_int_eq(v.record, 1);
+    /* the header names CCM+TFTP, the assumed key is another: no record's key made it */
+    o.assume_signer = keys[K_TFTP].der;
+    o.assume_signer_len = keys[K_TFTP].der_len;
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, &o, &v), ITL_TRUST_NONE);
+    ck_assert_msg(strstr(v.why, "whose key is not the key of") != NULL, "%s", v.why);
+    /* expiry still applies */
+    o.assume_signer = keys[K_CCM_TFTP].der;
+    o.assume_signer_len = keys[K_CCM_TFTP].der_len;
+    o.now = (int64_t)time(NULL) + 20LL * 365 * 86400;
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, &o, &v), ITL_TRUST_NONE);
+    ck_assert(v.expired);
+    itl_file_free(&f);
+    free(data);
+
+    /* an unknown signer: rejected, unless TVS vouches for it */
+    data = unsigned_itl(K_OUTSIDER, &len);
+    ck_assert_int_eq(itl_parse(data, len, ITL_KIND_AUTO, &f, &err), 0);
+    o = (struct itl_trust_opts){.assume_signer = keys[K_OUTSIDER].der,
+                                .assume_signer_len = keys[K_OUTSIDER].der_len};
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, &o, &v), ITL_TRUST_NONE);
+    ck_assert_msg(strstr(v.why, "is no record of the installed ITL") != NULL, "%s", v.why);
+    o.tvs_cert = keys[K_TVS].der;
+    o.tvs_cert_len = keys[K_TVS].der_len;
+    o.tvs_trusts = &trusts;
+    o.n_tvs_trusts = 1;
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, &o, &v), ITL_TRUST_TVS);
+    o.tvs_cert = keys[K_OUTSIDER].der; /* TVS regenerated too */
+    o.tvs_cert_len = keys[K_OUTSIDER].der_len;
+    ck_assert_int_eq(itl_trust_decide(&itl, &f, &o, &v), ITL_TRUST_NONE);
+    itl_file_free(&f);
+    free(data);
+}
+END_TEST
+
 /* --itl: a signer that is a record of the known list is named with that record's bytes. */
 START_TEST(test_known_names_copied)
 {
@@ -477,6 +547,7 @@ int main(void)
     tcase_add_test(tc, test_reasons);
     tcase_add_test(tc, test_names_differ_noted);
     tcase_add_test(tc, test_expired);
+    tcase_add_test(tc, test_assume_signer);
     tcase_add_test(tc, test_known_names_copied);
     tcase_add_test(tc, test_serial_zero);
     tcase_add_test(tc, test_empty_serial_parses);
