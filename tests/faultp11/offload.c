@@ -184,7 +184,10 @@ static CK_RV o_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, CK_OBJECT_HA
         pthread_mutex_unlock(&olock);
         return CKR_OPERATION_ACTIVE; /* what the token says while an operation is active */
     }
-    if (ss != NULL && deterministic(mech) && is_validated_locked(key, mech->mechanism)) {
+    /* Deferred only on a session with no operation (else the real module answers, e.g.
+     * OPERATION_ACTIVE while a real one is going on). */
+    if (ss != NULL && ss->state == FO_NONE && deterministic(mech) &&
+        is_validated_locked(key, mech->mechanism)) {
         *ss =
             (struct fo_session){.h = s, .state = FO_DEFERRED, .mech = mech->mechanism, .key = key};
         pthread_mutex_unlock(&olock);
@@ -290,7 +293,16 @@ static CK_RV o_SignUpdate(CK_SESSION_HANDLE s, CK_BYTE_PTR part, CK_ULONG len)
     else if (ss != NULL)
         ss->state = FO_MULTI;
     pthread_mutex_unlock(&olock);
-    return rv != CKR_OK ? rv : base.C_SignUpdate(s, part, len);
+    if (rv != CKR_OK)
+        return rv;
+    rv = base.C_SignUpdate(s, part, len);
+    if (rv != CKR_OK && ss != NULL) { /* a failed update ends the operation */
+        pthread_mutex_lock(&olock);
+        if (ss->h == s)
+            ss->state = FO_NONE;
+        pthread_mutex_unlock(&olock);
+    }
+    return rv;
 }
 
 static CK_RV o_SignFinal(CK_SESSION_HANDLE s, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
