@@ -105,7 +105,9 @@ struct fp_stats {
     /* What quirks.c saw: successful C_Login(CKU_CONTEXT_SPECIFIC), and successful C_SignInit
      * per mechanism (so a test can tell which mechanism the caller chose). */
     unsigned long context_logins;
-    unsigned long quirk_refusals; /* calls a quirk refused (the caller broke the quirk's rule) */
+    unsigned long quirk_refusals;  /* calls a quirk refused (the caller broke the quirk's rule) */
+    unsigned long offload_replays; /* quirk offload: signatures replayed, not made by the token */
+    unsigned long offload_signs;   /* quirk offload: signatures the real module made and stored */
     struct fp_mech_count {
         CK_MECHANISM_TYPE mech;
         unsigned long n;
@@ -139,6 +141,16 @@ bool fp_quirks_install(CK_FUNCTION_LIST *list);
 /* module.c: a C_Login a quirk answered itself (always-auth's context login) still counts in the
  * statistics (login_attempts, login_pin_sha256), so a test sees every PIN sent. */
 void fp_note_quirk_login(const unsigned char *pin, size_t pin_len);
+
+/* FAULTP11_QUIRKS holds `offload` (parsed by fp_quirks_install). */
+bool fp_quirk_offload(void);
+
+/* ---- offload.c: quirk offload, between the schedule and the real module ---- */
+
+/* Replaces REAL's signing (and what can change its answer) with the replaying versions. */
+void fp_offload_wrap(CK_FUNCTION_LIST *real);
+/* Adds the replays and stored real signatures since the last call. */
+void fp_offload_take(unsigned long *replayed, unsigned long *signed_real);
 
 /* ---- sha256.c ---- */
 

@@ -36,6 +36,8 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Loaded by the first C_Initialize and kept for the life of the process, so a thread still in
  * a call while another finalizes never jumps through a dangling pointer. */
 static CK_FUNCTION_LIST_PTR real;
+/* The real module's entries as this module calls them (quirk offload replaces some). */
+static CK_FUNCTION_LIST real_entries;
 static bool initialized;
 /* This process is a child forked after C_Initialize. */
 static bool forked;
@@ -224,6 +226,7 @@ static void account_locked(const struct fp_call *c)
         stats.delayed[c->fn]++;
     if (c->is_login)
         fp_stats_record_login(&stats, c->pin, c->pin_len);
+    fp_offload_take(&stats.offload_replays, &stats.offload_signs);
     if (stats_path != NULL)
         fp_stats_save(&stats, &schedule, stats_path);
 }
@@ -410,7 +413,10 @@ static CK_RV load_real_module_locked(void)
         dlclose(handle);
         return CKR_GENERAL_ERROR;
     }
-    real = list;
+    real_entries = *list;
+    if (fp_quirk_offload())
+        fp_offload_wrap(&real_entries);
+    real = &real_entries;
     return CKR_OK;
 }
 

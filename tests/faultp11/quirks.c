@@ -14,6 +14,8 @@
  *   always-auth  private keys read CKA_ALWAYS_AUTHENTICATE = TRUE; C_Sign after C_SignInit needs
  *                C_Login(CKU_CONTEXT_SPECIFIC) with FAULTP11_PIN first (else
  *                CKR_USER_NOT_LOGGED_IN); a wrong context PIN is CKR_PIN_INCORRECT
+ *   offload      signing costs this machine no CPU (a network HSM): a signature already made
+ *                for the same key, mechanism and input is replayed (offload.c)
  *
  * A violated quirk fails the caller's operation (and says why on stderr): that is the test.
  * With or without quirks, C_SignInit's mechanism and the context logins are counted in the
@@ -29,7 +31,7 @@
 #define FQ_MAX_SESSIONS 1024
 
 static struct {
-    bool pinpad, one_session, no_raw_rsa, always_auth, claims_local;
+    bool pinpad, one_session, no_raw_rsa, always_auth, claims_local, offload;
 } quirks;
 
 static CK_FUNCTION_LIST base; /* the module's entry points before the quirks */
@@ -282,15 +284,22 @@ static bool parse_quirks(const char *text)
             quirks.always_auth = true;
         else if (strcmp(w, "claims-local") == 0)
             quirks.claims_local = true;
+        else if (strcmp(w, "offload") == 0)
+            quirks.offload = true;
         else {
             fprintf(stderr,
                     "faultp11: FAULTP11_QUIRKS: unknown quirk '%s' (pinpad, one-session, "
-                    "no-raw-rsa, always-auth, claims-local)\n",
+                    "no-raw-rsa, always-auth, claims-local, offload)\n",
                     w);
             return false;
         }
     }
     return true;
+}
+
+bool fp_quirk_offload(void)
+{
+    return quirks.offload;
 }
 
 bool fp_quirks_install(CK_FUNCTION_LIST *list)

@@ -291,6 +291,44 @@ check "bad schedule in a running process: reported, the previous schedule stays 
 check "a number as rv: rv 0x30 injects CKR_DEVICE_ERROR" eval '
     fresh; drive "control C_Sign always rv 0x30" "sign 1" && expect_drive "sign: 0x30"'
 
+# ---- (10) quirk offload: replayed signatures, byte-identical to the token's ---------------------
+# RSA PKCS#1 v1.5 is deterministic: the same key and input give the same bytes, so a replay is
+# what the token would have returned. p11drive signs "faultp11 selftest data" (no newline).
+printf 'faultp11 selftest data' >"$WORK/data.drive"
+p11tool "$REAL" --token-label "$LABEL" --login --pin env:FP_PIN --sign -m SHA256-RSA-PKCS \
+    --id 01 -i "$WORK/data.drive" -o "$WORK/sig.drive.real" ||
+    fatal "signing p11drive's data with SoftHSM2 directly: $(cat "$WORK/err")"
+fresh
+check "offload: 5 signs of one input: 1 made by SoftHSM2, 4 replayed, all equal to SoftHSM2's" eval '
+    FAULTP11_QUIRKS=offload P11DRIVE_SIG_OUT=$WORK/sig.offload drive "sign 5" &&
+    expect_drive "sign: 0x0 0x0 0x0 0x0 0x0" && cmp -s "$WORK/sig.offload" "$WORK/sig.drive.real" &&
+    expect_stat calls C_Sign 5 && expect_stat offload_signs 1 && expect_stat offload_replays 4'
+fresh
+check "offload: new inputs go to SoftHSM2 (3 real signatures), the repeated one is replayed" eval '
+    FAULTP11_QUIRKS=offload drive "sign 1" "sign-new 3" "sign 2" &&
+    expect_drive "sign: 0x0" "sign-new: 0x0 0x0 0x0" "sign: 0x0 0x0" &&
+    expect_stat offload_signs 4 && expect_stat offload_replays 2'
+fresh
+check "offload: a closed session forgets the validation: the next C_SignInit/C_Sign are real" eval '
+    FAULTP11_QUIRKS=offload drive "sign 2" "open 1" "sign 1" &&
+    expect_drive "sign: 0x0 0x0" "open: 0x0" "sign: 0x0" &&
+    expect_stat offload_signs 2 && expect_stat offload_replays 1'
+fresh
+schedule "C_Sign delay 100ms" "C_Sign every 2 rv CKR_DEVICE_ERROR"
+# A failed sign makes p11drive replace its session (validation forgotten): calls 1 and 3 are
+# real; 2 and 4 (whose answers the fault drops, ending the operation) are replays.
+check "offload: the schedule still applies to replays (every call delayed, every 2nd fails)" eval '
+    FAULTP11_QUIRKS=offload drive "sign 4" && expect_drive "sign: 0x0 0x30 0x0 0x30" &&
+    expect_stat delayed C_Sign 4 && expect_stat injected C_Sign 2 &&
+    expect_stat offload_signs 2 && expect_stat offload_replays 2'
+fresh
+check "offload: 4 threads x 50 signs: all 200 succeed and equal, replays + real = 200" eval '
+    FAULTP11_QUIRKS=offload drive "threads 4 50" && expect_drive "threads: ok=200 failed=0" &&
+    r=$(stat_value offload_replays) && n=$(stat_value offload_signs) &&
+    [ "$n" -ge 1 ] && [ "$n" -le 4 ] && [ $((r + n)) -eq 200 ]'
+check "offload: an unknown quirk is still refused, and the message lists offload" eval '
+    fresh; ! FAULTP11_QUIRKS=offlaod drive "sign 1" && grep -q "claims-local, offload" "$WORK/drive.err"'
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

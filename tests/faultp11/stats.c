@@ -10,6 +10,8 @@
  *   login_pin_sha256 HEX       one line per C_Login with a PIN, in order
  *   context_logins 5           successful C_Login(CKU_CONTEXT_SPECIFIC)
  *   quirk_refusals 0           calls a quirk refused (FAULTP11_QUIRKS)
+ *   offload_replays 0          signatures replayed by quirk offload (offload.c)
+ *   offload_signs 0            signatures the real module made under quirk offload, stored
  *   sign_mechanism CKM_SHA256_RSA_PKCS 5   successful C_SignInit per mechanism
  *   absent 0
  *   schedule_error MSG         only while the control file does not parse
@@ -182,6 +184,10 @@ static bool load_line(struct fp_stats *st, struct fp_schedule *states, char *lin
         return sscanf(rest, "%lu%n", &st->context_logins, &end) == 1 && rest[end] == '\0';
     if (strcmp(line, "quirk_refusals") == 0)
         return sscanf(rest, "%lu%n", &st->quirk_refusals, &end) == 1 && rest[end] == '\0';
+    if (strcmp(line, "offload_replays") == 0)
+        return sscanf(rest, "%lu%n", &st->offload_replays, &end) == 1 && rest[end] == '\0';
+    if (strcmp(line, "offload_signs") == 0)
+        return sscanf(rest, "%lu%n", &st->offload_signs, &end) == 1 && rest[end] == '\0';
     if (strcmp(line, "sign_mechanism") == 0)
         return load_sign_mech(st, rest);
     if (strcmp(line, "absent") == 0 || strcmp(line, "schedule_error") == 0)
@@ -231,6 +237,8 @@ static void write_stats(FILE *f, const struct fp_stats *st, const struct fp_sche
         fprintf(f, "login_pin_sha256 %s\n", st->pin_hashes[i]);
     fprintf(f, "context_logins %lu\n", st->context_logins);
     fprintf(f, "quirk_refusals %lu\n", st->quirk_refusals);
+    fprintf(f, "offload_replays %lu\n", st->offload_replays);
+    fprintf(f, "offload_signs %lu\n", st->offload_signs);
     for (size_t i = 0; i < st->n_sign_mech; i++) {
         char name[32];
         mech_name(st->sign_mech[i].mech, name, sizeof name);

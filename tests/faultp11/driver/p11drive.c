@@ -11,6 +11,8 @@
  *                       between lines); prints "sign: RV RV ..." (hex)
  *   sign-keep N         the same, but a failure does not replace the session: shows what the
  *                       token does with a session after a fault
+ *   sign-new N          N signatures of N inputs not signed before (not compared with the
+ *                       first); prints "sign-new: RV RV ..."
  *   open N              opens N sessions, then closes them; prints "open: RV RV ..."
  *   threads T N         T threads sign N times each; prints "threads: ok=X failed=Y"
  *   control [RULE]      atomically rewrites $FAULTP11_CONTROL to hold RULE (or nothing)
@@ -23,7 +25,8 @@
  * the token layer does; otherwise with dlopen and C_Initialize(CKF_OS_LOCKING_OK).
  * A session that fails is closed and replaced, logging in again if the token forgot the login,
  * as a long-running service would. Every successful signature must equal the first one
- * (PKCS#1 v1.5 is deterministic): otherwise p11drive exits 1.
+ * (PKCS#1 v1.5 is deterministic): otherwise p11drive exits 1. With P11DRIVE_SIG_OUT=FILE the
+ * first signature is written to FILE at the end (to compare it with the real module's).
  */
 #include <dlfcn.h>
 #include <p11-kit/p11-kit.h>
@@ -123,9 +126,9 @@ static void check_signature(const unsigned char *sig, CK_ULONG len)
 
 /* One signature; on failure the session is replaced unless KEEP (the failure is still
  * reported). */
-static CK_RV sign_once(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key, bool *have_session, bool keep)
+static CK_RV sign_data(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key, bool *have_session, bool keep,
+                       const char *data, bool compare)
 {
-    static const unsigned char data[] = "faultp11 selftest data";
     CK_MECHANISM mech = {CKM_SHA256_RSA_PKCS, NULL, 0};
     unsigned char sig[1024];
     CK_ULONG sig_len = sizeof(sig);
@@ -138,14 +141,20 @@ static CK_RV sign_once(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key, bool *have_s
     if (rv == CKR_OK)
         rv = p11->C_SignInit(*s, &mech, *key);
     if (rv == CKR_OK)
-        rv = p11->C_Sign(*s, (CK_BYTE_PTR)data, sizeof(data) - 1, sig, &sig_len);
+        rv = p11->C_Sign(*s, (CK_BYTE_PTR)data, (CK_ULONG)strlen(data), sig, &sig_len);
     if (rv == CKR_OK) {
-        check_signature(sig, sig_len);
+        if (compare)
+            check_signature(sig, sig_len);
     } else if (*have_session && !keep) {
         p11->C_CloseSession(*s);
         *have_session = false;
     }
     return rv;
+}
+
+static CK_RV sign_once(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key, bool *have_session, bool keep)
+{
+    return sign_data(s, key, have_session, keep, "faultp11 selftest data", true);
 }
 
 /* The script's session: kept across lines, so a test can see what happens to a session that
@@ -160,6 +169,34 @@ static void cmd_sign(unsigned long n, bool keep)
     for (unsigned long i = 0; i < n; i++)
         printf(" 0x%lx", sign_once(&script_session, &script_key, &script_have_session, keep));
     printf("\n");
+}
+
+static void cmd_sign_new(unsigned long n)
+{
+    static unsigned long serial;
+    char data[64];
+
+    printf("sign-new:");
+    for (unsigned long i = 0; i < n; i++) {
+        snprintf(data, sizeof data, "faultp11 new input %lu", ++serial);
+        printf(" 0x%lx",
+               sign_data(&script_session, &script_key, &script_have_session, false, data, false));
+    }
+    printf("\n");
+}
+
+static void write_first_signature(void)
+{
+    const char *path = getenv("P11DRIVE_SIG_OUT");
+    FILE *f;
+
+    if (path == NULL || first_sig_len == 0)
+        return;
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(first_sig, 1, first_sig_len, f) != first_sig_len || fclose(f) != 0) {
+        fprintf(stderr, "p11drive: cannot write %s\n", path);
+        exit(1);
+    }
 }
 
 static void cmd_open(unsigned long n)
@@ -308,6 +345,8 @@ static void run_line(char *line)
         cmd_sign(strtoul(a, NULL, 10), false);
     } else if (strcmp(cmd, "sign-keep") == 0 && a != NULL) {
         cmd_sign(strtoul(a, NULL, 10), true);
+    } else if (strcmp(cmd, "sign-new") == 0 && a != NULL) {
+        cmd_sign_new(strtoul(a, NULL, 10));
     } else if (strcmp(cmd, "open") == 0 && a != NULL) {
         cmd_open(strtoul(a, NULL, 10));
     } else if (strcmp(cmd, "threads") == 0 && a != NULL && b != NULL) {
@@ -400,6 +439,7 @@ int main(int argc, char **argv)
     if (script_have_session)
         p11->C_CloseSession(script_session);
     unload_module();
+    write_first_signature();
     if (mismatches > 0) {
         fprintf(stderr, "p11drive: %lu signatures differ from the first one\n", mismatches);
         return 1;
