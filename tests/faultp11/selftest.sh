@@ -322,10 +322,12 @@ check "offload: the schedule still applies to replays (every call delayed, every
     expect_stat delayed C_Sign 4 && expect_stat injected C_Sign 2 &&
     expect_stat offload_signs 2 && expect_stat offload_replays 2'
 fresh
+# How many of the first signs race to the real module depends on the threads' timing (a sign
+# deferred before another thread stored its signature goes real): only the sum is exact.
 check "offload: 4 threads x 50 signs: all 200 succeed and equal, replays + real = 200" eval '
     FAULTP11_QUIRKS=offload drive "threads 4 50" && expect_drive "threads: ok=200 failed=0" &&
     r=$(stat_value offload_replays) && n=$(stat_value offload_signs) &&
-    [ "$n" -ge 1 ] && [ "$n" -le 4 ] && [ $((r + n)) -eq 200 ]'
+    [ "$n" -ge 1 ] && [ "$r" -ge 1 ] && [ $((r + n)) -eq 200 ]'
 check "offload: an unknown quirk is still refused, and the message lists offload" eval '
     fresh; ! FAULTP11_QUIRKS=offlaod drive "sign 1" && grep -q "claims-local, offload" "$WORK/drive.err"'
 
