@@ -365,7 +365,9 @@ static void *batch_worker(void *arg)
 
     int rc = backend_connect(bt->b, &c, &err);
 
-    all_connected(bt);
+    /* Not in direct mode: a session may wait for another worker's (the token's pool). */
+    if (!bt->b->direct)
+        all_connected(bt);
     if (rc != 0) {
         /* Without a connection this worker takes no file: the others still sign them all,
          * unless no worker connected, which the caller reports. */
