@@ -7,10 +7,12 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 struct batch {
@@ -20,6 +22,15 @@ struct batch {
     size_t n;
     struct sign_progress progress;
     atomic_size_t next;
+    /* Files a refused connection gave back (take_item hands them out first); under back_lock */
+    pthread_mutex_t back_lock;
+    struct sign_item **back;
+    size_t n_back;
+    /* A round's workers all connect before any sends (see all_connected); under back_lock */
+    pthread_cond_t round_moved;
+    unsigned arrived, expected; /* expected is 0 until every worker of the round is started */
+    char refusal[sizeof(((struct sgn_result *)0)->message)]; /* the service's busy reply to the last
+                                                                refused connection */
     atomic_size_t failed;
     atomic_int exit_code; /* of the last failure: what to return when every file failed */
     pthread_mutex_t print_lock;
@@ -81,6 +92,53 @@ static void commit_if_full(struct batch *bt)
 {
     if (file_stage_pending(bt->stage) >= bt->stage_cap)
         file_stage_commit(bt->stage, staged_done, bt);
+}
+
+/* The next file to sign: one a refused connection gave back, else the next of the list. */
+static struct sign_item *take_item(struct batch *bt)
+{
+    struct sign_item *it = NULL;
+    size_t i;
+
+    pthread_mutex_lock(&bt->back_lock);
+    if (bt->n_back)
+        it = bt->back[--bt->n_back];
+    pthread_mutex_unlock(&bt->back_lock);
+    if (!it && (i = atomic_fetch_add(&bt->next, 1)) < bt->n)
+        it = bt->work[i];
+    return it;
+}
+
+/* A file whose connection was refused before it was signed: another connection takes it. */
+static void give_back(struct batch *bt, struct sign_item *it, const char *why)
+{
+    pthread_mutex_lock(&bt->back_lock);
+    bt->back[bt->n_back++] = it; /* room for every file: each is given back at most once per take */
+    snprintf(bt->refusal, sizeof bt->refusal, "%s", why);
+    pthread_mutex_unlock(&bt->back_lock);
+}
+
+/* Every worker of a round connects before any sends its first request: the service answers
+ * the connections over its limits while the others are still open, so the note counts them
+ * (a connection made after another finished would get the slot it gave back). */
+static void all_connected(struct batch *bt)
+{
+    pthread_mutex_lock(&bt->back_lock);
+    bt->arrived++;
+    pthread_cond_broadcast(&bt->round_moved);
+    while (!bt->expected || bt->arrived < bt->expected)
+        pthread_cond_wait(&bt->round_moved, &bt->back_lock);
+    pthread_mutex_unlock(&bt->back_lock);
+}
+
+static int work_left(struct batch *bt)
+{
+    int left;
+
+    pthread_mutex_lock(&bt->back_lock);
+    left = bt->n_back > 0 || atomic_load(&bt->next) < bt->n;
+    pthread_mutex_unlock(&bt->back_lock);
+    return left;
 }
 
 /* The request for one file; -1 when it cannot be read (reported). *data is the caller's. */
@@ -210,14 +268,14 @@ static void send_requests(struct pipe *p)
 {
     struct batch *bt = p->bt;
     struct itl_error err;
-    size_t i;
+    struct sign_item *it;
 
-    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
+    while ((it = take_item(bt))) {
         struct sgn_request req;
         uint8_t *data;
         unsigned mode;
 
-        if (read_request(bt, bt->work[i], &req, &data, &mode) != 0)
+        if (read_request(bt, it, &req, &data, &mode) != 0)
             continue;
         pthread_mutex_lock(&p->lock);
         while (p->sent - p->taken == PIPE_WINDOW)
@@ -226,11 +284,11 @@ static void send_requests(struct pipe *p)
         int rc = backend_send(p->c, &req, &err);
         free(data);
         if (rc < 0) {
-            batch_fail(bt, bt->work[i], backend_exit_code(SGN_E_PROTOCOL), err.msg, 1);
+            batch_fail(bt, it, backend_exit_code(SGN_E_PROTOCOL), err.msg, 1);
             continue;
         }
         pthread_mutex_lock(&p->lock);
-        p->files[p->sent % PIPE_WINDOW] = bt->work[i];
+        p->files[p->sent % PIPE_WINDOW] = it;
         p->modes[p->sent % PIPE_WINDOW] = mode;
         /* rc 1: closed while sending; the reply (a refusal) may be waiting, else this error */
         p->send_errs[p->sent % PIPE_WINDOW] = rc ? err : (struct itl_error){0};
@@ -249,9 +307,9 @@ static void sign_pipelined(struct batch *bt, struct backend_conn *c)
     pthread_cond_init(&p.moved, NULL);
     if (pthread_create(&reader, NULL, take_replies, &p) != 0) {
         /* No second thread: one request at a time, as without pipelining. */
-        size_t i;
-        while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
-            sign_one(bt, c, bt->work[i]);
+        struct sign_item *it;
+        while ((it = take_item(bt))) {
+            sign_one(bt, c, it);
             commit_if_full(bt);
         }
     } else {
@@ -266,32 +324,73 @@ static void sign_pipelined(struct batch *bt, struct backend_conn *c)
     pthread_mutex_destroy(&p.lock);
 }
 
+/* What a worker's connection came to. */
+enum worker_end { WORKER_SERVED, WORKER_REFUSED, WORKER_FAILED, WORKER_IDLE };
+
+/* The first request of a connection, alone: the service refuses a connection over its limits
+ * (busy) on its first request, and a pipeline would send its window into the closed socket.
+ * 0 when the connection serves (the file is done, or failed on its own), 1 when it was refused
+ * busy (the file is given back), -1 when there was no file left. */
+static int first_request(struct batch *bt, struct backend_conn *c)
+{
+    struct sign_item *it;
+
+    while ((it = take_item(bt))) {
+        struct sgn_request req;
+        struct sgn_result r = {0};
+        uint8_t *data;
+        unsigned mode;
+
+        if (read_request(bt, it, &req, &data, &mode) != 0)
+            continue;
+        backend_call(c, &req, &r, NULL);
+        free(data);
+        if (r.status == SGN_E_BUSY) {
+            give_back(bt, it, r.message);
+            sgn_result_free(&r);
+            return 1;
+        }
+        finish_one(bt, it, mode, &r);
+        return 0;
+    }
+    return -1;
+}
+
 static void *batch_worker(void *arg)
 {
     struct batch *bt = arg;
     struct backend_conn c;
     struct itl_error err;
-    size_t i;
+    struct sign_item *it;
 
-    if (backend_connect(bt->b, &c, &err) != 0) {
+    int rc = backend_connect(bt->b, &c, &err);
+
+    /* Not in direct mode: a session may wait for another worker's (the token's pool). */
+    if (!bt->b->direct)
+        all_connected(bt);
+    if (rc != 0) {
         /* Without a connection this worker takes no file: the others still sign them all,
          * unless no worker connected, which the caller reports. */
         pthread_mutex_lock(&bt->print_lock);
         cli_error("%s", err.msg);
         pthread_mutex_unlock(&bt->print_lock);
-        return (void *)1;
+        return (void *)(intptr_t)WORKER_FAILED;
     }
     if (!bt->b->direct) {
-        sign_pipelined(bt, &c);
+        int first = first_request(bt, &c);
+        if (first == 0)
+            sign_pipelined(bt, &c);
         backend_disconnect(&c);
-        return NULL;
+        return (void *)(intptr_t)(first == 1   ? WORKER_REFUSED
+                                  : first == 0 ? WORKER_SERVED
+                                               : WORKER_IDLE);
     }
-    while ((i = atomic_fetch_add(&bt->next, 1)) < bt->n) {
-        sign_one(bt, &c, bt->work[i]);
+    while ((it = take_item(bt))) {
+        sign_one(bt, &c, it);
         commit_if_full(bt);
     }
     backend_disconnect(&c);
-    return NULL;
+    return (void *)(intptr_t)WORKER_SERVED;
 }
 
 /* Staged outputs hold a descriptor each: raise the soft limit to the hard one (at most 4,096),
@@ -394,21 +493,78 @@ static int collect_inputs(int argc, char **argv, const struct sign_inputs *in,
     return EXIT_OK;
 }
 
-/* Runs the workers over bt->work; the number that connected. */
-static unsigned run_workers(struct batch *bt, const struct sign_opts *o)
+/* One round of n workers: how many served and how many were refused busy. */
+static void run_round(struct batch *bt, unsigned n, unsigned *served, unsigned *refused)
 {
     pthread_t threads[64];
-    unsigned n = worker_count(o, bt->n), started = 0, connected = 0;
+    unsigned started = 0;
 
+    *served = *refused = 0;
+    pthread_mutex_lock(&bt->back_lock);
+    bt->arrived = bt->expected = 0;
+    pthread_mutex_unlock(&bt->back_lock);
     for (unsigned i = 0; i < n; i++)
         if (pthread_create(&threads[i], NULL, batch_worker, bt) == 0)
             started++;
+    pthread_mutex_lock(&bt->back_lock);
+    bt->expected = started;
+    pthread_cond_broadcast(&bt->round_moved);
+    pthread_mutex_unlock(&bt->back_lock);
     for (unsigned i = 0; i < started; i++) {
         void *res;
         pthread_join(threads[i], &res);
-        connected += res == NULL;
+        *served += (intptr_t)res == WORKER_SERVED;
+        *refused += (intptr_t)res == WORKER_REFUSED;
     }
-    return connected;
+}
+
+/* First retry of a batch whose every connection was refused busy, doubled up to the last. */
+#define RETRY_FIRST_MS 50
+#define RETRY_MAX_MS 1000
+
+/* Runs the workers over bt->work; the number of connections that served. Connections refused
+ * busy (more --jobs than socket.max-connections-per-uid, or other batches of the same user)
+ * are not errors while one serves: the files go to those that do, and a note says so once.
+ * When none serves, the round is retried (RETRY_FIRST_MS doubling to RETRY_MAX_MS) until
+ * these pauses add up to --timeout (docs/itl-sign.1); a file a refused connection gave back after
+ * the others finished gets a new round with as many workers as served. */
+static unsigned run_workers(struct batch *bt, const struct sign_opts *o)
+{
+    unsigned n = worker_count(o, bt->n), served_total = 0, delay = RETRY_FIRST_MS, waited = 0;
+    unsigned timeout =
+        bt->b->client.timeout_ms ? bt->b->client.timeout_ms : SGN_CLIENT_DEFAULT_TIMEOUT_MS;
+    int noted = 0;
+
+    for (;;) {
+        unsigned served, refused;
+
+        run_round(bt, n, &served, &refused);
+        served_total += served;
+        if (served && refused && !noted && !bt->quiet) {
+            pthread_mutex_lock(&bt->print_lock);
+            sign_progress_clear(&bt->progress);
+            cli_error("note: itl-signd refused %u of %u connections (%s); signing with %u", refused,
+                      n, bt->refusal, served);
+            pthread_mutex_unlock(&bt->print_lock);
+        }
+        noted |= served && refused;
+        if (!work_left(bt) || (!served && !refused))
+            break;
+        if (served) {
+            n = served;
+            continue;
+        }
+        if (waited + delay > timeout)
+            break;
+        waited += delay;
+        nanosleep(
+            &(struct timespec){.tv_sec = delay / 1000, .tv_nsec = (long)(delay % 1000) * 1000000},
+            NULL);
+        delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+    }
+    if (!served_total && bt->refusal[0])
+        cli_error("%s", bt->refusal);
+    return served_total;
 }
 
 static int batch_exit(const struct batch *bt, const struct backend *b, unsigned connected,
@@ -463,7 +619,16 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
         cli_error("out of memory");
         return EXIT_OUTPUT;
     }
+    bt.back = calloc(bt.n ? bt.n : 1, sizeof *bt.back);
+    if (!bt.back) {
+        backend_close(&b);
+        file_stage_free(bt.stage);
+        cli_error("out of memory");
+        return EXIT_OUTPUT;
+    }
     pthread_mutex_init(&bt.print_lock, NULL);
+    pthread_mutex_init(&bt.back_lock, NULL);
+    pthread_cond_init(&bt.round_moved, NULL);
     sign_progress_init(&bt.progress, bt.n, g->quiet);
     if (bt.n)
         connected = run_workers(&bt, &o);
@@ -474,6 +639,9 @@ int cmd_sign(int argc, char **argv, struct cli_global *g)
     file_stage_free(bt.stage);
     sign_progress_clear(&bt.progress);
     pthread_mutex_destroy(&bt.print_lock);
+    pthread_mutex_destroy(&bt.back_lock);
+    pthread_cond_destroy(&bt.round_moved);
+    free(bt.back);
     sign_report_batch(&list, o.dry_run, g->quiet);
     rc = batch_exit(&bt, &b, connected, bt.n);
     free(bt.work);
