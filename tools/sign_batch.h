@@ -42,6 +42,18 @@ int sign_list_add_args(struct sign_list *l, char *const *args, size_t n);
 int sign_list_add_files_from(struct sign_list *l, const char *path, int nul);
 void sign_list_free(struct sign_list *l);
 
+/* sign's own options beside the shared ones: --files-from LIST, -0/--null. */
+struct sign_inputs {
+    const char *files_from;
+    int nul;
+};
+int sign_input_option(int opt, const char *arg, void *ctx); /* a sign_parse_options hook */
+void sign_usage(FILE *f);
+/* The work list from argv[optind..] and --files-from: the items not skipped (*work malloc'd,
+ * pointing into l). An EXIT_* code; a --filename (filename) names one file only. */
+int sign_collect_inputs(int argc, char **argv, const struct sign_inputs *in, const char *filename,
+                        struct sign_list *l, struct sign_item ***work, size_t *n_work);
+
 /* Sets an item's result (thread-safe under the caller's lock). */
 void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code, const char *output,
                    const char *message, const char *warning);

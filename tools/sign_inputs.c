@@ -2,6 +2,7 @@
 /* itl-sign sign's inputs: arguments, directories, --files-from and -0 (sign_batch.h). */
 #include "tools/cli.h"
 #include "tools/sign_batch.h"
+#include "tools/sign_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -262,4 +263,66 @@ void sign_item_set(struct sign_item *it, enum sign_item_state st, int exit_code,
         free(it->warning);
         it->warning = strdup(warning);
     }
+}
+
+/* ---- the command line of sign ---- */
+
+void sign_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: itl-sign sign [FILE|DIR]... [--files-from LIST [-0|--null]] [--out-dir DIR]\n"
+            "                     [--digest sha1|sha256|sha512] [--filename NAME]\n"
+            "                     [--timestamp UNIX] [--jobs N] [--itl KNOWN.tlv] [--dry-run]\n"
+            "Sign config files with the TFTP key: FILE.sgn next to FILE (or in DIR). A FILE that\n"
+            "is already a .sgn is re-signed, never wrapped twice. A DIR gives its regular files\n"
+            "(not hidden ones; FILE.sgn is skipped when FILE is there). --files-from LIST ('-':\n"
+            "stdin) reads one name per line, or NUL-separated with -0. Exit 0 when all succeeded,\n"
+            "8 when some failed (the others are written).\n");
+}
+
+int sign_input_option(int opt, const char *arg, void *ctx)
+{
+    struct sign_inputs *in = ctx;
+
+    if (opt == OPT_FILES_FROM) {
+        in->files_from = arg;
+        return 1;
+    }
+    if (opt == '0' || opt == OPT_NUL) {
+        in->nul = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int sign_collect_inputs(int argc, char **argv, const struct sign_inputs *in, const char *filename,
+                        struct sign_list *l, struct sign_item ***work, size_t *n_work)
+{
+    size_t n = 0;
+
+    if (sign_list_add_args(l, argv + optind, (size_t)(argc - optind)) != 0 ||
+        (in->files_from && sign_list_add_files_from(l, in->files_from, in->nul) != 0))
+        return EXIT_INPUT;
+    if (in->nul && !in->files_from) {
+        cli_error("-0 separates the names of --files-from; there is no --files-from");
+        return EXIT_USAGE;
+    }
+    if (l->n == 0) {
+        cli_error("no files to sign (give FILE, DIR or --files-from LIST)");
+        return EXIT_USAGE;
+    }
+    *work = calloc(l->n, sizeof **work);
+    if (!*work) {
+        cli_error("out of memory");
+        return EXIT_OUTPUT;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i].state != ITEM_SKIPPED)
+            (*work)[n++] = &l->items[i];
+    *n_work = n;
+    if (filename && n > 1) {
+        cli_error("--filename names one file; it cannot be used with %zu files", n);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
 }

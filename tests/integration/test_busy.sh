@@ -68,15 +68,20 @@ rc=0
 [ "$rc" -eq 0 ] || fail "sign --jobs 8 with 2 slots: exit $rc: $(cat "$T/a.err")"
 verified "$T/a" 40
 [ "$(grep -c "refused" "$T/a.err")" -eq 1 ] || fail "the refusals are not noted once: $(cat "$T/a.err")"
-grep -qxF "itl-sign: note: itl-signd refused 6 of 8 connections ($LIMIT_MSG); signing with 2" "$T/a.err" ||
-    fail "the note: $(cat "$T/a.err")"
+# How many of the 8 the service refuses depends on when it accepts each one against the
+# connections still open (6 when all 8 arrive together; fewer seen under load): the note must
+# add up, name the limit, and leave at least one refused.
+note=$(grep "refused" "$T/a.err")
+re="^itl-sign: note: itl-signd refused ([0-9]+) of 8 connections \\(too many connections from uid 0 \\(socket.max-connections-per-uid is 2\\)\\); signing with ([0-9]+)$"
+[[ $note =~ $re ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] &&
+    [ $((BASH_REMATCH[1] + BASH_REMATCH[2])) -eq 8 ] || fail "the note: $(cat "$T/a.err")"
 [ "$(tail -n 1 "$T/a.err")" = "itl-sign: 40 signed, 0 failed, 0 skipped" ] || fail "summary: $(cat "$T/a.err")"
 rm "$T"/a/*.sgn
 idle
 "$CLI" --quiet --socket "$S" sign --jobs 8 "$T/a" >/dev/null 2>"$T/q.err" || fail "sign --quiet --jobs 8"
 [ ! -s "$T/q.err" ] || fail "--quiet printed: $(cat "$T/q.err")"
 verified "$T/a" 40
-ok "sign --jobs 8 with socket.max-connections-per-uid 2: 40 signed (openssl), 'refused 6 of 8' noted once, nothing under --quiet"
+ok "sign --jobs 8 with socket.max-connections-per-uid 2: 40 signed (openssl), the refusals noted once, nothing under --quiet"
 
 # ---- a peer over the limit: the service's message and the exit code of busy ----
 "$PY" - "$S" "$T/held" <<'PY' &
